@@ -1,0 +1,5 @@
+import sys
+
+from faceapp.cli import main
+
+sys.exit(main())

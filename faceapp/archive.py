@@ -1,0 +1,383 @@
+"""Export a gallery to one zip file, and import such a file into a gallery.
+
+Archive layout (format "faceapp-gallery", version 1)::
+
+    manifest.json            see below
+    embeddings/NNNN.npy      float32 (n, D) per person with n >= 1 templates (row i = template i)
+    thumbnails/NNNN.png|jpg  one per template that has a thumbnail, stored as given
+
+manifest.json::
+
+    {"format": "faceapp-gallery", "version": 1, "model_id": str | null, "dim": int | null,
+     "created_at": float,
+     "people": [{"name": str, "created_at": float,
+                 "templates": [{"id": int, "quality": float, "source": str, "created_at": float,
+                                "embedding_file": str, "embedding_row": int,
+                                "thumbnail": str | null}]}]}
+
+Importing validates the whole archive in memory (sizes are capped before anything is
+read; ``np.load`` never unpickles) before the gallery is touched, then writes it in one
+transaction through :meth:`Gallery.import_people`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from faceapp.errors import GalleryError, ModelMismatchError
+from faceapp.gallery import (
+    Gallery,
+    ImportSummary,
+    NewTemplate,
+    OnConflict,
+    PersonRecord,
+)
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ImportSummary", "export_gallery", "import_gallery"]
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "faceapp-gallery"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+MAX_MEMBER_BYTES = 64 << 20  # uncompressed size of any one member
+MAX_TOTAL_BYTES = 2 << 30  # uncompressed size of all members together
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_MEMBERS = 200_000
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> Path:
+    """Write every person and template of ``gallery`` to the zip file ``path``.
+
+    The file is written to a temporary name next to ``path`` and renamed into place, so
+    a failed export leaves no partial file. Returns the path written.
+    """
+    dest = Path(os.fspath(path))
+    people, templates = gallery.snapshot()
+    model_ids = {t.model_id for t in templates}
+    if len(model_ids) > 1:
+        a, b = sorted(model_ids)[:2]
+        raise ModelMismatchError(f"the gallery mixes templates from models {a!r} and {b!r}; cannot export it")
+    dims = {int(t.embedding.shape[0]) for t in templates}
+    by_person: dict[int, list] = {p.id: [] for p in people}
+    for t in templates:
+        by_person.setdefault(t.person_id, []).append(t)
+
+    members: list[tuple[str, bytes]] = []
+    entries: list[dict[str, Any]] = []
+    next_id = 1
+    for pi, person in enumerate(people):
+        ts = by_person.get(person.id, [])
+        emb_name = f"embeddings/{pi:04d}.npy"
+        if ts:
+            buf = io.BytesIO()
+            np.save(buf, np.stack([t.embedding for t in ts]).astype("<f4"), allow_pickle=False)
+            members.append((emb_name, buf.getvalue()))
+        tmpl_entries = []
+        for row, t in enumerate(ts):
+            thumb_name = None
+            if t.thumbnail is not None:
+                ext = "png" if t.thumbnail.startswith(b"\x89PNG") else "jpg"
+                thumb_name = f"thumbnails/{next_id:06d}.{ext}"
+                members.append((thumb_name, t.thumbnail))
+            tmpl_entries.append(
+                {
+                    "id": next_id,
+                    "quality": t.quality,
+                    "source": t.source,
+                    "created_at": t.created_at,
+                    "embedding_file": emb_name,
+                    "embedding_row": row,
+                    "thumbnail": thumb_name,
+                }
+            )
+            next_id += 1
+        entries.append({"name": person.name, "created_at": person.created_at, "templates": tmpl_entries})
+
+    manifest = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "model_id": next(iter(model_ids)) if model_ids else None,
+        "dim": dims.pop() if len(dims) == 1 else None,
+        "created_at": time.time(),
+        "people": entries,
+    }
+    manifest_bytes = json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as e:
+        raise GalleryError(f"cannot write {dest}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(MANIFEST, manifest_bytes)
+            for name, data in members:
+                # PNG/JPEG are already compressed
+                method = zipfile.ZIP_STORED if name.startswith("thumbnails/") else zipfile.ZIP_DEFLATED
+                zf.writestr(name, data, compress_type=method)
+        os.replace(tmp, dest)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise GalleryError(f"cannot write {dest}: {e.strerror or e}") from e
+        raise
+    log.info("exported %d people, %d templates to %s", len(people), len(templates), dest)
+    return dest
+
+
+# --------------------------------------------------------------------------- import
+
+
+class _Bad(Exception):
+    """Internal: the archive is invalid (message says why)."""
+
+
+def import_gallery(
+    gallery: Gallery, path: str | os.PathLike[str], *, on_conflict: OnConflict = "error"
+) -> ImportSummary:
+    """Import the archive ``path`` into ``gallery`` in one transaction.
+
+    Everything is validated first; any problem raises GalleryError (or ModelMismatchError
+    when the archive's model differs from the gallery's) and leaves the gallery untouched.
+    """
+    src = Path(os.fspath(path))
+    if on_conflict not in ("merge", "skip", "error"):
+        raise GalleryError(f"on_conflict must be 'merge', 'skip' or 'error', not {on_conflict!r}")
+    try:
+        records, model_id = _read_archive(src)
+    except _Bad as e:
+        raise GalleryError(f"{src} is not a valid FaceApp gallery archive: {e}") from e
+    except OSError as e:
+        raise GalleryError(f"cannot read {src}: {e.strerror or e}") from e
+    current = gallery.model_id()
+    if model_id is not None and current is not None and model_id != current:
+        raise ModelMismatchError(
+            f"the archive holds templates from model {model_id!r} but the gallery holds templates from model "
+            f"{current!r}; import it into a gallery for {model_id!r} or re-enroll with {current!r}"
+        )
+    try:
+        summary = gallery.import_people(records, on_conflict=on_conflict)
+    except GalleryError as e:
+        raise type(e)(f"cannot import {src}: {e}") from e
+    log.info("imported %s from %s", summary, src)
+    return summary
+
+
+def _check_member_name(name: str) -> None:
+    p = PurePosixPath(name)
+    if (
+        not name
+        or "\\" in name
+        or "\x00" in name
+        or name.startswith("/")
+        or (len(name) > 1 and name[1] == ":")
+        or any(part in ("..", "") for part in name.rstrip("/").split("/"))
+        or p.is_absolute()
+    ):
+        raise _Bad(f"unsafe member name {name!r}")
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Read a member, never more than its (already capped) declared size."""
+    with zf.open(info) as f:
+        data = f.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise _Bad(f"member {info.filename!r} does not match its declared size")
+    return data
+
+
+def _num(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Bad(f"{what} must be a finite number")
+    return float(value)
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"{what} must be an integer")
+    return value
+
+
+def _obj(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _Bad(f"{what} must be a JSON object")
+    return value
+
+
+def _read_archive(src: Path) -> tuple[list[PersonRecord], str | None]:
+    """Parse and fully validate an archive; returns the records and the archive's model_id."""
+    if not src.is_file():
+        raise _Bad("no such file") if not src.exists() else _Bad("not a file")
+    try:
+        zf = zipfile.ZipFile(src)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
+        raise _Bad(f"not a zip file ({e})") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise _Bad(f"too many members ({len(infos)})")
+        by_name: dict[str, zipfile.ZipInfo] = {}
+        total = 0
+        for info in infos:
+            _check_member_name(info.filename)
+            if info.filename in by_name:
+                raise _Bad(f"duplicate member {info.filename!r}")
+            if info.flag_bits & 0x1:
+                raise _Bad(f"member {info.filename!r} is encrypted")
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise _Bad(f"member {info.filename!r} is too large ({info.file_size} bytes)")
+            total += info.file_size
+            by_name[info.filename] = info
+        if total > MAX_TOTAL_BYTES:
+            raise _Bad(f"its contents are too large ({total} bytes)")
+        try:
+            return _parse(zf, by_name)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as e:
+            raise _Bad(f"damaged zip ({' '.join(str(e).split())})") from e
+
+
+def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[list[PersonRecord], str | None]:
+    info = by_name.get(MANIFEST)
+    if info is None:
+        raise _Bad(f"{MANIFEST} is missing")
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise _Bad(f"{MANIFEST} is too large")
+    try:
+        manifest = json.loads(_read_member(zf, info).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise _Bad(f"{MANIFEST} is not valid JSON") from e
+    manifest = _obj(manifest, MANIFEST)
+    if manifest.get("format") != FORMAT_NAME:
+        raise _Bad(f"format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
+    version = manifest.get("version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise _Bad(f"unsupported format version {version!r} (this FaceApp reads version {FORMAT_VERSION})")
+    model_id = manifest.get("model_id")
+    dim = manifest.get("dim")
+    if model_id is not None and (not isinstance(model_id, str) or not model_id):
+        raise _Bad("model_id must be a non-empty string or null")
+    if dim is not None and (_int(dim, "dim") <= 0 or dim > 65536):
+        raise _Bad(f"dim {dim} is out of range")
+    people = manifest.get("people")
+    if not isinstance(people, list):
+        raise _Bad("people must be a list")
+
+    # First pass: structure of every entry, and which rows of which .npy are used.
+    parsed: list[tuple[str, float, list[dict[str, Any]]]] = []
+    rows_used: dict[str, set[int]] = {}
+    ids: set[int] = set()
+    names: set[str] = set()
+    for i, p in enumerate(people):
+        p = _obj(p, f"people[{i}]")
+        name = p.get("name")
+        if not isinstance(name, str):
+            raise _Bad(f"people[{i}].name must be a string")
+        if name in names:
+            raise _Bad(f"the name {name!r} appears twice")
+        names.add(name)
+        created = _num(p.get("created_at"), f"created_at of {name!r}")
+        tlist = p.get("templates")
+        if not isinstance(tlist, list):
+            raise _Bad(f"templates of {name!r} must be a list")
+        ts: list[dict[str, Any]] = []
+        for j, t in enumerate(tlist):
+            what = f"template {j} of {name!r}"
+            t = _obj(t, what)
+            tid = _int(t.get("id"), f"id of {what}")
+            if tid in ids:
+                raise _Bad(f"template id {tid} appears twice")
+            ids.add(tid)
+            emb_file = t.get("embedding_file")
+            if not isinstance(emb_file, str) or emb_file not in by_name or not emb_file.endswith(".npy"):
+                raise _Bad(f"embedding_file of {what} is missing from the archive")
+            row = _int(t.get("embedding_row"), f"embedding_row of {what}")
+            used = rows_used.setdefault(emb_file, set())
+            if row < 0 or row in used:
+                raise _Bad(f"embedding_row {row} of {what} is invalid or used twice")
+            used.add(row)
+            thumb = t.get("thumbnail")
+            if thumb is not None and (not isinstance(thumb, str) or thumb not in by_name):
+                raise _Bad(f"thumbnail of {what} is missing from the archive")
+            source = t.get("source", "")
+            if not isinstance(source, str):
+                raise _Bad(f"source of {what} must be a string")
+            ts.append(
+                {
+                    "quality": _num(t.get("quality"), f"quality of {what}"),
+                    "source": source,
+                    "created_at": _num(t.get("created_at"), f"created_at of {what}"),
+                    "embedding_file": emb_file,
+                    "embedding_row": row,
+                    "thumbnail": thumb,
+                }
+            )
+        parsed.append((name, created, ts))
+    if rows_used and (model_id is None or dim is None):
+        raise _Bad("model_id and dim are required when there are templates")
+
+    # Second pass: load each .npy once and check dtype, shape, values.
+    arrays: dict[str, np.ndarray] = {}
+    for fname, used in rows_used.items():
+        arr = _load_npy(zf, by_name[fname])
+        if arr.ndim != 2 or arr.shape[1] != dim:
+            raise _Bad(f"{fname} has shape {arr.shape}, expected (n, {dim})")
+        if arr.shape[0] != len(used) or used != set(range(len(used))):
+            raise _Bad(f"{fname} has {arr.shape[0]} rows but the manifest uses {len(used)}")
+        if not np.all(np.isfinite(arr)):
+            raise _Bad(f"{fname} contains NaN or infinite values")
+        arrays[fname] = arr
+
+    thumbs: dict[str, bytes] = {}
+    records: list[PersonRecord] = []
+    for name, created, ts in parsed:
+        news = []
+        for t in ts:
+            thumb = None
+            if t["thumbnail"] is not None:
+                thumb_name = t["thumbnail"]
+                if thumb_name not in thumbs:
+                    thumbs[thumb_name] = _read_member(zf, by_name[thumb_name])
+                thumb = thumbs[thumb_name]
+            news.append(
+                NewTemplate(
+                    embedding=arrays[t["embedding_file"]][t["embedding_row"]].copy(),
+                    model_id=model_id,  # type: ignore[arg-type]  # checked above: set when rows exist
+                    quality=t["quality"],
+                    thumbnail=thumb,
+                    source=t["source"],
+                    created_at=t["created_at"],
+                )
+            )
+        records.append(PersonRecord(name=name, created_at=created, templates=tuple(news)))
+    return records, model_id
+
+
+def _load_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    data = _read_member(zf, info)
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise _Bad(f"{info.filename} is not a valid .npy array") from e
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or arr.dtype.itemsize != 4:
+        raise _Bad(f"{info.filename} is not float32 (dtype {getattr(arr, 'dtype', '?')})")
+    return arr.astype("<f4")

@@ -1,0 +1,294 @@
+"""The ``faceapp`` command line.
+
+Every command reuses the core (:mod:`faceapp.pipeline`, :mod:`faceapp.gallery`). User
+errors (a bad file, an unknown name, a broken gallery or model) print one line on stderr
+and exit with status 1, never a traceback; the gallery is left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from faceapp import __version__
+from faceapp.errors import FaceAppError, NoFaceError, SourceError
+
+logger = logging.getLogger("faceapp")
+
+EXIT_USER_ERROR = 1
+
+
+# --------------------------------------------------------------------------- helpers
+def _open_gallery(args):
+    from faceapp.gallery import Gallery
+    from faceapp.paths import default_gallery_path
+
+    return Gallery(args.gallery or default_gallery_path())
+
+
+def _recognizer(args, gallery=None):
+    from faceapp.detection import DetectorConfig
+    from faceapp.pipeline import PipelineConfig, Recognizer
+
+    detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
+    config = PipelineConfig(model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector)
+    return Recognizer.create(config, gallery)
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _largest_face(recognizer, path: str):
+    from faceapp.imageio import read_image
+
+    image = read_image(path)
+    detections = recognizer.detect(image)
+    if not detections:
+        raise NoFaceError(f"{path}: no face found")
+    if len(detections) > 1:
+        logger.warning("%s: %d faces found; using the largest", path, len(detections))
+    detection = max(detections, key=lambda d: d.area)
+    face = recognizer.align(image, [detection])[0]
+    return face, recognizer.embed([face])[0]
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_enroll(args) -> int:
+    from faceapp.enrollment import samples_from_files
+
+    with _open_gallery(args) as gallery:
+        recognizer = _recognizer(args, gallery)
+        samples = samples_from_files(recognizer, args.images, progress=True)
+        templates = [s.template(recognizer.embedder.model_id) for s in samples]
+        existing = {p.name for p in gallery.people()}
+        from faceapp.gallery import normalize_name
+
+        name = normalize_name(args.name)
+        if name in existing:
+            if not args.add:
+                raise FaceAppError(f"'{name}' is already enrolled: pass --add to add these photos to them")
+            person = gallery.add_templates(name, templates)
+            print(f"added {len(templates)} template(s) to '{person.name}' (now {person.template_count})")
+        else:
+            person = gallery.add_person(name, templates)
+            print(f"enrolled '{person.name}' with {person.template_count} template(s) in {gallery.path}")
+    return 0
+
+
+def cmd_identify(args) -> int:
+    from faceapp.imageio import read_image, write_image
+    from faceapp.overlay import draw_results
+
+    with _open_gallery(args) as gallery:
+        recognizer = _recognizer(args, gallery)
+        image = read_image(args.image)
+        result = recognizer.process(image)
+    if args.out:
+        write_image(args.out, draw_results(image, result))
+    if args.json:
+        _print_json({
+            "image": str(args.image),
+            "threshold": recognizer.threshold,
+            "faces": [f.to_json() for f in result.faces],
+        })
+        return 0
+    if not result.faces:
+        print(f"{args.image}: no face found")
+        return 0
+    for number, face in enumerate(result.faces, 1):
+        x, y, w, h = (int(round(v)) for v in face.detection.box)
+        name = face.match.name or "unknown"
+        extra = "" if face.match.name else f" (closest: {face.match.best_name})" if face.match.best_name else ""
+        print(f"face {number}: box x={x} y={y} w={w} h={h}  {name}  similarity {face.match.similarity:.3f}{extra}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    recognizer = _recognizer(args)
+    _, first = _largest_face(recognizer, args.first)
+    _, second = _largest_face(recognizer, args.second)
+    similarity = float(first @ second)
+    same = similarity >= recognizer.threshold
+    if args.json:
+        _print_json({"same_person": same, "similarity": round(similarity, 4), "threshold": recognizer.threshold})
+    else:
+        verdict = "same person" if same else "different people"
+        print(f"{verdict}: similarity {similarity:.3f} (threshold {recognizer.threshold:.3f})")
+    return 0
+
+
+def cmd_recognize(args) -> int:
+    from faceapp.recognize import run_recognition
+
+    with _open_gallery(args) as gallery:
+        recognizer = _recognizer(args, gallery)
+        summary = run_recognition(
+            recognizer, args.source, out=args.out, events=args.events, max_frames=args.max_frames,
+            show_progress=not args.quiet,
+        )
+    print(summary.describe())
+    return 0
+
+
+def cmd_gallery(args) -> int:
+    with _open_gallery(args) as gallery:
+        action = args.gallery_command
+        if action == "list":
+            people = gallery.people()
+            if args.json:
+                import datetime as dt
+
+                _print_json([
+                    {"name": p.name, "templates": p.template_count,
+                     "created": dt.datetime.fromtimestamp(p.created_at).isoformat(timespec="seconds")}
+                    for p in people
+                ])
+            elif not people:
+                print(f"the gallery {gallery.path} is empty")
+            else:
+                import datetime as dt
+
+                width = max(len(p.name) for p in people)
+                for p in people:
+                    when = dt.datetime.fromtimestamp(p.created_at).strftime("%Y-%m-%d %H:%M")
+                    print(f"{p.name:<{width}}  {p.template_count:>3} template(s)  added {when}")
+        elif action == "rename":
+            person = gallery.rename(args.old, args.new)
+            print(f"renamed '{args.old}' to '{person.name}'")
+        elif action == "merge":
+            person = gallery.merge(args.source, args.target)
+            print(f"merged '{args.source}' into '{person.name}' ({person.template_count} template(s))")
+        elif action == "remove":
+            gallery.remove(args.name)
+            print(f"removed '{args.name}'")
+        elif action == "export":
+            from faceapp.archive import export_gallery
+
+            path = export_gallery(gallery, args.file)
+            print(f"exported {len(gallery.people())} people to {path}")
+        elif action == "import":
+            from faceapp.archive import import_gallery
+
+            summary = import_gallery(gallery, args.file, on_conflict=args.on_conflict)
+            print(
+                f"imported {summary.people_added} new people, merged {summary.people_merged}, "
+                f"skipped {summary.people_skipped}; {summary.templates_added} template(s) added"
+            )
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def _common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the command. After it, their defaults are
+    suppressed so that a value given before the command is not reset."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+
+    def default(value):
+        return argparse.SUPPRESS if suppress_defaults else value
+
+    group.add_argument("--gallery", metavar="PATH", default=default(None), help="gallery file (default: $FACEAPP_GALLERY, else the user data directory)")
+    group.add_argument("--model", metavar="DIR", default=default(None), help="model directory (default: $FACEAPP_MODELS, else the shipped models/)")
+    group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
+    group.add_argument("--threshold", metavar="T", default=default(None), help="match threshold: a cosine similarity, or a preset: strict, balanced, lenient (default: the model card's)")
+    group.add_argument("--det-score", type=float, default=default(0.8), metavar="S", help="face detector score threshold (default: 0.8)")
+    group.add_argument("--min-face", type=int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
+    group.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log what happens")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="no progress bars")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(suppress_defaults=True)
+
+    parser = argparse.ArgumentParser(
+        prog="faceapp",
+        description="Real-time face recognition: enroll people, then name them in photos, videos and live cameras. "
+        "With no command, opens the desktop app.",
+        parents=[_common_options(suppress_defaults=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"faceapp {__version__}")
+    parser.add_argument("--source", metavar="SRC", help="with no command: open the desktop app on this source")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    enroll = commands.add_parser("enroll", parents=[common], help="enroll a person from photos (one face per photo)")
+    enroll.add_argument("name", help="the person's name")
+    enroll.add_argument("images", nargs="+", help="photos showing this person alone")
+    enroll.add_argument("--add", action="store_true", help="if NAME is already enrolled, add these photos to them")
+    enroll.set_defaults(func=cmd_enroll)
+
+    identify = commands.add_parser("identify", parents=[common], help="name every face in a photo")
+    identify.add_argument("image")
+    identify.add_argument("--json", action="store_true", help="print machine-readable results")
+    identify.add_argument("--out", metavar="FILE", help="also write the photo with boxes and names")
+    identify.set_defaults(func=cmd_identify)
+
+    verify = commands.add_parser("verify", parents=[common], help="are two photos the same person? (largest face of each)")
+    verify.add_argument("first")
+    verify.add_argument("second")
+    verify.add_argument("--json", action="store_true", help="print machine-readable results")
+    verify.set_defaults(func=cmd_verify)
+
+    recognize = commands.add_parser("recognize", parents=[common], help="recognise faces frame by frame in a video, stream, webcam or image folder")
+    recognize.add_argument("--source", required=True, metavar="SRC", help="webcam index, video file, stream URL or image folder")
+    recognize.add_argument("--out", metavar="FILE.mp4", help="write the annotated video")
+    recognize.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per face per frame")
+    recognize.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (needed to end a live source other than by Ctrl+C)")
+    recognize.set_defaults(func=cmd_recognize)
+
+    gallery = commands.add_parser("gallery", parents=[common], help="list and manage enrolled people")
+    actions = gallery.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", parents=[common], help="list people")
+    listing.add_argument("--json", action="store_true", help="print machine-readable results")
+    rename = actions.add_parser("rename", parents=[common], help="rename a person")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    merge = actions.add_parser("merge", parents=[common], help="move FROM's templates into INTO and remove FROM")
+    merge.add_argument("source", metavar="FROM")
+    merge.add_argument("target", metavar="INTO")
+    remove = actions.add_parser("remove", parents=[common], help="remove a person and all their templates")
+    remove.add_argument("name")
+    export = actions.add_parser("export", parents=[common], help="write the whole gallery to a zip file")
+    export.add_argument("file", metavar="FILE.zip")
+    importing = actions.add_parser("import", parents=[common], help="add the people of an exported zip file")
+    importing.add_argument("file", metavar="FILE.zip")
+    importing.add_argument("--on-conflict", choices=("error", "merge", "skip"), default="error",
+                           help="when a name exists already: stop (default), merge the templates, or skip that person")
+    gallery.set_defaults(func=cmd_gallery)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("ORT_LOG_LEVEL", "3")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if args.command is None:
+        from faceapp.launch import launch_gui
+
+        return launch_gui(args)
+    try:
+        return args.func(args)
+    except FaceAppError as error:
+        print(f"faceapp: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("faceapp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Face detection with YuNet (OpenCV Zoo) through ``cv2.FaceDetectorYN``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceapp.errors import ModelError
+from faceapp.types import Detection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """YuNet options. ``min_face_size`` is the smaller side of a box, in pixels."""
+
+    score_threshold: float = 0.8
+    nms_threshold: float = 0.3
+    top_k: int = 5000
+    min_face_size: int = 20
+
+    def validate(self) -> None:
+        if not 0.0 < self.score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {self.score_threshold}")
+        if not 0.0 < self.nms_threshold < 1.0:
+            raise ValueError(f"nms_threshold must be in (0, 1), got {self.nms_threshold}")
+        if self.min_face_size < 0:
+            raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
+
+
+class YuNetDetector:
+    """Finds faces and their 5 landmarks. One instance per thread (OpenCV's detector
+    keeps per-call state); the input size follows each frame."""
+
+    def __init__(self, model_path: str | Path, config: DetectorConfig | None = None):
+        import cv2
+
+        self.config = config or DetectorConfig()
+        self.config.validate()
+        try:
+            self._detector = cv2.FaceDetectorYN.create(
+                str(model_path), "", (320, 320),
+                self.config.score_threshold, self.config.nms_threshold, self.config.top_k,
+            )
+        except cv2.error as error:
+            raise ModelError(f"cannot load the YuNet detector from {model_path}: {error.err}") from None
+        self._input_size = (320, 320)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in a BGR uint8 ``(H, W, 3)`` image, highest score first."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        if (width, height) != self._input_size:
+            self._detector.setInputSize((width, height))
+            self._input_size = (width, height)
+        _, faces = self._detector.detect(image)
+        if faces is None:
+            return []
+        detections = []
+        for row in faces:
+            x, y, w, h = (float(v) for v in row[:4])
+            if min(w, h) < self.config.min_face_size:
+                continue
+            detections.append(
+                Detection(box=(x, y, w, h), landmarks=row[4:14].reshape(5, 2).astype(np.float32), score=float(row[14]))
+            )
+        detections.sort(key=lambda d: d.score, reverse=True)
+        return detections

@@ -1,0 +1,1 @@
+"""Evaluation: verification and identification metrics, and the LFW pairs protocol."""

@@ -1,0 +1,76 @@
+"""Reading and writing images with clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from faceapp.errors import ImageReadError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+MAX_IMAGE_BYTES = 200 * 1024 * 1024
+MAX_PIXELS = 100_000_000
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as BGR uint8 ``(H, W, 3)`` (EXIF orientation applied; grey and
+    alpha images converted). Raises ImageReadError with a one-line reason."""
+    import cv2
+
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image")
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ImageReadError(f"{path}: file too large to be an image we accept ({size} bytes)")
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read ({error.strerror or error})") from None
+    return decode_image(data, str(path))
+
+
+def decode_image(data: bytes | np.ndarray, label: str = "image") -> np.ndarray:
+    """Decode encoded image bytes to BGR uint8 ``(H, W, 3)``."""
+    import cv2
+
+    buffer = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if buffer.size == 0:
+        raise ImageReadError(f"{label}: empty file")
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise ImageReadError(f"{label}: not an image OpenCV can read")
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise ImageReadError(f"{label}: image too large ({image.shape[1]}x{image.shape[0]})")
+    return image
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """BGR uint8 image -> JPEG bytes."""
+    import cv2
+
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageReadError("could not encode image as JPEG")
+    return buffer.tobytes()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a BGR uint8 image; the format follows the suffix. Atomic (temp + rename)."""
+    import cv2
+
+    path = Path(path)
+    suffix = path.suffix.lower() or ".png"
+    ok, buffer = cv2.imencode(suffix, image)
+    if not ok:
+        raise ImageReadError(f"{path}: cannot encode an image as {suffix}")
+    temporary = path.with_name(path.name + ".tmp")
+    buffer.tofile(temporary)
+    os.replace(temporary, path)

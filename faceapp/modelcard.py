@@ -1,0 +1,126 @@
+"""Where FaceApp's model files live and what their machine-readable cards say.
+
+A *model directory* holds ``<name>.json`` (the card) next to the weights it names. The
+shipped one is the repository's ``models/`` folder; ``FACEAPP_MODELS`` or ``--model DIR``
+picks another (e.g. one written by ``faceapp train``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceapp.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+DEFAULT_CARD = "sface_2021dec.json"
+
+
+def model_dir(override: str | os.PathLike | None = None) -> Path:
+    """The model directory: ``override``, else ``$FACEAPP_MODELS``, else the shipped one."""
+    chosen = override or os.environ.get("FACEAPP_MODELS") or DEFAULT_MODEL_DIR
+    return Path(chosen)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_file(path: Path, expected_sha256: str | None, what: str) -> Path:
+    """Return ``path`` if it exists and has the expected sha256, else raise ModelError."""
+    if not path.is_file():
+        raise ModelError(f"{what} file is missing: {path}")
+    if expected_sha256 and sha256_of(path) != expected_sha256:
+        raise ModelError(f"{what} file is damaged (sha256 mismatch): {path}")
+    return path
+
+
+@dataclass(frozen=True)
+class EmbeddingCard:
+    """The machine-readable model card of an embedding model."""
+
+    directory: Path
+    model_id: str
+    architecture: str
+    weights: Path
+    weights_sha256: str | None
+    embedding_dim: int
+    threshold_presets: dict[str, float]
+    default_preset: str
+
+    @property
+    def default_threshold(self) -> float:
+        return self.threshold_presets[self.default_preset]
+
+    def threshold(self, value: str | float | None) -> float:
+        """A preset name, a number, or None (the default) -> a cosine threshold."""
+        if value is None:
+            return self.default_threshold
+        if isinstance(value, str) and value in self.threshold_presets:
+            return self.threshold_presets[value]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            names = ", ".join(sorted(self.threshold_presets))
+            raise ModelError(f"threshold must be a number in [-1, 1] or one of: {names}") from None
+        if not -1.0 <= number <= 1.0:
+            raise ModelError(f"threshold {number} is outside [-1, 1]")
+        return number
+
+
+def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
+    """Read the embedding model card of a model directory (the first ``*.json`` with a
+    ``model_id``; the shipped ``sface_2021dec.json`` in the default directory)."""
+    root = model_dir(directory)
+    if not root.is_dir():
+        raise ModelError(f"model directory not found: {root}")
+    candidates = [root / DEFAULT_CARD] if (root / DEFAULT_CARD).is_file() else sorted(root.glob("*.json"))
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ModelError(f"model card {path} is unreadable: {error}") from None
+        if isinstance(data, dict) and "model_id" in data:
+            break
+    else:
+        raise ModelError(f"no model card (*.json with a model_id) in {root}")
+    try:
+        thresholds = data["thresholds"]
+        presets = {str(k): float(v) for k, v in thresholds["presets"].items()}
+        card = EmbeddingCard(
+            directory=root,
+            model_id=str(data["model_id"]),
+            architecture=str(data.get("architecture", "sface")),
+            weights=root / data["weights"],
+            weights_sha256=data.get("weights_sha256"),
+            embedding_dim=int(data["embedding_dim"]),
+            threshold_presets=presets,
+            default_preset=str(thresholds["default"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"model card {path} is malformed: {error!r}") from None
+    if card.default_preset not in presets:
+        raise ModelError(f"model card {path}: default preset {card.default_preset!r} is not defined")
+    return card
+
+
+def yunet_path(directory: str | os.PathLike | None = None) -> Path:
+    """The verified YuNet detector file (always taken from the shipped models unless
+    the chosen model directory carries its own copy)."""
+    for root in (model_dir(directory), DEFAULT_MODEL_DIR):
+        candidate = root / YUNET_FILE
+        if candidate.exists():
+            return verified_file(candidate, YUNET_SHA256, "YuNet face detector")
+    raise ModelError(f"YuNet face detector file is missing: {DEFAULT_MODEL_DIR / YUNET_FILE}")

@@ -1,0 +1,33 @@
+"""Drawing recognition results on frames (OpenCV, BGR), for files and snapshots."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceapp.types import FrameResult
+
+KNOWN_COLOUR = (80, 200, 60)  # BGR green
+UNKNOWN_COLOUR = (40, 60, 230)  # BGR red
+
+
+def label_for(name: str | None, similarity: float) -> str:
+    return f"{name or 'Unknown'} {similarity:.2f}"
+
+
+def draw_results(image: np.ndarray, result: FrameResult) -> np.ndarray:
+    """A copy of ``image`` (BGR uint8) with a box and label per face."""
+    import cv2
+
+    canvas = image.copy()
+    scale = max(0.5, min(canvas.shape[:2]) / 900)
+    thickness = max(1, int(round(2 * scale)))
+    for face in result.faces:
+        x, y, w, h = (int(round(v)) for v in face.detection.box)
+        colour = KNOWN_COLOUR if face.match.name else UNKNOWN_COLOUR
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
+        text = label_for(face.match.name, face.match.similarity)
+        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
+        top = max(0, y - th - baseline - 4)
+        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + baseline + 4), colour, -1)
+        cv2.putText(canvas, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return canvas

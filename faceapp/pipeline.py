@@ -1,0 +1,121 @@
+"""The recognition pipeline: detect -> align -> embed -> match, for one frame at a time.
+
+:class:`Recognizer` owns one detector, the embedder and a matcher built from the
+gallery; it notices gallery changes (any process) through ``Gallery.revision()`` and
+rebuilds the matcher, so enrolments show up without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from faceapp.alignment import align_face
+from faceapp.detection import DetectorConfig, YuNetDetector
+from faceapp.embedding.runtime import Embedder
+from faceapp.gallery import Gallery
+from faceapp.matching import Matcher
+from faceapp.modelcard import EmbeddingCard, load_card, yunet_path
+from faceapp.types import AlignedFace, Detection, FaceResult, FrameResult, StageTimes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that chooses how the pipeline runs."""
+
+    model_dir: str | Path | None = None
+    device: str = "auto"
+    backend: str = "auto"
+    threshold: str | float | None = None  # preset name, number, or None for the card's default
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+
+class Recognizer:
+    """Detects, aligns, embeds and names the faces of BGR frames."""
+
+    def __init__(self, card: EmbeddingCard, detector: YuNetDetector, embedder: Embedder, threshold: float, gallery: Gallery | None = None):
+        self.card = card
+        self.detector = detector
+        self.embedder = embedder
+        self.gallery = gallery
+        self._threshold = float(threshold)
+        self._lock = threading.Lock()
+        self._revision: int | None = None
+        self._matcher = Matcher.empty(card.embedding_dim, self._threshold)
+
+    @classmethod
+    def create(cls, config: PipelineConfig | None = None, gallery: Gallery | None = None) -> "Recognizer":
+        """Load the models named by ``config`` (the shipped ones by default)."""
+        config = config or PipelineConfig()
+        card = load_card(config.model_dir)
+        detector = YuNetDetector(yunet_path(config.model_dir), config.detector)
+        embedder = Embedder(card, device=config.device, backend=config.backend)
+        return cls(card, detector, embedder, card.threshold(config.threshold), gallery)
+
+    # -- threshold and gallery ----------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        with self._lock:
+            self._threshold = float(value)
+            self._revision = None  # rebuild the matcher with the new threshold
+
+    def matcher(self) -> Matcher:
+        """The matcher for the gallery as it is now (rebuilt only when it changed)."""
+        with self._lock:
+            if self.gallery is None:
+                return self._matcher
+            revision = self.gallery.revision()
+            if revision != self._revision:
+                data = self.gallery.matrix(self.embedder.model_id)
+                if len(data.embeddings):
+                    self._matcher = Matcher(data.embeddings, data.person_index, data.names, self._threshold)
+                else:
+                    self._matcher = Matcher.empty(self.card.embedding_dim, self._threshold)
+                self._revision = revision
+                logger.debug("gallery revision %s: %d people", revision, self._matcher.person_count)
+            return self._matcher
+
+    # -- stages -------------------------------------------------------------------
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.detector.detect(image)
+
+    @staticmethod
+    def align(image: np.ndarray, detections: list[Detection]) -> list[AlignedFace]:
+        return [AlignedFace(align_face(image, d.landmarks), d) for d in detections]
+
+    def embed(self, faces: list[AlignedFace]) -> np.ndarray:
+        """float32 ``(len(faces), D)`` unit embeddings, all faces in one batch."""
+        if not faces:
+            return np.zeros((0, self.card.embedding_dim), np.float32)
+        return self.embedder.embed(np.stack([f.image for f in faces]))
+
+    def process(self, image: np.ndarray) -> FrameResult:
+        """Run every stage on one BGR uint8 ``(H, W, 3)`` frame."""
+        start = time.perf_counter()
+        detections = self.detect(image)
+        detected = time.perf_counter()
+        faces = self.align(image, detections)
+        aligned = time.perf_counter()
+        embeddings = self.embed(faces)
+        embedded = time.perf_counter()
+        matches = self.matcher().match(embeddings) if len(faces) else []
+        matched = time.perf_counter()
+        results = tuple(FaceResult(d, e, m) for d, e, m in zip(detections, embeddings, matches))
+        times = StageTimes(
+            detect=(detected - start) * 1e3,
+            align=(aligned - detected) * 1e3,
+            embed=(embedded - aligned) * 1e3,
+            match=(matched - embedded) * 1e3,
+        )
+        return FrameResult(results, times, (image.shape[1], image.shape[0]))

@@ -1,0 +1,129 @@
+"""Recognition over a whole source (file, folder, stream, webcam): annotated video and
+per-face JSON-lines events. Used by ``faceapp recognize``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceapp.errors import SourceError
+from faceapp.overlay import draw_results
+from faceapp.pipeline import Recognizer
+from faceapp.sources import open_source
+from faceapp.types import FrameResult
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RecognitionSummary:
+    frames: int = 0
+    faces: int = 0
+    names: Counter = field(default_factory=Counter)
+    out: str | None = None
+    events: str | None = None
+
+    def describe(self) -> str:
+        seen = ", ".join(f"{name} ({count} frames)" for name, count in self.names.most_common()) or "nobody known"
+        text = f"{self.frames} frame(s), {self.faces} face(s); seen: {seen}"
+        if self.out:
+            text += f"; video: {self.out}"
+        if self.events:
+            text += f"; events: {self.events}"
+        return text
+
+
+def event_lines(frame_index: int, time_s: float, result: FrameResult):
+    """One dict per face: frame, time_s, box [x, y, w, h], name (or None), similarity."""
+    for face in result.faces:
+        data = face.to_json()
+        yield {"frame": frame_index, "time_s": round(time_s, 3), "box": data["box"], "name": data["name"], "similarity": data["similarity"]}
+
+
+def letterbox(image, size: tuple[int, int]):
+    """Fit a BGR image inside ``size`` (width, height), keeping its aspect, black bars."""
+    import cv2
+    import numpy as np
+
+    width, height = size
+    scale = min(width / image.shape[1], height / image.shape[0])
+    resized = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))))
+    canvas = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - resized.shape[0]) // 2, (width - resized.shape[1]) // 2
+    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    return canvas
+
+
+class _VideoWriter:
+    """Opens an OpenCV writer lazily, on the first frame (its size)."""
+
+    def __init__(self, path: str, fps: float):
+        self.path, self.fps, self._writer = path, fps, None
+
+    def write(self, image) -> None:
+        import cv2
+
+        if self._writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.lower().endswith((".mp4", ".m4v", ".mov")) else "MJPG"))
+            self._writer = cv2.VideoWriter(self.path, fourcc, self.fps, (image.shape[1], image.shape[0]))
+            if not self._writer.isOpened():
+                raise SourceError(f"cannot write video {self.path}")
+            self._size = (image.shape[1], image.shape[0])
+        if (image.shape[1], image.shape[0]) != self._size:  # e.g. a folder of photos
+            image = letterbox(image, self._size)
+        self._writer.write(image)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def run_recognition(
+    recognizer: Recognizer,
+    source: str,
+    out: str | None = None,
+    events: str | None = None,
+    max_frames: int | None = None,
+    show_progress: bool = True,
+) -> RecognitionSummary:
+    """Recognise every frame of ``source``; write the annotated video and the events."""
+    summary = RecognitionSummary(out=out, events=events)
+    for path in (out, events):
+        if path and not Path(path).expanduser().resolve().parent.is_dir():
+            raise SourceError(f"cannot write {path}: its folder does not exist")
+    with open_source(source) as frames:
+        writer = _VideoWriter(out, frames.fps) if out else None
+        events_file = open(events, "w", encoding="utf-8") if events else None
+        total = frames.len_hint if max_frames is None else min(max_frames, frames.len_hint or max_frames)
+        progress = None
+        if show_progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=total, unit="frame", desc="recognising", leave=False)
+        try:
+            for frame in frames:
+                if max_frames is not None and summary.frames >= max_frames:
+                    break
+                result = recognizer.process(frame.image)
+                summary.frames += 1
+                summary.faces += len(result.faces)
+                summary.names.update(f.match.name for f in result.faces if f.match.name)
+                if events_file:
+                    for line in event_lines(frame.index, frame.time_s, result):
+                        events_file.write(json.dumps(line, ensure_ascii=False) + "\n")
+                if writer:
+                    writer.write(draw_results(frame.image, result))
+                if progress:
+                    progress.update(1)
+        finally:
+            if progress:
+                progress.close()
+            if writer:
+                writer.close()
+            if events_file:
+                events_file.close()
+    return summary

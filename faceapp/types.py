@@ -1,0 +1,94 @@
+"""Typed values handed between the pipeline's stages.
+
+Conventions used everywhere in FaceApp's core:
+
+* Images are numpy ``uint8`` arrays of shape ``(H, W, 3)`` in **BGR** order (OpenCV's).
+* Boxes are ``(x, y, w, h)`` in pixels of the frame they were found in, floats.
+* Landmarks are a float32 ``(5, 2)`` array of ``(x, y)`` points in this order: right eye,
+  left eye, nose tip, right mouth corner, left mouth corner (the *person's* right, i.e.
+  the image's left side for a frontal face) -- YuNet's order and ArcFace's.
+* Embeddings are float32 ``(D,)`` unit vectors (D = 128 for SFace); similarity is their
+  dot product (cosine similarity), in ``[-1, 1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found by the detector."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray = field(repr=False)
+    score: float
+
+    @property
+    def area(self) -> float:
+        return self.box[2] * self.box[3]
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    """A face warped to the 112x112 ArcFace template (BGR uint8 ``(112, 112, 3)``)."""
+
+    image: np.ndarray = field(repr=False)
+    detection: Detection
+
+
+@dataclass(frozen=True)
+class Match:
+    """The open-set decision for one embedding against the gallery.
+
+    ``name`` is None for "unknown". ``best_name``/``similarity`` always describe the best
+    person even when below the threshold; ``margin`` is the gap to the second-best
+    person (``similarity`` itself when the gallery holds one person; 0.0 when empty).
+    """
+
+    name: str | None
+    similarity: float
+    best_name: str | None
+    margin: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """Everything known about one face in one frame."""
+
+    detection: Detection
+    embedding: np.ndarray = field(repr=False)
+    match: Match
+
+    def to_json(self) -> dict:
+        x, y, w, h = self.detection.box
+        return {
+            "box": [round(x, 1), round(y, 1), round(w, 1), round(h, 1)],
+            "name": self.match.name,
+            "similarity": round(self.match.similarity, 4),
+            "best_name": self.match.best_name,
+            "margin": round(self.match.margin, 4),
+            "detection_score": round(self.detection.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent in each stage for one frame."""
+
+    detect: float = 0.0
+    align: float = 0.0
+    embed: float = 0.0
+    match: float = 0.0
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The faces of one frame, in detection order, and how long each stage took."""
+
+    faces: tuple[FaceResult, ...]
+    times: StageTimes
+    frame_size: tuple[int, int]  # (width, height)
