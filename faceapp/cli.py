@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+import numpy as np
 
 from faceapp import __version__
 from faceapp.errors import FaceAppError, NoFaceError, SourceError
@@ -184,6 +186,68 @@ def cmd_gallery(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import tempfile
+
+    from faceapp import benchmark
+    from faceapp.enrollment import samples_from_files
+    from faceapp.gallery import Gallery
+    from faceapp.modelcard import yunet_path
+    from faceapp.shared_data import fixtures_dir, reference_sface_onnx
+
+    with tempfile.TemporaryDirectory() as scratch:
+        video = args.video
+        fixtures = fixtures_dir()
+        if video is None:
+            from faceapp.fixture_video import make_fixture_video
+
+            if not fixtures.is_dir():
+                raise FaceAppError(f"no --video given and the fixture photos are not at {fixtures} (set FACEAPP_FIXTURES)")
+            video = make_fixture_video(fixtures, Path(scratch) / "fixtures.avi").path
+        frames = benchmark.read_frames(video, args.frames)
+        if not frames:
+            raise SourceError(f"{video}: no frames")
+        with Gallery(Path(scratch) / "bench.sqlite3") as gallery:
+            recognizer = _recognizer(args, gallery)
+            if fixtures.is_dir():  # a small real gallery, so matching costs what it costs
+                for person in ("obama", "biden"):
+                    photos = sorted((fixtures / person).glob("*.jpg"))
+                    samples = samples_from_files(recognizer, photos)
+                    gallery.add_person(person, [s.template(recognizer.embedder.model_id) for s in samples])
+            onnx = reference_sface_onnx()
+            results = [benchmark.bench_faceapp(recognizer, frames, name=f"faceapp ({recognizer.embedder.device_name})")]
+            if onnx.is_file():
+                reference_gallery = gallery.matrix(recognizer.embedder.model_id).embeddings
+                results.append(benchmark.bench_opencv_reference(yunet_path(args.model), onnx, frames, reference_gallery))
+            else:
+                logger.warning("OpenCV reference pipeline skipped: %s not found (run tools/fetch_reference_model.sh)", onnx)
+            embedding_rows = []
+            if not args.no_embedding:
+                crops = []
+                for frame in frames:
+                    crops += [f.image for f in recognizer.align(frame, recognizer.detect(frame))]
+                    if len(crops) >= 8:
+                        break
+                if crops:
+                    embedding_rows = benchmark.bench_embedding(recognizer.card, np.stack(crops[:8]), onnx if onnx.is_file() else None)
+    if args.json:
+        _print_json({
+            "video": str(args.video or "fixture video"),
+            "frames": len(frames),
+            "frame_size": [frames[0].shape[1], frames[0].shape[0]],
+            "pipelines": [r.to_json() for r in results],
+            "embedding": [{"runtime": r.name, "batch": r.batch, "ms_per_face": round(r.ms_per_face, 3)} for r in embedding_rows],
+        })
+        return 0
+    print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} from {args.video or 'the fixture video'}; "
+          "compare ratios between rows, not absolute times")
+    print(benchmark.format_pipeline_table(results))
+    if embedding_rows:
+        print()
+        print(benchmark.format_embedding_table(embedding_rows))
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def _common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     """Options accepted before or after the command. After it, their defaults are
@@ -242,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     recognize.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per face per frame")
     recognize.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (needed to end a live source other than by Ctrl+C)")
     recognize.set_defaults(func=cmd_recognize)
+
+    bench = commands.add_parser("bench", parents=[common], help="measure speed against OpenCV's own YuNet + SFace pipeline, in one run")
+    bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, 640x480)")
+    bench.add_argument("--frames", type=int, metavar="N", help="use at most N frames")
+    bench.add_argument("--no-embedding", action="store_true", help="skip the embedding-only comparison")
+    bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")
+    bench.set_defaults(func=cmd_bench)
 
     gallery = commands.add_parser("gallery", parents=[common], help="list and manage enrolled people")
     actions = gallery.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)

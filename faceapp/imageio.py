@@ -17,7 +17,6 @@ MAX_PIXELS = 100_000_000
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as BGR uint8 ``(H, W, 3)`` (EXIF orientation applied; grey and
     alpha images converted). Raises ImageReadError with a one-line reason."""
-    import cv2
 
     path = Path(path)
     if not path.exists():

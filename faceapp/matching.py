@@ -35,7 +35,7 @@ class Matcher:
         self.threshold = float(threshold)
 
     @classmethod
-    def empty(cls, dim: int, threshold: float) -> "Matcher":
+    def empty(cls, dim: int, threshold: float) -> Matcher:
         return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64), (), threshold)
 
     @property

@@ -51,7 +51,7 @@ class Recognizer:
         self._matcher = Matcher.empty(card.embedding_dim, self._threshold)
 
     @classmethod
-    def create(cls, config: PipelineConfig | None = None, gallery: Gallery | None = None) -> "Recognizer":
+    def create(cls, config: PipelineConfig | None = None, gallery: Gallery | None = None) -> Recognizer:
         """Load the models named by ``config`` (the shipped ones by default)."""
         config = config or PipelineConfig()
         card = load_card(config.model_dir)

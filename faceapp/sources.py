@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class SourceSpec:
     value: str
 
     @classmethod
-    def parse(cls, text: str | int) -> "SourceSpec":
+    def parse(cls, text: str | int) -> SourceSpec:
         text = str(text).strip()
         if not text:
             raise SourceError("empty source: give a webcam index, a video file, a stream URL or an image folder")
@@ -74,7 +74,7 @@ class FrameSource:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc) -> None:

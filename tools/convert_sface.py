@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faceapp.embedding.sface import BLOCKS, build_sface  # noqa: E402
+from faceapp.embedding.sface import BLOCKS, build_sface
 
 logger = logging.getLogger("convert_sface")
 SOURCE_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from faceapp.errors import ModelError
 
@@ -39,18 +39,29 @@ def nvidia_driver_present() -> bool:
     )
 
 
+def import_tensorflow():
+    """Import TensorFlow. Where no NVIDIA driver exists, hide the CUDA-probing lines its
+    native code prints on stderr at import (they are noise there, not errors)."""
+    import importlib
+
+    if "tensorflow" in sys.modules or nvidia_driver_present():
+        return importlib.import_module("tensorflow")
+    from faceapp.stdio import native_stderr_silenced
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_silenced():
+        return importlib.import_module("tensorflow")
+
+
 def _list_gpus() -> list:
-    # Importing TensorFlow costs seconds and logs CUDA probing noise; skip it when no
-    # driver can possibly be there.
+    # Importing TensorFlow costs seconds; skip it when no driver can possibly be there.
     if not nvidia_driver_present():
         return []
-    import tensorflow as tf
-
-    return tf.config.list_physical_devices("GPU")
+    return import_tensorflow().config.list_physical_devices("GPU")
 
 
 def _enable_memory_growth(gpus: Sequence) -> None:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     for gpu in gpus:
         try:

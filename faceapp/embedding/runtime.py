@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from faceapp.embedding.device import DeviceChoice, choose_device
+from faceapp.embedding.device import DeviceChoice, choose_device, import_tensorflow
 from faceapp.errors import ModelError
 from faceapp.modelcard import EmbeddingCard, sha256_of, verified_file
+from faceapp.stdio import native_stderr_silenced
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class Embedder:
 
     # -- backends ---------------------------------------------------------------
     def _tensorflow_runner(self, keras_model):
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         from faceapp.embedding.sface import INPUT_SIZE, build_inference_sface
 
@@ -139,16 +140,16 @@ class Embedder:
             _convert_to_litert(keras_model, path)
         threads = os.cpu_count() or 1
         try:
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 interpreter = Interpreter(model_path=str(path), num_threads=threads)
         except (ValueError, RuntimeError) as error:  # a damaged cache file: rebuild once
             logger.warning("cached LiteRT model %s unusable (%s); converting again", path, error)
             _convert_to_litert(load_keras_model(self.card), path)
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 interpreter = Interpreter(model_path=str(path), num_threads=threads)
         input_index = interpreter.get_input_details()[0]["index"]
         output_index = interpreter.get_output_details()[0]["index"]
-        with _native_stderr_silenced():  # the delegate is applied (and announced) here
+        with native_stderr_silenced():  # the delegate is applied (and announced) here
             interpreter.allocate_tensors()
         state = {"batch": 1}
 
@@ -164,27 +165,9 @@ class Embedder:
         return run
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Hide what native code writes on file descriptor 2 (LiteRT announces its XNNPACK
-    delegate there on every start); Python exceptions are unaffected."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr: nothing to hide
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _convert_to_litert(keras_model, path: Path) -> None:
     """Fold batch norms, convert to a float32 LiteRT flatbuffer, write atomically."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     from faceapp.embedding.sface import build_inference_sface
 
