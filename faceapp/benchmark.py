@@ -65,15 +65,16 @@ def read_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
     return frames
 
 
-def bench_faceapp(recognizer, frames: list[np.ndarray], name: str = "faceapp") -> PipelineResult:
-    """Full per-frame recognition (every face detected, aligned, embedded, matched)."""
-    recognizer.process(frames[0])  # warm-up
+def bench_faceapp(process: Callable[[np.ndarray], object], frames: list[np.ndarray], name: str = "faceapp") -> PipelineResult:
+    """Time ``process`` (``Recognizer.process``: full per-frame recognition, or
+    ``LiveRecognizer.process``: tracking on) over ``frames``."""
+    process(frames[0])  # warm-up
     times = {"detect": [], "align": [], "embed": [], "match": [], "total": []}
     faces = 0
     start = time.perf_counter()
     for frame in frames:
         began = time.perf_counter()
-        result = recognizer.process(frame)
+        result = process(frame)
         times["total"].append((time.perf_counter() - began) * 1e3)
         for stage in ("detect", "align", "embed", "match"):
             times[stage].append(getattr(result.times, stage))

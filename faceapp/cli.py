@@ -133,7 +133,7 @@ def cmd_recognize(args) -> int:
         recognizer = _recognizer(args, gallery)
         summary = run_recognition(
             recognizer, args.source, out=args.out, events=args.events, max_frames=args.max_frames,
-            show_progress=not args.quiet,
+            show_progress=not args.quiet, tracking=not args.no_tracking,
         )
     print(summary.describe())
     return 0
@@ -215,7 +215,13 @@ def cmd_bench(args) -> int:
                     samples = samples_from_files(recognizer, photos)
                     gallery.add_person(person, [s.template(recognizer.embedder.model_id) for s in samples])
             onnx = reference_sface_onnx()
-            results = [benchmark.bench_faceapp(recognizer, frames, name=f"faceapp ({recognizer.embedder.device_name})")]
+            from faceapp.tracking import LiveRecognizer
+
+            device = "GPU" if recognizer.embedder.choice.kind == "gpu" else "CPU"
+            results = [
+                benchmark.bench_faceapp(LiveRecognizer(recognizer).process, frames, name=f"faceapp tracking on ({device})"),
+                benchmark.bench_faceapp(recognizer.process, frames, name=f"faceapp tracking off ({device})"),
+            ]
             if onnx.is_file():
                 reference_gallery = gallery.matrix(recognizer.embedder.model_id).embeddings
                 results.append(benchmark.bench_opencv_reference(yunet_path(args.model), onnx, frames, reference_gallery))
@@ -305,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     recognize.add_argument("--out", metavar="FILE.mp4", help="write the annotated video")
     recognize.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per face per frame")
     recognize.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (needed to end a live source other than by Ctrl+C)")
+    recognize.add_argument("--no-tracking", action="store_true",
+                           help="recognise every face of every frame on its own (default: track faces, vote names, embed only when needed)")
     recognize.set_defaults(func=cmd_recognize)
 
     bench = commands.add_parser("bench", parents=[common], help="measure speed against OpenCV's own YuNet + SFace pipeline, in one run")

@@ -10,8 +10,9 @@ KNOWN_COLOUR = (80, 200, 60)  # BGR green
 UNKNOWN_COLOUR = (40, 60, 230)  # BGR red
 
 
-def label_for(name: str | None, similarity: float) -> str:
-    return f"{name or 'Unknown'} {similarity:.2f}"
+def label_for(name: str | None, similarity: float, track_id: int | None = None) -> str:
+    prefix = f"#{track_id} " if track_id is not None else ""
+    return f"{prefix}{name or 'Unknown'} {similarity:.2f}"
 
 
 def draw_results(image: np.ndarray, result: FrameResult) -> np.ndarray:
@@ -25,7 +26,7 @@ def draw_results(image: np.ndarray, result: FrameResult) -> np.ndarray:
         x, y, w, h = (int(round(v)) for v in face.detection.box)
         colour = KNOWN_COLOUR if face.match.name else UNKNOWN_COLOUR
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
-        text = label_for(face.match.name, face.match.similarity)
+        text = label_for(face.match.name, face.match.similarity, face.track_id)
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
         top = max(0, y - th - baseline - 4)
         cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + baseline + 4), colour, -1)

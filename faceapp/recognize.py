@@ -40,7 +40,10 @@ def event_lines(frame_index: int, time_s: float, result: FrameResult):
     """One dict per face: frame, time_s, box [x, y, w, h], name (or None), similarity."""
     for face in result.faces:
         data = face.to_json()
-        yield {"frame": frame_index, "time_s": round(time_s, 3), "box": data["box"], "name": data["name"], "similarity": data["similarity"]}
+        yield {
+            "frame": frame_index, "time_s": round(time_s, 3), "track_id": data["track_id"],
+            "box": data["box"], "name": data["name"], "similarity": data["similarity"],
+        }
 
 
 def letterbox(image, size: tuple[int, int]):
@@ -88,15 +91,27 @@ def run_recognition(
     events: str | None = None,
     max_frames: int | None = None,
     show_progress: bool = True,
+    tracking: bool = True,
 ) -> RecognitionSummary:
-    """Recognise every frame of ``source``; write the annotated video and the events."""
+    """Recognise every frame of ``source``; write the annotated video and the events.
+
+    With ``tracking``, faces keep a track id and a voted name across frames and are
+    re-embedded only when needed (:class:`faceapp.tracking.LiveRecognizer`); without it,
+    every face of every frame is recognised on its own.
+    """
+    from faceapp.tracking import LiveRecognizer
+
+    process = LiveRecognizer(recognizer).process if tracking else recognizer.process
     summary = RecognitionSummary(out=out, events=events)
     for path in (out, events):
         if path and not Path(path).expanduser().resolve().parent.is_dir():
             raise SourceError(f"cannot write {path}: its folder does not exist")
     with open_source(source) as frames:
         writer = _VideoWriter(out, frames.fps) if out else None
-        events_file = open(events, "w", encoding="utf-8") if events else None
+        try:
+            events_file = open(events, "w", encoding="utf-8") if events else None
+        except OSError as error:
+            raise SourceError(f"cannot write {events}: {error.strerror or error}") from None
         total = frames.len_hint if max_frames is None else min(max_frames, frames.len_hint or max_frames)
         progress = None
         if show_progress:
@@ -107,7 +122,7 @@ def run_recognition(
             for frame in frames:
                 if max_frames is not None and summary.frames >= max_frames:
                     break
-                result = recognizer.process(frame.image)
+                result = process(frame.image)
                 summary.frames += 1
                 summary.faces += len(result.faces)
                 summary.names.update(f.match.name for f in result.faces if f.match.name)

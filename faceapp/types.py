@@ -62,10 +62,12 @@ class FaceResult:
     detection: Detection
     embedding: np.ndarray = field(repr=False)
     match: Match
+    track_id: int | None = None  # set when the face is tracked across frames
 
     def to_json(self) -> dict:
         x, y, w, h = self.detection.box
         return {
+            "track_id": self.track_id,
             "box": [round(x, 1), round(y, 1), round(w, 1), round(h, 1)],
             "name": self.match.name,
             "similarity": round(self.match.similarity, 4),

@@ -1,0 +1,285 @@
+"""Face tracking across frames and stable, vote-based names per track.
+
+* :class:`Tracker` keeps a track per face: detections are associated with tracks by an
+  optimal assignment (Hungarian, ``scipy.optimize.linear_sum_assignment``) on the IoU
+  between each detection and the track's *predicted* box (constant velocity), so two
+  faces that cross keep their ids. A track unseen for more than ``max_missed`` frames
+  ends; a face that comes back after that gets a new id.
+* :class:`NameVote` turns a track's recent recognitions into one name, weighted by
+  similarity and face quality, with hysteresis: the shown name changes only when the
+  new answer has won ``switch_after`` recognitions in a row.
+* :class:`LiveRecognizer` runs the pipeline with tracking: every frame is detected, but a
+  track is embedded only when it appears, every ``reembed_every`` frames, or when a
+  clearly better view of the face arrives. All faces that need an embedding in one
+  frame go in one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceapp.pipeline import Recognizer
+from faceapp.types import Detection, FaceResult, FrameResult, Match, StageTimes
+
+logger = logging.getLogger(__name__)
+
+
+def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU of every ``(x, y, w, h)`` box in ``boxes_a`` (A, 4) with those in ``boxes_b`` (B, 4)."""
+    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    width = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    height = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    intersection = width * height
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - intersection
+    return np.where(union > 0, intersection / np.maximum(union, 1e-9), 0.0)
+
+
+@dataclass
+class Track:
+    """One tracked face. ``box`` is the last detected box; ``velocity`` its per-frame motion."""
+
+    track_id: int
+    box: np.ndarray
+    detection: Detection
+    first_frame: int
+    last_frame: int
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    hits: int = 1
+
+    def predicted_box(self, frame_index: int, horizon: int = 3) -> np.ndarray:
+        """Where the face should be now; motion is extrapolated ``horizon`` frames at most."""
+        return self.box + self.velocity * min(frame_index - self.last_frame, horizon)
+
+
+def affinity_matrix(boxes: np.ndarray, predicted: np.ndarray, max_jump: float) -> np.ndarray:
+    """How well each detection (rows) fits each track's predicted box (columns): the IoU
+    plus a centre-distance term, so that a face moving faster than its own width per
+    frame (low frame rates) is still followed. The distance term is positive only within
+    ``max_jump`` box sizes."""
+    overlap = iou_matrix(boxes, predicted)
+    centres_a = boxes[:, :2] + boxes[:, 2:] / 2
+    centres_b = predicted[:, :2] + predicted[:, 2:] / 2
+    distance = np.linalg.norm(centres_a[:, None] - centres_b[None], axis=2)
+    size = np.sqrt(np.maximum(predicted[:, 2] * predicted[:, 3], 1.0))[None]
+    closeness = np.clip(1.0 - distance / (max_jump * size), 0.0, None)
+    return overlap + 0.5 * closeness
+
+
+class Tracker:
+    """Associates each frame's detections with tracks."""
+
+    def __init__(self, iou_threshold: float = 0.2, max_missed: int = 15, max_jump: float = 1.5):
+        if not 0.0 <= iou_threshold < 1.0:
+            raise ValueError(f"iou_threshold must be in [0, 1), got {iou_threshold}")
+        if max_missed < 0:
+            raise ValueError(f"max_missed must be >= 0, got {max_missed}")
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self.max_jump = max_jump
+        self.tracks: dict[int, Track] = {}
+        self._next_id = 1
+
+    def update(self, frame_index: int, detections: list[Detection]) -> tuple[list[int], list[int]]:
+        """Assign a track id to each detection (same order); also return the ids of
+        tracks that ended at this frame."""
+        from scipy.optimize import linear_sum_assignment
+
+        ended = [tid for tid, t in self.tracks.items() if frame_index - t.last_frame > self.max_missed]
+        for tid in ended:
+            del self.tracks[tid]
+        ids: list[int | None] = [None] * len(detections)
+        track_list = list(self.tracks.values())
+        if detections and track_list:
+            boxes = np.array([d.box for d in detections])
+            predicted = np.array([t.predicted_box(frame_index) for t in track_list])
+            affinity = affinity_matrix(boxes, predicted, self.max_jump)
+            rows, cols = linear_sum_assignment(-affinity)
+            for row, col in zip(rows, cols):
+                if affinity[row, col] >= self.iou_threshold:
+                    track = track_list[col]
+                    new_box = np.asarray(detections[row].box, np.float64)
+                    gap = max(1, frame_index - track.last_frame)
+                    # Smoothed constant-velocity estimate.
+                    track.velocity = 0.5 * track.velocity + 0.5 * (new_box - track.box) / gap
+                    track.box, track.detection = new_box, detections[row]
+                    track.last_frame, track.hits = frame_index, track.hits + 1
+                    ids[row] = track.track_id
+        for row, detection in enumerate(detections):
+            if ids[row] is None:
+                track = Track(self._next_id, np.asarray(detection.box, np.float64), detection, frame_index, frame_index)
+                self.tracks[track.track_id] = track
+                ids[row] = track.track_id
+                self._next_id += 1
+        return [int(i) for i in ids], ended
+
+    def reset(self) -> None:
+        self.tracks.clear()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One recognition of a track: best person (None below threshold), score, quality."""
+
+    name: str | None
+    similarity: float
+    quality: float
+
+
+class NameVote:
+    """The stable name of one track from its recent observations."""
+
+    def __init__(self, window: int = 8, switch_after: int = 2):
+        if window < 1 or switch_after < 1:
+            raise ValueError("window and switch_after must be >= 1")
+        self.observations: deque[Observation] = deque(maxlen=window)
+        self.switch_after = switch_after
+        self.name: str | None = None
+        self.decided = False
+        self._challenger: str | None = None
+        self._streak = 0
+
+    def scores(self) -> dict[str | None, float]:
+        """Vote weight per candidate (None = unknown): similarity x quality summed."""
+        totals: dict[str | None, float] = {}
+        for obs in self.observations:
+            weight = max(obs.quality, 0.05) * (max(obs.similarity, 0.0) if obs.name else max(1.0 - obs.similarity, 0.0))
+            totals[obs.name] = totals.get(obs.name, 0.0) + weight
+        return totals
+
+    def add(self, observation: Observation) -> str | None:
+        self.observations.append(observation)
+        totals = self.scores()
+        leader = max(totals, key=lambda k: totals[k])
+        if not self.decided:
+            self.name, self.decided = leader, True
+        elif leader != self.name:
+            self._streak = self._streak + 1 if leader == self._challenger else 1
+            self._challenger = leader
+            if self._streak >= self.switch_after:
+                self.name, self._challenger, self._streak = leader, None, 0
+        else:
+            self._challenger, self._streak = None, 0
+        return self.name
+
+    def mean_similarity(self, name: str | None) -> float:
+        values = [o.similarity for o in self.observations if o.name == name]
+        return float(np.mean(values)) if values else (self.observations[-1].similarity if self.observations else 0.0)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    iou_threshold: float = 0.2
+    max_missed: int = 15
+    reembed_every: int = 10  # frames
+    better_view: float = 1.25  # re-embed when face quality grows by this factor
+    vote_window: int = 8
+    switch_after: int = 2
+
+
+@dataclass
+class _TrackState:
+    vote: NameVote
+    embedding: np.ndarray | None = None
+    last_embedded: int = -(10**9)
+    best_quality: float = 0.0
+    last_match: Match | None = None
+
+
+def _face_quality(detection: Detection) -> float:
+    """Cheap per-frame quality: detector confidence x size (saturating at 120 px)."""
+    return detection.score * min(1.0, min(detection.box[2], detection.box[3]) / 120.0)
+
+
+class LiveRecognizer:
+    """Recognition with tracking for live video. Not thread-safe: one per worker."""
+
+    def __init__(self, recognizer: Recognizer, config: TrackingConfig | None = None):
+        self.recognizer = recognizer
+        self.config = config or TrackingConfig()
+        self.tracker = Tracker(self.config.iou_threshold, self.config.max_missed)
+        self._states: dict[int, _TrackState] = {}
+        self._frame_index = -1
+        self._matcher_id = None
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self._states.clear()
+
+    def process(self, image: np.ndarray, frame_index: int | None = None) -> FrameResult:
+        """Detect every frame; embed only the tracks that need it, in one batch."""
+        self._frame_index = self._frame_index + 1 if frame_index is None else frame_index
+        index = self._frame_index
+        start = time.perf_counter()
+        detections = self.recognizer.detect(image)
+        track_ids, ended = self.tracker.update(index, detections)
+        for tid in ended:
+            self._states.pop(tid, None)
+        detected = time.perf_counter()
+
+        matcher = self.recognizer.matcher()
+        if matcher is not self._matcher_id:  # gallery or threshold changed: re-decide everyone
+            self._matcher_id = matcher
+            for state in self._states.values():
+                state.last_embedded = -(10**9)
+                state.vote.observations.clear()
+                state.vote.decided = False
+        needs = []
+        for row, (tid, detection) in enumerate(zip(track_ids, detections)):
+            state = self._states.setdefault(tid, _TrackState(NameVote(self.config.vote_window, self.config.switch_after)))
+            quality = _face_quality(detection)
+            unsettled = state.last_match is not None and state.last_match.name != state.vote.name
+            if (
+                state.embedding is None
+                or unsettled  # the last recognition disagreed with the shown name: confirm now
+                or index - state.last_embedded >= self.config.reembed_every
+                or quality > state.best_quality * self.config.better_view
+            ):
+                needs.append(row)
+        faces = self.recognizer.align(image, [detections[r] for r in needs])
+        aligned = time.perf_counter()
+        embeddings = self.recognizer.embed(faces)
+        embedded = time.perf_counter()
+        if needs:
+            matches = matcher.match(embeddings, unique=False)
+            for row, embedding, match in zip(needs, embeddings, matches):
+                state = self._states[track_ids[row]]
+                quality = _face_quality(detections[row])
+                state.embedding, state.last_embedded, state.last_match = embedding, index, match
+                state.best_quality = max(state.best_quality, quality)
+                state.vote.add(Observation(match.name, match.similarity, quality))
+        results = self._results(detections, track_ids, matcher.threshold)
+        matched = time.perf_counter()
+        times = StageTimes(
+            detect=(detected - start) * 1e3, align=(aligned - detected) * 1e3,
+            embed=(embedded - aligned) * 1e3, match=(matched - embedded) * 1e3,
+        )
+        return FrameResult(tuple(results), times, (image.shape[1], image.shape[0]))
+
+    def _results(self, detections: list[Detection], track_ids: list[int], threshold: float) -> list[FaceResult]:
+        """Each face with its track's voted name; one name per frame at most (the track
+        with the stronger vote keeps it, the other shows "unknown")."""
+        claims: dict[str, tuple[float, int]] = {}
+        for tid in track_ids:
+            vote = self._states[tid].vote
+            if vote.name is not None:
+                strength = vote.scores().get(vote.name, 0.0)
+                if vote.name not in claims or strength > claims[vote.name][0]:
+                    claims[vote.name] = (strength, tid)
+        results = []
+        for tid, detection in zip(track_ids, detections):
+            state = self._states[tid]
+            name = state.vote.name if state.vote.name is not None and claims[state.vote.name][1] == tid else None
+            last = state.last_match
+            similarity = state.vote.mean_similarity(name) if name else (last.similarity if last else 0.0)
+            match = Match(name, similarity, last.best_name if last else None, last.margin if last else 0.0, threshold)
+            embedding = state.embedding if state.embedding is not None else np.zeros(self.recognizer.card.embedding_dim, np.float32)
+            results.append(FaceResult(detection, embedding, match, track_id=tid))
+        return results
