@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Bump when the layer graph changes, so cached conversions are rebuilt.
+ARCHITECTURE_VERSION = 2
 EMBEDDING_DIM = 128
 INPUT_SIZE = 112
 CONV_BN_EPSILON = 1e-3
@@ -82,10 +84,17 @@ def _conv_unit(x, name: str, *, filters: int | None, kernel: int, stride: int, f
     return layers.PReLU(shared_axes=[1, 2], alpha_initializer=keras.initializers.Constant(0.25), name=f"{name}_relu")(x)
 
 
-def _build(fused: bool, dropout: float = 0.0):
+def _build(fused: bool, dropout: float = 0.0, dtype_policy: str | None = None):
     import keras
     from keras import layers
 
+    if dtype_policy is not None:
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(dtype_policy)
+        try:
+            return _build(fused, dropout)
+        finally:
+            keras.config.set_dtype_policy(previous)
     inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="face_rgb")
     x = layers.Rescaling(1.0 / 128.0, offset=-127.5 / 128.0, name="scale")(inputs)
     x = _conv_unit(x, "conv_1", filters=STEM_FILTERS, kernel=3, stride=1, fused=fused, depthwise=False)
@@ -100,6 +109,7 @@ def _build(fused: bool, dropout: float = 0.0):
     x = layers.Dense(EMBEDDING_DIM, name="pre_fc1")(x)
     if not fused:
         x = layers.BatchNormalization(epsilon=HEAD_BN_EPSILON, momentum=0.9, name="fc1")(x)
+    x = layers.Activation("linear", dtype="float32", name="embedding")(x)  # float32 out under mixed precision
     return keras.Model(inputs, x, name="sface_inference" if fused else "sface")
 
 
@@ -114,13 +124,14 @@ def _bn_scale_shift(layer) -> tuple[np.ndarray, np.ndarray]:
     return scale, beta - mean * scale
 
 
-def build_inference_sface(trained):
+def build_inference_sface(trained, dtype_policy: str | None = None):
     """Fold ``trained``'s batch norms into its convolutions; returns a new Keras model.
 
     ``trained`` is a model from :func:`build_sface` (any dropout). The folded model
     computes the same function in inference mode, with about half the layers.
+    ``dtype_policy`` (e.g. "mixed_float16") sets its compute precision; output is float32.
     """
-    fused = _build(fused=True)
+    fused = _build(fused=True, dtype_policy=dtype_policy)
     for layer in fused.layers:
         name = layer.name
         if name.endswith("_conv2d"):
