@@ -85,6 +85,9 @@ class Tracker:
         self.max_missed = max_missed
         self.max_jump = max_jump
         self.tracks: dict[int, Track] = {}
+        #: Ids matched in the last update by nearness or small overlap only: their
+        #: identity should be confirmed by appearance.
+        self.weak: set[int] = set()
         self._next_id = 1
 
     def update(self, frame_index: int, detections: list[Detection]) -> tuple[list[int], list[int]]:
@@ -96,14 +99,19 @@ class Tracker:
         for tid in ended:
             del self.tracks[tid]
         ids: list[int | None] = [None] * len(detections)
+        self.weak = set()
         track_list = list(self.tracks.values())
         if detections and track_list:
             boxes = np.array([d.box for d in detections])
             predicted = np.array([t.predicted_box(frame_index) for t in track_list])
+            overlap = iou_matrix(boxes, predicted)
             affinity = affinity_matrix(boxes, predicted, self.max_jump)
+            recent = np.array([frame_index - t.last_frame <= 2 for t in track_list])
             rows, cols = linear_sum_assignment(-affinity)
             for row, col in zip(rows, cols):
-                if affinity[row, col] >= self.iou_threshold:
+                # Overlap always counts; nearness alone only for tracks seen just now.
+                near = recent[col] and affinity[row, col] > overlap[row, col]
+                if overlap[row, col] >= self.iou_threshold or near:
                     track = track_list[col]
                     new_box = np.asarray(detections[row].box, np.float64)
                     gap = max(1, frame_index - track.last_frame)
@@ -112,6 +120,8 @@ class Tracker:
                     track.box, track.detection = new_box, detections[row]
                     track.last_frame, track.hits = frame_index, track.hits + 1
                     ids[row] = track.track_id
+                    if overlap[row, col] < 0.5:
+                        self.weak.add(track.track_id)
         for row, detection in enumerate(detections):
             if ids[row] is None:
                 track = Track(self._next_id, np.asarray(detection.box, np.float64), detection, frame_index, frame_index)
@@ -120,38 +130,58 @@ class Tracker:
                 self._next_id += 1
         return [int(i) for i in ids], ended
 
+    def split(self, track_id: int) -> int:
+        """Give the face now followed by ``track_id`` a new id (its appearance showed it
+        is not the face the track had); returns the new id."""
+        track = self.tracks.pop(track_id)
+        track.track_id, track.first_frame, track.hits = self._next_id, track.last_frame, 1
+        track.velocity = np.zeros(4)
+        self.tracks[track.track_id] = track
+        self._next_id += 1
+        return track.track_id
+
     def reset(self) -> None:
         self.tracks.clear()
+        self.weak = set()
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One recognition of a track: best person (None below threshold), score, quality."""
+    """One recognition of a track: best person (None below threshold), its similarity,
+    the threshold it was judged against, and the face's quality in [0, 1]."""
 
     name: str | None
     similarity: float
     quality: float
+    threshold: float = 0.363
+
+    @property
+    def weight(self) -> float:
+        """Evidence strength: every recognition counts, clear ones (far from the
+        threshold, on good faces) count more."""
+        return max(self.quality, 0.05) * (0.5 + abs(self.similarity - self.threshold))
 
 
 class NameVote:
     """The stable name of one track from its recent observations."""
 
-    def __init__(self, window: int = 8, switch_after: int = 2):
+    def __init__(self, window: int = 8, switch_after: int = 2, decay: float = 0.7):
         if window < 1 or switch_after < 1:
             raise ValueError("window and switch_after must be >= 1")
         self.observations: deque[Observation] = deque(maxlen=window)
         self.switch_after = switch_after
+        self.decay = decay
         self.name: str | None = None
         self.decided = False
         self._challenger: str | None = None
         self._streak = 0
 
     def scores(self) -> dict[str | None, float]:
-        """Vote weight per candidate (None = unknown): similarity x quality summed."""
+        """Vote per candidate (None = unknown): observation weights, recent ones
+        counting more (``decay`` per step back)."""
         totals: dict[str | None, float] = {}
-        for obs in self.observations:
-            weight = max(obs.quality, 0.05) * (max(obs.similarity, 0.0) if obs.name else max(1.0 - obs.similarity, 0.0))
-            totals[obs.name] = totals.get(obs.name, 0.0) + weight
+        for age, obs in enumerate(reversed(self.observations)):
+            totals[obs.name] = totals.get(obs.name, 0.0) + obs.weight * self.decay**age
         return totals
 
     def add(self, observation: Observation) -> str | None:
@@ -182,6 +212,7 @@ class TrackingConfig:
     better_view: float = 1.25  # re-embed when face quality grows by this factor
     vote_window: int = 8
     switch_after: int = 2
+    same_face: float = 0.25  # a track whose new embedding is less similar than this to its last one is split
 
 
 @dataclass
@@ -238,6 +269,7 @@ class LiveRecognizer:
             unsettled = state.last_match is not None and state.last_match.name != state.vote.name
             if (
                 state.embedding is None
+                or tid in self.tracker.weak  # followed by position only: check who it is
                 or unsettled  # the last recognition disagreed with the shown name: confirm now
                 or index - state.last_embedded >= self.config.reembed_every
                 or quality > state.best_quality * self.config.better_view
@@ -251,10 +283,16 @@ class LiveRecognizer:
             matches = matcher.match(embeddings, unique=False)
             for row, embedding, match in zip(needs, embeddings, matches):
                 state = self._states[track_ids[row]]
+                if state.embedding is not None and float(embedding @ state.embedding) < self.config.same_face:
+                    # Another face took this track's place: it is a new track.
+                    old = track_ids[row]
+                    track_ids[row] = self.tracker.split(old)
+                    del self._states[old]
+                    state = self._states[track_ids[row]] = _TrackState(NameVote(self.config.vote_window, self.config.switch_after))
                 quality = _face_quality(detections[row])
                 state.embedding, state.last_embedded, state.last_match = embedding, index, match
                 state.best_quality = max(state.best_quality, quality)
-                state.vote.add(Observation(match.name, match.similarity, quality))
+                state.vote.add(Observation(match.name, match.similarity, quality, match.threshold))
         results = self._results(detections, track_ids, matcher.threshold)
         matched = time.perf_counter()
         times = StageTimes(
