@@ -26,11 +26,21 @@ EXIT_USER_ERROR = 1
 
 
 # --------------------------------------------------------------------------- helpers
-def _open_gallery(args):
+def _open_gallery(args, create: bool = False):
+    """The gallery of ``--gallery`` (else the default). A gallery named explicitly must
+    exist unless the command adds to it (``create``), so a mistyped path is an error
+    rather than a silent new, empty gallery."""
     from faceapp.gallery import Gallery
     from faceapp.paths import default_gallery_path
 
-    return Gallery(args.gallery or default_gallery_path())
+    if args.gallery and not create and not Path(args.gallery).expanduser().exists():
+        raise FaceAppError(f"no gallery at {args.gallery} (enroll someone first, or check the path)")
+    return Gallery(Path(args.gallery).expanduser() if args.gallery else default_gallery_path())
+
+
+def _show_progress(args) -> bool:
+    """Progress bars only for a person watching a terminal."""
+    return not args.quiet and sys.stderr.isatty()
 
 
 def _recognizer(args, gallery=None):
@@ -65,9 +75,9 @@ def _largest_face(recognizer, path: str):
 def cmd_enroll(args) -> int:
     from faceapp.enrollment import samples_from_files
 
-    with _open_gallery(args) as gallery:
+    with _open_gallery(args, create=True) as gallery:
         recognizer = _recognizer(args, gallery)
-        samples = samples_from_files(recognizer, args.images, progress=True)
+        samples = samples_from_files(recognizer, args.images, progress=_show_progress(args))
         templates = [s.template(recognizer.embedder.model_id) for s in samples]
         existing = {p.name for p in gallery.people()}
         from faceapp.gallery import normalize_name
@@ -133,14 +143,14 @@ def cmd_recognize(args) -> int:
         recognizer = _recognizer(args, gallery)
         summary = run_recognition(
             recognizer, args.source, out=args.out, events=args.events, max_frames=args.max_frames,
-            show_progress=not args.quiet, tracking=not args.no_tracking,
+            show_progress=_show_progress(args), tracking=not args.no_tracking,
         )
     print(summary.describe())
     return 0
 
 
 def cmd_gallery(args) -> int:
-    with _open_gallery(args) as gallery:
+    with _open_gallery(args, create=args.gallery_command == "import") as gallery:
         action = args.gallery_command
         if action == "list":
             people = gallery.people()

@@ -75,5 +75,8 @@ def samples_from_files(recognizer: Recognizer, paths: Iterable[str | os.PathLike
     if progress and len(paths) > 3:
         from tqdm import tqdm
 
-        paths = tqdm(paths, desc="reading photos", unit="photo")
+        # Closed (and erased) even when a photo is refused, so the bar never follows
+        # the error message.
+        with tqdm(paths, desc="reading photos", unit="photo", leave=False) as bar:
+            return samples_from_images(recognizer, ((str(p), read_image(p)) for p in bar))
     return samples_from_images(recognizer, ((str(p), read_image(p)) for p in paths))

@@ -67,9 +67,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
 
     path = Path(path)
     suffix = path.suffix.lower() or ".png"
-    ok, buffer = cv2.imencode(suffix, image)
+    try:
+        ok, buffer = cv2.imencode(suffix, image)
+    except cv2.error:  # no encoder for this suffix
+        ok = False
     if not ok:
         raise ImageReadError(f"{path}: cannot encode an image as {suffix}")
     temporary = path.with_name(path.name + ".tmp")
-    buffer.tofile(temporary)
-    os.replace(temporary, path)
+    try:
+        buffer.tofile(temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise ImageReadError(f"{path}: cannot write ({error.strerror or error})") from None

@@ -109,7 +109,7 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
             threshold_presets=presets,
             default_preset=str(thresholds["default"]),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # e.g. presets not a mapping
         raise ModelError(f"model card {path} is malformed: {error!r}") from None
     if card.default_preset not in presets:
         raise ModelError(f"model card {path}: default preset {card.default_preset!r} is not defined")

@@ -47,7 +47,8 @@ class Recognizer:
         self.gallery = gallery
         self._threshold = float(threshold)
         self._lock = threading.Lock()
-        self._revision: int | None = None
+        # What the current matcher was built from: (gallery object, its revision, threshold).
+        self._built_from: tuple | None = None
         self._matcher = Matcher.empty(card.embedding_dim, self._threshold)
 
     @classmethod
@@ -67,22 +68,22 @@ class Recognizer:
     @threshold.setter
     def threshold(self, value: float) -> None:
         with self._lock:
-            self._threshold = float(value)
-            self._revision = None  # rebuild the matcher with the new threshold
+            self._threshold = float(value)  # matcher() rebuilds with the new threshold
 
     def matcher(self) -> Matcher:
         """The matcher for the gallery as it is now (rebuilt only when it changed)."""
         with self._lock:
-            if self.gallery is None:
-                return self._matcher
-            revision = self.gallery.revision()
-            if revision != self._revision:
-                data = self.gallery.matrix(self.embedder.model_id)
-                if len(data.embeddings):
+            gallery = self.gallery
+            revision = None if gallery is None else gallery.revision()
+            built = self._built_from
+            # Another gallery object (or none) may share the old one's revision number.
+            if built is None or built[0] is not gallery or built[1:] != (revision, self._threshold):
+                data = None if gallery is None else gallery.matrix(self.embedder.model_id)
+                if data is not None and len(data.embeddings):
                     self._matcher = Matcher(data.embeddings, data.person_index, data.names, self._threshold)
                 else:
                     self._matcher = Matcher.empty(self.card.embedding_dim, self._threshold)
-                self._revision = revision
+                self._built_from = (gallery, revision, self._threshold)
                 logger.debug("gallery revision %s: %d people", revision, self._matcher.person_count)
             return self._matcher
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,27 @@ from faceapp.imageio import IMAGE_SUFFIXES, read_image
 logger = logging.getLogger(__name__)
 
 FOLDER_FPS = 1.0  # a folder of stills is played as one image per second
+MAX_BAD_FRAMES = 30  # consecutive unusable frames before a source is declared broken
+MAX_FRAME_PIXELS = 100_000_000
+
+
+def usable_frame(image: object) -> np.ndarray | None:
+    """``image`` as BGR uint8 (H, W, 3) if it can be one (grey and BGRA are converted),
+    else None (wrong type, dtype or shape, empty, absurdly large)."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:
+        return None
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:
+        return None
+    if image.ndim == 3 and image.shape[2] not in (3, 4):
+        return None
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    import cv2
+
+    code = cv2.COLOR_GRAY2BGR if image.ndim == 2 else cv2.COLOR_BGRA2BGR
+    return cv2.cvtColor(np.ascontiguousarray(image), code)
 
 
 @dataclass(frozen=True)
@@ -98,17 +121,30 @@ class VideoCaptureSource(FrameSource):
         self.fps = float(fps) if fps and 0 < fps < 1000 else 30.0
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.len_hint = count if spec.kind == "file" and count > 0 else None
+        self._pending: np.ndarray | None = None
+        if spec.kind == "file":  # FFmpeg "opens" any file; a video must yield a frame
+            self._pending = self.read()
+            if self._pending is None:
+                self._capture.release()
+                raise SourceError(f"cannot read video file {spec.value}: not a video, or damaged")
 
     def read(self) -> np.ndarray | None:
         """The next frame, or None at the end (or when the device stops answering)."""
-        ok, image = self._capture.read()
-        if not ok or image is None:
-            return None
-        if image.ndim == 2:
-            import cv2
-
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        return image
+        if self._pending is not None:
+            image, self._pending = self._pending, None
+            return image
+        for _ in range(MAX_BAD_FRAMES):
+            try:
+                ok, image = self._capture.read()
+            except Exception as error:  # cv2.error, or a driver failing mid-read
+                raise SourceError(f"{self.spec}: reading a frame failed ({' '.join(str(error).split())})") from None
+            if not ok or image is None:
+                return None
+            frame = usable_frame(image)
+            if frame is not None:
+                return frame
+            logger.warning("%s: skipping an unusable frame (%s)", self.spec, _describe(image))
+        raise SourceError(f"{self.spec}: the source returns only unusable frames (last: {_describe(image)})")
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -145,10 +181,72 @@ class FolderSource(FrameSource):
             yield Frame(index, index / self.fps, image, path.name)
 
 
+def _describe(image: object) -> str:
+    if isinstance(image, np.ndarray):
+        return f"array {image.shape} {image.dtype}"
+    return type(image).__name__
+
+
+def frames_with_timeout(source: FrameSource, timeout_s: float) -> Iterator[Frame]:
+    """Iterate ``source`` but raise SourceError if no frame arrives within ``timeout_s``
+    (a camera that stalls: ``cv2.VideoCapture.read`` can block forever).
+
+    The source is read on a daemon thread; after a timeout that thread is abandoned (it
+    ends when the blocked read returns) and the caller should close the source and may
+    reopen it. Errors raised by the source are re-raised here.
+    """
+    if not timeout_s > 0:
+        raise ValueError("timeout_s must be positive")
+    slots: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def pump() -> None:
+        try:
+            for frame in source:
+                while not stop.is_set():
+                    try:
+                        slots.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item: object = done
+        except BaseException as error:  # handed to the consumer
+            item = error
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=pump, name="frame-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            try:
+                item = slots.get(timeout=timeout_s)
+            except queue.Empty:
+                raise SourceError(
+                    f"{getattr(source, 'spec', 'the source')}: no frame for {timeout_s:g} s "
+                    "(the camera stopped answering; check it and reopen it)"
+                ) from None
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
 def open_source(source: str | int | SourceSpec) -> FrameSource:
     """Open a webcam index, video file, stream URL or image folder."""
     spec = source if isinstance(source, SourceSpec) else SourceSpec.parse(source)
     if spec.kind == "folder":
         return FolderSource(spec)
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own messages (AV_LOG_QUIET)
     return VideoCaptureSource(spec)

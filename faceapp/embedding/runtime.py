@@ -52,6 +52,7 @@ def load_keras_model(card: EmbeddingCard):
     if card.architecture != "sface":
         raise ModelError(f"unsupported architecture {card.architecture!r} in {card.directory}")
     weights = verified_file(card.weights, card.weights_sha256, f"embedding model {card.model_id!r} weights")
+    import_tensorflow()  # before Keras imports it, so that its CUDA-probing noise stays hidden
     model = build_sface()
     try:
         model.load_weights(weights)
