@@ -6,9 +6,16 @@ Modules, one job each:
 * :mod:`~faceapp.gui.sampling` -- judging a live frame as an enrollment sample (no Qt).
 * :mod:`~faceapp.gui.capture` / :mod:`~faceapp.gui.recognition` -- the two workers.
 * :mod:`~faceapp.gui.controller` -- owns the worker threads; what views talk to.
+* :mod:`~faceapp.gui.video_view` -- paints a frame and its recognition overlay.
 * :mod:`~faceapp.gui.main_window`, :mod:`~faceapp.gui.enroll_dialog`,
-  :mod:`~faceapp.gui.photos_dialog`, :mod:`~faceapp.gui.gallery_dialog` -- the windows.
-* :mod:`~faceapp.gui.app` -- ``run_app(args)``, what ``faceapp`` with no command runs.
+  :mod:`~faceapp.gui.photos_dialog`, :mod:`~faceapp.gui.gallery_dialog`,
+  :mod:`~faceapp.gui.source_picker` -- the windows.
+* :mod:`~faceapp.gui.saving` -- writing samples to the gallery, asking when the face is known.
+* :mod:`~faceapp.gui.asker` -- every question to the user, behind one injectable object.
+* :mod:`~faceapp.gui.settings` -- settings kept between runs (QSettings).
+* :mod:`~faceapp.gui.images`, :mod:`~faceapp.gui.qtcompat` -- numpy/Qt images; a PySide6 workaround.
+* :mod:`~faceapp.gui.app` -- ``run_app(args)``, what ``faceapp`` with no command runs;
+  :mod:`~faceapp.gui.screenshots` -- the docs' screenshots, taken by the running app.
 
 Nothing in :mod:`faceapp` outside this package imports Qt.
 """

@@ -8,8 +8,8 @@ dialog calls :func:`likely_person` before saving.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -1,0 +1,91 @@
+"""``faceapp`` with no command: open the desktop app.
+
+:func:`run_app` loads the gallery and the models (one-line errors, no traceback, if they
+cannot be), opens the main window on ``--source`` (webcam 0 by default) and runs the Qt
+event loop. Closing the window stops every worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+from faceapp.errors import FaceAppError
+
+logger = logging.getLogger(__name__)
+
+SCREENSHOTS_ENV = "FACEAPP_SCREENSHOTS"  # a folder: take the docs' screenshots, then quit
+
+
+def build_recognizer(args, gallery):
+    """The pipeline the command-line options describe (same options as the CLI)."""
+    from faceapp.detection import DetectorConfig
+    from faceapp.pipeline import PipelineConfig, Recognizer
+
+    detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
+    config = PipelineConfig(model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector)
+    return Recognizer.create(config, gallery)
+
+
+def _fail(app, message: str) -> int:
+    """Say what went wrong in one line (stderr, and a message box when there is a screen)."""
+    print(f"faceapp: error: {message}", file=sys.stderr)
+    if app.platformName() not in ("offscreen", "minimal"):
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.critical(None, "FaceApp", message)
+    return 1
+
+
+def run_app(args) -> int:
+    """Run the desktop app until its window closes; returns the exit status."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from faceapp.gallery import Gallery
+    from faceapp.gui.main_window import MainWindow
+    from faceapp.gui.settings import APPLICATION, ORGANISATION, AppSettings
+    from faceapp.paths import default_gallery_path
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "faceapp"])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("FaceApp")
+    settings = AppSettings.open()
+    try:
+        gallery = Gallery(getattr(args, "gallery", None) or default_gallery_path())
+    except FaceAppError as error:
+        return _fail(app, str(error))
+    try:
+        recognizer = build_recognizer(args, gallery)
+        if getattr(args, "threshold", None) is None and settings.threshold is not None:
+            recognizer.threshold = settings.threshold
+    except FaceAppError as error:
+        gallery.close()
+        return _fail(app, str(error))
+
+    window = MainWindow(recognizer, gallery, settings)
+    app.aboutToQuit.connect(window.shutdown)
+    window.show()
+    window.open_source_text(getattr(args, "source", None) or "0")
+
+    # Ctrl+C in the terminal closes the window (Python handles signals between Qt events).
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: window.close())
+    ticker = QTimer()
+    ticker.timeout.connect(lambda: None)
+    ticker.start(250)
+
+    folder = os.environ.get(SCREENSHOTS_ENV)
+    if folder:
+        from faceapp.gui.screenshots import take_screenshots
+
+        take_screenshots(window, folder)
+    try:
+        return app.exec()
+    finally:
+        ticker.stop()
+        signal.signal(signal.SIGINT, previous_handler)
+        window.shutdown()
+        gallery.close()

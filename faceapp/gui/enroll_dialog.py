@@ -1,0 +1,254 @@
+"""Enroll from the camera: type a name, capture several good samples, save.
+
+Each live frame is judged on the recognition thread (:func:`~faceapp.gui.sampling.evaluate_frame`)
+while this dialog is open; the dialog only shows the verdict ("move closer", "too dark",
+"turn to the camera", ...) and keeps the accepted samples as thumbnails. Any one can be
+retaken. Nothing is written until Save; Cancel leaves the gallery untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceapp.enrollment import Sample
+from faceapp.errors import FaceAppError
+from faceapp.gallery import Gallery, normalize_name
+from faceapp.gui.asker import Asker
+from faceapp.gui.capture import SourceState, SourceStatus
+from faceapp.gui.controller import LiveController
+from faceapp.gui.images import icon_from_bgr
+from faceapp.gui.recognition import FramePacket
+from faceapp.gui.saving import Saved, save_samples
+from faceapp.gui.video_view import VideoView
+
+logger = logging.getLogger(__name__)
+
+THUMBNAIL = 72
+NO_CAMERA = "No camera picture: choose a working source in the main window, or use “Add from photos”."
+
+
+class EnrollDialog(QDialog):
+    """The guided capture. ``min_interval_s`` spaces the samples out in time, so that
+    they differ a little (pose, expression) instead of being copies of one frame."""
+
+    def __init__(
+        self,
+        controller: LiveController,
+        gallery: Gallery,
+        asker: Asker,
+        sample_count: int = 5,
+        min_interval_s: float = 0.4,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Enroll from the camera")
+        self._controller = controller
+        self._gallery = gallery
+        self._asker = asker
+        self._min_interval_s = min_interval_s
+        self._last_accepted = float("-inf")
+        self.samples: list[Sample | None] = [None] * sample_count
+        self.capturing = False
+        self.saved: Saved | None = None
+
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("the person's name")
+        self.count_spin = QSpinBox()
+        self.count_spin.setRange(1, 20)
+        self.count_spin.setValue(sample_count)
+        self.count_spin.valueChanged.connect(self._resize_samples)
+        form = QFormLayout()
+        form.addRow("Name", self.name_edit)
+        form.addRow("Samples", self.count_spin)
+
+        self.preview = VideoView(minimum=QSize(400, 300))
+        self.status = QLabel("Type a name, look at the camera, then press “Start capture”.")
+        self.status.setWordWrap(True)
+        self.status.setMinimumHeight(36)
+
+        self.thumbnails = QListWidget()
+        self.thumbnails.setViewMode(QListView.ViewMode.IconMode)
+        self.thumbnails.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+        self.thumbnails.setFlow(QListView.Flow.LeftToRight)
+        self.thumbnails.setWrapping(False)
+        self.thumbnails.setMovement(QListView.Movement.Static)
+        self.thumbnails.setFixedHeight(THUMBNAIL + 40)
+        self.thumbnails.itemSelectionChanged.connect(self._update_buttons)
+        placeholder = QPixmap(THUMBNAIL, THUMBNAIL)
+        placeholder.fill(QColor(215, 215, 215))
+        self._placeholder = QIcon(placeholder)
+
+        self.capture_button = QPushButton("Start capture")
+        self.capture_button.clicked.connect(self.toggle_capture)
+        self.retake_button = QPushButton("Retake selected")
+        self.retake_button.clicked.connect(self.retake_selected)
+        self.save_button = QPushButton("Save")
+        self.save_button.clicked.connect(self.save)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.reject)
+        buttons = QHBoxLayout()
+        for button in (self.capture_button, self.retake_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        for button in (self.save_button, self.cancel_button):
+            buttons.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.preview, 1)
+        layout.addWidget(self.status)
+        layout.addWidget(self.thumbnails)
+        layout.addLayout(buttons)
+
+        controller.set_enrollment(True)
+        controller.packetReady.connect(self.on_packet)
+        controller.statusChanged.connect(self._on_source_status)
+        self._on_source_status(controller.status)
+        if controller.latest is not None:
+            self.preview.show_frame(controller.latest.qimage, controller.latest.result)
+        self._refresh_thumbnails()
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def taken(self) -> list[Sample]:
+        return [sample for sample in self.samples if sample is not None]
+
+    @property
+    def complete(self) -> bool:
+        return all(sample is not None for sample in self.samples)
+
+    def _resize_samples(self, count: int) -> None:
+        taken = self.taken[:count]
+        self.samples = taken + [None] * (count - len(taken))
+        self._refresh_thumbnails()
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
+    # -- capture ----------------------------------------------------------------------------
+    def toggle_capture(self) -> None:
+        if self.capturing:
+            self.capturing = False
+            self._say("Capture paused.")
+        else:
+            try:
+                normalize_name(self.name_edit.text())
+            except FaceAppError as error:
+                self._say(str(error))
+                self.name_edit.setFocus()
+                return
+            if self.complete:
+                self._say("All samples are taken: select one and press “Retake selected”, or Save.")
+                return
+            self.capturing = True
+            self._say(f"Capturing sample {self._next_slot() + 1} of {len(self.samples)}: look at the camera.")
+        self._update_buttons()
+
+    def retake_selected(self) -> None:
+        rows = sorted({index.row() for index in self.thumbnails.selectedIndexes()})
+        if not rows:
+            return
+        for row in rows:
+            self.samples[row] = None
+        self._refresh_thumbnails()
+        self.capturing = False
+        self.toggle_capture()
+
+    def _next_slot(self) -> int:
+        return next((i for i, sample in enumerate(self.samples) if sample is None), len(self.samples))
+
+    def on_packet(self, packet: FramePacket) -> None:
+        """A new processed frame: show it; while capturing, take it if it is good."""
+        self.preview.show_frame(packet.qimage, packet.result)
+        if not self.capturing or packet.candidate is None:
+            return
+        slot = self._next_slot()
+        total = len(self.samples)
+        candidate = packet.candidate
+        if candidate.sample is None:
+            self._say(f"Sample {slot + 1} of {total}: {candidate.problem}")
+            return
+        now = time.monotonic()
+        if now - self._last_accepted < self._min_interval_s:
+            return
+        self._last_accepted = now
+        self.samples[slot] = candidate.sample
+        self._refresh_thumbnails()
+        if self.complete:
+            self.capturing = False
+            self._say(f"All {total} samples taken. Save, or select one and retake it.")
+        else:
+            self._say(f"Sample {slot + 1} of {total} taken; move your head a little for the next one.")
+        self._update_buttons()
+
+    def _on_source_status(self, status: SourceStatus) -> None:
+        if status.state in (SourceState.FAILED, SourceState.STOPPED, SourceState.ENDED) and self._controller.latest is None:
+            self.preview.clear(NO_CAMERA)
+        self.preview.set_banner(status.message if status.state is SourceState.RECONNECTING else "")
+
+    def _refresh_thumbnails(self) -> None:
+        selected = {index.row() for index in self.thumbnails.selectedIndexes()}
+        self.thumbnails.clear()
+        for number, sample in enumerate(self.samples, 1):
+            item = QListWidgetItem(f"{number}")
+            if sample is not None:
+                item.setIcon(icon_from_bgr(sample.face.image, THUMBNAIL))
+                item.setToolTip(f"quality {sample.quality.score:.2f}")
+            else:
+                item.setIcon(self._placeholder)
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+                item.setToolTip("not taken yet")
+            self.thumbnails.addItem(item)
+            item.setSelected(number - 1 in selected and sample is not None)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        self.capture_button.setText("Stop capture" if self.capturing else "Start capture")
+        self.retake_button.setEnabled(bool(self.thumbnails.selectedIndexes()))
+        self.save_button.setEnabled(self.complete)
+
+    # -- save / cancel ---------------------------------------------------------------------
+    def save(self) -> None:
+        if not self.complete:
+            self._say("Take all the samples first.")
+            return
+        self.capturing = False
+        try:
+            saved = save_samples(self._gallery, self._controller.recognizer, self.name_edit.text(), self.taken, self._asker, self)
+        except FaceAppError as error:
+            self._say(" ".join(str(error).split()))
+            return
+        if saved is None:
+            self._say("Not saved. Change the name, or press Save again.")
+            return
+        self.saved = saved
+        self.accept()
+
+    def done(self, result: int) -> None:
+        """Closing either way stops the per-frame judging and leaves the camera to the view."""
+        self.capturing = False
+        self._controller.set_enrollment(False)
+        for signal, slot in ((self._controller.packetReady, self.on_packet), (self._controller.statusChanged, self._on_source_status)):
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass
+        super().done(result)

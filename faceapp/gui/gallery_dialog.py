@@ -1,0 +1,311 @@
+"""The gallery manager: people with a thumbnail, template count and date added.
+
+Filter by name; rename, merge, delete a person (after confirmation), delete single
+templates; export and import the gallery as a zip (:mod:`faceapp.archive`). Every change
+is one gallery transaction; the live window picks it up at once through the gallery's
+revision counter, and this dialog polls that counter to show changes made elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceapp.archive import export_gallery, import_gallery
+from faceapp.errors import FaceAppError
+from faceapp.gallery import Gallery, Person, Template
+from faceapp.gui.asker import Asker
+from faceapp.gui.images import icon_from_bytes
+
+logger = logging.getLogger(__name__)
+
+ICON = 48
+ZIP_FILTER = "FaceApp gallery (*.zip);;All files (*)"
+NAME, COUNT, ADDED = range(3)
+
+
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+class GalleryDialog(QDialog):
+    """Lists and edits the people of ``gallery``. ``add_photos`` (optional) is called
+    with a person's name (or "") and this dialog, to open "add from photos" over it."""
+
+    def __init__(self, gallery: Gallery, asker: Asker, add_photos=None, poll_ms: int = 1000, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Gallery — {gallery.path}")
+        self._gallery = gallery
+        self._asker = asker
+        self._add_photos = add_photos
+        self._revision: int | None = None
+        self._people: list[Person] = []
+        self._templates: dict[int, list[Template]] = {}
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter by name")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._fill_table)
+
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Name", "Templates", "Added"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setIconSize(QSize(ICON, ICON))
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(ICON + 8)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COUNT, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(ADDED, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._fill_templates)
+
+        self.templates = QListWidget()
+        self.templates.setViewMode(QListView.ViewMode.IconMode)
+        self.templates.setIconSize(QSize(80, 80))
+        self.templates.setMovement(QListView.Movement.Static)
+        self.templates.setResizeMode(QListView.ResizeMode.Adjust)
+        self.templates.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.templates.itemSelectionChanged.connect(self._update_buttons)
+        self.templates_label = QLabel("Templates")
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.templates_label)
+        right_layout.addWidget(self.templates, 1)
+        self.delete_template_button = QPushButton("Delete template")
+        self.delete_template_button.clicked.connect(self.delete_selected_templates)
+        right_layout.addWidget(self.delete_template_button)
+
+        splitter = QSplitter()
+        splitter.addWidget(self.table)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+
+        self.rename_button = QPushButton("Rename…")
+        self.rename_button.clicked.connect(self.rename_selected)
+        self.merge_button = QPushButton("Merge into…")
+        self.merge_button.clicked.connect(self.merge_selected)
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.add_photos_button = QPushButton("Add photos…")
+        self.add_photos_button.clicked.connect(self._on_add_photos)
+        self.add_photos_button.setVisible(add_photos is not None)
+        self.import_button = QPushButton("Import…")
+        self.import_button.clicked.connect(self.import_archive)
+        self.export_button = QPushButton("Export…")
+        self.export_button.clicked.connect(self.export_archive)
+        close_button = QPushButton("Close")
+        close_button.clicked.connect(self.accept)
+        buttons = QHBoxLayout()
+        for button in (self.rename_button, self.merge_button, self.delete_button, self.add_photos_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        for button in (self.import_button, self.export_button, close_button):
+            buttons.addWidget(button)
+
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.filter_edit)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.message)
+        layout.addLayout(buttons)
+        self.resize(760, 480)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.refresh_if_changed)
+        self._timer.start()
+        self.refresh()
+
+    # -- reading ----------------------------------------------------------------------------
+    def refresh_if_changed(self) -> None:
+        try:
+            if self._gallery.revision() != self._revision:
+                self.refresh()
+        except FaceAppError as error:
+            self._say(error)
+
+    def refresh(self) -> None:
+        """Reload people and templates from the gallery (one consistent snapshot)."""
+        try:
+            self._revision = self._gallery.revision()
+            people, templates = self._gallery.snapshot()
+        except FaceAppError as error:
+            self._say(error)
+            return
+        self._people = people
+        self._templates = {}
+        for template in templates:
+            self._templates.setdefault(template.person_id, []).append(template)
+        self._fill_table()
+
+    def visible_names(self) -> list[str]:
+        """The names listed now (after the filter), in order."""
+        return [self.table.item(row, NAME).text() for row in range(self.table.rowCount())]
+
+    def selected_name(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return self.table.item(rows[0].row(), NAME).text() if rows else None
+
+    def select(self, name: str) -> bool:
+        """Select ``name`` in the list; False if it is not shown."""
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, NAME).text() == name:
+                self.table.selectRow(row)
+                return True
+        return False
+
+    def _fill_table(self) -> None:
+        keep = self.selected_name()
+        needle = self.filter_edit.text().strip().casefold()
+        shown = [p for p in self._people if needle in p.name.casefold()]
+        self.table.setRowCount(len(shown))
+        for row, person in enumerate(shown):
+            templates = self._templates.get(person.id, [])
+            thumbnail = next((t.thumbnail for t in templates if t.thumbnail), None)
+            name = QTableWidgetItem(icon_from_bytes(thumbnail, ICON), person.name)
+            count = QTableWidgetItem(str(person.template_count))
+            count.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.table.setItem(row, NAME, name)
+            self.table.setItem(row, COUNT, count)
+            self.table.setItem(row, ADDED, QTableWidgetItem(_when(person.created_at)))
+        if not (keep and self.select(keep)):
+            self.table.clearSelection()
+        self._fill_templates()
+
+    def _fill_templates(self) -> None:
+        self.templates.clear()
+        name = self.selected_name()
+        person = next((p for p in self._people if p.name == name), None)
+        self.templates_label.setText(f"Templates of {name}" if person else "Templates (select a person)")
+        if person is not None:
+            for template in self._templates.get(person.id, []):
+                item = QListWidgetItem(icon_from_bytes(template.thumbnail, 80), _when(template.created_at)[5:])
+                item.setData(Qt.ItemDataRole.UserRole, template.id)
+                item.setToolTip(f"from {template.source or 'unknown'}; quality {template.quality:.2f}")
+                self.templates.addItem(item)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        has_person = self.selected_name() is not None
+        for button in (self.rename_button, self.merge_button, self.delete_button):
+            button.setEnabled(has_person)
+        self.merge_button.setEnabled(has_person and len(self._people) > 1)
+        self.delete_template_button.setEnabled(bool(self.templates.selectedItems()))
+
+    def _say(self, text: object) -> None:
+        self.message.setText(" ".join(str(text).split()))
+
+    # -- changes ----------------------------------------------------------------------------
+    def _change(self, action, success: str) -> bool:
+        """Run one gallery change; show its outcome (or its error) on one line."""
+        try:
+            action()
+        except FaceAppError as error:
+            self._say(error)
+            return False
+        self._say(success)
+        self.refresh()
+        return True
+
+    def rename_selected(self) -> None:
+        name = self.selected_name()
+        if name is None:
+            return
+        new = self._asker.text(self, "Rename", f"New name for '{name}':", name)
+        if new is None or new.strip() == name:
+            return
+        if self._change(lambda: self._gallery.rename(name, new), f"renamed '{name}' to '{new.strip()}'"):
+            self.select(new.strip())
+
+    def merge_selected(self) -> None:
+        name = self.selected_name()
+        if name is None:
+            return
+        others = [p.name for p in self._people if p.name != name]
+        target = self._asker.pick(self, "Merge", f"Move all templates of '{name}' to:", others)
+        if target is None:
+            return
+        if not self._asker.confirm(self, "Merge", f"Merge '{name}' into '{target}'? '{name}' will be removed."):
+            return
+        if self._change(lambda: self._gallery.merge(name, target), f"merged '{name}' into '{target}'"):
+            self.select(target)
+
+    def delete_selected(self) -> None:
+        name = self.selected_name()
+        if name is None:
+            return
+        person = next(p for p in self._people if p.name == name)
+        question = f"Delete '{name}' and their {person.template_count} template(s)? This cannot be undone."
+        if not self._asker.confirm(self, "Delete person", question):
+            return
+        self._change(lambda: self._gallery.remove(name), f"deleted '{name}'")
+
+    def delete_selected_templates(self) -> None:
+        ids = [item.data(Qt.ItemDataRole.UserRole) for item in self.templates.selectedItems()]
+        name = self.selected_name()
+        if not ids or name is None:
+            return
+        count = f"{len(ids)} template{'s' if len(ids) != 1 else ''}"
+        if not self._asker.confirm(self, "Delete templates", f"Delete {count} of '{name}'?"):
+            return
+
+        def remove() -> None:
+            for template_id in ids:
+                self._gallery.remove_template(int(template_id))
+
+        self._change(remove, f"deleted {count} of '{name}'")
+        self.select(name)
+
+    def export_archive(self) -> None:
+        path = self._asker.save_file(self, "Export the gallery", "faceapp-gallery.zip", ZIP_FILTER)
+        if path:
+            self._change(lambda: export_gallery(self._gallery, path), f"exported {len(self._people)} people to {path}")
+
+    def import_archive(self) -> None:
+        path = self._asker.open_file(self, "Import a gallery", ZIP_FILTER)
+        if not path:
+            return
+        on_conflict = "error"
+        if self._people:
+            merge, skip = "Merge their templates", "Skip that person"
+            answer = self._asker.choose(self, "Import", "When a name in the file is already in the gallery:", [merge, skip, "Cancel"])
+            if answer not in (merge, skip):
+                return
+            on_conflict = "merge" if answer == merge else "skip"
+        outcome: list = []
+        if self._change(lambda: outcome.append(import_gallery(self._gallery, path, on_conflict=on_conflict)), "imported"):
+            summary = outcome[0]
+            self._say(
+                f"imported {summary.people_added} new people, merged {summary.people_merged}, "
+                f"skipped {summary.people_skipped}; {summary.templates_added} template(s) added"
+            )
+
+    def _on_add_photos(self) -> None:
+        if self._add_photos is not None:
+            self._add_photos(self.selected_name() or "", self)

@@ -1,0 +1,41 @@
+"""Converting numpy BGR images and encoded thumbnails to Qt images.
+
+``QImage(array.data, ...)`` only borrows the array's memory, so every conversion here
+ends in ``.copy()``: the QImage owns its pixels and may cross threads or outlive the
+array. QImage (unlike QPixmap) may be made on any thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QIcon, QImage, QPixmap
+
+
+def qimage_from_bgr(image: np.ndarray) -> QImage:
+    """A QImage owning a copy of a BGR uint8 ``(H, W, 3)`` array's pixels."""
+    image = np.ascontiguousarray(image)
+    height, width = image.shape[:2]
+    return QImage(image.data, width, height, image.strides[0], QImage.Format.Format_BGR888).copy()
+
+
+def qimage_from_bytes(data: bytes | None) -> QImage | None:
+    """Decode PNG/JPEG bytes (a gallery thumbnail); None if absent or undecodable."""
+    if not data:
+        return None
+    image = QImage()
+    return image if image.loadFromData(data) else None
+
+
+def icon_from_bytes(data: bytes | None, size: int = 64) -> QIcon:
+    """An icon from thumbnail bytes (an empty icon when there is none)."""
+    image = qimage_from_bytes(data)
+    if image is None:
+        return QIcon()
+    return QIcon(QPixmap.fromImage(image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)))
+
+
+def icon_from_bgr(image: np.ndarray, size: int = 64) -> QIcon:
+    """An icon from a BGR array (e.g. an aligned face)."""
+    qimage = qimage_from_bgr(image).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    return QIcon(QPixmap.fromImage(qimage))

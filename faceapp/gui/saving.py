@@ -1,0 +1,74 @@
+"""Saving enrollment samples to the gallery, asking first when the face is known.
+
+Shared by the webcam enroll dialog and "add from photos". The gallery is written in one
+call (one transaction), so a refusal or an error leaves it as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PySide6.QtWidgets import QWidget
+
+from faceapp.enrollment import Sample
+from faceapp.gallery import Gallery, Person, normalize_name
+from faceapp.gui.asker import Asker
+from faceapp.gui.sampling import likely_person, stack_embeddings
+from faceapp.pipeline import Recognizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What was written: the person as stored now, and a line for the user."""
+
+    person: Person
+    message: str
+
+
+def save_samples(
+    gallery: Gallery,
+    recognizer: Recognizer,
+    name: str,
+    samples: Sequence[Sample],
+    asker: Asker,
+    parent: QWidget | None = None,
+) -> Saved | None:
+    """Add ``samples`` as ``name`` (new or existing); None if the user cancelled.
+
+    A name already in the gallery: ask to add the samples to that person. A new name
+    whose face matches someone enrolled: ask to add to that person or create the new
+    one anyway. Raises GalleryError (one line) when the gallery refuses.
+    """
+    name = normalize_name(name)
+    if not samples:
+        raise ValueError("no samples to save")
+    templates = [sample.template(recognizer.embedder.model_id) for sample in samples]
+    count = f"{len(templates)} sample{'s' if len(templates) != 1 else ''}"
+    if any(person.name == name for person in gallery.people()):
+        add = f"Add to '{name}'"
+        answer = asker.choose(parent, "Already enrolled", f"'{name}' is already in the gallery. Add these {count} to '{name}'?", [add, "Cancel"])
+        if answer != add:
+            return None
+        person = gallery.add_templates(name, templates)
+        return Saved(person, f"added {count} to '{person.name}' (now {person.template_count})")
+    similar = likely_person(recognizer.matcher(), stack_embeddings(samples))
+    if similar is not None:
+        add, create = f"Add to '{similar}'", f"Create '{name}' anyway"
+        answer = asker.choose(
+            parent,
+            "Already enrolled?",
+            f"This face matches '{similar}' in the gallery. Add these {count} to '{similar}', or create '{name}' anyway?",
+            [add, create, "Cancel"],
+        )
+        if answer == add:
+            person = gallery.add_templates(similar, templates)
+            return Saved(person, f"added {count} to '{person.name}' (now {person.template_count})")
+        if answer != create:
+            return None
+    person = gallery.add_person(name, templates)
+    logger.info("enrolled %r with %d template(s)", person.name, person.template_count)
+    return Saved(person, f"enrolled '{person.name}' with {count}")

@@ -1,0 +1,111 @@
+"""Screenshots of the three windows for the docs, taken from inside the running app.
+
+Run the app under Xvfb with ``FACEAPP_SCREENSHOTS=docs/screenshots`` on a video where
+enrolled people appear (see ``docs/gui.md``). A timer then waits for the live view to
+name two people, grabs the main window, opens the enroll dialog and waits for a few
+accepted samples, grabs it, opens the gallery manager, grabs it, and quits. Images are
+saved as 8-bit PNGs to stay small.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QWidget
+
+logger = logging.getLogger(__name__)
+
+POLL_MS = 200
+
+
+def save_png(widget: QWidget, path: Path, colours: int = 256) -> Path:
+    """Grab ``widget`` as it is on screen and save it as a palette PNG."""
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    if colours:
+        image = image.convertToFormat(QImage.Format.Format_Indexed8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not image.save(str(path), "PNG", 0):
+        raise OSError(f"cannot write {path}")
+    logger.info("screenshot %s (%d KB)", path, path.stat().st_size // 1024)
+    return path
+
+
+class _Steps:
+    """Runs ``(condition, action)`` steps in order, polling; a step whose condition is
+    not met within ``timeout_s`` runs anyway (a screenshot of what is there)."""
+
+    def __init__(self, steps: list[tuple[Callable[[], bool], Callable[[], None]]], timeout_s: float) -> None:
+        self._steps = steps
+        self._timeout_s = timeout_s
+        self._since = time.monotonic()
+        self._timer = QTimer()
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(POLL_MS)
+
+    def _tick(self) -> None:
+        if not self._steps:
+            self._timer.stop()
+            return
+        condition, action = self._steps[0]
+        overdue = time.monotonic() - self._since > self._timeout_s
+        if condition() or overdue:
+            if overdue:
+                logger.warning("screenshot step timed out; taking it as it is")
+            self._steps.pop(0)
+            self._since = time.monotonic()
+            try:
+                action()
+            except Exception:
+                logger.exception("screenshot step failed")
+                QApplication.quit()
+
+
+def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> None:
+    """Schedule the screenshots of ``window`` (a MainWindow) into ``folder``, then quit."""
+    folder = Path(folder)
+    window.resize(1000, 680)
+    state: dict = {}
+
+    def named_two() -> bool:
+        names = set(window.view.overlay_names()) - {"Unknown"}
+        return len(names) >= 2
+
+    def open_enroll() -> None:
+        save_png(window, folder / "main-window.png")
+        dialog = window.open_enroll_dialog()
+        dialog.resize(560, 620)
+        dialog.name_edit.setText("Barack")
+        dialog.toggle_capture()
+        state["enroll"] = dialog
+
+    def three_samples() -> bool:
+        return len(state["enroll"].taken) >= 3
+
+    def open_gallery() -> None:
+        dialog = state["enroll"]
+        save_png(dialog, folder / "enroll-dialog.png")
+        dialog.reject()
+        gallery = window.open_gallery_dialog()
+        if gallery.visible_names():
+            gallery.select(gallery.visible_names()[0])
+        state["gallery"] = gallery
+
+    def finish() -> None:
+        save_png(state["gallery"], folder / "gallery-dialog.png")
+        state["gallery"].accept()
+        window.close()
+
+    state["steps"] = _Steps(
+        [
+            (named_two, open_enroll),
+            (three_samples, open_gallery),
+            (lambda: True, finish),
+        ],
+        timeout_s,
+    )
+    window._screenshot_steps = state["steps"]  # keep the timer alive with the window

@@ -1,0 +1,125 @@
+"""Settings that persist between runs, through QSettings.
+
+The app uses ``QSettings("FaceApp", "faceapp")`` (the platform's usual place), or an INI
+file named by ``$FACEAPP_SETTINGS``; tests give :class:`AppSettings` a QSettings on a
+temporary INI file, so the real user's settings are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+logger = logging.getLogger(__name__)
+
+ORGANISATION = "FaceApp"
+APPLICATION = "faceapp"
+SETTINGS_ENV = "FACEAPP_SETTINGS"
+
+
+class AppSettings:
+    """Typed access to the app's settings; every setter writes through at once."""
+
+    def __init__(self, store: QSettings) -> None:
+        self._store = store
+
+    @classmethod
+    def open(cls) -> AppSettings:
+        """``$FACEAPP_SETTINGS`` (an INI file) if set, else the platform's settings."""
+        path = os.environ.get(SETTINGS_ENV)
+        if path:
+            return cls.at(path)
+        return cls(QSettings(ORGANISATION, APPLICATION))
+
+    @classmethod
+    def at(cls, path: str | os.PathLike) -> AppSettings:
+        """Settings kept in the INI file ``path``."""
+        return cls(QSettings(str(Path(path)), QSettings.Format.IniFormat))
+
+    @property
+    def location(self) -> str:
+        return self._store.fileName()
+
+    def sync(self) -> None:
+        self._store.sync()
+
+    # -- values --------------------------------------------------------------------------
+    def _get(self, key: str, kind: type, default):
+        value = self._store.value(key, None)
+        if value is None:
+            return default
+        try:
+            if kind is bool:
+                return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            return kind(value)
+        except (TypeError, ValueError):
+            logger.warning("ignoring the unreadable setting %s=%r", key, value)
+            return default
+
+    def _set(self, key: str, value) -> None:
+        if value is None:
+            self._store.remove(key)
+        else:
+            self._store.setValue(key, value)
+        self._store.sync()
+
+    @property
+    def threshold(self) -> float | None:
+        """The match threshold the user chose last (None: the model card's default)."""
+        return self._get("recognition/threshold", float, None)
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        self._set("recognition/threshold", None if value is None else float(value))
+
+    @property
+    def source(self) -> str | None:
+        """The last source opened (its text, as for ``--source``)."""
+        return self._get("source/last", str, None)
+
+    @source.setter
+    def source(self, value: str | None) -> None:
+        self._set("source/last", value)
+
+    @property
+    def loop_video(self) -> bool:
+        return self._get("source/loop", bool, True)
+
+    @loop_video.setter
+    def loop_video(self, value: bool) -> None:
+        self._set("source/loop", bool(value))
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Where snapshots go (default: the user's pictures folder)."""
+        text = self._get("snapshots/folder", str, None)
+        if text:
+            return Path(text)
+        import platformdirs
+
+        return Path(platformdirs.user_pictures_dir())
+
+    @snapshot_dir.setter
+    def snapshot_dir(self, value: str | os.PathLike | None) -> None:
+        self._set("snapshots/folder", None if value is None else str(value))
+
+    @property
+    def sample_count(self) -> int:
+        """How many samples the webcam enrollment takes."""
+        return max(1, min(20, self._get("enroll/samples", int, 5)))
+
+    @sample_count.setter
+    def sample_count(self, value: int) -> None:
+        self._set("enroll/samples", int(value))
+
+    @property
+    def geometry(self) -> QByteArray | None:
+        value = self._store.value("window/geometry", None)
+        return value if isinstance(value, QByteArray) else None
+
+    @geometry.setter
+    def geometry(self, value: QByteArray) -> None:
+        self._set("window/geometry", value)

@@ -1,0 +1,75 @@
+"""Settings persistence, and the app started the way ``faceapp`` starts it."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from faceapp.gui.main_window import MainWindow
+from faceapp.gui.settings import SETTINGS_ENV, AppSettings
+
+
+def args_for(**overrides) -> argparse.Namespace:
+    values = {"source": None, "gallery": None, "model": None, "device": "cpu", "threshold": None, "det_score": 0.8, "min_face": 20, "verbose": False}
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+def test_settings_persist_between_runs(tmp_path):
+    path = tmp_path / "settings.ini"
+    first = AppSettings.at(path)
+    assert first.threshold is None and first.loop_video and first.sample_count == 5
+    first.threshold = 0.42
+    first.source = "/videos/door.mp4"
+    first.loop_video = False
+    first.sample_count = 7
+    again = AppSettings.at(path)
+    assert (again.threshold, again.source, again.loop_video, again.sample_count) == (0.42, "/videos/door.mp4", False, 7)
+
+
+def test_settings_file_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "env.ini"))
+    AppSettings.open().threshold = 0.5
+    assert (tmp_path / "env.ini").is_file()
+
+
+def test_run_app_opens_the_window_on_the_source_and_closes_cleanly(qtbot, tmp_path, monkeypatch, fixture_video, gallery_with):
+    from faceapp.gui.app import run_app
+
+    gallery = gallery_with("obama", "biden")
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "app.ini"))
+    AppSettings.open().threshold = 0.3  # remembered from a previous run
+    seen: dict = {}
+
+    def check_and_close():
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        if not windows:
+            QTimer.singleShot(100, check_and_close)
+            return
+        window = windows[0]
+        if window.controller.latest is None:
+            QTimer.singleShot(100, check_and_close)
+            return
+        seen["threshold"] = window.recognizer.threshold
+        seen["threads"] = window.controller.threads()
+        seen["title"] = window.windowTitle()
+        window.close()
+
+    QTimer.singleShot(100, check_and_close)
+    assert run_app(args_for(source=str(fixture_video.path), gallery=str(gallery.path))) == 0
+    assert seen["threshold"] == pytest.approx(0.3)
+    assert fixture_video.path.name in seen["title"]
+    assert seen["threads"] and not any(t.isRunning() for t in seen["threads"])
+
+
+def test_run_app_explains_a_broken_gallery_in_one_line(tmp_path, capsys):
+    from faceapp.gui.app import run_app
+
+    broken = tmp_path / "broken.sqlite3"
+    broken.write_bytes(b"this is not a database at all" * 10)
+    assert run_app(args_for(gallery=str(broken))) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("faceapp: error:") and error.count("\n") == 1
