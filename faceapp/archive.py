@@ -16,8 +16,14 @@ manifest.json::
                                 "thumbnail": str | null}]}]}
 
 Importing validates the whole archive in memory (sizes are capped before anything is
-read; ``np.load`` never unpickles) before the gallery is touched, then writes it in one
+read; ``.npy`` headers are checked against the data before any array is allocated and
+nothing is ever unpickled) before the gallery is touched, then writes it in one
 transaction through :meth:`Gallery.import_people`.
+
+Encrypted exports (``passphrase=``): the whole zip above is the payload of an encrypted
+FaceApp file (:func:`faceapp.crypto.seal_encrypted`: magic ``FACEAPP-ENC1``, a small JSON
+header with the scrypt parameters, then the AES-GCM sealed zip). Importing one needs the
+passphrase (PassphraseError when it is missing or wrong).
 """
 
 from __future__ import annotations
@@ -29,15 +35,19 @@ import math
 import os
 import tempfile
 import time
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from faceapp import crypto
 from faceapp.errors import GalleryError, ModelMismatchError
 from faceapp.gallery import (
+    MAX_THUMBNAIL_BYTES,
     Gallery,
     ImportSummary,
     NewTemplate,
@@ -45,7 +55,14 @@ from faceapp.gallery import (
     PersonRecord,
 )
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ImportSummary", "export_gallery", "import_gallery"]
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "ImportSummary",
+    "archive_is_encrypted",
+    "export_gallery",
+    "import_gallery",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +74,19 @@ MAX_MEMBER_BYTES = 64 << 20  # uncompressed size of any one member
 MAX_TOTAL_BYTES = 2 << 30  # uncompressed size of all members together
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_MEMBERS = 200_000
+MAX_ENCRYPTED_BYTES = 1 << 30  # an encrypted archive is decrypted in memory
+ENCRYPTED_FORMAT = "faceapp-gallery-zip"
 
 
 # --------------------------------------------------------------------------- export
 
 
-def export_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> Path:
+def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase: str | None = None) -> Path:
     """Write every person and template of ``gallery`` to the zip file ``path``.
 
     The file is written to a temporary name next to ``path`` and renamed into place, so
-    a failed export leaves no partial file. Returns the path written.
+    a failed export leaves no partial file. With ``passphrase`` the file is encrypted
+    (see the module docstring). Returns the path written.
     """
     dest = Path(os.fspath(path))
     people, templates = gallery.snapshot()
@@ -126,12 +146,18 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> Path:
     except OSError as e:
         raise GalleryError(f"cannot write {dest}: {e.strerror or e}") from e
     try:
-        with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr(MANIFEST, manifest_bytes)
-            for name, data in members:
-                # PNG/JPEG are already compressed
-                method = zipfile.ZIP_STORED if name.startswith("thumbnails/") else zipfile.ZIP_DEFLATED
-                zf.writestr(name, data, compress_type=method)
+        with os.fdopen(fd, "wb") as f:
+            target: Any = io.BytesIO() if passphrase is not None else f
+            with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr(MANIFEST, manifest_bytes)
+                for name, data in members:
+                    # PNG/JPEG are already compressed
+                    method = zipfile.ZIP_STORED if name.startswith("thumbnails/") else zipfile.ZIP_DEFLATED
+                    zf.writestr(name, data, compress_type=method)
+            if passphrase is not None:
+                f.write(crypto.seal_encrypted(target.getvalue(), passphrase, fmt=ENCRYPTED_FORMAT))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, dest)
     except BaseException as e:
         try:
@@ -152,19 +178,33 @@ class _Bad(Exception):
     """Internal: the archive is invalid (message says why)."""
 
 
+def archive_is_encrypted(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is an encrypted export (the app must ask for its passphrase)."""
+    try:
+        with open(os.fspath(path), "rb") as f:
+            return crypto.is_encrypted_file(f.read(len(crypto.ENCRYPTED_MAGIC)))
+    except OSError:
+        return False
+
+
 def import_gallery(
-    gallery: Gallery, path: str | os.PathLike[str], *, on_conflict: OnConflict = "error"
+    gallery: Gallery,
+    path: str | os.PathLike[str],
+    *,
+    on_conflict: OnConflict = "error",
+    passphrase: str | None = None,
 ) -> ImportSummary:
     """Import the archive ``path`` into ``gallery`` in one transaction.
 
     Everything is validated first; any problem raises GalleryError (or ModelMismatchError
     when the archive's model differs from the gallery's) and leaves the gallery untouched.
+    An encrypted archive needs ``passphrase`` (PassphraseError when missing or wrong).
     """
     src = Path(os.fspath(path))
     if on_conflict not in ("merge", "skip", "error"):
         raise GalleryError(f"on_conflict must be 'merge', 'skip' or 'error', not {on_conflict!r}")
     try:
-        records, model_id = _read_archive(src)
+        records, model_id = _read_archive(src, passphrase)
     except _Bad as e:
         raise GalleryError(f"{src} is not a valid FaceApp gallery archive: {e}") from e
     except OSError as e:
@@ -224,12 +264,22 @@ def _obj(value: Any, what: str) -> Mapping[str, Any]:
     return value
 
 
-def _read_archive(src: Path) -> tuple[list[PersonRecord], str | None]:
+def _read_archive(src: Path, passphrase: str | None = None) -> tuple[list[PersonRecord], str | None]:
     """Parse and fully validate an archive; returns the records and the archive's model_id."""
     if not src.is_file():
         raise _Bad("no such file") if not src.exists() else _Bad("not a file")
+    source: Any = src
+    with src.open("rb") as f:
+        head = f.read(len(crypto.ENCRYPTED_MAGIC))
+        if crypto.is_encrypted_file(head):
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_ENCRYPTED_BYTES:
+                raise _Bad(f"the encrypted archive is too large ({size} bytes)")
+            f.seek(0)
+            data = f.read(MAX_ENCRYPTED_BYTES + 1)
+            source = io.BytesIO(crypto.open_encrypted(data, passphrase, fmt=ENCRYPTED_FORMAT, what=str(src)))
     try:
-        zf = zipfile.ZipFile(src)
+        zf = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
         raise _Bad(f"not a zip file ({e})") from e
     with zf:
@@ -252,7 +302,7 @@ def _read_archive(src: Path) -> tuple[list[PersonRecord], str | None]:
             raise _Bad(f"its contents are too large ({total} bytes)")
         try:
             return _parse(zf, by_name)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as e:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, zlib.error) as e:
             raise _Bad(f"damaged zip ({' '.join(str(e).split())})") from e
 
 
@@ -318,6 +368,9 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
             thumb = t.get("thumbnail")
             if thumb is not None and (not isinstance(thumb, str) or thumb not in by_name):
                 raise _Bad(f"thumbnail of {what} is missing from the archive")
+            if thumb is not None and by_name[thumb].file_size > MAX_THUMBNAIL_BYTES:
+                # checked before reading: many large "thumbnails" would otherwise all sit in memory
+                raise _Bad(f"thumbnail of {what} is too large ({by_name[thumb].file_size} bytes)")
             source = t.get("source", "")
             if not isinstance(source, str):
                 raise _Bad(f"source of {what} must be a string")
@@ -373,11 +426,30 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
 
 
 def _load_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """A float32 array from a .npy member. The header is parsed and checked against the
+    data's length BEFORE any array is allocated: ``np.load`` on a file object allocates
+    whatever shape the header declares (a few bytes can ask for terabytes)."""
     data = _read_member(zf, info)
+    buf = io.BytesIO(data)
     try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+        major, _minor = np.lib.format.read_magic(buf)
+        if major == 1:
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+        elif major in (2, 3):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+        else:
+            raise ValueError(f"unsupported .npy version {major}")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError,
+            tokenize.TokenError) as e:
         raise _Bad(f"{info.filename} is not a valid .npy array") from e
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or arr.dtype.itemsize != 4:
-        raise _Bad(f"{info.filename} is not float32 (dtype {getattr(arr, 'dtype', '?')})")
+    if not isinstance(dtype, np.dtype) or dtype.kind != "f" or dtype.itemsize != 4 or dtype.hasobject:
+        raise _Bad(f"{info.filename} is not float32 (dtype {dtype})")
+    if not isinstance(shape, tuple) or len(shape) != 2 or any(not isinstance(n, int) or n < 0 for n in shape):
+        raise _Bad(f"{info.filename} has shape {shape}, expected a 2-D array")
+    count = shape[0] * shape[1]
+    offset = buf.tell()
+    if len(data) - offset != count * 4:
+        raise _Bad(f"{info.filename} holds {len(data) - offset} bytes of data, but its header declares {shape}")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
     return arr.astype("<f4")

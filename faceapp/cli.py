@@ -26,6 +26,28 @@ EXIT_USER_ERROR = 1
 
 
 # --------------------------------------------------------------------------- helpers
+def _ask_passphrase(args, what: str, *, new: bool = False) -> str:
+    """A passphrase for ``what`` (a gallery or export file): from the environment variable
+    named by --passphrase-env / --new-passphrase-env; for an existing one also from
+    $FACEAPP_PASSPHRASE and the OS keyring; else asked on the terminal (twice if new)."""
+    import getpass
+
+    from faceapp.crypto import PASSPHRASE_ENV, PassphraseError, keyring_passphrase
+
+    variable = getattr(args, "new_passphrase_env" if new else "passphrase_env", None) or (None if new else PASSPHRASE_ENV)
+    if variable and os.environ.get(variable):
+        return os.environ[variable]
+    if not new and (remembered := keyring_passphrase(what)):
+        return remembered
+    if not sys.stdin.isatty():
+        hint = f"set {variable}" if variable else "pass --new-passphrase-env VAR"
+        raise PassphraseError(f"{what}: a {'new ' if new else ''}passphrase is needed: {hint}, or run in a terminal to be asked")
+    first = getpass.getpass(f"{'new ' if new else ''}passphrase for {what}: ")
+    if new and getpass.getpass("repeat the new passphrase: ") != first:
+        raise PassphraseError("the two passphrases differ; nothing was changed")
+    return first
+
+
 def _open_gallery(args, create: bool = False):
     """The gallery of ``--gallery`` (else the default). A gallery named explicitly must
     exist unless the command adds to it (``create``), so a mistyped path is an error
@@ -35,7 +57,9 @@ def _open_gallery(args, create: bool = False):
 
     if args.gallery and not create and not Path(args.gallery).expanduser().exists():
         raise FaceAppError(f"no gallery at {args.gallery} (enroll someone first, or check the path)")
-    return Gallery(Path(args.gallery).expanduser() if args.gallery else default_gallery_path())
+    path = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
+    passphrase = _ask_passphrase(args, str(path)) if Gallery.is_encrypted_file(path) else None
+    return Gallery(path, passphrase=passphrase)
 
 
 def _show_progress(args) -> bool:
@@ -143,7 +167,7 @@ def cmd_recognize(args) -> int:
         recognizer = _recognizer(args, gallery)
         summary = run_recognition(
             recognizer, args.source, out=args.out, events=args.events, max_frames=args.max_frames,
-            show_progress=_show_progress(args), tracking=not args.no_tracking,
+            show_progress=_show_progress(args), tracking=not args.no_tracking, blur=args.blur,
         )
     print(summary.describe())
     return 0
@@ -183,16 +207,37 @@ def cmd_gallery(args) -> int:
         elif action == "export":
             from faceapp.archive import export_gallery
 
-            path = export_gallery(gallery, args.file)
-            print(f"exported {len(gallery.people())} people to {path}")
+            passphrase = _ask_passphrase(args, args.file, new=True) if args.encrypt else None
+            path = export_gallery(gallery, args.file, passphrase=passphrase)
+            print(f"exported {len(gallery.people())} people to {path}" + (" (encrypted)" if passphrase else ""))
         elif action == "import":
-            from faceapp.archive import import_gallery
+            from faceapp.archive import archive_is_encrypted, import_gallery
 
-            summary = import_gallery(gallery, args.file, on_conflict=args.on_conflict)
+            passphrase = _ask_passphrase(args, args.file) if archive_is_encrypted(args.file) else None
+            summary = import_gallery(gallery, args.file, on_conflict=args.on_conflict, passphrase=passphrase)
             print(
                 f"imported {summary.people_added} new people, merged {summary.people_merged}, "
                 f"skipped {summary.people_skipped}; {summary.templates_added} template(s) added"
             )
+        elif action == "encrypt":
+            gallery.encrypt(_ask_passphrase(args, str(gallery.path), new=True))
+            print(f"encrypted the faces in {gallery.path} (names stay readable); the passphrase cannot be recovered")
+        elif action == "decrypt":
+            gallery.decrypt(_ask_passphrase(args, str(gallery.path)))
+            print(f"{gallery.path} is no longer encrypted")
+        elif action == "passwd":
+            old = _ask_passphrase(args, str(gallery.path))
+            gallery.change_passphrase(old, _ask_passphrase(args, str(gallery.path), new=True))
+            print(f"changed the passphrase of {gallery.path}")
+        elif action == "embeddings-only":
+            if args.state == "on":
+                deleted = gallery.set_embeddings_only(True)
+                print(f"embeddings-only mode is on: {deleted} face thumbnail(s) deleted and wiped")
+            elif args.state == "off":
+                gallery.set_embeddings_only(False)
+                print("embeddings-only mode is off: new enrollments keep a face thumbnail")
+            else:
+                print(f"embeddings-only mode is {'on' if gallery.embeddings_only else 'off'}")
     return 0
 
 
@@ -282,6 +327,9 @@ def _common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--min-face", type=int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
     group.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log what happens")
     group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="no progress bars")
+    group.add_argument("--passphrase-env", metavar="VAR", default=default(None),
+                       help="environment variable holding the passphrase of an encrypted gallery or export "
+                       "(default: $FACEAPP_PASSPHRASE, then the OS keyring, then a prompt)")
     return common
 
 
@@ -323,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     recognize.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (needed to end a live source other than by Ctrl+C)")
     recognize.add_argument("--no-tracking", action="store_true",
                            help="recognise every face of every frame on its own (default: track faces, vote names, embed only when needed)")
+    recognize.add_argument("--blur", choices=("none", "unknown", "all"), default="none",
+                           help="blur faces in the --out video: those not enrolled, or all (default: none)")
     recognize.set_defaults(func=cmd_recognize)
 
     bench = commands.add_parser("bench", parents=[common], help="measure speed against OpenCV's own YuNet + SFace pipeline, in one run")
@@ -346,10 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     export = actions.add_parser("export", parents=[common], help="write the whole gallery to a zip file")
     export.add_argument("file", metavar="FILE.zip")
+    export.add_argument("--encrypt", action="store_true", help="encrypt the file with a passphrase (asked, or --new-passphrase-env)")
+    export.add_argument("--new-passphrase-env", metavar="VAR", help="environment variable holding the export's passphrase")
     importing = actions.add_parser("import", parents=[common], help="add the people of an exported zip file")
     importing.add_argument("file", metavar="FILE.zip")
     importing.add_argument("--on-conflict", choices=("error", "merge", "skip"), default="error",
                            help="when a name exists already: stop (default), merge the templates, or skip that person")
+    encrypt = actions.add_parser("encrypt", parents=[common], help="encrypt the stored faces with a passphrase")
+    encrypt.add_argument("--new-passphrase-env", metavar="VAR", help="environment variable holding the new passphrase")
+    actions.add_parser("decrypt", parents=[common], help="store the faces unencrypted again")
+    passwd = actions.add_parser("passwd", parents=[common], help="change the passphrase (re-encrypts everything in one step)")
+    passwd.add_argument("--new-passphrase-env", metavar="VAR", help="environment variable holding the new passphrase")
+    only = actions.add_parser("embeddings-only", parents=[common], help="store no face images at all (deletes thumbnails)")
+    only.add_argument("state", nargs="?", choices=("on", "off"), help="omit to show the current mode")
     gallery.set_defaults(func=cmd_gallery)
     return parser
 

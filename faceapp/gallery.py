@@ -1,8 +1,9 @@
 """The face gallery: people and their face templates, in one SQLite file.
 
-Schema (version 1)::
+Schema (version 2)::
 
-    meta(key TEXT PRIMARY KEY, value)            -- schema_version, revision
+    meta(key TEXT PRIMARY KEY, value)            -- schema_version, revision, and optionally
+                                                 -- kdf (JSON), key_check (BLOB), embeddings_only
     people(id INTEGER PK, name TEXT UNIQUE NOT NULL, created_at REAL)
     templates(id INTEGER PK, person_id -> people ON DELETE CASCADE,
               embedding BLOB (float32 little-endian), dim INTEGER, model_id TEXT,
@@ -14,6 +15,19 @@ to notice writes made by any process. The file is opened in WAL mode with a busy
 timeout, so two processes wait for each other instead of failing or corrupting it.
 
 All templates in one gallery share one ``model_id`` and one embedding dimension.
+
+Privacy (schema version 2, no table change; version 1 files are migrated on open):
+
+- Encryption at rest (opt-in): with ``meta.kdf`` (scrypt parameters and salt) and
+  ``meta.key_check`` set, every ``embedding`` and ``thumbnail`` BLOB is an AES-GCM sealed
+  blob (:mod:`faceapp.crypto`) whose associated data names the template id and column, so
+  blobs cannot be swapped. Names, model ids, qualities, sources and times stay plaintext.
+  :meth:`Gallery.encrypt`, :meth:`Gallery.decrypt` and :meth:`Gallery.change_passphrase`
+  rewrite every blob in one transaction. Version 2 keeps older FaceApps (which would read
+  ciphertext as embeddings) from opening the file.
+- ``meta.embeddings_only`` = 1: thumbnails are dropped on every insert.
+- Every connection sets ``PRAGMA secure_delete = ON``; removals then checkpoint the WAL
+  (truncating it) and VACUUM, so deleted faces do not linger in the file.
 """
 
 from __future__ import annotations
@@ -34,6 +48,8 @@ from urllib.parse import quote
 
 import numpy as np
 
+from faceapp import crypto
+from faceapp.crypto import KdfParams, PassphraseError
 from faceapp.errors import GalleryError, ModelMismatchError, UnknownPersonError
 
 __all__ = [
@@ -45,6 +61,7 @@ __all__ = [
     "ImportSummary",
     "NewTemplate",
     "OnConflict",
+    "PassphraseError",
     "Person",
     "PersonRecord",
     "Template",
@@ -288,8 +305,15 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX templates_person ON templates(person_id)")
 
 
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Version 2: privacy. No table changes: encryption (``meta.kdf``, ``meta.key_check``)
+    and ``meta.embeddings_only`` live in meta; the new version only keeps older FaceApps,
+    which cannot read encrypted blobs, from opening the file."""
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('embeddings_only', 0)")
+
+
 # Migration i (0-based) takes the schema from version i to version i + 1. Append only.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Columns the current schema must have (checked when opening an existing file).
@@ -357,17 +381,26 @@ class Gallery:
     """A gallery file. Usable from several threads (calls are serialised by a lock)."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        passphrase: str | None = None,
     ) -> None:
         """Open (creating it and its parent folders if missing) and migrate the gallery.
 
         Raises GalleryError, without modifying the file, if it is not a valid FaceApp
         gallery (not SQLite, corrupt, truncated, foreign schema, or a newer schema version).
+        An encrypted gallery needs its ``passphrase``: PassphraseError (a GalleryError) if
+        it is missing or wrong, before anything is changed. A passphrase given for a
+        plaintext gallery is ignored (see :attr:`encrypted`; :meth:`encrypt` converts it).
         """
         self._path = Path(os.fspath(path))
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._key: bytes | None = None
+        self._key_check: bytes | None = None
         p = self._path
         if p.exists():
             if not p.is_file():
@@ -389,9 +422,11 @@ class Gallery:
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.warning("gallery %s: journal mode is %s, not WAL", p, mode)
+            self._unlock(passphrase)
             self._migrate()
         except BaseException as e:
             conn.close()
@@ -424,6 +459,192 @@ class Gallery:
 
     def __repr__(self) -> str:
         return f"Gallery({str(self._path)!r})"
+
+    # ----- encryption and privacy
+
+    @staticmethod
+    def is_encrypted_file(path: str | os.PathLike[str]) -> bool:
+        """True if the gallery file ``path`` exists and is encrypted (so the app must ask
+        for a passphrase before opening it). Reads only; False for missing/empty files and
+        for files that are not galleries (opening them gives the real error)."""
+        p = Path(os.fspath(path))
+        try:
+            if not p.is_file() or p.stat().st_size == 0:
+                return False
+            uri = "file:" + quote(str(p.resolve())) + "?mode=ro"
+            ro = sqlite3.connect(uri, uri=True, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except (OSError, sqlite3.Error):
+            return False
+        try:
+            row = ro.execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()
+            return row is not None and row[0] is not None
+        except sqlite3.Error:
+            return False
+        finally:
+            ro.close()
+
+    @property
+    def encrypted(self) -> bool:
+        """True when embeddings and thumbnails are stored encrypted."""
+        return self._key is not None
+
+    def _unlock(self, passphrase: str | None) -> None:
+        """Load the key of an encrypted gallery (PassphraseError if missing or wrong)."""
+        conn = self._require()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            return
+        values = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('kdf', 'key_check')").fetchall())
+        if values.get("kdf") is None:
+            if passphrase is not None:
+                log.info("gallery %s is not encrypted; the passphrase is not used", self._path)
+            return
+        try:
+            params = KdfParams.from_json(values["kdf"])
+        except ValueError as e:
+            raise GalleryError(f"gallery {self._path} is damaged ({e})") from None
+        check = values.get("key_check")
+        if not isinstance(check, bytes):
+            raise GalleryError(f"gallery {self._path} is damaged (its key check value is missing)")
+        if passphrase is None:
+            raise PassphraseError(
+                f"gallery {self._path} is encrypted: give its passphrase "
+                f"(set {crypto.PASSPHRASE_ENV} or answer the prompt)"
+            )
+        key = crypto.derive_key(passphrase, params)
+        if not crypto.check_key(key, check):
+            raise PassphraseError(f"wrong passphrase for gallery {self._path}")
+        self._key, self._key_check = key, check
+
+    def _check_key_current(self, conn: sqlite3.Connection) -> None:
+        """Refuse to go on if another process encrypted, decrypted or re-keyed the gallery."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+        stored = None if row is None else row[0]
+        if stored != self._key_check:
+            raise GalleryError(
+                f"gallery {self._path} was encrypted, decrypted or given a new passphrase by another "
+                "program; close it and open it again"
+            )
+
+    def _seal(self, data: bytes | None, template_id: int, column: str) -> bytes | None:
+        if data is None or self._key is None:
+            return data
+        return crypto.seal(self._key, data, f"faceapp:template:{template_id}:{column}".encode())
+
+    def _open_blob(self, data: bytes | None, template_id: int, column: str) -> bytes | None:
+        if data is None or self._key is None:
+            return data
+        try:
+            return crypto.unseal(self._key, data, f"faceapp:template:{template_id}:{column}".encode())
+        except ValueError as e:
+            raise GalleryError(
+                f"gallery {self._path} is damaged: the {column} of template {template_id} cannot be decrypted ({e})"
+            ) from None
+
+    def _rekey(self, new_key: bytes | None, kdf: KdfParams | None) -> None:
+        """Rewrite every blob under ``new_key`` (None: plaintext) in ONE transaction."""
+        new_check = None if new_key is None else crypto.make_key_check(new_key)
+        with self._write() as conn:
+            rows = conn.execute("SELECT id, embedding, thumbnail FROM templates ORDER BY id").fetchall()
+            updates = []
+            for tid, emb, thumb in rows:
+                emb, thumb = self._open_blob(emb, tid, "embedding"), self._open_blob(thumb, tid, "thumbnail")
+                if new_key is not None:
+                    emb = crypto.seal(new_key, emb, f"faceapp:template:{tid}:embedding".encode())
+                    if thumb is not None:
+                        thumb = crypto.seal(new_key, thumb, f"faceapp:template:{tid}:thumbnail".encode())
+                updates.append((emb, thumb, tid))
+            conn.executemany("UPDATE templates SET embedding = ?, thumbnail = ? WHERE id = ?", updates)
+            for key, value in (("kdf", None if kdf is None else kdf.to_json()), ("key_check", new_check)):
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+        self._key, self._key_check = new_key, new_check
+        self.wipe_free_space()
+
+    def encrypt(self, passphrase: str, *, kdf: KdfParams | None = None) -> None:
+        """Encrypt a plaintext gallery's embeddings and thumbnails with ``passphrase``, in one
+        transaction; the plaintext left in free pages is wiped afterwards."""
+        with self._lock:
+            if self._key is not None:
+                raise GalleryError(f"gallery {self._path} is already encrypted (use change_passphrase)")
+            params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
+            self._rekey(crypto.derive_key(passphrase, params), params)
+        log.info("gallery %s: encrypted", self._path)
+
+    def _confirm(self, passphrase: str) -> None:
+        row = self._require().execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()
+        try:
+            params = KdfParams.from_json(row[0])
+        except (ValueError, TypeError) as e:
+            raise GalleryError(f"gallery {self._path} is damaged ({e})") from None
+        if self._key_check is None or not crypto.check_key(crypto.derive_key(passphrase, params), self._key_check):
+            raise PassphraseError(f"wrong passphrase for gallery {self._path}")
+
+    def decrypt(self, passphrase: str) -> None:
+        """Store everything in plaintext again (``passphrase`` must be the current one)."""
+        with self._lock:
+            if self._key is None:
+                raise GalleryError(f"gallery {self._path} is not encrypted")
+            self._confirm(passphrase)
+            self._rekey(None, None)
+        log.info("gallery %s: decrypted", self._path)
+
+    def change_passphrase(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
+        """Re-encrypt every blob under a key from ``new`` (new salt), in one transaction.
+        PassphraseError, with nothing changed, if ``old`` is wrong."""
+        with self._lock:
+            if self._key is None:
+                raise GalleryError(f"gallery {self._path} is not encrypted (use encrypt)")
+            self._confirm(old)
+            params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
+            self._rekey(crypto.derive_key(new, params), params)
+        log.info("gallery %s: passphrase changed", self._path)
+
+    @property
+    def embeddings_only(self) -> bool:
+        """True when no face thumbnail is ever stored (the GUI then shows initials)."""
+        with self._lock:
+            try:
+                row = self._require().execute("SELECT value FROM meta WHERE key = 'embeddings_only'").fetchone()
+            except sqlite3.Error as e:
+                raise self._db_error(e) from e
+        return bool(row and row[0])
+
+    def set_embeddings_only(self, enabled: bool) -> int:
+        """Turn embeddings-only mode on or off. Turning it on deletes every stored thumbnail
+        (in the same transaction) and wipes them from the file; returns how many were deleted."""
+        with self._write() as conn:
+            deleted = 0
+            if enabled:
+                deleted = conn.execute("UPDATE templates SET thumbnail = NULL WHERE thumbnail IS NOT NULL").rowcount
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('embeddings_only', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (1 if enabled else 0,),
+            )
+        if deleted:
+            self.wipe_free_space()
+        log.info("gallery %s: embeddings-only %s (%d thumbnail(s) deleted)", self._path, enabled, deleted)
+        return deleted
+
+    def wipe_free_space(self) -> bool:
+        """Checkpoint and truncate the WAL and VACUUM, so deleted data is gone from the files
+        (``secure_delete`` already zeroes freed content). Best effort: returns False, with
+        a warning, when another connection keeps the WAL busy; the next call finishes it."""
+        with self._lock:
+            conn = self._require()
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                conn.execute("VACUUM")
+                busy = busy or conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as e:
+                log.warning("gallery %s: could not wipe free space yet (%s)", self._path, _one_line(e))
+                return False
+        if busy:
+            log.warning("gallery %s: another program is reading it; deleted data is wiped when it closes", self._path)
+        return not busy
 
     # ----- opening
 
@@ -479,7 +700,7 @@ class Gallery:
             raise GalleryError(f"{self._path} is not a FaceApp gallery ({e})") from e
         if current == SCHEMA_VERSION:
             return
-        with self._write() as c:
+        with self._write(check_key=False) as c:
             current = _read_version(c)  # re-read: another process may have migrated meanwhile
             if current > SCHEMA_VERSION:
                 raise GalleryError(
@@ -513,7 +734,7 @@ class Gallery:
         return GalleryError(f"gallery {self._path}: database error: {_one_line(e)}")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, check_key: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE) that bumps the revision; rolls back on any error."""
         with self._lock:
             conn = self._require()
@@ -522,6 +743,8 @@ class Gallery:
             except sqlite3.Error as e:
                 raise self._db_error(e) from e
             try:
+                if check_key:
+                    self._check_key_current(conn)
                 yield conn
                 conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
                 conn.execute("COMMIT")
@@ -542,6 +765,7 @@ class Gallery:
             try:
                 conn.execute("BEGIN")
                 try:
+                    self._check_key_current(conn)
                     yield conn
                 finally:
                     conn.execute("COMMIT")
@@ -585,21 +809,26 @@ class Gallery:
             raise GalleryError(f"embedding dimension {new.dim} does not match the gallery's dimension {dim}")
 
     def _insert(self, conn: sqlite3.Connection, person_id: int, rows: Sequence[_Row], now: float) -> None:
+        # Ids are chosen here (we hold the write lock) so encrypted blobs can be bound to them.
+        first = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM templates").fetchone()[0]) + 1
+        row = conn.execute("SELECT value FROM meta WHERE key = 'embeddings_only'").fetchone()
+        keep_thumbnails = not (row and row[0])
         conn.executemany(
-            "INSERT INTO templates(person_id, embedding, dim, model_id, quality, thumbnail, source, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO templates(id, person_id, embedding, dim, model_id, quality, thumbnail, source, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
+                    tid,
                     person_id,
-                    r.blob,
+                    self._seal(r.blob, tid, "embedding"),
                     r.dim,
                     r.model_id,
                     r.quality,
-                    r.thumbnail,
+                    self._seal(r.thumbnail if keep_thumbnails else None, tid, "thumbnail"),
                     r.source,
                     now if r.created_at is None else r.created_at,
                 )
-                for r in rows
+                for tid, r in enumerate(rows, first)
             ],
         )
 
@@ -647,7 +876,14 @@ class Gallery:
             rows = conn.execute(sql + " ORDER BY id").fetchall()
         else:
             rows = conn.execute(sql + " WHERE person_id = ? ORDER BY id", (person_id,)).fetchall()
-        return [_template(r) for r in rows]
+        return [self._template(r) for r in rows]
+
+    def _template(self, r: tuple) -> Template:
+        tid = int(r[0])
+        blob = self._open_blob(r[2], tid, "embedding")
+        emb = np.frombuffer(blob, dtype="<f4").astype(np.float32)  # type: ignore[arg-type]
+        thumb = self._open_blob(r[5], tid, "thumbnail")
+        return Template(tid, int(r[1]), emb, r[3], float(r[4]), thumb, r[6], float(r[7]))
 
     def snapshot(self) -> tuple[list[Person], list[Template]]:
         """People (sorted as :meth:`people`) and all templates, read in one consistent snapshot."""
@@ -675,9 +911,11 @@ class Gallery:
                     f"re-enroll the gallery with {model_id!r} or use the matching model {other[0]!r}"
                 )
             rows = conn.execute(
-                "SELECT p.name, t.embedding, t.dim FROM templates t JOIN people p ON p.id = t.person_id "
+                "SELECT p.name, t.embedding, t.dim, t.id FROM templates t JOIN people p ON p.id = t.person_id "
                 "ORDER BY p.id, t.id"
             ).fetchall()
+        if self._key is not None:
+            rows = [(r[0], self._open_blob(r[1], r[3], "embedding"), r[2], r[3]) for r in rows]
         if not rows:
             return GalleryMatrix(np.zeros((0, 0), np.float32), np.zeros((0,), np.int64), (), None)
         dims = {int(r[2]) for r in rows}
@@ -768,6 +1006,7 @@ class Gallery:
         with self._write() as conn:
             pid = self._person_id(conn, key)
             conn.execute("DELETE FROM people WHERE id = ?", (pid,))
+        self.wipe_free_space()
         log.info("gallery: removed %r", key)
 
     def remove_template(self, template_id: int) -> None:
@@ -778,7 +1017,36 @@ class Gallery:
             cur = conn.execute("DELETE FROM templates WHERE id = ?", (int(template_id),))
             if cur.rowcount == 0:
                 raise GalleryError(f"no template with id {int(template_id)} in the gallery")
+        self.wipe_free_space()
         log.info("gallery: removed template %d", int(template_id))
+
+    def replace_embeddings(
+        self, embeddings: dict[int, np.ndarray], model_id: str, remove: Sequence[int] = ()
+    ) -> None:
+        """Switch the whole gallery to another model in ONE transaction.
+
+        ``embeddings``: ``{template id: float32 (D,) embedding from model_id}`` for some
+        templates; ``remove``: the ids of all the others, which are deleted (people stay,
+        possibly with no template). Every stored template must be named exactly once,
+        else GalleryError (the gallery changed meanwhile) and nothing is written.
+        """
+        ids = [int(i) for i in embeddings]
+        rows = _prepare_all([NewTemplate(embeddings[i], model_id) for i in embeddings])
+        removed = {int(i) for i in remove}
+        if removed & set(ids):
+            raise GalleryError("a template cannot be both re-embedded and removed")
+        with self._write() as conn:
+            stored = {int(r[0]) for r in conn.execute("SELECT id FROM templates")}
+            if stored != set(ids) | removed:
+                raise GalleryError(f"gallery {self._path} changed while re-embedding; run it again")
+            conn.executemany(
+                "UPDATE templates SET embedding = ?, dim = ?, model_id = ? WHERE id = ?",
+                [(self._seal(r.blob, i, "embedding"), r.dim, r.model_id, i) for i, r in zip(ids, rows)],
+            )
+            conn.executemany("DELETE FROM templates WHERE id = ?", [(i,) for i in sorted(removed)])
+        if removed:
+            self.wipe_free_space()
+        log.info("gallery: %d template(s) re-embedded with %r, %d removed", len(ids), model_id, len(removed))
 
     def import_people(
         self, records: Sequence[PersonRecord], *, on_conflict: OnConflict = "error"
@@ -849,8 +1117,3 @@ def _prepare_all_consistent(rows: Sequence[_Row]) -> None:
 
 def _sort_key(name: str) -> tuple[str, str]:
     return (name.casefold(), name)
-
-
-def _template(r: tuple) -> Template:
-    emb = np.frombuffer(r[2], dtype="<f4").astype(np.float32)
-    return Template(int(r[0]), int(r[1]), emb, r[3], float(r[4]), r[5], r[6], float(r[7]))

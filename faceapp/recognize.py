@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceapp.errors import SourceError
-from faceapp.overlay import draw_results
 from faceapp.pipeline import Recognizer
 from faceapp.sources import open_source
 from faceapp.types import FrameResult
@@ -92,14 +91,27 @@ def run_recognition(
     max_frames: int | None = None,
     show_progress: bool = True,
     tracking: bool = True,
+    blur: str | None = None,
 ) -> RecognitionSummary:
     """Recognise every frame of ``source``; write the annotated video and the events.
 
     With ``tracking``, faces keep a track id and a voted name across frames and are
     re-embedded only when needed (:class:`faceapp.tracking.LiveRecognizer`); without it,
     every face of every frame is recognised on its own.
+
+    ``blur`` ("unknown", "all", or None/"none") blurs those faces in the ``out`` video
+    (:func:`faceapp.privacy.blur_faces`). When the recognizer's gallery is in
+    embeddings-only mode, ``out`` is refused (PrivacyError) unless ``blur="all"``.
     """
+    from faceapp.privacy import PrivacyError, PrivacyPolicy, check_image_write, normalize_blur, render_output
     from faceapp.tracking import LiveRecognizer
+
+    try:
+        blur = normalize_blur(blur)
+    except ValueError as error:
+        raise PrivacyError(str(error)) from None
+    if out:
+        check_image_write(PrivacyPolicy.for_gallery(getattr(recognizer, "gallery", None), blur), f"the video {out}")
 
     process = LiveRecognizer(recognizer).process if tracking else recognizer.process
     summary = RecognitionSummary(out=out, events=events)
@@ -130,7 +142,7 @@ def run_recognition(
                     for line in event_lines(frame.index, frame.time_s, result):
                         events_file.write(json.dumps(line, ensure_ascii=False) + "\n")
                 if writer:
-                    writer.write(draw_results(frame.image, result))
+                    writer.write(render_output(frame.image, result, blur))
                 if progress:
                     progress.update(1)
         finally:

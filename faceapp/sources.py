@@ -136,7 +136,7 @@ class VideoCaptureSource(FrameSource):
         for _ in range(MAX_BAD_FRAMES):
             try:
                 ok, image = self._capture.read()
-            except Exception as error:  # cv2.error, or a driver failing mid-read
+            except Exception as error:  # noqa: BLE001  # cv2.error, or a driver failing mid-read
                 raise SourceError(f"{self.spec}: reading a frame failed ({' '.join(str(error).split())})") from None
             if not ok or image is None:
                 return None
@@ -213,7 +213,7 @@ def frames_with_timeout(source: FrameSource, timeout_s: float) -> Iterator[Frame
                 if stop.is_set():
                     return
             item: object = done
-        except BaseException as error:  # handed to the consumer
+        except BaseException as error:  # noqa: BLE001  # handed to the consumer
             item = error
         while not stop.is_set():
             try:

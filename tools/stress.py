@@ -1,0 +1,654 @@
+"""Reliability stress runs: the SIGKILL loop and the input fuzzers.
+
+    python tools/stress.py kill --count 200        # kill a gallery writer 200 times
+    python tools/stress.py fuzz --count 2000       # 2000 cases per fuzz target
+    python tools/stress.py all --count 200
+
+``tests/test_reliability.py`` runs the same code with small counts (the CI version).
+
+Kill loop: each iteration starts a worker process that opens the gallery and performs one
+operation (enroll, import, merge, remove, re-encrypt, encrypt/decrypt), and SIGKILLs it
+after a random delay drawn around the operation's measured duration. Afterwards the
+gallery must open, pass ``PRAGMA integrity_check``, and hold exactly the state before the
+operation or the state after it (compared person by person: name -> multiset of
+(embedding, thumbnail)), with the passphrase that goes with that state.
+
+Fuzz: hypothesis generates import archives (valid ones, then mutated manifests, bad
+``.npy`` headers, unsafe member names, lying sizes, corrupted bytes, encrypted ones),
+image files and settings files. Every case must end in success or a FaceAppError; any
+other exception, or a case slower than the hang limit, is a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from faceapp.crypto import KdfParams
+from faceapp.errors import FaceAppError
+from faceapp.gallery import Gallery, NewTemplate, PersonRecord
+
+MODEL = "stress-model"
+DIM = 128
+FAST_KDF = KdfParams(n=2**10, r=8, p=1)  # cheap scrypt: the stress is on SQLite, not the KDF
+PASSPHRASES = ("old secret", "new secret")
+JPEG = b"\xff\xd8\xff\xe0"
+HANG_LIMIT_S = 10.0
+
+
+# --------------------------------------------------------------------------- deterministic data
+
+
+def templates_for(seed: int, count: int, thumb_bytes: int = 3000) -> list[NewTemplate]:
+    """``count`` templates made from ``seed`` (same seed -> same bytes, in any process)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        v = rng.standard_normal(DIM).astype(np.float32)
+        thumb = JPEG + rng.bytes(thumb_bytes) if i % 2 == 0 else None
+        out.append(NewTemplate(embedding=v / np.linalg.norm(v), model_id=MODEL, thumbnail=thumb, source=f"s{seed}"))
+    return out
+
+
+State = dict[str, tuple[tuple[bytes, bytes | None], ...]]
+
+
+def logical_state(g: Gallery) -> State:
+    """name -> sorted (embedding bytes, thumbnail) of every template (ids and times left out)."""
+    people, templates = g.snapshot()
+    by_id: dict[int, list] = {p.id: [] for p in people}
+    for t in templates:
+        by_id[t.person_id].append((t.embedding.astype("<f4").tobytes(), t.thumbnail))
+    return {p.name: tuple(sorted(by_id[p.id], key=repr)) for p in people}
+
+
+def _content(ts: list[NewTemplate]) -> list[tuple[bytes, bytes | None]]:
+    return [(t.embedding.astype("<f4").tobytes(), t.thumbnail) for t in ts]
+
+
+def expected_after(state: State, op: dict) -> State:
+    """The state ``op`` leads to from ``state`` (computed here, not by running it)."""
+    new = dict(state)
+    kind = op["kind"]
+    if kind == "enroll":
+        new[op["name"]] = tuple(sorted(_content(templates_for(op["seed"], op["count"])), key=repr))
+    elif kind == "import":
+        for k, name in enumerate(op["names"]):
+            rows = _content(templates_for(op["seed"] + k, op["count"]))
+            new[name] = tuple(sorted(list(new.get(name, ())) + rows, key=repr))
+    elif kind == "merge":
+        new[op["target"]] = tuple(sorted(list(new[op["target"]]) + list(new.pop(op["source"])), key=repr))
+    elif kind == "remove":
+        del new[op["name"]]
+    return new
+
+
+def run_op(path: Path, op: dict) -> None:
+    """Perform ``op`` on the gallery (this is what the killed worker does)."""
+    with Gallery(path, passphrase=op.get("passphrase")) as g:
+        kind = op["kind"]
+        if kind == "enroll":
+            g.add_person(op["name"], templates_for(op["seed"], op["count"]))
+        elif kind == "import":
+            records = [
+                PersonRecord(name, 1.0, tuple(templates_for(op["seed"] + k, op["count"])))
+                for k, name in enumerate(op["names"])
+            ]
+            g.import_people(records, on_conflict="merge")
+        elif kind == "merge":
+            g.merge(op["source"], op["target"])
+        elif kind == "remove":
+            g.remove(op["name"])
+        elif kind == "rekey":
+            g.change_passphrase(op["passphrase"], op["new_passphrase"], kdf=FAST_KDF)
+        elif kind == "encrypt":
+            g.encrypt(op["new_passphrase"], kdf=FAST_KDF)
+        elif kind == "decrypt":
+            g.decrypt(op["passphrase"])
+        else:
+            raise ValueError(kind)
+
+
+def _worker(path: str, op_json: str) -> int:
+    op = json.loads(op_json)
+    print("ready", flush=True)
+    start = time.perf_counter()
+    run_op(Path(path), op)
+    print(f"done {time.perf_counter() - start:.4f}", flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- kill loop
+
+
+@dataclass
+class KillReport:
+    iterations: int = 0
+    kills: int = 0  # the worker was SIGKILLed while running
+    completed: int = 0  # the operation finished before the kill was due
+    outcomes: Counter = field(default_factory=Counter)  # "old"/"new" per kind
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(self.outcomes.items()))
+        return (
+            f"kill loop: {self.iterations} iterations, {self.kills} SIGKILLs mid-operation, "
+            f"{self.completed} finished first; outcomes {kinds}; {len(self.failures)} failure(s); "
+            f"{self.seconds:.1f} s"
+        )
+
+
+def _choose_op(rng: random.Random, state: State, passphrase: str | None, counter: int) -> dict:
+    names = sorted(state)
+    choices = ["enroll", "import", "enroll"]
+    if len(names) >= 2:
+        choices += ["merge"]
+    if len(names) >= 3:
+        choices += ["remove"]
+    choices += ["rekey"] * 2
+    kind = rng.choice(choices)
+    op: dict = {"kind": kind, "passphrase": passphrase}
+    if kind == "enroll":
+        op.update(name=f"person {counter}", seed=counter * 1000, count=rng.randint(5, 40))
+    elif kind == "import":
+        existing = rng.sample(names, min(len(names), 2))
+        op.update(names=existing + [f"imported {counter}-{k}" for k in range(rng.randint(5, 30))],
+                  seed=counter * 1000, count=rng.randint(1, 4))
+    elif kind == "merge":
+        source, target = rng.sample(names, 2)
+        op.update(source=source, target=target)
+    elif kind == "remove":
+        op.update(name=rng.choice(names))
+    elif passphrase is None:
+        op.update(kind="encrypt", new_passphrase=PASSPHRASES[0])
+    elif rng.random() < 0.2:
+        op.update(kind="decrypt")
+    else:
+        op.update(new_passphrase=PASSPHRASES[1] if passphrase == PASSPHRASES[0] else PASSPHRASES[0])
+    return op
+
+
+def _open_any(path: Path, candidates: list[str | None]) -> tuple[Gallery, str | None]:
+    last: Exception | None = None
+    for pw in candidates:
+        try:
+            g = Gallery(path, passphrase=pw)
+        except FaceAppError as e:
+            last = e
+            continue
+        if pw is not None and not g.encrypted:
+            g.close()
+            continue
+        return g, pw
+    raise AssertionError(f"gallery opens with none of the passphrases: {last}")
+
+
+def kill_loop(count: int, seed: int = 0, workdir: Path | None = None, log=print) -> KillReport:
+    """SIGKILL a worker ``count`` times; see the module docstring."""
+    rng = random.Random(seed)
+    report = KillReport()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=workdir) as scratch:
+        path = Path(scratch) / "gallery.sqlite3"
+        with Gallery(path) as g:
+            g.add_person("seed person", templates_for(1, 10))
+            g.add_person("second person", templates_for(2, 10))
+        state, passphrase = {}, None
+        with Gallery(path) as g:
+            state = logical_state(g)
+        durations: dict[str, float] = {}
+        for i in range(count):
+            op = _choose_op(rng, state, passphrase, i + 10)
+            after = expected_after(state, op)
+            new_pw = op.get("new_passphrase", passphrase) if op["kind"] != "decrypt" else None
+            proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "_worker", str(path), json.dumps(op)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            )
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if line.strip() != "ready":
+                proc.kill()
+                proc.wait()
+                report.failures.append(f"iteration {i}: worker did not start: {proc.stderr.read()[-500:]}")
+                break
+            typical = durations.get(op["kind"], 0.05)
+            time.sleep(rng.uniform(0.0, typical * 1.3))
+            proc.send_signal(signal.SIGKILL)
+            rc = proc.wait()
+            out = proc.stdout.read()
+            err = proc.stderr.read()
+            if "done" in out:
+                report.completed += 1
+                durations[op["kind"]] = float(out.split()[-1])
+            elif rc == -signal.SIGKILL:
+                report.kills += 1
+            else:
+                report.failures.append(f"iteration {i}: worker failed ({op['kind']}): {err.strip()[-300:]}")
+            report.iterations += 1
+            # Verify: integrity, then old or new state with the matching passphrase.
+            try:
+                conn = sqlite3.connect(str(path))
+                try:
+                    check = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+                finally:
+                    conn.close()
+                if check != ["ok"]:
+                    raise AssertionError(f"integrity_check: {check[:3]}")
+                g, pw = _open_any(path, list(dict.fromkeys([passphrase, new_pw, None])))
+                with g:
+                    got = logical_state(g)
+                if got == state and pw == passphrase:
+                    report.outcomes[f"{op['kind']}=old"] += 1
+                    if "done" not in out:  # killed before the commit: aim later next time
+                        durations[op["kind"]] = durations.get(op["kind"], 0.05) * 1.5
+                elif got == after and pw == new_pw:
+                    report.outcomes[f"{op['kind']}=new"] += 1
+                    state, passphrase = after, new_pw
+                else:
+                    raise AssertionError(
+                        f"{op['kind']}: neither the old nor the new state (passphrase {pw!r}; "
+                        f"people {sorted(got)[:5]}...)"
+                    )
+            except AssertionError as e:
+                report.failures.append(f"iteration {i}: {e}")
+                log(f"FAIL iteration {i}: {e}")
+                break
+            if (i + 1) % 25 == 0:
+                log(f"  {i + 1}/{count}: {report.kills} kills mid-operation, {len(report.failures)} failures")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def concurrent_writers(path: Path, writers: int = 2, people_each: int = 10, timeout_s: float = 60) -> tuple[int, int]:
+    """Several processes add people to one gallery at once; returns (added, refused-as-busy).
+    Raises AssertionError on anything else (a crash, corruption, a lost person)."""
+    code = (
+        "import sys; sys.path.insert(0, {repo!r}); from tools.stress import templates_for;"
+        "from faceapp.gallery import Gallery; from faceapp.errors import GalleryError\n"
+        "added = busy = 0\n"
+        "with Gallery({path!r}, busy_timeout_ms=2000) as g:\n"
+        "    for k in range({n}):\n"
+        "        try:\n"
+        "            g.add_person(f'w{w} p{{k}}', templates_for({w} * 100 + k, 3)); added += 1\n"
+        "        except GalleryError as e:\n"
+        "            assert 'busy' in str(e), e; busy += 1\n"
+        "print(added, busy)\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code.format(repo=str(REPO), path=str(path), n=people_each, w=w)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        for w in range(writers)
+    ]
+    added = busy = 0
+    for p in procs:
+        out, err = p.communicate(timeout=timeout_s)
+        if p.returncode != 0:
+            raise AssertionError(f"a writer failed: {err.strip()[-500:]}")
+        a, b = (int(x) for x in out.split())
+        added, busy = added + a, busy + b
+    conn = sqlite3.connect(str(path))
+    try:
+        assert [r[0] for r in conn.execute("PRAGMA integrity_check")] == ["ok"]
+    finally:
+        conn.close()
+    with Gallery(path) as g:
+        assert len(g.people()) == added, (len(g.people()), added)
+    return added, busy
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+
+@dataclass
+class FuzzReport:
+    cases: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)  # target:ok / target:<ErrorClass>
+    failures: list[str] = field(default_factory=list)
+    slowest_s: float = 0.0
+
+    def describe(self) -> str:
+        total = sum(self.cases.values())
+        per = ", ".join(f"{k} {v}" for k, v in sorted(self.cases.items()))
+        return (
+            f"fuzz: {total} cases ({per}); {len(self.failures)} failure(s); "
+            f"slowest case {self.slowest_s:.2f} s"
+        )
+
+
+def _valid_archive(rng: random.Random, tmp: Path) -> bytes:
+    path = tmp / f"src-{rng.random()}.db"
+    with Gallery(path) as g:
+        for k in range(rng.randint(0, 3)):
+            g.add_person(f"p{k}", templates_for(rng.randint(0, 10**6), rng.randint(1, 3), thumb_bytes=20))
+        from faceapp.archive import export_gallery
+
+        out = tmp / f"src-{rng.random()}.zip"
+        export_gallery(g, out)
+    data = out.read_bytes()
+    out.unlink()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return data
+
+
+def _rezip(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members:
+            zf.writestr(zipfile.ZipInfo(name), data)
+    return buf.getvalue()
+
+
+def _members(data: bytes) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return [(i.filename, zf.read(i)) for i in zf.infolist()]
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    return st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+        max_leaves=10,
+    )
+
+
+def _mutate_archive(draw, data: bytes) -> bytes:
+    """One hostile change to a valid archive's bytes."""
+    from hypothesis import strategies as st
+
+    kind = draw(st.sampled_from(
+        ["manifest_field", "manifest_bytes", "npy_header", "npy_shape", "member_name", "size_lie", "flip", "truncate",
+         "random", "bomb_thumbnail", "none"]
+    ))
+    members = _members(data)
+    if kind == "manifest_field":
+        manifest = json.loads(dict(members)["manifest.json"])
+        target = manifest
+        if manifest["people"] and draw(st.booleans()):
+            target = draw(st.sampled_from(manifest["people"]))
+            if target["templates"] and draw(st.booleans()):
+                target = draw(st.sampled_from(target["templates"]))
+        key = draw(st.sampled_from(sorted(target) + ["extra"]))
+        if draw(st.booleans()):
+            target[key] = draw(_json_values())
+        else:
+            target.pop(key, None)
+        text = json.dumps(manifest, allow_nan=True).encode()
+        members = [(n, text if n == "manifest.json" else d) for n, d in members]
+        return _rezip(members)
+    if kind == "manifest_bytes":
+        members = [(n, draw(st.binary(max_size=200)) if n == "manifest.json" else d) for n, d in members]
+        return _rezip(members)
+    if kind in ("npy_header", "npy_shape"):
+        npys = [n for n, _ in members if n.endswith(".npy")]
+        if not npys:
+            return data
+        victim = draw(st.sampled_from(npys))
+        if kind == "npy_shape":
+            shape = draw(st.sampled_from(["(10000000000, 128)", "(3, 128, 2)", "(-1, 128)", "()", "(2**40,)", "(0, 128)"]))
+            dtype = draw(st.sampled_from(["'<f4'", "'|O'", "'<f8'", "'<i4'", "[('a', '<f4')]"]))
+            order = draw(st.sampled_from(["False", "True"]))
+            header = f"{{'descr': {dtype}, 'fortran_order': {order}, 'shape': {shape}, }}"
+            header = header.ljust(118) + "\n"
+            blob = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + draw(st.binary(max_size=64))
+        else:
+            original = dict(members)[victim]
+            cut = draw(st.integers(0, min(len(original), 140)))
+            blob = original[:cut] + draw(st.binary(max_size=40)) + original[cut + 4 :]
+        return _rezip([(n, blob if n == victim else d) for n, d in members])
+    if kind == "member_name":
+        bad = draw(st.sampled_from(["../evil.npy", "/abs/x.npy", "a/../../b", "C:\\x.npy", "embeddings//0000.npy",
+                                    "x\x00y", "..", "embeddings\\0000.npy", "./manifest.json"]))
+        name, payload = draw(st.sampled_from(members))
+        return _rezip(members + [(bad, payload)]) if draw(st.booleans()) else _rezip(
+            [(bad if n == name else n, d) for n, d in members])
+    if kind == "size_lie":
+        out = bytearray(data)
+        pos = out.find(b"PK\x01\x02")
+        if pos >= 0:
+            size = draw(st.sampled_from([0, 1, 0xFFFFFFFE, 0x7FFFFFFF, 2**26 + 1]))
+            field_at = pos + draw(st.sampled_from([20, 24]))  # compressed / uncompressed size
+            out[field_at : field_at + 4] = size.to_bytes(4, "little")
+        return bytes(out)
+    if kind == "flip":
+        out = bytearray(data)
+        for _ in range(draw(st.integers(1, 8))):
+            i = draw(st.integers(0, len(out) - 1))
+            out[i] = draw(st.integers(0, 255))
+        return bytes(out)
+    if kind == "truncate":
+        return data[: draw(st.integers(0, len(data)))]
+    if kind == "random":
+        return draw(st.binary(max_size=300))
+    if kind == "bomb_thumbnail":
+        manifest = json.loads(dict(members)["manifest.json"])
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for n, d in members:
+                if n != "manifest.json":
+                    zf.writestr(n, d)
+            zf.writestr("thumbnails/big.jpg", JPEG + bytes(5 << 20))  # 5 MiB of zeros -> ~5 KiB
+            for p in manifest["people"]:
+                for t in p["templates"]:
+                    t["thumbnail"] = "thumbnails/big.jpg"
+            zf.writestr("manifest.json", json.dumps(manifest))
+        return buf.getvalue()
+    return data
+
+
+def fuzz(count: int, targets: tuple[str, ...] = ("archive", "image", "settings"), seed: int | None = 0,
+         png_chunk_attack: bool = True, log=print) -> FuzzReport:
+    """Run ``count`` hypothesis cases per target; failures are collected, not raised.
+
+    ``png_chunk_attack``: also write huge lengths into image headers (finds the OpenCV 5
+    PNG chunk allocation problem; off where faceapp.imageio has no guard for it yet)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    report = FuzzReport()
+    common = {"max_examples": count, "deadline": None, "database": None, "derandomize": seed is not None,
+              "suppress_health_check": list(HealthCheck)}
+
+    def timed(target: str, fn) -> None:
+        start = time.perf_counter()
+        try:
+            outcome = fn()
+        except FaceAppError as e:
+            outcome = type(e).__name__
+        except Exception as e:  # noqa: BLE001  # any other exception is the finding
+            message = f"{target}: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
+            if message not in report.failures:
+                report.failures.append(message)
+                log(f"FAIL {message}")
+            outcome = "CRASH"
+        elapsed = time.perf_counter() - start
+        report.slowest_s = max(report.slowest_s, elapsed)
+        if elapsed > HANG_LIMIT_S:
+            report.failures.append(f"{target}: a case took {elapsed:.1f} s (hang limit {HANG_LIMIT_S} s)")
+        report.cases[target] += 1
+        report.outcomes[f"{target}:{outcome}"] += 1
+
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch)
+        base_rng = random.Random(seed)
+        bases = [_valid_archive(base_rng, tmp) for _ in range(4)]
+
+        if "archive" in targets:
+            from faceapp.archive import import_gallery
+            from faceapp.crypto import seal_encrypted
+
+            @settings(**common)
+            @given(st.data())
+            def archive_case(data) -> None:
+                raw = _mutate_archive(data.draw, data.draw(st.sampled_from(bases)))
+                encrypted = data.draw(st.sampled_from([False, False, False, True]))
+                passphrase = None
+                if encrypted:
+                    raw = seal_encrypted(raw, "pw", fmt="faceapp-gallery-zip", kdf=FAST_KDF)
+                    if data.draw(st.booleans()):
+                        cut = data.draw(st.integers(0, len(raw) - 1))
+                        raw = raw[:cut] + bytes([raw[cut] ^ 1]) + raw[cut + 1 :]
+                    passphrase = data.draw(st.sampled_from([None, "pw", "wrong"]))
+                path = tmp / "case.zip"
+                path.write_bytes(raw)
+                gpath = tmp / "target.db"
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(gpath) + suffix).unlink(missing_ok=True)
+
+                def run():
+                    with Gallery(gpath) as g:
+                        g.add_person("p0", templates_for(7, 1, thumb_bytes=10))
+                        before = logical_state(g)
+                        try:
+                            import_gallery(g, path, on_conflict=data.draw(st.sampled_from(["merge", "skip", "error"])),
+                                           passphrase=passphrase)
+                        except FaceAppError:
+                            if logical_state(g) != before:
+                                raise AssertionError("a refused import changed the gallery") from None
+                            raise
+                        return "ok"
+
+                timed("archive", run)
+
+            archive_case()
+
+        if "image" in targets:
+            from faceapp.imageio import decode_image, encode_jpeg, read_image
+
+            sample = np.zeros((16, 16, 3), np.uint8)
+            sample[4:12, 4:12] = 200
+            import cv2
+
+            seeds = [encode_jpeg(sample), cv2.imencode(".png", sample)[1].tobytes(), cv2.imencode(".bmp", sample)[1].tobytes(),
+                     cv2.imencode(".webp", sample)[1].tobytes() if cv2.haveImageWriter(".webp") else b"RIFF"]
+
+            @settings(**common)
+            @given(st.data())
+            def image_case(data) -> None:
+                base = data.draw(st.sampled_from(seeds + [b""]))
+                how = data.draw(st.sampled_from(["random", "flip", "truncate"] + ["header"] * png_chunk_attack))
+                raw = bytearray(base)
+                if how == "random" or not raw:
+                    raw = bytearray(data.draw(st.binary(max_size=400)))
+                elif how == "flip":
+                    for _ in range(data.draw(st.integers(1, 6))):
+                        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+                elif how == "truncate":
+                    raw = raw[: data.draw(st.integers(0, len(raw)))]
+                else:  # claim enormous dimensions in the header area
+                    at = data.draw(st.integers(0, min(len(raw), 40) - 1))
+                    raw[at : at + 4] = b"\x7f\xff\xff\xff"
+                to_file = data.draw(st.booleans())
+
+                def run():
+                    if to_file:
+                        p = tmp / "case.img"
+                        p.write_bytes(bytes(raw))
+                        image = read_image(p)
+                    else:
+                        image = decode_image(bytes(raw), "case")
+                    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+                            and image.shape[2] == 3):
+                        raise AssertionError(f"decoded to {type(image).__name__} {getattr(image, 'shape', '')}")
+                    return "ok"
+
+                timed("image", run)
+
+            image_case()
+
+        if "settings" in targets:
+            from faceapp.settings import Settings, load_settings
+
+            @settings(**common)
+            @given(st.data())
+            def settings_case(data) -> None:
+                how = data.draw(st.sampled_from(["json", "object", "bytes"]))
+                if how == "bytes":
+                    raw = data.draw(st.binary(max_size=300))
+                elif how == "json":
+                    raw = json.dumps(data.draw(_json_values())).encode()
+                else:
+                    obj = {k: data.draw(_json_values()) for k in data.draw(
+                        st.lists(st.sampled_from(["version", "blur", "use_keyring", "camera_timeout_s", "other"]),
+                                 max_size=4, unique=True))}
+                    if data.draw(st.booleans()):
+                        obj.setdefault("blur", data.draw(st.sampled_from(["none", "unknown", "all", "ALL"])))
+                    raw = json.dumps(obj).encode()
+                p = tmp / "settings.json"
+                p.write_bytes(raw)
+
+                def run():
+                    value = load_settings(p)
+                    if not isinstance(value, Settings):
+                        raise AssertionError("not a Settings")  # noqa: TRY004
+                    return "ok"
+
+                timed("settings", run)
+
+            settings_case()
+    return report
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_worker":
+        return _worker(argv[1], argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("kill", "fuzz", "all"))
+    parser.add_argument("--count", type=int, default=50, help="kill iterations / fuzz cases per target")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--targets", default="archive,image,settings", help="fuzz targets, comma-separated")
+    parser.add_argument("--no-png-chunk-attack", action="store_true", help="skip the known OpenCV PNG allocation case")
+    args = parser.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    failed = False
+    if args.what in ("kill", "all"):
+        report = kill_loop(args.count, args.seed)
+        print(report.describe())
+        for f in report.failures:
+            print("  ", f)
+        failed |= bool(report.failures)
+    if args.what in ("fuzz", "all"):
+        fr = fuzz(args.count, tuple(args.targets.split(",")), args.seed, png_chunk_attack=not args.no_png_chunk_attack)
+        print(fr.describe())
+        for k, v in sorted(fr.outcomes.items()):
+            print(f"   {k}: {v}")
+        for f in fr.failures:
+            print("  ", f)
+        failed |= bool(fr.failures)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
