@@ -39,13 +39,18 @@ def _fail(app, message: str) -> int:
     return 1
 
 
-def run_app(args) -> int:
-    """Run the desktop app until its window closes; returns the exit status."""
+def run_app(args, asker=None) -> int:
+    """Run the desktop app until its window closes; returns the exit status.
+
+    An encrypted gallery is unlocked with ``$FACEAPP_PASSPHRASE``, the keyring, or by
+    asking (``asker``: a :class:`~faceapp.gui.asker.Asker`, Qt dialogs by default); a
+    cancelled question quits with one line and status 1."""
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from faceapp.gallery import Gallery
+    from faceapp.gui.asker import QtAsker
     from faceapp.gui.main_window import MainWindow
+    from faceapp.gui.passphrase import open_gallery
     from faceapp.gui.settings import APPLICATION, ORGANISATION, AppSettings
     from faceapp.paths import default_gallery_path
 
@@ -54,10 +59,15 @@ def run_app(args) -> int:
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("FaceApp")
     settings = AppSettings.open()
+    asker = asker or QtAsker()
+    path = getattr(args, "gallery", None) or default_gallery_path()
     try:
-        gallery = Gallery(getattr(args, "gallery", None) or default_gallery_path())
+        gallery = open_gallery(path, asker)
     except FaceAppError as error:
         return _fail(app, str(error))
+    if gallery is None:
+        print(f"faceapp: cancelled: no passphrase given for the encrypted gallery {path}", file=sys.stderr)
+        return 1
     try:
         recognizer = build_recognizer(args, gallery)
         if getattr(args, "threshold", None) is None and settings.threshold is not None:
@@ -66,7 +76,7 @@ def run_app(args) -> int:
         gallery.close()
         return _fail(app, str(error))
 
-    window = MainWindow(recognizer, gallery, settings)
+    window = MainWindow(recognizer, gallery, settings, asker=asker)
     app.aboutToQuit.connect(window.shutdown)
     window.show()
     window.open_source_text(getattr(args, "source", None) or "0")
@@ -88,4 +98,5 @@ def run_app(args) -> int:
         ticker.stop()
         signal.signal(signal.SIGINT, previous_handler)
         window.shutdown()
+        window.gallery.close()  # the window may have reopened it
         gallery.close()

@@ -28,6 +28,10 @@ class Asker(Protocol):
 
     def text(self, parent: QWidget | None, title: str, label: str, default: str = "") -> str | None: ...
 
+    def password(self, parent: QWidget | None, title: str, label: str) -> str | None:
+        """A secret typed without echo (a passphrase)."""
+        ...
+
     def open_files(self, parent: QWidget | None, title: str, filters: str) -> list[str]: ...
 
     def open_file(self, parent: QWidget | None, title: str, filters: str) -> str | None: ...
@@ -67,6 +71,10 @@ class QtAsker:
 
     def text(self, parent: QWidget | None, title: str, label: str, default: str = "") -> str | None:
         value, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Normal, default)
+        return value if ok else None
+
+    def password(self, parent: QWidget | None, title: str, label: str) -> str | None:
+        value, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Password, "")
         return value if ok else None
 
     def open_files(self, parent: QWidget | None, title: str, filters: str) -> list[str]:

@@ -33,6 +33,39 @@ logger = logging.getLogger(__name__)
 Opener = Callable[[], Iterable]
 
 DEFAULT_PACE_FPS = 25.0
+DEFAULT_STALL_TIMEOUT_S = 5.0  # a live source silent this long is reconnected
+
+
+class TimedSource:
+    """A live source read through :func:`faceapp.sources.frames_with_timeout`: a camera
+    that stops answering raises SourceError after ``timeout_s`` (so the capture worker
+    reconnects) instead of blocking forever. ``close()`` closes the wrapped source."""
+
+    def __init__(self, source: Iterable, timeout_s: float) -> None:
+        self.source = source
+        self.timeout_s = float(timeout_s)
+        self._frames: Iterator | None = None
+
+    @property
+    def fps(self) -> float:
+        return float(getattr(self.source, "fps", 0.0) or 0.0)
+
+    def __iter__(self) -> Iterator:
+        from faceapp.sources import frames_with_timeout
+
+        self._frames = frames_with_timeout(self.source, self.timeout_s)
+        return self._frames
+
+    def close(self) -> None:
+        frames, self._frames = self._frames, None
+        if frames is not None:
+            try:
+                frames.close()  # stops the reader thread once its blocked read returns
+            except Exception:
+                logger.debug("closing the frame reader failed", exc_info=True)
+        close = getattr(self.source, "close", None)
+        if callable(close):
+            close()
 
 
 @dataclass(frozen=True)
@@ -128,8 +161,10 @@ class CaptureWorker(QObject):
         backoff: Backoff | None = None,
         pace_fps: float | None = None,
         max_side: int = 1280,
+        stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
     ) -> None:
         super().__init__()
+        self._stall_timeout_s = stall_timeout_s
         self._opener = opener
         self._frames = frames
         self._description = description
@@ -229,7 +264,10 @@ class CaptureWorker(QObject):
             frames, failures = reopened, failures + 1
 
     def _open(self) -> Iterator:
-        self._source = self._opener()
+        source = self._opener()
+        if self._live and self._stall_timeout_s:
+            source = TimedSource(source, self._stall_timeout_s)
+        self._source = source
         return iter(self._source)
 
     def _close(self) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 
-from faceapp.gui.capture import Backoff, CapturedFrame, CaptureWorker, SourceState, SourceStatus
+from faceapp.gui.capture import DEFAULT_STALL_TIMEOUT_S, Backoff, CapturedFrame, CaptureWorker, SourceState, SourceStatus
 from faceapp.gui.latest import LatestSlot
 from faceapp.gui.qtcompat import emit
 from faceapp.gui.recognition import FramePacket, Job, RecognitionWorker
@@ -60,8 +60,10 @@ class LiveController(QObject):
         backoff: Backoff | None = None,
         pace_fps: float | None = None,
         parent: QObject | None = None,
+        stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
     ) -> None:
         super().__init__(parent)
+        self._stall_timeout_s = stall_timeout_s
         self.recognizer = recognizer
         self._opener = opener
         self._backoff = backoff or Backoff()
@@ -139,6 +141,7 @@ class LiveController(QObject):
             generation=self._generation,
             backoff=self._backoff,
             pace_fps=self._pace_fps,
+            stall_timeout_s=self._stall_timeout_s,
         )
         worker.set_paused(self._paused)
         worker.statusChanged.connect(self._on_status, QUEUED)

@@ -1,7 +1,9 @@
 """The gallery manager: people with a thumbnail, template count and date added.
 
 Filter by name; rename, merge, delete a person (after confirmation), delete single
-templates; export and import the gallery as a zip (:mod:`faceapp.archive`). Every change
+templates; export and import the gallery as a zip (:mod:`faceapp.archive`), optionally
+encrypted with a passphrase. A template without a thumbnail (always, in an
+embeddings-only gallery) shows the person's initials instead. Every change
 is one gallery transaction; the live window picks it up at once through the gallery's
 revision counter, and this dialog polls that counter to show changes made elsewhere.
 """
@@ -12,6 +14,7 @@ import datetime as dt
 import logging
 
 from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -30,17 +33,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.archive import export_gallery, import_gallery
+from faceapp.archive import archive_is_encrypted, export_gallery, import_gallery
+from faceapp.crypto import PassphraseError
 from faceapp.errors import FaceAppError
 from faceapp.gallery import Gallery, Person, Template
 from faceapp.gui.asker import Asker
-from faceapp.gui.images import icon_from_bytes
+from faceapp.gui.images import icon_from_bytes, initials_icon
+from faceapp.gui.passphrase import Cancelled, ask_new_passphrase
+from faceapp.privacy import initials
 
 logger = logging.getLogger(__name__)
 
 ICON = 48
 ZIP_FILTER = "FaceApp gallery (*.zip);;All files (*)"
 NAME, COUNT, ADDED = range(3)
+#: Item data role holding the initials drawn instead of a thumbnail ("" when a thumbnail is shown).
+INITIALS_ROLE = Qt.ItemDataRole.UserRole + 1
+ENCRYPT, PLAIN = "Encrypt with a passphrase", "Export without encryption"
 
 
 def _when(timestamp: float) -> str:
@@ -60,6 +69,7 @@ class GalleryDialog(QDialog):
         self._revision: int | None = None
         self._people: list[Person] = []
         self._templates: dict[int, list[Template]] = {}
+        self.embeddings_only = False
 
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter by name")
@@ -155,6 +165,7 @@ class GalleryDialog(QDialog):
         try:
             self._revision = self._gallery.revision()
             people, templates = self._gallery.snapshot()
+            self.embeddings_only = self._gallery.embeddings_only
         except FaceAppError as error:
             self._say(error)
             return
@@ -188,7 +199,8 @@ class GalleryDialog(QDialog):
         for row, person in enumerate(shown):
             templates = self._templates.get(person.id, [])
             thumbnail = next((t.thumbnail for t in templates if t.thumbnail), None)
-            name = QTableWidgetItem(icon_from_bytes(thumbnail, ICON), person.name)
+            name = QTableWidgetItem(person.name)
+            self._set_icon(name, thumbnail, person.name, ICON)
             count = QTableWidgetItem(str(person.template_count))
             count.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             self.table.setItem(row, NAME, name)
@@ -205,11 +217,19 @@ class GalleryDialog(QDialog):
         self.templates_label.setText(f"Templates of {name}" if person else "Templates (select a person)")
         if person is not None:
             for template in self._templates.get(person.id, []):
-                item = QListWidgetItem(icon_from_bytes(template.thumbnail, 80), _when(template.created_at)[5:])
+                item = QListWidgetItem(_when(template.created_at)[5:])
+                self._set_icon(item, template.thumbnail, person.name, 80)
                 item.setData(Qt.ItemDataRole.UserRole, template.id)
                 item.setToolTip(f"from {template.source or 'unknown'}; quality {template.quality:.2f}")
                 self.templates.addItem(item)
         self._update_buttons()
+
+    def _set_icon(self, item, thumbnail: bytes | None, name: str, size: int) -> None:
+        """The thumbnail, or the person's initials when there is none to show."""
+        icon = QIcon() if self.embeddings_only else icon_from_bytes(thumbnail, size)
+        shown = "" if not icon.isNull() else initials(name)
+        item.setIcon(initials_icon(name, size) if shown else icon)
+        item.setData(INITIALS_ROLE, shown)
 
     def _update_buttons(self) -> None:
         has_person = self.selected_name() is not None
@@ -284,8 +304,24 @@ class GalleryDialog(QDialog):
 
     def export_archive(self) -> None:
         path = self._asker.save_file(self, "Export the gallery", "faceapp-gallery.zip", ZIP_FILTER)
-        if path:
-            self._change(lambda: export_gallery(self._gallery, path), f"exported {len(self._people)} people to {path}")
+        if not path:
+            return
+        answer = self._asker.choose(
+            self, "Export", "Encrypt the exported file? Anyone with the file can read an unencrypted export.", [ENCRYPT, PLAIN, "Cancel"]
+        )
+        if answer not in (ENCRYPT, PLAIN):
+            return
+        passphrase = None
+        if answer == ENCRYPT:
+            try:
+                passphrase = ask_new_passphrase(self._asker, self, "Encrypt the export", "Passphrase for the exported file")
+            except Cancelled:
+                return
+            except FaceAppError as error:  # empty, or the two differ
+                self._say(error)
+                return
+        done = f"exported {len(self._people)} people to {path}" + (" (encrypted)" if passphrase else "")
+        self._change(lambda: export_gallery(self._gallery, path, passphrase=passphrase), done)
 
     def import_archive(self) -> None:
         path = self._asker.open_file(self, "Import a gallery", ZIP_FILTER)
@@ -298,8 +334,30 @@ class GalleryDialog(QDialog):
             if answer not in (merge, skip):
                 return
             on_conflict = "merge" if answer == merge else "skip"
-        outcome: list = []
-        if self._change(lambda: outcome.append(import_gallery(self._gallery, path, on_conflict=on_conflict)), "imported"):
+        passphrase = None
+        problem = ""
+        while True:
+            if archive_is_encrypted(path):
+                label = "This file is encrypted. Passphrase:"
+                passphrase = self._asker.password(self, "Import", f"{problem}\n\n{label}" if problem else label)
+                if passphrase is None:
+                    return
+            outcome: list = []
+            try:
+                outcome.append(import_gallery(self._gallery, path, on_conflict=on_conflict, passphrase=passphrase or None))
+            except PassphraseError as error:
+                if passphrase is None or not archive_is_encrypted(path):
+                    self._say(error)
+                    return
+                problem = "Wrong passphrase." if passphrase else "The passphrase cannot be empty."
+                self._say(f"{problem} Nothing was imported.")
+                continue
+            except FaceAppError as error:
+                self._say(error)
+                return
+            break
+        self.refresh()
+        if outcome:
             summary = outcome[0]
             self._say(
                 f"imported {summary.people_added} new people, merged {summary.people_merged}, "

@@ -7,6 +7,11 @@ pause/resume, snapshot, loop, a threshold control (applies at once, remembered),
 opens the enroll, add-from-photos and gallery windows. All the work happens in the
 :class:`~faceapp.gui.controller.LiveController`'s threads; this window only paints and
 handles input, and closing it stops every thread.
+
+The Privacy menu turns the gallery's embeddings-only mode on and off, encrypts,
+re-keys or decrypts it (as a job on the recognition thread: every row is rewritten),
+chooses which faces snapshots blur, and reopens the gallery when another program
+encrypted, decrypted or re-keyed it. Snapshots follow :mod:`faceapp.privacy`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
@@ -29,26 +34,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp import crypto
 from faceapp.errors import FaceAppError, SourceError
 from faceapp.gallery import Gallery
 from faceapp.gui.asker import Asker, QtAsker
-from faceapp.gui.capture import Backoff, SourceState, SourceStatus
+from faceapp.gui.capture import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
 from faceapp.gui.controller import LiveController, SourceOpener
 from faceapp.gui.enroll_dialog import EnrollDialog
 from faceapp.gui.gallery_dialog import GalleryDialog
+from faceapp.gui.passphrase import Cancelled, ask_new_passphrase, offer_to_remember, open_gallery
 from faceapp.gui.photos_dialog import PhotosDialog
 from faceapp.gui.recognition import FramePacket
 from faceapp.gui.settings import AppSettings
 from faceapp.gui.source_picker import SourcePickerDialog
 from faceapp.gui.video_view import VideoView
 from faceapp.imageio import write_image
-from faceapp.overlay import draw_results
 from faceapp.pipeline import Recognizer
+from faceapp.privacy import BLUR_CHOICES, PrivacyError, PrivacyPolicy, check_image_write, render_output
 from faceapp.sources import SourceSpec, open_source
 
 logger = logging.getLogger(__name__)
 
 VIDEO_PAGE, MESSAGE_PAGE = 0, 1
+BLUR_LABELS = {"none": "No faces", "unknown": "Unknown faces", "all": "All faces"}
+#: Words of the gallery's error when another program encrypted, decrypted or re-keyed it.
+REKEYED_MARK = "by another program"
 
 
 def performance_line(packet: FramePacket, device: str) -> str:
@@ -78,6 +88,7 @@ class MainWindow(QMainWindow):
         pace_fps: float | None = None,
         enroll_interval_s: float = 0.4,
         parent: QWidget | None = None,
+        stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
     ) -> None:
         super().__init__(parent)
         self.recognizer = recognizer
@@ -85,7 +96,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.asker: Asker = asker or QtAsker()
         self.enroll_interval_s = enroll_interval_s
-        self.controller = LiveController(recognizer, opener, backoff, pace_fps, parent=self)
+        self.controller = LiveController(recognizer, opener, backoff, pace_fps, parent=self, stall_timeout_s=stall_timeout_s)
         self.controller.set_loop(settings.loop_video)
         self.device = recognizer.embedder.device_name
         self.enroll_dialog: EnrollDialog | None = None
@@ -93,6 +104,7 @@ class MainWindow(QMainWindow):
         self.photos_dialog: PhotosDialog | None = None
         self.source_picker: SourcePickerDialog | None = None
         self._closed = False
+        self._privacy_jobs: dict[int, tuple[str, object]] = {}  # job id -> (what, on success)
         self.setWindowTitle("FaceApp")
 
         self.view = VideoView()
@@ -121,6 +133,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.pages)
 
         self._build_toolbar()
+        self._build_privacy_menu()
         self.source_label = QLabel("no source")
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #c0392b;")
@@ -131,7 +144,9 @@ class MainWindow(QMainWindow):
 
         self.controller.packetReady.connect(self._on_packet)
         self.controller.statusChanged.connect(self._on_status)
-        self.controller.errorChanged.connect(self.error_label.setText)
+        self.controller.errorChanged.connect(self._on_error)
+        self.controller.jobFinished.connect(self._privacy_job_finished)
+        self.controller.jobFailed.connect(self._privacy_job_failed)
         self.controller.start()
 
         geometry = settings.geometry
@@ -178,6 +193,206 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         for action in (self.enroll_action, self.photos_action, self.gallery_action):
             bar.addAction(action)
+
+    # -- privacy -----------------------------------------------------------------------------
+    def _build_privacy_menu(self) -> None:
+        menu = self.menuBar().addMenu("&Privacy")
+        self.privacy_menu = menu
+        self.embeddings_only_action = self._action("Embeddings only (no face thumbnails)", self.set_embeddings_only, checkable=True)
+        self.embeddings_only_action.setToolTip("Store only embeddings: thumbnails are deleted and never saved again")
+        self.encrypt_action = self._action("Encrypt the gallery…", self.encrypt_gallery)
+        self.change_passphrase_action = self._action("Change the passphrase…", self.change_passphrase)
+        self.decrypt_action = self._action("Decrypt the gallery…", self.decrypt_gallery)
+        self.reopen_gallery_action = self._action("Reopen the gallery…", self.reopen_gallery)
+        menu.addAction(self.embeddings_only_action)
+        menu.addSeparator()
+        for action in (self.encrypt_action, self.change_passphrase_action, self.decrypt_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        blur_menu = menu.addMenu("Blur in snapshots")
+        self.blur_group = QActionGroup(self)
+        self.blur_group.setExclusive(True)
+        self.blur_actions: dict[str, QAction] = {}
+        current = self.settings.snapshot_blur
+        for choice in BLUR_CHOICES:
+            action = QAction(BLUR_LABELS[choice], self)
+            action.setCheckable(True)
+            action.setChecked(choice == current)
+            action.triggered.connect(lambda _=False, choice=choice: self.set_blur(choice))
+            self.blur_group.addAction(action)
+            blur_menu.addAction(action)
+            self.blur_actions[choice] = action
+        menu.addSeparator()
+        menu.addAction(self.reopen_gallery_action)
+        menu.aboutToShow.connect(self.update_privacy_actions)
+        self.update_privacy_actions()
+
+    def update_privacy_actions(self) -> None:
+        """Enable what applies to the gallery as it is now."""
+        busy = bool(self._privacy_jobs)
+        if busy:  # a job holds the gallery: do not wait for it on the GUI thread
+            for action in self._privacy_actions():
+                action.setEnabled(False)
+            return
+        try:
+            encrypted, only = self.gallery.encrypted, self.gallery.embeddings_only
+        except FaceAppError:
+            encrypted, only = self.gallery.encrypted, self.embeddings_only_action.isChecked()
+        self.encrypt_action.setEnabled(not busy and not encrypted)
+        self.change_passphrase_action.setEnabled(not busy and encrypted)
+        self.decrypt_action.setEnabled(not busy and encrypted)
+        self.embeddings_only_action.setEnabled(not busy)
+        self.reopen_gallery_action.setEnabled(not busy)
+        if self.embeddings_only_action.isChecked() != only:
+            self.embeddings_only_action.blockSignals(True)
+            self.embeddings_only_action.setChecked(only)
+            self.embeddings_only_action.blockSignals(False)
+
+    def _privacy_actions(self) -> list[QAction]:
+        return [self.embeddings_only_action, self.encrypt_action, self.change_passphrase_action, self.decrypt_action, self.reopen_gallery_action]
+
+    def _say(self, text: object, ms: int = 8000) -> None:
+        line = " ".join(str(text).split())
+        self.statusBar().showMessage(line[:1].upper() + line[1:], ms)
+
+    def set_blur(self, choice: str) -> None:
+        """Which faces snapshots blur ("none", "unknown", "all"); remembered."""
+        self.settings.snapshot_blur = choice
+        self.blur_actions[choice].setChecked(True)
+        self._say(f"Snapshots blur: {BLUR_LABELS[choice].lower()}.", 5000)
+
+    def set_embeddings_only(self, enabled: bool) -> bool:
+        """Turn the gallery's embeddings-only mode on (after confirming: thumbnails are
+        deleted) or off. Returns True if the gallery changed."""
+        try:
+            if enabled == self.gallery.embeddings_only:
+                return False
+            if enabled and not self.asker.confirm(
+                self,
+                "Embeddings only",
+                "Store only embeddings from now on? Every face thumbnail in the gallery will be deleted "
+                "(this cannot be undone); recognition keeps working and the gallery shows initials.",
+            ):
+                self.update_privacy_actions()
+                return False
+            deleted = self.gallery.set_embeddings_only(enabled)
+        except FaceAppError as error:
+            self._say(error)
+            self.update_privacy_actions()
+            return False
+        self.update_privacy_actions()
+        self._say(f"Embeddings-only mode is on: {deleted} thumbnail(s) deleted." if enabled else "Embeddings-only mode is off.")
+        return True
+
+    def _run_privacy_job(self, what: str, work, on_success=None) -> int:
+        gallery = self.gallery
+
+        def job(recognizer, cancelled):
+            return work(gallery)
+
+        job_id = self.controller.submit(job)
+        self._privacy_jobs[job_id] = (what, on_success)
+        self._say(f"{what}…", 0)
+        self.update_privacy_actions()
+        return job_id
+
+    def _privacy_job_finished(self, job_id: int, result) -> None:
+        if job_id not in self._privacy_jobs:
+            return
+        what, on_success = self._privacy_jobs.pop(job_id)
+        self.update_privacy_actions()
+        message = on_success(result) if on_success is not None else None
+        self._say(message or f"{what}: done.")
+
+    def _privacy_job_failed(self, job_id: int, message: str) -> None:
+        if job_id not in self._privacy_jobs:
+            return
+        what, _ = self._privacy_jobs.pop(job_id)
+        self.update_privacy_actions()
+        if message.startswith("wrong passphrase"):
+            message = "wrong passphrase; nothing was changed"
+        self._say(f"{what} failed: {message}")
+
+    def encrypt_gallery(self) -> int | None:
+        """Ask for a new passphrase (twice) and encrypt the gallery on the worker thread."""
+        try:
+            passphrase = ask_new_passphrase(self.asker, self, "Encrypt the gallery", "Passphrase for the gallery")
+        except Cancelled:
+            return None
+        except FaceAppError as error:
+            self._say(error)
+            return None
+        path = self.gallery.path
+
+        def done(_):
+            offer_to_remember(path, passphrase, self.asker, self)
+            return "The gallery is encrypted. Keep the passphrase safe: without it the gallery cannot be opened."
+
+        return self._run_privacy_job("Encrypting the gallery", lambda g: g.encrypt(passphrase), done)
+
+    def change_passphrase(self) -> int | None:
+        old = self.asker.password(self, "Change the passphrase", "Current passphrase:")
+        if old is None:
+            return None
+        try:
+            new = ask_new_passphrase(self.asker, self, "Change the passphrase")
+        except Cancelled:
+            return None
+        except FaceAppError as error:
+            self._say(error)
+            return None
+        path = self.gallery.path
+
+        def done(_):
+            if crypto.keyring_passphrase(path) is not None:
+                crypto.store_keyring_passphrase(path, new)
+            return "The gallery's passphrase is changed."
+
+        return self._run_privacy_job("Changing the passphrase", lambda g: g.change_passphrase(old, new), done)
+
+    def decrypt_gallery(self) -> int | None:
+        old = self.asker.password(self, "Decrypt the gallery", "Current passphrase (the gallery will be stored unencrypted):")
+        if old is None:
+            return None
+        path = self.gallery.path
+
+        def done(_):
+            crypto.forget_keyring_passphrase(path)
+            return "The gallery is decrypted: it is stored unencrypted now."
+
+        return self._run_privacy_job("Decrypting the gallery", lambda g: g.decrypt(old), done)
+
+    def _on_error(self, message: str) -> None:
+        if REKEYED_MARK in message:
+            message = (
+                "The gallery was encrypted, decrypted or given a new passphrase by another program: "
+                "choose Privacy ▸ Reopen the gallery… to open it again."
+            )
+        self.error_label.setText(message)
+
+    def reopen_gallery(self) -> bool:
+        """Open the gallery file again (asking for its passphrase if it is encrypted now)
+        and switch recognition and every window to it. False if cancelled or it failed."""
+        try:
+            new = open_gallery(self.gallery.path, self.asker, self)
+        except FaceAppError as error:
+            self._say(error)
+            return False
+        if new is None:
+            return False
+        old = self.gallery
+        for dialog in (self.gallery_dialog, self.enroll_dialog, self.photos_dialog):
+            if dialog is not None and dialog.isVisible():
+                dialog.reject()
+        self.gallery = new
+        recognizer = self.recognizer
+
+        def swap(gallery: Gallery):  # on the worker thread: never between its reads
+            recognizer.gallery = new
+            old.close()
+
+        self._run_privacy_job("Reopening the gallery", swap, lambda _: "The gallery was opened again.")
+        return True
 
     # -- source ------------------------------------------------------------------------------
     def open_source_text(self, text: str | None) -> None:
@@ -271,10 +486,18 @@ class MainWindow(QMainWindow):
             self.threshold_spin.setValue(value)
 
     def snapshot(self) -> Path | None:
-        """Save the frame on screen, with its boxes and names, as a PNG."""
+        """Save the frame on screen, with its boxes and names, as a PNG: faces blurred as
+        chosen in Privacy ▸ Blur, and refused in embeddings-only mode unless all are."""
         packet = self.controller.latest
         if packet is None:
             self.statusBar().showMessage("Nothing to save yet: no frame has been shown.", 5000)
+            return None
+        try:
+            policy = PrivacyPolicy.for_gallery(self.gallery, self.settings.snapshot_blur)
+            check_image_write(policy, "a snapshot")
+        except FaceAppError as error:  # PrivacyError, or the gallery cannot say
+            prefix = "" if isinstance(error, PrivacyError) else "Cannot save the snapshot: "
+            self._say(f"{prefix}{error}")
             return None
         folder = self.settings.snapshot_dir
         path = folder / time.strftime("faceapp-%Y%m%d-%H%M%S.png")
@@ -284,7 +507,7 @@ class MainWindow(QMainWindow):
             counter += 1
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            write_image(path, draw_results(packet.image, packet.result))
+            write_image(path, render_output(packet.image, packet.result, policy.blur))
         except (OSError, FaceAppError) as error:
             self.statusBar().showMessage(f"Cannot save the snapshot: {getattr(error, 'strerror', None) or error}", 8000)
             return None

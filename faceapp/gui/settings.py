@@ -107,6 +107,20 @@ class AppSettings:
         self._set("snapshots/folder", None if value is None else str(value))
 
     @property
+    def snapshot_blur(self) -> str:
+        """Which faces snapshots blur: "none", "unknown" or "all" (see faceapp.privacy)."""
+        from faceapp.privacy import BLUR_CHOICES
+
+        value = self._get("privacy/blur", str, "none")
+        return value if value in BLUR_CHOICES else "none"
+
+    @snapshot_blur.setter
+    def snapshot_blur(self, value: str) -> None:
+        from faceapp.privacy import normalize_blur
+
+        self._set("privacy/blur", normalize_blur(value))
+
+    @property
     def sample_count(self) -> int:
         """How many samples the webcam enrollment takes."""
         return max(1, min(20, self._get("enroll/samples", int, 5)))

@@ -224,6 +224,9 @@ class ScriptedAsker:
     def text(self, parent, title, label, default=""):
         return self._answer("text", label)
 
+    def password(self, parent, title, label):
+        return self._answer("password", label)
+
     def open_files(self, parent, title, filters):
         return self._answer("open_files", title)
 

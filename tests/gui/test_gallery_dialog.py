@@ -82,7 +82,7 @@ def test_a_refused_change_is_one_line_and_changes_nothing(gallery_with, dialog_f
 
 def test_export_and_import_the_gallery(gallery_with, dialog_for, tmp_path):
     archive = tmp_path / "export.zip"
-    dialog, _ = dialog_for(gallery_with("obama", "biden"), save_file=[str(archive)])
+    dialog, _ = dialog_for(gallery_with("obama", "biden"), save_file=[str(archive)], choose=["Export without encryption"])
     dialog.export_button.click()
     assert archive.is_file() and "exported 2 people" in dialog.message.text()
 

@@ -1,0 +1,105 @@
+"""Passphrases in the GUI: unlocking an encrypted gallery, choosing a new passphrase.
+
+Every question goes through the window's :class:`~faceapp.gui.asker.Asker` (tests answer
+at once). Where a passphrase comes from, in order: ``$FACEAPP_PASSPHRASE``, the OS
+keyring (when the optional ``keyring`` package has a usable backend), then the user. A
+wrong one is said plainly and asked again; cancelling gives None.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from PySide6.QtWidgets import QWidget
+
+from faceapp import crypto
+from faceapp.crypto import PassphraseError
+from faceapp.gallery import Gallery
+from faceapp.gui.asker import Asker
+
+logger = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """The user cancelled a passphrase question."""
+
+
+def keyring_available() -> bool:
+    """True when the ``keyring`` package is installed and has a real backend."""
+    try:
+        import keyring  # type: ignore[import-not-found]
+        from keyring.backends import fail  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    try:
+        return not isinstance(keyring.get_keyring(), fail.Keyring)
+    except Exception:  # noqa: BLE001 -- a broken backend is no backend
+        return False
+
+
+def open_gallery(path: str | os.PathLike[str], asker: Asker, parent: QWidget | None = None) -> Gallery | None:
+    """Open the gallery ``path``, asking for its passphrase when it is encrypted.
+
+    Returns None when the user cancels the passphrase question. Other problems raise
+    GalleryError as :class:`Gallery` does.
+    """
+    if not Gallery.is_encrypted_file(path):
+        return Gallery(path)
+    name = os.path.basename(os.fspath(path)) or os.fspath(path)
+    problem = ""
+    for source, passphrase in (
+        (f"${crypto.PASSPHRASE_ENV}", crypto.passphrase_from_env()),
+        ("the keyring", crypto.keyring_passphrase(path)),
+    ):
+        if passphrase is None:
+            continue
+        try:
+            return Gallery(path, passphrase=passphrase)
+        except PassphraseError:
+            logger.warning("the passphrase from %s does not open %s", source, path)
+            problem = f"The passphrase from {source} is wrong."
+    label = f"The gallery {name} is encrypted. Passphrase:"
+    while True:
+        question = f"{problem}\n\n{label}" if problem else label
+        passphrase = asker.password(parent, "Unlock the gallery", question)
+        if passphrase is None:
+            return None
+        if not passphrase:
+            problem = "The passphrase cannot be empty."
+            continue
+        try:
+            gallery = Gallery(path, passphrase=passphrase)
+        except PassphraseError:
+            problem = "Wrong passphrase."
+            continue
+        offer_to_remember(path, passphrase, asker, parent)
+        return gallery
+
+
+def offer_to_remember(path: str | os.PathLike[str], passphrase: str, asker: Asker, parent: QWidget | None = None) -> bool:
+    """Ask whether to keep ``passphrase`` in the OS keyring (only when one exists)."""
+    if not keyring_available():
+        return False
+    if not asker.confirm(parent, "Remember the passphrase", "Remember this gallery's passphrase in the system keyring?"):
+        return False
+    return crypto.store_keyring_passphrase(path, passphrase)
+
+
+def ask_new_passphrase(asker: Asker, parent: QWidget | None, title: str, what: str = "New passphrase") -> str:
+    """A new passphrase, typed twice. Raises :class:`Cancelled` when cancelled and
+    PassphraseError (a plain line) when empty or the two differ."""
+    first = asker.password(parent, title, f"{what}:")
+    if first is None:
+        raise Cancelled
+    if not first:
+        raise PassphraseError("the passphrase cannot be empty")
+    second = asker.password(parent, title, f"{what} again, to be sure:")
+    if second is None:
+        raise Cancelled
+    if second != first:
+        raise PassphraseError("the two passphrases differ; nothing was changed")
+    return first
+
+
+__all__ = ["Cancelled", "ask_new_passphrase", "keyring_available", "offer_to_remember", "open_gallery"]
