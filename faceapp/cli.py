@@ -382,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")
     bench.set_defaults(func=cmd_bench)
 
+    from faceapp.training.commands import register as register_train, register_reembed
+
+    register_train(commands, common)
+
     gallery = commands.add_parser("gallery", parents=[common], help="list and manage enrolled people")
     actions = gallery.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[common], help="list people")
@@ -409,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("--new-passphrase-env", metavar="VAR", help="environment variable holding the new passphrase")
     only = actions.add_parser("embeddings-only", parents=[common], help="store no face images at all (deletes thumbnails)")
     only.add_argument("state", nargs="?", choices=("on", "off"), help="omit to show the current mode")
+    register_reembed(actions, common)
     gallery.set_defaults(func=cmd_gallery)
     return parser
 

@@ -1,0 +1,118 @@
+"""Move a gallery to another embedding model (``faceapp gallery reembed``).
+
+Every template whose aligned-face thumbnail (JPEG/PNG of the BGR 112x112 crop) is
+stored is embedded again with the new model; the gallery then switches to the new
+``model_id`` in one transaction (:meth:`faceapp.gallery.Gallery.replace_embeddings`).
+Templates without a thumbnail cannot be recomputed: they are removed in the same
+transaction, and their people are reported, those left with no template at all as
+"must be re-enrolled". ``dry_run`` reports without writing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from faceapp.alignment import ALIGNED_SIZE
+from faceapp.gallery import Gallery
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReembedReport:
+    """What :func:`reembed_gallery` did (or would do, with ``dry_run``).
+
+    Attributes:
+        old_model_ids: the model ids found in the gallery before.
+        new_model_id: the model now used.
+        reembedded: templates recomputed from their thumbnails.
+        removed: templates without a (readable) thumbnail, removed.
+        must_reenroll: people left with no template: enroll them again.
+        partly_reembedded: people who kept some templates but lost others.
+    """
+
+    old_model_ids: tuple[str, ...]
+    new_model_id: str
+    reembedded: int
+    removed: int
+    must_reenroll: tuple[str, ...]
+    partly_reembedded: tuple[str, ...]
+    dry_run: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "old_model_ids": list(self.old_model_ids), "new_model_id": self.new_model_id,
+            "reembedded": self.reembedded, "removed": self.removed,
+            "must_reenroll": list(self.must_reenroll), "partly_reembedded": list(self.partly_reembedded),
+            "dry_run": self.dry_run,
+        }
+
+
+def decode_thumbnail(data: bytes | None) -> np.ndarray | None:
+    """A stored thumbnail -> BGR uint8 ``(112, 112, 3)``, or None if absent/unreadable."""
+    if not data:
+        return None
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.ndim != 3:
+        return None
+    if image.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
+        image = cv2.resize(image, (ALIGNED_SIZE, ALIGNED_SIZE), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def reembed_gallery(gallery: Gallery, embedder: Any, *, dry_run: bool = False, batch_size: int = 64) -> ReembedReport:
+    """Recompute every template of ``gallery`` with ``embedder`` (an
+    :class:`~faceapp.embedding.runtime.Embedder`: ``embed(BGR (N,112,112,3)) -> (N, D)``,
+    ``model_id``)."""
+    people, templates = gallery.snapshot()
+    names = {p.id: p.name for p in people}
+    faces, ids, missing = [], [], []
+    for template in templates:
+        image = decode_thumbnail(template.thumbnail)
+        if image is None:
+            missing.append(template)
+        else:
+            faces.append(image)
+            ids.append(template.id)
+    embeddings: dict[int, np.ndarray] = {}
+    for start in range(0, len(faces), batch_size):
+        batch = embedder.embed(np.stack(faces[start : start + batch_size]))
+        embeddings.update(zip(ids[start : start + batch_size], batch))
+    kept_people = {t.person_id for t in templates if t.id in embeddings}
+    lost_people = {t.person_id for t in missing}
+    must = tuple(sorted((names[p] for p in lost_people - kept_people), key=str.casefold))
+    partly = tuple(sorted((names[p] for p in lost_people & kept_people), key=str.casefold))
+    no_template = tuple(p.name for p in people if p.template_count == 0)
+    report = ReembedReport(
+        old_model_ids=tuple(sorted({t.model_id for t in templates})),
+        new_model_id=embedder.model_id,
+        reembedded=len(embeddings),
+        removed=len(missing),
+        must_reenroll=tuple(sorted(set(must) | set(no_template), key=str.casefold)),
+        partly_reembedded=partly,
+        dry_run=dry_run,
+    )
+    if not dry_run:
+        gallery.replace_embeddings(embeddings, embedder.model_id, remove=[t.id for t in missing])
+    logger.info("re-embedding: %s", report)
+    return report
+
+
+def format_report(report: ReembedReport) -> str:
+    """Lines for the terminal."""
+    verb = "would re-embed" if report.dry_run else "re-embedded"
+    lines = [(f"{verb} {report.reembedded} template(s) with model {report.new_model_id!r} "
+             f"(was {', '.join(report.old_model_ids) or 'empty'})")]
+    if report.removed:
+        lines.append(f"{'would remove' if report.dry_run else 'removed'} {report.removed} template(s) without a stored face thumbnail")
+    if report.partly_reembedded:
+        lines.append("kept only some templates of: " + ", ".join(report.partly_reembedded))
+    if report.must_reenroll:
+        lines.append("must be re-enrolled (no template left): " + ", ".join(report.must_reenroll))
+    return "\n".join(lines)

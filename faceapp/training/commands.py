@@ -1,0 +1,299 @@
+"""The ``faceapp train`` and ``faceapp gallery reembed`` commands.
+
+:func:`register` adds ``train`` to the CLI's subcommands; :func:`register_reembed`
+adds ``reembed`` to the ``gallery`` actions. ``python -m faceapp.training.commands``
+runs both on their own (``train ...`` or ``reembed ...``) with the CLI's common options.
+User errors raise :class:`~faceapp.errors.FaceAppError` (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from faceapp.errors import FaceAppError
+
+logger = logging.getLogger(__name__)
+
+TRAIN_DESCRIPTION = """\
+Fine-tune the SFace embedding network on DATA_DIR (one folder of photos per person, or
+flat NAME_NNNN.jpg files as in LFW's images/), or train it from scratch, and write a
+model directory usable with --model. Faces are found and aligned once with the app's
+own detector and cached; images without a face are listed in MODEL_DIR/no_face.txt.
+People (never images) are split into training and validation (--val-fraction); after
+every epoch the verification accuracy and AUC on pairs of validation people are shown,
+training stops early when the AUC stops improving, and the best epoch is exported with
+thresholds calibrated on the validation pairs.
+--folds K: K-fold cross-validation by person instead (no model is written, the table is
+saved to MODEL_DIR/crossval.json). --search N: N trials of a random search over learning
+rate, margin and frozen depth (table in MODEL_DIR/search/search.csv); the best is exported."""
+
+
+class TrainingError(FaceAppError):
+    """Bad training options or a failed training run."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _read_people_file(path: str) -> tuple[str, ...]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise TrainingError(f"cannot read the people list {path}: {error.strerror or error}") from None
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _people_filter(args) -> tuple[str, ...] | None:
+    from faceapp.training.data import parse_folds, people_from_pairs
+
+    people = None
+    if args.people_from_pairs:
+        try:
+            folds = parse_folds(args.folds_of_pairs) if args.folds_of_pairs else tuple(range(1, 11))
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
+        people = set(people_from_pairs(args.people_from_pairs, folds))
+    elif args.folds_of_pairs:
+        raise TrainingError("--folds-of-pairs needs --people-from-pairs")
+    if args.people:
+        listed = set(_read_people_file(args.people))
+        people = listed if people is None else people & listed
+    if args.exclude_people_from_pairs:
+        from faceapp.training.data import parse_folds as parse
+
+        excluded = set(people_from_pairs(args.exclude_people_from_pairs, parse(args.exclude_folds or "1-10")))
+        if people is None:
+            from faceapp.evaluation.ident import discover_people
+
+            people = set(discover_people(args.data_dir))
+        people -= excluded
+    return None if people is None else tuple(sorted(people))
+
+
+def configs_from_args(args) -> tuple[Any, Any]:
+    """``(DataConfig, TrainConfig)`` from the parsed options (TrainingError if invalid)."""
+    from faceapp.training.config import AugmentConfig, DataConfig, TrainConfig
+
+    data = DataConfig(
+        data_dir=Path(args.data_dir),
+        people=_people_filter(args),
+        min_images=args.min_images,
+        max_images_per_person=args.max_images,
+        max_people=args.max_people,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        no_face=args.no_face,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+    )
+    train = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup,
+        head=args.head,
+        margin=args.margin,
+        scale=args.scale,
+        freeze=args.freeze,
+        from_scratch=args.from_scratch,
+        balance=args.balance,
+        patience=args.patience,
+        dropout=args.dropout,
+        precision=args.precision,
+        val_pairs=args.val_pairs,
+        steps_per_epoch=args.steps_per_epoch,
+        augment=AugmentConfig(enabled=args.augment),
+        verbose=0 if args.quiet else (1 if sys.stderr.isatty() else 2),
+    )
+    try:
+        data.validate()
+        train.validate()
+    except ValueError as error:
+        raise TrainingError(str(error)) from None
+    return data, train
+
+
+def cmd_train(args) -> int:
+    """``faceapp train``: see :data:`TRAIN_DESCRIPTION`."""
+    if args.device == "cpu":
+        from faceapp.embedding.device import import_tensorflow
+
+        import_tensorflow().config.set_visible_devices([], "GPU")
+    data, config = configs_from_args(args)
+    if args.folds and args.search:
+        raise TrainingError("--folds and --search cannot be combined")
+    out = Path(args.out)
+    from faceapp.training.data import load_faces, split_people
+
+    loaded = load_faces(data, model_dir=args.model, progress=not args.quiet)
+    if loaded.no_face:
+        print(f"{len(loaded.no_face)} image(s) without a detected face ({'centre-aligned' if data.no_face == 'centre' else 'left out'}), "
+              f"e.g. {loaded.no_face[0]}; all listed in {out / 'no_face.txt'}", file=sys.stderr)
+    if args.folds:
+        from faceapp.training.folds import cross_validate, format_crossval
+
+        try:
+            report = cross_validate(loaded, config, args.folds, out, seed=data.seed, model_dir=args.model)
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
+        (out / "no_face.txt").write_text("".join(f"{p}\n" for p in loaded.no_face), encoding="utf-8")
+        _print(args, report, format_crossval(report))
+        return 0
+    if args.search:
+        from faceapp.training.export import calibrate_thresholds, export_model
+        from faceapp.training.run import training_record, write_people
+        from faceapp.training.search import format_search, random_search
+
+        train_names, val_names = split_people(loaded.faces.names, data.val_fraction, data.seed)
+        rows, result, best_config = random_search(loaded, train_names, val_names, config, args.search, out / "search",
+                                                  seed=data.seed, model_dir=args.model)
+        record = training_record(data, best_config, loaded, train_names, val_names, result, {"search": rows})
+        thresholds = calibrate_thresholds(result.best.scores, result.best.same)
+        card = export_model(result.backbone, out, thresholds=thresholds, training=record)
+        write_people(out, train_names, val_names, loaded)
+        _print(args, {"model_id": card.model_id, "model_dir": str(out), **record},
+               format_search(rows) + f"\nbest trial exported to {out} as model {card.model_id}")
+        return 0
+    from faceapp.training.run import train_and_export
+
+    report = train_and_export(data, config, out, model_dir=args.model, progress=not args.quiet, loaded=loaded)
+    _print(args, report, format_train_report(report))
+    return 0
+
+
+def format_train_report(report: dict[str, Any]) -> str:
+    validation = report["validation"]
+    before, after = validation["before"], validation["after"]
+    data = report["data"]
+    return "\n".join([
+        f"model {report['model_id']} written to {report['model_dir']}",
+        (f"trained on {data['train']['people']} people ({data['train']['images']} images), "
+        f"validated on {data['validation']['people']} people ({validation['pairs']} pairs)"),
+        (f"validation accuracy {before['accuracy']:.4f} -> {after['accuracy']:.4f}, "
+        f"AUC {before['auc']:.4f} -> {after['auc']:.4f} (best epoch {validation['best_epoch']} of {validation['epochs_run']}"
+        f"{'; no epoch beat the starting model, which is exported unchanged' if validation['best_epoch'] == 0 else ''})"),
+        "thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in report["thresholds"].items()),
+        f"{report['images_per_second']:.1f} images/s on {report['device']}; history plot {report['outputs']['history_plot']}",
+    ])
+
+
+def _print(args, report: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        json.dump(report, sys.stdout, indent=2, ensure_ascii=False, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+
+
+def cmd_reembed(args) -> int:
+    """``faceapp gallery reembed``: recompute every template with the model in use."""
+    from faceapp.cli import _open_gallery  # the CLI's own opening (path, passphrase)
+    from faceapp.embedding.runtime import Embedder
+    from faceapp.modelcard import load_card
+    from faceapp.reembed import format_report, reembed_gallery
+
+    embedder = Embedder(load_card(args.model), device=args.device)
+    with _open_gallery(args) as gallery:
+        report = reembed_gallery(gallery, embedder, dry_run=args.dry_run)
+    _print(args, report.to_json(), format_report(report))
+    return 0
+
+
+def register_reembed(actions: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``reembed`` to the ``gallery`` actions (``actions`` = its subparsers)."""
+    reembed = actions.add_parser(
+        "reembed", parents=[common],
+        help="recompute every template with the model in use (--model), from the stored face thumbnails",
+        description="Recompute every template of the gallery with the model chosen by --model, from the "
+        "aligned-face thumbnails stored at enrolment, in one transaction. Templates without a thumbnail "
+        "are removed and their people named: those left with none must be enrolled again.",
+    )
+    reembed.add_argument("--dry-run", action="store_true", help="only say what would happen")
+    reembed.add_argument("--json", action="store_true", help="print the report as JSON")
+    reembed.set_defaults(func=cmd_reembed)
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``train`` to the CLI's subparsers ``commands`` (parsers take ``parents=[common]``)."""
+    from faceapp.training.config import BALANCES, HEADS, NO_FACE, OPTIMIZERS, PRECISIONS, STAGES
+
+    train = commands.add_parser("train", parents=[common], help="fine-tune or train the face-embedding network",
+                                description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("data_dir", metavar="DATA_DIR", help="NAME/*.jpg folders, or NAME_NNNN.jpg files (in DATA_DIR or DATA_DIR/images)")
+    train.add_argument("--out", required=True, metavar="MODEL_DIR", help="where the model (weights + card) and reports go")
+    group = train.add_argument_group("data")
+    group.add_argument("--people", metavar="FILE", help="train only on the people listed in FILE (one name a line)")
+    group.add_argument("--people-from-pairs", metavar="PAIRS", help="only people named in this LFW pairs.txt ...")
+    group.add_argument("--folds-of-pairs", metavar="SPEC", help="... in these of its folds, e.g. 1-8")
+    group.add_argument("--exclude-people-from-pairs", metavar="PAIRS", help="leave out the people of this pairs.txt ...")
+    group.add_argument("--exclude-folds", metavar="SPEC", help="... in these of its folds (default: all), e.g. 9-10")
+    group.add_argument("--min-images", type=_positive_int, default=2, metavar="N", help="people with fewer usable faces are left out (default: 2)")
+    group.add_argument("--max-images", type=_positive_int, metavar="N", help="at most N images per person")
+    group.add_argument("--max-people", type=_positive_int, metavar="N", help="at most N people (first in name order)")
+    group.add_argument("--val-fraction", type=_fraction, default=0.2, metavar="F", help="share of the people held out for validation (default: 0.2)")
+    group.add_argument("--no-face", choices=NO_FACE, default="skip", help="image without a detected face: skip it or align it at the image centre (default: skip; both are listed)")
+    group.add_argument("--cache-dir", metavar="DIR", help="where aligned faces are cached (default: the user cache)")
+    group.add_argument("--seed", type=int, default=0, help="seeds the split, the pairs and the augmentation (default: 0)")
+    group = train.add_argument_group("model and optimisation")
+    group.add_argument("--epochs", type=_positive_int, default=10)
+    group.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="global batch size (default: 64)")
+    group.add_argument("--steps-per-epoch", type=_positive_int, metavar="N", help="default: one pass over the training images")
+    group.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the cosine schedule (default: 1e-4)")
+    group.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS", help="linear warm-up (default: 0)")
+    group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="AdamW or SGD with momentum 0.9 (default: adam)")
+    group.add_argument("--weight-decay", type=float, default=5e-4, help="decoupled weight decay (default: 5e-4)")
+    group.add_argument("--head", choices=HEADS, default="arcface", help="training head (default: arcface)")
+    group.add_argument("--margin", type=float, help="head margin (default: arcface 0.5, cosface 0.35)")
+    group.add_argument("--scale", type=float, default=30.0, help="head logit scale (default: 30)")
+    group.add_argument("--freeze", type=int, default=0, metavar="N", help=f"keep the first N of {STAGES} convolution stages fixed (default: 0)")
+    group.add_argument("--from-scratch", action="store_true", help="random initial weights instead of --model's")
+    group.add_argument("--dropout", type=float, default=0.4, help="dropout before the projection (default: 0.4)")
+    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random mirror, crop/scale, rotation, brightness/contrast, blur (default: on)")
+    group.add_argument("--balance", choices=BALANCES, default="none", help="class-balanced sampling or class weights (default: none)")
+    group.add_argument("--patience", type=_positive_int, default=3, help="early stopping patience in epochs (default: 3)")
+    group.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed float16 on a GPU with auto (default)")
+    group.add_argument("--val-pairs", type=_positive_int, default=600, metavar="N", help="validation pairs, half same-person (default: 600)")
+    group = train.add_argument_group("research")
+    group.add_argument("--folds", type=int, metavar="K", help="K-fold cross-validation by person (mean and std; no model written)")
+    group.add_argument("--search", type=_positive_int, metavar="N", help="random search of N trials over learning rate, margin, frozen depth")
+    train.add_argument("--json", action="store_true", help="print the report as JSON")
+    train.set_defaults(func=cmd_train)
+
+
+def main(argv=None) -> int:
+    """``python -m faceapp.training.commands {train,reembed} ...`` (same options as faceapp)."""
+    from faceapp.cli import _common_options
+
+    parser = argparse.ArgumentParser(prog="python -m faceapp.training.commands", parents=[_common_options(False)])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common_options(True)
+    register(commands, common)
+    register_reembed(commands, common)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except FaceAppError as error:
+        print(f"faceapp: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""The training loop: SFace backbone + margin head, ``model.fit`` and its callbacks.
+
+The training model maps ``{"face": RGB float32 (B, 112, 112, 3) in [0, 255], "label":
+int32 (B,)}`` to head logits ``(B, C)``; only the backbone (the embedding network) is
+kept. After every epoch :class:`VerificationCallback` embeds the validation people's
+faces, scores its fixed verification pairs and adds ``val_verification_accuracy``
+(k-fold, thresholds chosen on the other folds) and ``val_verification_auc`` to the
+logs; early stopping and the best checkpoint follow the AUC. Epoch 0 (before any
+step) is measured too, so every run says whether it helped.
+
+Devices: ``tf.distribute.MirroredStrategy`` over every GPU when there are several (the
+batch size is global), mixed float16 precision on a GPU (``precision="auto"``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceapp.training.config import STAGES, TrainConfig
+from faceapp.training.data import FaceSet, steps_per_epoch, to_model_input, train_dataset, verification_pairs
+
+logger = logging.getLogger(__name__)
+
+MONITOR = "val_verification_auc"
+VAL_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Verification figures of one set of pairs: k-fold accuracy (mean over
+    :data:`VAL_FOLDS` folds), ROC AUC, the best single threshold, and the scores."""
+
+    accuracy: float
+    auc: float
+    threshold: float
+    scores: np.ndarray
+    same: np.ndarray
+
+    def to_json(self) -> dict[str, float]:
+        return {"accuracy": round(self.accuracy, 5), "auc": round(self.auc, 5), "threshold": round(self.threshold, 5)}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` produced.
+
+    Attributes:
+        backbone: the trainable SFace Keras model carrying the best epoch's weights.
+        history: per-epoch lists (``loss``, ``accuracy``, ``val_verification_accuracy``,
+            ``val_verification_auc``, ``learning_rate``), epoch 1 first.
+        before: validation verification of the initial network (epoch 0).
+        best: validation verification at ``best_epoch`` (0 if no epoch beat the start).
+        best_epoch: 1-based; 0 means the initial weights were kept.
+        images_per_second: training throughput (augmented images through the step).
+        device: where it ran, e.g. "CPU", "1 GPU (mixed_float16)", "2 GPUs (MirroredStrategy)".
+        outputs: paths written (history plot, TensorBoard logs, checkpoint).
+        epoch_seconds: wall time of each epoch's training steps (the first includes tracing).
+    """
+
+    backbone: Any
+    history: dict[str, list[float]]
+    before: Verification
+    best: Verification
+    best_epoch: int
+    images_per_second: float
+    seconds: float
+    device: str
+    outputs: dict[str, str]
+    epoch_seconds: tuple[float, ...] = ()
+
+
+# --------------------------------------------------------------------------- helpers
+def embed_faces(backbone, faces: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """Unit embeddings float32 ``(N, 128)`` of BGR uint8 ``(N, 112, 112, 3)`` faces
+    (inference mode: batch norms use their moving statistics)."""
+    rows = []
+    for start in range(0, len(faces), batch_size):
+        batch = to_model_input(faces[start : start + batch_size])
+        rows.append(np.asarray(backbone(batch, training=False), np.float32))
+    out = np.concatenate(rows) if rows else np.zeros((0, 128), np.float32)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def verify(embeddings: np.ndarray, left: np.ndarray, right: np.ndarray, same: np.ndarray) -> Verification:
+    """Score pairs of unit embeddings (cosine) and measure them."""
+    from faceapp.evaluation.metrics import best_threshold, kfold_accuracy, roc
+
+    scores = np.clip(np.einsum("ij,ij->i", embeddings[left], embeddings[right]).astype(np.float64), -1.0, 1.0)
+    folds = np.arange(len(scores)) % VAL_FOLDS
+    kfold = kfold_accuracy(scores, same, folds)
+    threshold, _ = best_threshold(scores, same)
+    return Verification(float(kfold.mean), float(roc(scores, same).auc), float(threshold), scores, same)
+
+
+def choose_strategy():
+    """``(strategy, description, gpu_count)``: MirroredStrategy over several GPUs, else
+    the default strategy (one GPU or the CPU)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+        return strategy, f"{len(gpus)} GPUs (MirroredStrategy)", len(gpus)
+    return tf.distribute.get_strategy(), ("1 GPU" if gpus else "CPU"), len(gpus)
+
+
+def stage_of(layer_name: str) -> int | None:
+    """The convolution stage (1..14) a backbone layer belongs to; None for the head
+    layers (bn1, dropout, flatten, pre_fc1, fc1) and the input scaling."""
+    for stage in range(STAGES, 0, -1):
+        if layer_name.startswith(f"conv_{stage}_"):
+            return stage
+    return None
+
+
+def freeze_backbone(backbone, stages: int, freeze_batch_norm: bool) -> int:
+    """Make the first ``stages`` stages untrainable (and, with ``freeze_batch_norm``,
+    every batch norm: inference mode, statistics kept). Returns the trainable weight count."""
+    import keras
+
+    for layer in backbone.layers:
+        stage = stage_of(layer.name)
+        frozen = stage is not None and stage <= stages
+        if freeze_batch_norm and isinstance(layer, keras.layers.BatchNormalization):
+            frozen = True
+        layer.trainable = not frozen
+    return int(sum(np.prod(w.shape) for w in backbone.trainable_weights))
+
+
+def build_backbone(config: TrainConfig, model_dir=None):
+    """The trainable SFace model: shipped (or ``model_dir``'s) weights, or random ones."""
+    from faceapp.embedding.sface import build_sface
+
+    backbone = build_sface(dropout=config.dropout)
+    if not config.from_scratch:
+        from faceapp.embedding.runtime import load_keras_model
+        from faceapp.modelcard import load_card
+
+        card = load_card(model_dir)
+        backbone.set_weights(load_keras_model(card).get_weights())
+        logger.info("starting from model %s", card.model_id)
+    return backbone
+
+
+def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int):
+    """AdamW or SGD with momentum, on a cosine learning-rate schedule (linear warm-up)."""
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else config.learning_rate,
+        decay_steps=max(1, total_steps - warmup_steps),
+        alpha=0.05,
+        warmup_target=config.learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    if config.optimizer == "adam":
+        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    return keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def plot_history(history: dict[str, list[float]], before: Verification, path: Path) -> Path:
+    """Loss, head accuracy and validation verification per epoch, as one PNG."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10.0, 3.6), dpi=100)
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    axes = figure.subplots(1, 3)
+    axes[0].plot(epochs, history.get("loss", []), marker="o")
+    axes[0].set_title("head loss")
+    axes[1].plot(epochs, history.get("accuracy", []), marker="o")
+    axes[1].set_title("head accuracy (train)")
+    all_epochs = np.concatenate([[0], epochs])
+    axes[2].plot(all_epochs, [before.accuracy] + list(history.get("val_verification_accuracy", [])), marker="o", label="accuracy")
+    axes[2].plot(all_epochs, [before.auc] + list(history.get(MONITOR, [])), marker="o", label="AUC")
+    axes[2].set_title("validation verification")
+    axes[2].legend()
+    for axis in axes:
+        axis.set_xlabel("epoch")
+        axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+@functools.cache
+def _tensorboard_installed() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        logger.warning("TensorBoard logs skipped: the tensorboard package is not installed (history.csv is written)")
+        return False
+    return True
+
+
+def tensorboard_callback(log_dir: Path):
+    """Keras' TensorBoard callback, or None (logged) when the ``tensorboard`` package,
+    which ``tf.summary`` needs, is not installed (``pip install tensorboard``)."""
+    import keras
+
+    if not _tensorboard_installed():
+        return None
+    return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0)
+
+
+# --------------------------------------------------------------------------- callback
+def _verification_callback_class():
+    import keras
+
+    class VerificationCallback(keras.callbacks.Callback):
+        """After each epoch: verification on the validation pairs, into the logs; keeps
+        the best backbone weights (by AUC, then accuracy) in ``checkpoint``."""
+
+        def __init__(self, backbone, faces: FaceSet, pairs, checkpoint: Path, before: Verification):
+            super().__init__()
+            self.backbone = backbone
+            self.faces = faces
+            self.pairs = pairs
+            self.checkpoint = checkpoint
+            self.best = before
+            self.best_epoch = 0
+            self.epoch_seconds: list[float] = []
+            self._started = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_seconds.append(time.perf_counter() - self._started)
+            result = verify(embed_faces(self.backbone, self.faces.images), *self.pairs)
+            if logs is not None:
+                logs["val_verification_accuracy"] = result.accuracy
+                logs[MONITOR] = result.auc
+            if (result.auc, result.accuracy) > (self.best.auc, self.best.accuracy):
+                self.best, self.best_epoch = result, epoch + 1
+                self.backbone.save_weights(self.checkpoint)
+            logger.info("epoch %d: validation verification accuracy %.4f, AUC %.4f", epoch + 1, result.accuracy, result.auc)
+
+    return VerificationCallback
+
+
+# --------------------------------------------------------------------------- train
+def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir: str | Path, *, seed: int = 0, model_dir=None) -> TrainResult:
+    """Train on ``train_faces``' people, validate on ``val_faces``' people (disjoint).
+
+    Writes under ``out_dir``: ``checkpoints/best.weights.h5`` (the best backbone),
+    ``tensorboard/`` logs and ``history.png``. Returns the backbone with the best
+    epoch's weights (the initial ones if no epoch improved the validation AUC).
+    """
+    import keras
+
+    config.validate()
+    overlap = set(train_faces.names) & set(val_faces.names)
+    if overlap:
+        raise ValueError(f"people on both sides of the split: {sorted(overlap)[:5]}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    strategy, device, gpu_count = choose_strategy()
+    mixed = config.precision == "mixed" or (config.precision == "auto" and gpu_count > 0)
+    previous_policy = keras.config.dtype_policy()
+    if mixed:
+        keras.config.set_dtype_policy("mixed_float16")
+        device += " (mixed_float16)"
+    logger.info("training on %s: %d people (%d images), validating on %d people (%d images)",
+                device, len(train_faces.names), len(train_faces), len(val_faces.names), len(val_faces))
+    try:
+        from faceapp.training.heads import MarginHead
+
+        steps = steps_per_epoch(train_faces, config)
+        total_steps = steps * config.epochs
+        with strategy.scope():
+            backbone = build_backbone(config, model_dir)
+            trainable = freeze_backbone(backbone, config.freeze, freeze_batch_norm=not config.from_scratch)
+            logger.info("%d trainable backbone weights (first %d of %d stages frozen)", trainable, config.freeze, STAGES)
+            face = keras.Input((112, 112, 3), name="face")
+            label = keras.Input((), dtype="int32", name="label")
+            head = MarginHead(len(train_faces.names), config.head, config.head_margin, config.scale, name="margin_head")
+            logits = head([backbone(face), label])
+            model = keras.Model({"face": face, "label": label}, logits, name="sface_training")
+            if config.init_head_from_means and not config.from_scratch:
+                means = np.zeros((128, len(train_faces.names)), np.float32)
+                embeddings = embed_faces(backbone, train_faces.images)
+                for person in range(len(train_faces.names)):
+                    centre = embeddings[train_faces.labels == person].mean(axis=0)
+                    means[:, person] = centre / max(float(np.linalg.norm(centre)), 1e-12)
+                head.centres.assign(means)
+            optimizer = make_optimizer(config, total_steps, round(config.warmup_epochs * steps))
+            model.compile(
+                optimizer=optimizer,
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            )
+        pairs = verification_pairs(val_faces.labels, config.val_pairs, seed)
+        before = verify(embed_faces(backbone, val_faces.images), *pairs)
+        logger.info("before training: validation verification accuracy %.4f, AUC %.4f", before.accuracy, before.auc)
+        checkpoint = out / "checkpoints" / "best.weights.h5"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        backbone.save_weights(checkpoint)
+        verification = _verification_callback_class()(backbone, val_faces, pairs, checkpoint, before)
+        callbacks = [
+            verification,  # first: the others read the keys it adds to the logs
+            keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience, verbose=0),
+            keras.callbacks.CSVLogger(str(out / "history.csv")),
+        ]
+        tensorboard = tensorboard_callback(out / "tensorboard")
+        if tensorboard is not None:
+            callbacks.append(tensorboard)
+        dataset = train_dataset(train_faces, config, seed)
+        started = time.perf_counter()
+        fitted = model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=config.verbose,
+                           shuffle=False)  # the stream shuffles itself
+        seconds = time.perf_counter() - started
+        history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+        epochs_run = len(history.get("loss", []))
+        # Throughput from the epochs' own time (the validation embedding is excluded).
+        train_seconds = sum(verification.epoch_seconds) or seconds
+        images_per_second = epochs_run * steps * config.batch_size / max(train_seconds, 1e-9)
+        backbone.load_weights(checkpoint)
+        plot = plot_history(history, before, out / "history.png")
+        (out / "history.json").write_text(json.dumps({
+            "before": before.to_json(), "best_epoch": verification.best_epoch, "history": history,
+        }, indent=2) + "\n", encoding="utf-8")
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    logger.info("best epoch %d: accuracy %.4f, AUC %.4f (before: %.4f, %.4f); %.1f images/s",
+                verification.best_epoch, verification.best.accuracy, verification.best.auc, before.accuracy, before.auc, images_per_second)
+    if math.isnan(history.get("loss", [0.0])[-1]):
+        logger.warning("the loss became NaN: lower the learning rate")
+    return TrainResult(
+        backbone=backbone,
+        history=history,
+        before=before,
+        best=verification.best,
+        best_epoch=verification.best_epoch,
+        images_per_second=float(images_per_second),
+        seconds=float(seconds),
+        device=device,
+        epoch_seconds=tuple(verification.epoch_seconds),
+        outputs={"history_plot": str(plot), "history_csv": str(out / "history.csv"),
+                 "tensorboard": str(out / "tensorboard") if tensorboard is not None else None, "checkpoint": str(checkpoint), "history": str(out / "history.json")},
+    )

@@ -1,0 +1,92 @@
+"""One training run end to end: load faces, split by person, train, export, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from faceapp.training.config import DataConfig, TrainConfig
+from faceapp.training.data import LoadedFaces, load_faces, split_people
+from faceapp.training.loop import TrainResult, train
+
+logger = logging.getLogger(__name__)
+
+
+def train_on_split(loaded: LoadedFaces, train_names, val_names, config: TrainConfig, out_dir: str | os.PathLike, *,
+                   seed: int = 0, model_dir=None) -> TrainResult:
+    """Train on ``train_names``' faces and validate on ``val_names``' (disjoint)."""
+    return train(loaded.faces.subset(train_names), loaded.faces.subset(val_names), config, out_dir, seed=seed, model_dir=model_dir)
+
+
+def data_summary(data: DataConfig, loaded: LoadedFaces, train_names, val_names) -> dict[str, Any]:
+    """The card's description of the training data (counts, not the people's names)."""
+    train_faces = loaded.faces.subset(train_names)
+    val_faces = loaded.faces.subset(val_names)
+    return {
+        "dataset": str(data.data_dir),
+        "people_filter": None if data.people is None else f"{len(data.people)} named people",
+        **loaded.summary(),
+        "train": {"people": len(train_names), "images": len(train_faces)},
+        "validation": {"people": len(val_names), "images": len(val_faces)},
+        "split": f"by person, val_fraction={data.val_fraction}, seed={data.seed}",
+        "no_face_policy": data.no_face,
+    }
+
+
+def write_people(out_dir: Path, train_names, val_names, loaded: LoadedFaces) -> None:
+    """``people.json`` (who trained, who validated) and ``no_face.txt`` (images without a
+    detected face) next to the model."""
+    (out_dir / "people.json").write_text(
+        json.dumps({"train": list(train_names), "validation": list(val_names), "dropped": list(loaded.dropped_people)}, indent=1) + "\n",
+        encoding="utf-8",
+    )
+    (out_dir / "no_face.txt").write_text("".join(f"{path}\n" for path in loaded.no_face), encoding="utf-8")
+
+
+def training_record(data: DataConfig, config: TrainConfig, loaded: LoadedFaces, train_names, val_names,
+                    result: TrainResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``training`` section of the card and the report printed by the CLI."""
+    return {
+        "data": data_summary(data, loaded, train_names, val_names),
+        "config": config.to_json(),
+        "validation": {
+            "pairs": len(result.best.scores),
+            "before": result.before.to_json(),
+            "after": result.best.to_json(),
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history.get("loss", [])),
+        },
+        "device": result.device,
+        "images_per_second": round(result.images_per_second, 1),
+        "seconds": round(result.seconds, 1),
+        **(extra or {}),
+    }
+
+
+def train_and_export(data: DataConfig, config: TrainConfig, out_dir: str | os.PathLike, *, model_dir=None,
+                     progress: bool = False, loaded: LoadedFaces | None = None) -> dict[str, Any]:
+    """``faceapp train`` without ``--folds``/``--search``: returns the report (JSON-ready)."""
+    from faceapp.training.export import calibrate_thresholds, export_model
+
+    data.validate()
+    config.validate()
+    out = Path(out_dir)
+    loaded = loaded or load_faces(data, model_dir=model_dir, progress=progress)
+    train_names, val_names = split_people(loaded.faces.names, data.val_fraction, data.seed)
+    result = train_on_split(loaded, train_names, val_names, config, out / "run", seed=data.seed, model_dir=model_dir)
+    record = training_record(data, config, loaded, train_names, val_names, result)
+    thresholds = calibrate_thresholds(result.best.scores, result.best.same)
+    card = export_model(result.backbone, out, thresholds=thresholds, training=record)
+    write_people(out, train_names, val_names, loaded)
+    return {"model_id": card.model_id, "model_dir": str(out), "thresholds": thresholds, **record, "outputs": result.outputs}
+
+
+def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
+    """``config`` with some fields changed, validated."""
+    changed = replace(config, **changes)
+    changed.validate()
+    return changed
