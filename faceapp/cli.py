@@ -386,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_train(commands, common)
 
+    from faceapp.evaluation.commands import register as register_eval
+
+    register_eval(commands, common)
+
     gallery = commands.add_parser("gallery", parents=[common], help="list and manage enrolled people")
     actions = gallery.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[common], help="list people")

@@ -1,0 +1,196 @@
+"""The ``faceapp eval`` commands: ``eval lfw`` and ``eval ident``.
+
+:func:`register` adds them to the CLI's subcommands; each action's ``func(args)``
+returns the exit status. User errors raise :class:`~faceapp.errors.FaceAppError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+LFW_DESCRIPTION = """\
+Run the whole pipeline (detection, alignment, embedding) on the images that an LFW
+pairs.txt names and report the k-fold verification result (mean accuracy and standard
+deviation, each fold's threshold chosen on the other folds), ROC AUC, equal error rate,
+TAR at FAR 1e-2 and 1e-3 and the best single threshold, for plain embeddings and for
+flip fusion (embedding of the face + that of its mirror image). Writes report.json,
+roc.png and pair_scores.csv to --out and prints a table (or the report with --json).
+
+DATA_DIR holds pairs.txt and images/NAME_NNNN.jpg (default: $FACEAPP_LFW_DIR, else
+<repo>/../shared/data/lfw). Faces: YuNet on the image at each of --scales (1x and 2x:
+LFW's 150x150 crops are small), the subject's landmarks averaged over the scales; of
+several faces the one nearest the image centre is the subject. An image with no
+detected face is aligned with fixed landmarks at LFW's average face position
+(--no-face centre) or its pairs are declared "different" (--no-face reject); either
+way such images are counted and named in the report.
+The threshold presets proposed: strict = the threshold of FAR 1e-3, balanced = the best
+accuracy threshold, lenient = the threshold of FAR 1e-2."""
+
+IDENT_DESCRIPTION = """\
+Open-set identification on a dataset of people: one folder per person (DATA_DIR/NAME/
+*.jpg) or flat NAME_NNNN.jpg files (LFW's layout; DATA_DIR/images/ if present), grouped
+by name. Strangers (--strangers, chosen at random with --seed) are never enrolled: all
+their images are unknown probes. Every other person with more than K images (--enroll)
+is known: their first K images (file-name order) are enrolled, the rest are probes;
+people with fewer images are left out. Reports closed-set rank-1 accuracy, the
+detection-and-identification rate (DIR) at false alarm rates 1% and 0.1%, and at the
+app's threshold (--threshold, default the model card's) the precision, recall and F1 of
+"known vs unknown", DIR and false alarm rate. --folds N: k-fold cross-validation, each
+of N groups of people being the strangers once (mean and std reported)."""
+
+
+def _recognizer(args: argparse.Namespace) -> Any:
+    from faceapp.detection import DetectorConfig
+    from faceapp.pipeline import PipelineConfig, Recognizer
+
+    detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
+    try:
+        detector.validate()
+    except ValueError as error:
+        from faceapp.errors import FaceAppError
+
+        raise FaceAppError(str(error)) from None
+    config = PipelineConfig(model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector)
+    return Recognizer.create(config)
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected factors separated by commas, e.g. 1,2; got {text!r}") from None
+    if not values or not all(1.0 <= value <= 8.0 for value in values):
+        raise argparse.ArgumentTypeError(f"expected one or more factors in [1, 8], got {text!r}")
+    return values
+
+
+def _strangers(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction or a count, got {text!r}") from None
+    if not value > 0 or (value >= 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) or a whole count >= 1, got {text}")
+    return value
+
+
+def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    """``faceapp eval lfw``."""
+    from faceapp.evaluation.lfw import FacePolicy, format_lfw_table, load_lfw, run_lfw
+
+    dataset = load_lfw(args.data_dir, args.pairs)  # check the data before loading the models
+    recognizer = _recognizer(args)
+    report = run_lfw(
+        recognizer,
+        dataset,
+        out_dir=args.out,
+        policy=FacePolicy(scales=args.scales, pick="centre", no_face=args.no_face),
+        flip=args.flip,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_lfw_table(report))
+    return 0
+
+
+def cmd_eval_ident(args: argparse.Namespace) -> int:
+    """``faceapp eval ident``."""
+    from faceapp.evaluation.ident import IdentConfig, discover_people, format_ident_table, run_ident
+    from faceapp.evaluation.lfw import DatasetError, FacePolicy
+
+    config = IdentConfig(enroll=args.enroll, strangers=args.strangers, folds=args.folds, seed=args.seed)
+    try:
+        config.validate()
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
+    people = discover_people(args.data_dir)  # check the data before loading the models
+    recognizer = _recognizer(args)
+    report = run_ident(
+        recognizer,
+        args.data_dir,
+        config,
+        people=people,
+        policy=FacePolicy(scales=args.scales, pick=args.pick, no_face=args.no_face),
+        flip=args.flip,
+        out_dir=args.out,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_ident_table(report))
+    return 0
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``eval`` (actions ``lfw`` and ``ident``) to the CLI's subparsers ``commands``;
+    every parser takes ``parents=[common]``."""
+    evaluate = commands.add_parser("eval", parents=[common], help="measure accuracy: LFW verification, identification")
+    actions = evaluate.add_subparsers(dest="eval_command", metavar="ACTION", required=True)
+    formatter = argparse.RawDescriptionHelpFormatter
+
+    lfw = actions.add_parser(
+        "lfw", parents=[common], help="LFW 10-fold verification through the whole pipeline",
+        description=LFW_DESCRIPTION, formatter_class=formatter,
+    )
+    lfw.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="LFW folder with pairs.txt and images/ (default: $FACEAPP_LFW_DIR, else ../shared/data/lfw)")
+    lfw.add_argument("--pairs", metavar="FILE", help="pairs file (default: DATA_DIR/pairs.txt)")
+    lfw.add_argument("--out", metavar="DIR", default="eval-lfw", help="where report.json, roc.png and pair_scores.csv go (default: ./eval-lfw)")
+    lfw.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    lfw.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                     help="also evaluate flip fusion, reported separately (default: on; --no-flip halves the time)")
+    lfw.add_argument("--scales", type=_scales, default=(1.0, 2.0), metavar="S[,S...]",
+                     help="detect at these image scales and average the subject's landmarks (default: 1,2)")
+    lfw.add_argument("--no-face", choices=("centre", "reject"), default="centre",
+                     help="an image with no detected face: align it at LFW's mean face position (default) or declare its pairs different")
+    lfw.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
+    lfw.set_defaults(func=cmd_eval_lfw)
+
+    ident = actions.add_parser(
+        "ident", parents=[common], help="open-set identification on a folder-per-person (or LFW-like) dataset",
+        description=IDENT_DESCRIPTION, formatter_class=formatter,
+    )
+    ident.add_argument("data_dir", metavar="DATA_DIR", help="NAME/*.jpg folders, or NAME_NNNN.jpg files (in DATA_DIR or DATA_DIR/images)")
+    ident.add_argument("--enroll", "-k", type=_positive_int, default=2, metavar="K",
+                       help="images enrolled per known person; people need K+1 images to be known (default: 2)")
+    ident.add_argument("--strangers", "-m", type=_strangers, default=0.2, metavar="M",
+                       help="people never enrolled: a fraction of all people if < 1, else a count (default: 0.2)")
+    ident.add_argument("--folds", type=_positive_int, metavar="N",
+                       help="k-fold cross-validation: N groups of people, each the strangers once (overrides --strangers)")
+    ident.add_argument("--seed", type=int, default=0, help="seed of the random choice of strangers (default: 0)")
+    ident.add_argument("--out", metavar="DIR", default="eval-ident", help="where report.json goes (default: ./eval-ident)")
+    ident.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    ident.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False, help="use flip-fused embeddings (default: off)")
+    ident.add_argument("--scales", type=_scales, default=(1.0, 2.0), metavar="S[,S...]",
+                       help="detect at these image scales and average the subject's landmarks (default: 1,2; use 1 for large photos)")
+    ident.add_argument("--pick", choices=("centre", "largest"), default="centre",
+                       help="of several faces in an image, the subject is the one nearest the centre (default) or the largest")
+    ident.add_argument("--no-face", choices=("skip", "centre"), default="skip",
+                       help="an image with no detected face is left out (default) or aligned at LFW's mean face position")
+    ident.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
+    ident.set_defaults(func=cmd_eval_ident)
