@@ -72,7 +72,9 @@ def _recognizer(args, gallery=None):
     from faceapp.pipeline import PipelineConfig, Recognizer
 
     detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
-    config = PipelineConfig(model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector)
+    config = PipelineConfig(
+        model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector, flip=args.flip_fusion,
+    )
     return Recognizer.create(config, gallery)
 
 
@@ -325,6 +327,8 @@ def _common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--threshold", metavar="T", default=default(None), help="match threshold: a cosine similarity, or a preset: strict, balanced, lenient (default: the model card's)")
     group.add_argument("--det-score", type=float, default=default(0.8), metavar="S", help="face detector score threshold (default: 0.8)")
     group.add_argument("--min-face", type=int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
+    group.add_argument("--flip-fusion", action="store_true", default=default(False),
+                       help="embed each face and its mirror image (slightly more accurate, twice the embedding cost)")
     group.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log what happens")
     group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="no progress bars")
     group.add_argument("--passphrase-env", metavar="VAR", default=default(None),

@@ -17,6 +17,7 @@ import numpy as np
 
 from faceapp.alignment import align_face
 from faceapp.detection import DetectorConfig, YuNetDetector
+from faceapp.embedding.flip import embed_with_flip
 from faceapp.embedding.runtime import Embedder
 from faceapp.gallery import Gallery
 from faceapp.matching import Matcher
@@ -34,14 +35,19 @@ class PipelineConfig:
     device: str = "auto"
     backend: str = "auto"
     threshold: str | float | None = None  # preset name, number, or None for the card's default
+    flip: bool = False  # test-time flip fusion (see faceapp.embedding.flip)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
 
 
 class Recognizer:
     """Detects, aligns, embeds and names the faces of BGR frames."""
 
-    def __init__(self, card: EmbeddingCard, detector: YuNetDetector, embedder: Embedder, threshold: float, gallery: Gallery | None = None):
+    def __init__(
+        self, card: EmbeddingCard, detector: YuNetDetector, embedder: Embedder, threshold: float,
+        gallery: Gallery | None = None, flip: bool = False,
+    ):
         self.card = card
+        self.flip = flip
         self.detector = detector
         self.embedder = embedder
         self.gallery = gallery
@@ -58,7 +64,7 @@ class Recognizer:
         card = load_card(config.model_dir)
         detector = YuNetDetector(yunet_path(config.model_dir), config.detector)
         embedder = Embedder(card, device=config.device, backend=config.backend)
-        return cls(card, detector, embedder, card.threshold(config.threshold), gallery)
+        return cls(card, detector, embedder, card.threshold(config.threshold), gallery, flip=config.flip)
 
     # -- threshold and gallery ----------------------------------------------------
     @property
@@ -99,7 +105,8 @@ class Recognizer:
         """float32 ``(len(faces), D)`` unit embeddings, all faces in one batch."""
         if not faces:
             return np.zeros((0, self.card.embedding_dim), np.float32)
-        return self.embedder.embed(np.stack([f.image for f in faces]))
+        stacked = np.stack([f.image for f in faces])
+        return embed_with_flip(self.embedder, stacked) if self.flip else self.embedder.embed(stacked)
 
     def process(self, image: np.ndarray) -> FrameResult:
         """Run every stage on one BGR uint8 ``(H, W, 3)`` frame."""

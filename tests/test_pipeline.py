@@ -174,3 +174,18 @@ def test_fixture_video_frame_by_frame(make_recognizer, enrolled_gallery, fixture
     # The ground truth covers all three cases.
     truth = fixture_video.people_per_frame
     assert () in truth and ("obama",) in truth and ("biden",) in truth and ("biden", "obama") in truth
+
+
+def test_flip_fusion_gives_unit_embeddings_close_to_plain(recognizer, fixtures_dir):
+    from faceapp.imageio import read_image
+
+    image = read_image(fixtures_dir / "obama" / "obama_1.jpg")
+    faces = recognizer.align(image, recognizer.detect(image))
+    plain = recognizer.embed(faces)
+    recognizer.flip = True
+    try:
+        fused = recognizer.embed(faces)
+    finally:
+        recognizer.flip = False
+    assert np.allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
+    assert 0.8 < float(plain[0] @ fused[0]) < 0.99999

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from faceapp.alignment import align_face
+from faceapp.embedding.flip import embed_plain_and_mirror, embed_with_flip, fuse
 from faceapp.errors import FaceAppError
 from faceapp.evaluation.lfw_pairs import Pair, pair_arrays, read_pairs
 from faceapp.evaluation.metrics import (
@@ -250,36 +251,6 @@ def find_face(detect: Callable[[np.ndarray], list[Detection]], image: np.ndarray
 
 
 # --------------------------------------------------------------------------- embedding
-def embed_plain_and_mirror(embedder: Any, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of aligned faces and of their mirror images, in one batch.
-
-    ``faces``: BGR uint8 ``(N, 112, 112, 3)``; ``embedder``: anything with
-    ``embed(faces) -> (N, D)`` (an :class:`~faceapp.embedding.runtime.Embedder`).
-    Returns two float32 ``(N, D)`` arrays of unit rows.
-    """
-    faces = np.asarray(faces)
-    if faces.ndim != 4:
-        raise ValueError(f"expected aligned faces of shape (N, H, W, 3), got {faces.shape}")
-    both = embedder.embed(np.concatenate([faces, faces[:, :, ::-1]]))
-    return both[: len(faces)], both[len(faces) :]
-
-
-def fuse(plain: np.ndarray, mirror: np.ndarray) -> np.ndarray:
-    """Flip fusion: ``plain + mirror`` rows re-normalised to unit length, float32 ``(N, D)``."""
-    total = np.asarray(plain, np.float32) + np.asarray(mirror, np.float32)
-    return (total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def embed_with_flip(embedder: Any, faces: np.ndarray) -> np.ndarray:
-    """Test-time flip fusion: unit-normalised ``embed(face) + embed(mirror(face))``.
-
-    ``faces``: BGR uint8 ``(N, 112, 112, 3)`` aligned faces (mirroring an ArcFace-aligned
-    face keeps it aligned: the template is nearly symmetric). Returns float32 ``(N, D)``
-    unit rows. Costs two network passes per face.
-    """
-    return fuse(*embed_plain_and_mirror(embedder, faces))
-
-
 @dataclass(frozen=True)
 class ImageEmbeddings:
     """Embeddings of a list of images, one row per image, in the order given.

@@ -25,7 +25,10 @@ def build_recognizer(args, gallery):
     from faceapp.pipeline import PipelineConfig, Recognizer
 
     detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
-    config = PipelineConfig(model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector)
+    config = PipelineConfig(
+        model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector,
+        flip=getattr(args, "flip_fusion", False),
+    )
     return Recognizer.create(config, gallery)
 
 
