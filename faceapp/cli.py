@@ -141,7 +141,7 @@ def cmd_identify(args) -> int:
         print(f"{args.image}: no face found")
         return 0
     for number, face in enumerate(result.faces, 1):
-        x, y, w, h = (int(round(v)) for v in face.detection.box)
+        x, y, w, h = (round(v) for v in face.detection.box)
         name = face.match.name or "unknown"
         extra = "" if face.match.name else f" (closest: {face.match.best_name})" if face.match.best_name else ""
         print(f"face {number}: box x={x} y={y} w={w} h={h}  {name}  similarity {face.match.similarity:.3f}{extra}")
@@ -386,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")
     bench.set_defaults(func=cmd_bench)
 
-    from faceapp.training.commands import register as register_train, register_reembed
+    from faceapp.training.commands import register as register_train
+    from faceapp.training.commands import register_reembed
 
     register_train(commands, common)
 

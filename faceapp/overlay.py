@@ -21,9 +21,9 @@ def draw_results(image: np.ndarray, result: FrameResult) -> np.ndarray:
 
     canvas = image.copy()
     scale = max(0.5, min(canvas.shape[:2]) / 900)
-    thickness = max(1, int(round(2 * scale)))
+    thickness = max(1, round(2 * scale))
     for face in result.faces:
-        x, y, w, h = (int(round(v)) for v in face.detection.box)
+        x, y, w, h = (round(v) for v in face.detection.box)
         colour = KNOWN_COLOUR if face.match.name else UNKNOWN_COLOUR
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
         text = label_for(face.match.name, face.match.similarity, face.track_id)

@@ -31,8 +31,8 @@ def aligned_faces(count: int) -> np.ndarray:
     crops = []
     folder = fixtures_dir()
     if folder.is_dir():
-        from faceapp.pipeline import PipelineConfig, Recognizer
         from faceapp.imageio import read_image
+        from faceapp.pipeline import PipelineConfig, Recognizer
 
         recognizer = Recognizer.create(PipelineConfig(device="cpu"))
         for path in sorted(folder.glob("*/*.jpg")):

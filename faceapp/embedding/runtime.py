@@ -56,7 +56,7 @@ def load_keras_model(card: EmbeddingCard):
     model = build_sface()
     try:
         model.load_weights(weights)
-    except Exception as error:  # h5py/Keras raise many kinds for a damaged file
+    except Exception as error:  # noqa: BLE001  (h5py/Keras raise many kinds for a damaged file)
         raise ModelError(f"embedding weights {weights} cannot be loaded: {error}") from None
     return model
 
