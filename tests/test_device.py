@@ -125,3 +125,15 @@ def test_gpu_embedding_equals_cpu(recognizer, fixture_faces):
         if detections
     ])
     np.testing.assert_allclose(gpu.embed(crops), recognizer.embedder.embed(crops), atol=1e-4)
+
+
+def test_missing_litert_falls_back_to_tensorflow(monkeypatch, caplog):
+    from faceapp.embedding import runtime
+    from faceapp.modelcard import load_card
+
+    monkeypatch.setattr(runtime, "litert_available", lambda: False)
+    embedder = runtime.Embedder(load_card(), device="cpu")
+    assert embedder.backend == "tensorflow"
+    assert "LiteRT is not installed" in caplog.text
+    with pytest.raises(runtime.ModelError, match="LiteRT runtime is not installed"):
+        runtime.Embedder(load_card(), device="cpu", backend="litert")

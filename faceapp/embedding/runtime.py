@@ -45,6 +45,13 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("faceapp"))
 
 
+def litert_available() -> bool:
+    """Whether TensorFlow's LiteRT interpreter (``ai-edge-litert``) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
 def load_keras_model(card: EmbeddingCard):
     """The trainable Keras model (with batch norms) carrying the card's weights."""
     from faceapp.embedding.sface import build_sface
@@ -82,6 +89,11 @@ class Embedder:
         self.choice: DeviceChoice = choose_device(device)
         verified_file(card.weights, card.weights_sha256, f"embedding model {card.model_id!r} weights")
         use_litert = self.choice.kind == "cpu" and backend in ("auto", "litert")
+        if use_litert and not litert_available():
+            if backend == "litert":
+                raise ModelError("the LiteRT runtime is not installed (pip install ai-edge-litert)")
+            logger.warning("LiteRT is not installed on this platform: the embedding runs on plain TensorFlow (slower)")
+            use_litert = False
         keras_model = None if use_litert and self._cached_flatbuffer().exists() else load_keras_model(card)
         if use_litert:
             self._run = self._litert_runner(keras_model)
