@@ -124,6 +124,52 @@ def bench_opencv_reference(yunet_path: Path, sface_onnx: Path, frames: list[np.n
     return PipelineResult("opencv-yunet-sface", len(frames), faces_seen, len(frames) / elapsed, {k: _stats(v) for k, v in times.items()})
 
 
+def face_recognition_available() -> bool:
+    """Whether the optional ``face_recognition`` package (dlib) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("face_recognition") is not None
+
+
+def bench_face_recognition(frames: list[np.ndarray], known_photos: list[Path] | None = None) -> PipelineResult:
+    """The ``face_recognition`` package (dlib: HOG detector, 68-landmark alignment, ResNet
+    embedding, its own default settings) on the same frames; matching with its
+    ``face_distance`` against encodings of ``known_photos``. Its landmarks, alignment and
+    embedding happen in one call, timed as "embed" (align is 0)."""
+    import face_recognition
+
+    known = []
+    for photo in known_photos or []:
+        encodings = face_recognition.face_encodings(face_recognition.load_image_file(str(photo)))
+        known += encodings[:1]
+    gallery = np.array(known) if known else np.zeros((1, 128))
+    times = {"detect": [], "align": [], "embed": [], "match": [], "total": []}
+    faces_seen = 0
+
+    def run(frame, record: bool) -> None:
+        nonlocal faces_seen
+        t0 = time.perf_counter()
+        rgb = np.ascontiguousarray(frame[:, :, ::-1])
+        locations = face_recognition.face_locations(rgb)
+        t1 = time.perf_counter()
+        encodings = face_recognition.face_encodings(rgb, locations)
+        t2 = time.perf_counter()
+        for encoding in encodings:
+            face_recognition.face_distance(gallery, encoding).argmin()
+        t3 = time.perf_counter()
+        if record:
+            faces_seen += len(locations)
+            for stage, value in zip(("detect", "align", "embed", "match", "total"), (t1 - t0, 0.0, t2 - t1, t3 - t2, t3 - t0)):
+                times[stage].append(value * 1e3)
+
+    run(frames[0], record=False)
+    start = time.perf_counter()
+    for frame in frames:
+        run(frame, record=True)
+    elapsed = time.perf_counter() - start
+    return PipelineResult("face_recognition (dlib)", len(frames), faces_seen, len(frames) / elapsed, {k: _stats(v) for k, v in times.items()})
+
+
 @dataclass(frozen=True)
 class EmbeddingResult:
     name: str

@@ -284,6 +284,11 @@ def cmd_bench(args) -> int:
                 results.append(benchmark.bench_opencv_reference(yunet_path(args.model), onnx, frames, reference_gallery))
             else:
                 logger.warning("OpenCV reference pipeline skipped: %s not found (run tools/fetch_reference_model.sh)", onnx)
+            if benchmark.face_recognition_available():
+                photos = [sorted((fixtures / p).glob("*.jpg"))[0] for p in ("obama", "biden")] if fixtures.is_dir() else []
+                results.append(benchmark.bench_face_recognition(frames, photos))
+            else:
+                logger.info("face_recognition (dlib) is not installed: its row is skipped (see the README)")
             embedding_rows = []
             if not args.no_embedding:
                 crops = []
@@ -379,7 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="blur faces in the --out video: those not enrolled, or all (default: none)")
     recognize.set_defaults(func=cmd_recognize)
 
-    bench = commands.add_parser("bench", parents=[common], help="measure speed against OpenCV's own YuNet + SFace pipeline, in one run")
+    bench = commands.add_parser(
+        "bench", parents=[common],
+        help="measure speed against OpenCV's own YuNet + SFace pipeline (and face_recognition, if installed), in one run",
+    )
     bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, 640x480)")
     bench.add_argument("--frames", type=int, metavar="N", help="use at most N frames")
     bench.add_argument("--no-embedding", action="store_true", help="skip the embedding-only comparison")
