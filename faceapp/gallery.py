@@ -1097,6 +1097,9 @@ class Gallery:
                 else:
                     pid = int(row[0])
                     merged += 1
+                    # Importing the same backup twice must not duplicate templates.
+                    have = {t.embedding.astype("<f4").tobytes() for t in self._templates(conn, pid)}
+                    rows = [r for r in rows if r.blob not in have]
                 self._insert(conn, pid, rows, now)
                 count += len(rows)
         summary = ImportSummary(added, merged, skipped, count)

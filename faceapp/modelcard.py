@@ -87,15 +87,19 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
     if not root.is_dir():
         raise ModelError(f"model directory not found: {root}")
     candidates = [root / DEFAULT_CARD] if (root / DEFAULT_CARD).is_file() else sorted(root.glob("*.json"))
+    unreadable = []
     for path in candidates:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise ModelError(f"model card {path} is unreadable: {error}") from None
+            logger.debug("not a model card: %s (%s)", path, error)
+            unreadable.append(f"{path.name}: {error}")
+            continue
         if isinstance(data, dict) and "model_id" in data:
             break
     else:
-        raise ModelError(f"no model card (*.json with a model_id) in {root}")
+        detail = f" (unreadable: {'; '.join(unreadable)})" if unreadable else ""
+        raise ModelError(f"no model card (*.json with a model_id) in {root}{detail}")
     try:
         thresholds = data["thresholds"]
         presets = {str(k): float(v) for k, v in thresholds["presets"].items()}

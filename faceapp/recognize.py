@@ -11,7 +11,7 @@ from pathlib import Path
 
 from faceapp.errors import SourceError
 from faceapp.pipeline import Recognizer
-from faceapp.sources import open_source
+from faceapp.sources import FolderSource, open_source
 from faceapp.types import FrameResult
 
 logger = logging.getLogger(__name__)
@@ -95,9 +95,10 @@ def run_recognition(
 ) -> RecognitionSummary:
     """Recognise every frame of ``source``; write the annotated video and the events.
 
-    With ``tracking``, faces keep a track id and a voted name across frames and are
-    re-embedded only when needed (:class:`faceapp.tracking.LiveRecognizer`); without it,
-    every face of every frame is recognised on its own.
+    With ``tracking`` (videos, streams, webcams), faces keep a track id and a voted name
+    across frames and are re-embedded only when needed
+    (:class:`faceapp.tracking.LiveRecognizer`); without it, and always for a folder of
+    images, every face of every frame is recognised on its own.
 
     ``blur`` ("unknown", "all", or None/"none") blurs those faces in the ``out`` video
     (:func:`faceapp.privacy.blur_faces`). When the recognizer's gallery is in
@@ -113,12 +114,14 @@ def run_recognition(
     if out:
         check_image_write(PrivacyPolicy.for_gallery(getattr(recognizer, "gallery", None), blur), f"the video {out}")
 
-    process = LiveRecognizer(recognizer).process if tracking else recognizer.process
     summary = RecognitionSummary(out=out, events=events)
     for path in (out, events):
         if path and not Path(path).expanduser().resolve().parent.is_dir():
             raise SourceError(f"cannot write {path}: its folder does not exist")
     with open_source(source) as frames:
+        # The photos of a folder are unrelated stills: each is recognised on its own.
+        live = tracking and not isinstance(frames, FolderSource)
+        process = LiveRecognizer(recognizer).process if live else recognizer.process
         writer = _VideoWriter(out, frames.fps) if out else None
         try:
             events_file = open(events, "w", encoding="utf-8") if events else None

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from faceapp.alignment import ALIGNED_SIZE
+from faceapp.errors import GalleryError
 from faceapp.gallery import Gallery
 
 logger = logging.getLogger(__name__)
@@ -66,11 +67,20 @@ def decode_thumbnail(data: bytes | None) -> np.ndarray | None:
     return image
 
 
-def reembed_gallery(gallery: Gallery, embedder: Any, *, dry_run: bool = False, batch_size: int = 64) -> ReembedReport:
+def reembed_gallery(
+    gallery: Gallery, embedder: Any, *, dry_run: bool = False, batch_size: int = 64, force: bool = False,
+) -> ReembedReport:
     """Recompute every template of ``gallery`` with ``embedder`` (an
     :class:`~faceapp.embedding.runtime.Embedder`: ``embed(BGR (N,112,112,3)) -> (N, D)``,
-    ``model_id``)."""
+    ``model_id``).
+
+    Templates without a thumbnail cannot be recomputed and must be removed: that happens
+    only with ``force`` (else GalleryError names who would lose templates). A gallery
+    already made entirely by ``embedder``'s model is left as it is unless ``force``.
+    """
     people, templates = gallery.snapshot()
+    if not force and templates and all(t.model_id == embedder.model_id for t in templates):
+        return ReembedReport((embedder.model_id,), embedder.model_id, 0, 0, (), (), dry_run)
     names = {p.id: p.name for p in people}
     faces, ids, missing = [], [], []
     for template in templates:
@@ -98,6 +108,12 @@ def reembed_gallery(gallery: Gallery, embedder: Any, *, dry_run: bool = False, b
         partly_reembedded=partly,
         dry_run=dry_run,
     )
+    if missing and not dry_run and not force:
+        who = ", ".join(sorted({names[t.person_id] for t in missing}, key=str.casefold))
+        raise GalleryError(
+            f"{len(missing)} template(s) have no stored face to recompute from ({who}); "
+            "re-run with --force to remove them (see --dry-run), nothing was changed"
+        )
     if not dry_run:
         gallery.replace_embeddings(embeddings, embedder.model_id, remove=[t.id for t in missing])
     logger.info("re-embedding: %s", report)

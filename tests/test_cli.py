@@ -262,3 +262,15 @@ def test_enroll_error_with_many_photos_is_one_line(fixtures_dir, bad_files, tmp_
     result = run_here(capfd, "--gallery", tmp_path / "g.sqlite3", *quiet, "enroll", "newbie", *photos, bad_files["blank"])
     assert result.returncode == 1
     assert result.stderr.splitlines() == ["faceapp: error: " + f"{bad_files['blank']}: no face found"]
+
+
+@pytest.mark.parametrize("argv", [["--det-score", "1.5", "identify", "x.jpg"], ["--min-face", "-1", "identify", "x.jpg"],
+                                  ["recognize", "--source", "x.mp4", "--max-frames", "-3"]])
+def test_out_of_range_options_are_usage_errors(argv, capsys):
+    from faceapp.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error: argument" in err

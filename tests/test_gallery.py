@@ -644,10 +644,10 @@ def test_import_on_conflict(filled: Gallery, tmp_path: Path) -> None:
         assert g2.person("Bob").template_count == 1
         assert [p.name for p in g2.people()] == ["alice", "Bob", "Carol", "Dave"]
 
-        s = import_gallery(g2, out, on_conflict="merge")
-        assert s == ImportSummary(people_added=0, people_merged=3, people_skipped=0, templates_added=6)
+        s = import_gallery(g2, out, on_conflict="merge")  # templates already there are not duplicated
+        assert s == ImportSummary(people_added=0, people_merged=3, people_skipped=0, templates_added=2)
         assert g2.person("Bob").template_count == 3
-        assert g2.person("Carol").template_count == 6
+        assert g2.person("Carol").template_count == 3
         with pytest.raises(GalleryError):
             import_gallery(g2, out, on_conflict="overwrite")  # type: ignore[arg-type]
 
@@ -837,3 +837,21 @@ def test_errors_are_faceapp_errors() -> None:
     assert issubclass(GalleryError, FaceAppError)
     assert issubclass(ModelMismatchError, GalleryError)
     assert issubclass(UnknownPersonError, GalleryError)
+
+
+def test_merging_the_same_archive_twice_adds_no_duplicates(tmp_path):
+    from faceapp.archive import export_gallery, import_gallery
+
+    source = Gallery(tmp_path / "a.sqlite3")
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(2, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    source.add_person("ann", [NewTemplate(v, "m1") for v in vectors])
+    export_gallery(source, tmp_path / "a.zip")
+    target = Gallery(tmp_path / "b.sqlite3")
+    import_gallery(target, tmp_path / "a.zip")
+    summary = import_gallery(target, tmp_path / "a.zip", on_conflict="merge")
+    assert summary.templates_added == 0
+    assert target.person("ann").template_count == 2
+    source.close()
+    target.close()

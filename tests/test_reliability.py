@@ -57,11 +57,9 @@ def test_two_processes_on_one_gallery(tmp_path: Path) -> None:
 
 
 def test_fuzz_inputs_short() -> None:
-    from faceapp import imageio
 
     count = int(os.environ.get("FACEAPP_FUZZ_COUNT", "25"))
-    png_attack = hasattr(imageio, "_png_is_truncated")  # see test_png_with_huge_chunk_is_refused_fast
-    report = stress.fuzz(count, seed=3, png_chunk_attack=png_attack, log=print)
+    report = stress.fuzz(count, seed=3, png_chunk_attack=True, log=print)
     print(report.describe())
     assert report.failures == []
     assert sum(report.cases.values()) == 3 * count
@@ -90,11 +88,8 @@ def test_npy_header_declaring_a_huge_array_is_refused_without_allocating(tmp_pat
     npy = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 16
     path = tmp_path / "huge.zip"
     path.write_bytes(_archive({"manifest.json": _manifest(), "embeddings/0000.npy": npy}))
-    with Gallery(tmp_path / "g.db") as g:
-        start = time.perf_counter()
-        with pytest.raises(GalleryError, match="header declares"):
-            import_gallery(g, path)
-        assert time.perf_counter() - start < 2
+    with Gallery(tmp_path / "g.db") as g, pytest.raises(GalleryError, match="header declares"):
+        import_gallery(g, path)  # refused from the header, before numpy allocates anything
 
 
 def test_many_large_thumbnails_are_refused_before_reading(tmp_path: Path) -> None:
@@ -122,21 +117,22 @@ def test_path_traversal_member_names_are_refused(tmp_path: Path, name: str) -> N
     assert not (tmp_path.parent / "evil.npy").exists()
 
 
-def test_png_with_huge_chunk_is_refused_fast() -> None:
+def test_png_with_huge_chunk_is_refused_before_decoding(monkeypatch) -> None:
     """A 70-byte PNG whose second chunk declares 2 GiB makes OpenCV 5 allocate ~4 GiB and
-    spend ~15 s before failing. Needs the guard proposed for faceapp/imageio.py."""
+    spend ~15 s before failing: faceapp.imageio must refuse it without decoding."""
     import cv2
 
     from faceapp import imageio
 
-    if not hasattr(imageio, "_png_is_truncated"):
-        pytest.skip("faceapp.imageio has no PNG chunk guard yet (patch proposed in the issue 7 notes)")
     data = bytearray(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
     data[33:37] = b"\x7f\xff\xff\xff"
-    start = time.perf_counter()
-    with pytest.raises(imageio.ImageReadError):
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the damaged PNG reached cv2.imdecode")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    with pytest.raises(imageio.ImageReadError, match="truncated PNG"):
         imageio.decode_image(bytes(data))
-    assert time.perf_counter() - start < 1
 
 
 # --------------------------------------------------------------------------- failing sources
@@ -220,11 +216,10 @@ def test_stalled_camera_times_out(fake_camera) -> None:
     good = np.zeros((4, 6, 3), np.uint8)
     source = fake_camera(good, "stall", good)
     got = []
-    start = time.perf_counter()
-    with pytest.raises(SourceError, match="no frame for 0.3 s"):
+    with pytest.raises(SourceError, match="no frame for 0.3 s"):  # the stall ends in an error, not a hang
         for frame in frames_with_timeout(source, 0.3):
             got.append(frame)  # noqa: PERF402  # frames seen before the stall
-    assert len(got) == 1 and time.perf_counter() - start < 2
+    assert len(got) == 1
     source.close()
     # errors from the source still surface through the timeout wrapper
     with pytest.raises(SourceError, match="unusable"):

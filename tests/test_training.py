@@ -256,7 +256,12 @@ def test_reembed_switches_the_gallery_and_names_people_to_reenroll(trained, enro
         enrolled_gallery.matrix(embedder.model_id)
     dry = reembed_gallery(enrolled_gallery, embedder, dry_run=True)
     assert dry.reembedded == 6 and enrolled_gallery.model_id() == old_id
-    report = reembed_gallery(enrolled_gallery, embedder)
+    from faceapp.errors import GalleryError
+
+    with pytest.raises(GalleryError, match="--force"):  # removing templates needs consent
+        reembed_gallery(enrolled_gallery, embedder)
+    assert enrolled_gallery.model_id() == old_id
+    report = reembed_gallery(enrolled_gallery, embedder, force=True)
     assert (report.reembedded, report.removed) == (6, 2)
     assert report.must_reenroll == ("no thumbnail",) and report.partly_reembedded == ("biden",)
     matrix = enrolled_gallery.matrix(embedder.model_id)
@@ -288,8 +293,6 @@ def test_reembed_keeps_an_encrypted_gallery_readable(trained, enrolled_gallery):
     from faceapp.modelcard import load_card
     from faceapp.reembed import reembed_gallery
 
-    if not hasattr(enrolled_gallery, "encrypt"):
-        pytest.skip("this gallery version has no encryption")
     enrolled_gallery.encrypt("secret words")
     embedder = Embedder(load_card(trained[1]), device="cpu", backend="tensorflow")
     report = reembed_gallery(enrolled_gallery, embedder)
@@ -300,3 +303,12 @@ def test_reembed_keeps_an_encrypted_gallery_readable(trained, enrolled_gallery):
         matrix = reopened.matrix(embedder.model_id)
     assert matrix.embeddings.shape == (6, 128)
     assert np.allclose(np.linalg.norm(matrix.embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_reembed_with_the_same_model_changes_nothing(enrolled_gallery, recognizer):
+    from faceapp.reembed import reembed_gallery
+
+    before = [t.embedding.tobytes() for t in enrolled_gallery.templates()]
+    report = reembed_gallery(enrolled_gallery, recognizer.embedder)
+    assert (report.reembedded, report.removed) == (0, 0)
+    assert [t.embedding.tobytes() for t in enrolled_gallery.templates()] == before

@@ -211,7 +211,7 @@ def cmd_reembed(args) -> int:
 
     embedder = Embedder(load_card(args.model), device=args.device)
     with _open_gallery(args) as gallery:
-        report = reembed_gallery(gallery, embedder, dry_run=args.dry_run)
+        report = reembed_gallery(gallery, embedder, dry_run=args.dry_run, force=args.force)
     _print(args, report.to_json(), format_report(report))
     return 0
 
@@ -223,9 +223,12 @@ def register_reembed(actions: Any, common: argparse.ArgumentParser) -> None:
         help="recompute every template with the model in use (--model), from the stored face thumbnails",
         description="Recompute every template of the gallery with the model chosen by --model, from the "
         "aligned-face thumbnails stored at enrolment, in one transaction. Templates without a thumbnail "
-        "are removed and their people named: those left with none must be enrolled again.",
+        "cannot be recomputed: they are removed only with --force, and their people named (those left "
+        "with none must be enrolled again).",
     )
     reembed.add_argument("--dry-run", action="store_true", help="only say what would happen")
+    reembed.add_argument("--force", action="store_true",
+                         help="also remove templates that have no stored face (and re-embed a gallery already made by this model)")
     reembed.add_argument("--json", action="store_true", help="print the report as JSON")
     reembed.set_defaults(func=cmd_reembed)
 
