@@ -123,7 +123,6 @@ def cmd_enroll(args) -> int:
 def cmd_identify(args) -> int:
     from faceapp.imageio import read_image, write_image
     from faceapp.overlay import draw_results
-
     from faceapp.privacy import PrivacyPolicy, check_image_write
 
     with _open_gallery(args) as gallery:
@@ -289,7 +288,7 @@ def cmd_bench(args) -> int:
             else:
                 logger.warning("OpenCV reference pipeline skipped: %s not found (run tools/fetch_reference_model.sh)", onnx)
             if benchmark.face_recognition_available():
-                photos = [sorted((fixtures / p).glob("*.jpg"))[0] for p in ("obama", "biden")] if fixtures.is_dir() else []
+                photos = [min((fixtures / p).glob("*.jpg")) for p in ("obama", "biden")] if fixtures.is_dir() else []
                 results.append(benchmark.bench_face_recognition(frames, photos))
             else:
                 logger.info("face_recognition (dlib) is not installed: its row is skipped (see the README)")
