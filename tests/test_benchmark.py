@@ -1,0 +1,24 @@
+"""`faceapp bench` runs every pipeline on the same frames and reports comparable figures
+(no timing is asserted: only that the figures exist and are consistent)."""
+
+from __future__ import annotations
+
+import json
+
+from faceapp.cli import main
+
+
+def test_bench_json_has_one_object_per_pipeline(fixtures_dir, capsys):
+    assert main(["-q", "bench", "--frames", "12", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    names = [p["name"] for p in report["pipelines"]]
+    assert names[0].startswith("faceapp tracking on") and names[1].startswith("faceapp tracking off")
+    assert "opencv-yunet-sface" in names  # the reference ONNX is fetched for the tests
+    for pipeline in report["pipelines"]:
+        assert pipeline["frames"] == 12 and pipeline["fps"] > 0
+        assert set(pipeline["ms"]) == {"detect", "align", "embed", "match", "total"}
+        assert all(s["p95_ms"] >= s["median_ms"] >= 0 for s in pipeline["ms"].values())
+    # Every pipeline saw the same faces in the same frames.
+    assert len({p["faces"] for p in report["pipelines"] if "dlib" not in p["name"]}) == 1
+    runtimes = {row["runtime"] for row in report["embedding"]}
+    assert {"faceapp (LiteRT/XNNPACK)", "plain TensorFlow tf.function", "OpenCV DNN (same ONNX)"} <= runtimes
