@@ -65,22 +65,44 @@ def read_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
     return frames
 
 
-def bench_faceapp(process: Callable[[np.ndarray], object], frames: list[np.ndarray], name: str = "faceapp") -> PipelineResult:
-    """Time ``process`` (``Recognizer.process``: full per-frame recognition, or
-    ``LiveRecognizer.process``: tracking on) over ``frames``."""
-    process(frames[0])  # warm-up
-    times = {"detect": [], "align": [], "embed": [], "match": [], "total": []}
+STAGES = ("detect", "align", "embed", "match")
+
+
+def _timed_run(name: str, frames: list[np.ndarray], step: Callable[[np.ndarray], tuple[int, tuple[float, ...]]]) -> PipelineResult:
+    """Run ``step`` on every frame (after one warm-up call) and gather its statistics.
+
+    ``step(frame)`` returns (number of faces, milliseconds of each of :data:`STAGES`);
+    the total is measured around the call.
+    """
+    step(frames[0])
+    times: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
     faces = 0
     start = time.perf_counter()
     for frame in frames:
         began = time.perf_counter()
-        result = process(frame)
+        count, stage_ms = step(frame)
         times["total"].append((time.perf_counter() - began) * 1e3)
-        for stage in ("detect", "align", "embed", "match"):
-            times[stage].append(getattr(result.times, stage))
-        faces += len(result.faces)
+        for stage, value in zip(STAGES, stage_ms):
+            times[stage].append(value)
+        faces += count
     elapsed = time.perf_counter() - start
     return PipelineResult(name, len(frames), faces, len(frames) / elapsed, {k: _stats(v) for k, v in times.items()})
+
+
+def bench_faceapp(process: Callable[[np.ndarray], object], frames: list[np.ndarray], name: str = "faceapp") -> PipelineResult:
+    """Time ``process`` (``Recognizer.process``: full per-frame recognition, or
+    ``LiveRecognizer.process``: tracking on) over ``frames``."""
+
+    def step(frame):
+        result = process(frame)
+        return len(result.faces), tuple(getattr(result.times, stage) for stage in STAGES)
+
+    return _timed_run(name, frames, step)
+
+
+def _stage_ms(*marks: float) -> tuple[float, ...]:
+    """Milliseconds between consecutive ``time.perf_counter()`` marks."""
+    return tuple((b - a) * 1e3 for a, b in zip(marks, marks[1:]))
 
 
 def bench_opencv_reference(yunet_path: Path, sface_onnx: Path, frames: list[np.ndarray], gallery: np.ndarray | None = None) -> PipelineResult:
@@ -91,12 +113,9 @@ def bench_opencv_reference(yunet_path: Path, sface_onnx: Path, frames: list[np.n
     height, width = frames[0].shape[:2]
     detector = cv2.FaceDetectorYN.create(str(yunet_path), "", (width, height), 0.8, 0.3, 5000)
     recognizer = cv2.FaceRecognizerSF.create(str(sface_onnx), "")
-    gallery = gallery if gallery is not None else np.zeros((1, 128), np.float32)
-    times = {"detect": [], "align": [], "embed": [], "match": [], "total": []}
-    faces_seen = 0
+    gallery = gallery if gallery is not None and len(gallery) else np.zeros((1, 128), np.float32)
 
-    def run(frame, record: bool) -> None:
-        nonlocal faces_seen
+    def step(frame):
         t0 = time.perf_counter()
         detector.setInputSize((frame.shape[1], frame.shape[0]))
         _, faces = detector.detect(frame)
@@ -110,18 +129,9 @@ def bench_opencv_reference(yunet_path: Path, sface_onnx: Path, frames: list[np.n
             matrix = np.stack(features)
             matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
             (matrix @ gallery.T).argmax(axis=1)
-        t4 = time.perf_counter()
-        if record:
-            faces_seen += len(faces)
-            for stage, value in zip(("detect", "align", "embed", "match", "total"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
-                times[stage].append(value * 1e3)
+        return len(faces), _stage_ms(t0, t1, t2, t3, time.perf_counter())
 
-    run(frames[0], record=False)
-    start = time.perf_counter()
-    for frame in frames:
-        run(frame, record=True)
-    elapsed = time.perf_counter() - start
-    return PipelineResult("opencv-yunet-sface", len(frames), faces_seen, len(frames) / elapsed, {k: _stats(v) for k, v in times.items()})
+    return _timed_run("opencv-yunet-sface", frames, step)
 
 
 def face_recognition_available() -> bool:
@@ -140,14 +150,10 @@ def bench_face_recognition(frames: list[np.ndarray], known_photos: list[Path] | 
 
     known = []
     for photo in known_photos or []:
-        encodings = face_recognition.face_encodings(face_recognition.load_image_file(str(photo)))
-        known += encodings[:1]
+        known += face_recognition.face_encodings(face_recognition.load_image_file(str(photo)))[:1]
     gallery = np.array(known) if known else np.zeros((1, 128))
-    times = {"detect": [], "align": [], "embed": [], "match": [], "total": []}
-    faces_seen = 0
 
-    def run(frame, record: bool) -> None:
-        nonlocal faces_seen
+    def step(frame):
         t0 = time.perf_counter()
         rgb = np.ascontiguousarray(frame[:, :, ::-1])
         locations = face_recognition.face_locations(rgb)
@@ -156,18 +162,10 @@ def bench_face_recognition(frames: list[np.ndarray], known_photos: list[Path] | 
         t2 = time.perf_counter()
         for encoding in encodings:
             face_recognition.face_distance(gallery, encoding).argmin()
-        t3 = time.perf_counter()
-        if record:
-            faces_seen += len(locations)
-            for stage, value in zip(("detect", "align", "embed", "match", "total"), (t1 - t0, 0.0, t2 - t1, t3 - t2, t3 - t0)):
-                times[stage].append(value * 1e3)
+        detect, embed, match = _stage_ms(t0, t1, t2, time.perf_counter())
+        return len(locations), (detect, 0.0, embed, match)
 
-    run(frames[0], record=False)
-    start = time.perf_counter()
-    for frame in frames:
-        run(frame, record=True)
-    elapsed = time.perf_counter() - start
-    return PipelineResult("face_recognition (dlib)", len(frames), faces_seen, len(frames) / elapsed, {k: _stats(v) for k, v in times.items()})
+    return _timed_run("face_recognition (dlib)", frames, step)
 
 
 @dataclass(frozen=True)

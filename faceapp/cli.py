@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp import __version__
+from faceapp.argtypes import fraction, non_negative_int, positive_int
 from faceapp.errors import FaceAppError, NoFaceError, SourceError
 
 logger = logging.getLogger("faceapp")
@@ -320,27 +321,6 @@ def cmd_bench(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _unit_interval(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
-    return value
-
-
 def _common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     """Options accepted before or after the command. After it, their defaults are
     suppressed so that a value given before the command is not reset."""
@@ -354,8 +334,8 @@ def _common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--model", metavar="DIR", default=default(None), help="model directory (default: $FACEAPP_MODELS, else the shipped models/)")
     group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
     group.add_argument("--threshold", metavar="T", default=default(None), help="match threshold: a cosine similarity, or a preset: strict, balanced, lenient (default: the model card's)")
-    group.add_argument("--det-score", type=_unit_interval, default=default(0.8), metavar="S", help="face detector score threshold (default: 0.8)")
-    group.add_argument("--min-face", type=_non_negative_int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
+    group.add_argument("--det-score", type=fraction, default=default(0.8), metavar="S", help="face detector score threshold (default: 0.8)")
+    group.add_argument("--min-face", type=non_negative_int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
     group.add_argument("--flip-fusion", action="store_true", default=default(False),
                        help="embed each face and its mirror image (slightly more accurate, twice the embedding cost)")
     group.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log what happens")
@@ -401,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     recognize.add_argument("--source", required=True, metavar="SRC", help="webcam index, video file, stream URL or image folder")
     recognize.add_argument("--out", metavar="FILE.mp4", help="write the annotated video")
     recognize.add_argument("--events", metavar="FILE.jsonl", help="write one JSON line per face per frame")
-    recognize.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames (needed to end a live source other than by Ctrl+C)")
+    recognize.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames (needed to end a live source other than by Ctrl+C)")
     recognize.add_argument("--no-tracking", action="store_true",
                            help="recognise every face of every frame on its own (default: track faces, vote names, embed only when needed)")
     recognize.add_argument("--blur", choices=("none", "unknown", "all"), default="none",
@@ -413,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure speed against OpenCV's own YuNet + SFace pipeline (and face_recognition, if installed), in one run",
     )
     bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, 640x480)")
-    bench.add_argument("--frames", type=_positive_int, metavar="N", help="use at most N frames")
+    bench.add_argument("--frames", type=positive_int, metavar="N", help="use at most N frames")
     bench.add_argument("--no-embedding", action="store_true", help="skip the embedding-only comparison")
     bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")
     bench.set_defaults(func=cmd_bench)

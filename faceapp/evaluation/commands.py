@@ -12,6 +12,8 @@ import logging
 import sys
 from typing import Any
 
+from faceapp.argtypes import positive_int
+
 logger = logging.getLogger(__name__)
 
 LFW_DESCRIPTION = """\
@@ -63,16 +65,6 @@ def _recognizer(args: argparse.Namespace) -> Any:
 def _print_json(data: dict[str, Any]) -> None:
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -168,7 +160,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                      help="detect at these image scales and average the subject's landmarks (default: 1,2)")
     lfw.add_argument("--no-face", choices=("centre", "reject"), default="centre",
                      help="an image with no detected face: align it at LFW's mean face position (default) or declare its pairs different")
-    lfw.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
+    lfw.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
     lfw.set_defaults(func=cmd_eval_lfw)
 
     ident = actions.add_parser(
@@ -176,11 +168,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description=IDENT_DESCRIPTION, formatter_class=formatter,
     )
     ident.add_argument("data_dir", metavar="DATA_DIR", help="NAME/*.jpg folders, or NAME_NNNN.jpg files (in DATA_DIR or DATA_DIR/images)")
-    ident.add_argument("--enroll", "-k", type=_positive_int, default=2, metavar="K",
+    ident.add_argument("--enroll", "-k", type=positive_int, default=2, metavar="K",
                        help="images enrolled per known person; people need K+1 images to be known (default: 2)")
     ident.add_argument("--strangers", "-m", type=_strangers, default=0.2, metavar="M",
                        help="people never enrolled: a fraction of all people if < 1, else a count (default: 0.2)")
-    ident.add_argument("--folds", type=_positive_int, metavar="N",
+    ident.add_argument("--folds", type=positive_int, metavar="N",
                        help="k-fold cross-validation: N groups of people, each the strangers once (overrides --strangers)")
     ident.add_argument("--seed", type=int, default=0, help="seed of the random choice of strangers (default: 0)")
     ident.add_argument("--out", metavar="DIR", default="eval-ident", help="where report.json goes (default: ./eval-ident)")
@@ -192,5 +184,5 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                        help="of several faces in an image, the subject is the one nearest the centre (default) or the largest")
     ident.add_argument("--no-face", choices=("skip", "centre"), default="skip",
                        help="an image with no detected face is left out (default) or aligned at LFW's mean face position")
-    ident.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
+    ident.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
     ident.set_defaults(func=cmd_eval_ident)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faceapp.argtypes import fraction, positive_int
 from faceapp.errors import FaceAppError
 
 logger = logging.getLogger(__name__)
@@ -35,20 +36,6 @@ rate, margin and frozen depth (table in MODEL_DIR/search/search.csv); the best i
 
 class TrainingError(FaceAppError):
     """Bad training options or a failed training run."""
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
 
 
 def _read_people_file(path: str) -> tuple[str, ...]:
@@ -247,17 +234,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--folds-of-pairs", metavar="SPEC", help="... in these of its folds, e.g. 1-8")
     group.add_argument("--exclude-people-from-pairs", metavar="PAIRS", help="leave out the people of this pairs.txt ...")
     group.add_argument("--exclude-folds", metavar="SPEC", help="... in these of its folds (default: all), e.g. 9-10")
-    group.add_argument("--min-images", type=_positive_int, default=2, metavar="N", help="people with fewer usable faces are left out (default: 2)")
-    group.add_argument("--max-images", type=_positive_int, metavar="N", help="at most N images per person")
-    group.add_argument("--max-people", type=_positive_int, metavar="N", help="at most N people (first in name order)")
-    group.add_argument("--val-fraction", type=_fraction, default=0.2, metavar="F", help="share of the people held out for validation (default: 0.2)")
+    group.add_argument("--min-images", type=positive_int, default=2, metavar="N", help="people with fewer usable faces are left out (default: 2)")
+    group.add_argument("--max-images", type=positive_int, metavar="N", help="at most N images per person")
+    group.add_argument("--max-people", type=positive_int, metavar="N", help="at most N people (first in name order)")
+    group.add_argument("--val-fraction", type=fraction, default=0.2, metavar="F", help="share of the people held out for validation (default: 0.2)")
     group.add_argument("--no-face", choices=NO_FACE, default="skip", help="image without a detected face: skip it or align it at the image centre (default: skip; both are listed)")
     group.add_argument("--cache-dir", metavar="DIR", help="where aligned faces are cached (default: the user cache)")
     group.add_argument("--seed", type=int, default=0, help="seeds the split, the pairs and the augmentation (default: 0)")
     group = train.add_argument_group("model and optimisation")
-    group.add_argument("--epochs", type=_positive_int, default=10)
-    group.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="global batch size (default: 64)")
-    group.add_argument("--steps-per-epoch", type=_positive_int, metavar="N", help="default: one pass over the training images")
+    group.add_argument("--epochs", type=positive_int, default=10)
+    group.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="global batch size (default: 64)")
+    group.add_argument("--steps-per-epoch", type=positive_int, metavar="N", help="default: one pass over the training images")
     group.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the cosine schedule (default: 1e-4)")
     group.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS", help="linear warm-up (default: 0)")
     group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="AdamW or SGD with momentum 0.9 (default: adam)")
@@ -270,12 +257,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--dropout", type=float, default=0.4, help="dropout before the projection (default: 0.4)")
     group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random mirror, crop/scale, rotation, brightness/contrast, blur (default: on)")
     group.add_argument("--balance", choices=BALANCES, default="none", help="class-balanced sampling or class weights (default: none)")
-    group.add_argument("--patience", type=_positive_int, default=3, help="early stopping patience in epochs (default: 3)")
+    group.add_argument("--patience", type=positive_int, default=3, help="early stopping patience in epochs (default: 3)")
     group.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed float16 on a GPU with auto (default)")
-    group.add_argument("--val-pairs", type=_positive_int, default=600, metavar="N", help="validation pairs, half same-person (default: 600)")
+    group.add_argument("--val-pairs", type=positive_int, default=600, metavar="N", help="validation pairs, half same-person (default: 600)")
     group = train.add_argument_group("research")
     group.add_argument("--folds", type=int, metavar="K", help="K-fold cross-validation by person (mean and std; no model written)")
-    group.add_argument("--search", type=_positive_int, metavar="N", help="random search of N trials over learning rate, margin, frozen depth")
+    group.add_argument("--search", type=positive_int, metavar="N", help="random search of N trials over learning rate, margin, frozen depth")
     train.add_argument("--json", action="store_true", help="print the report as JSON")
     train.set_defaults(func=cmd_train)
 
