@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.embedding.device import DeviceChoice, choose_device, import_tensorflow
+from faceapp.embedding.sface import to_model_input
 from faceapp.errors import ModelError
 from faceapp.modelcard import EmbeddingCard, sha256_of, verified_file
 from faceapp.stdio import native_stderr_silenced
@@ -143,7 +144,7 @@ class Embedder:
             raise ValueError(f"expected aligned faces of shape (N, 112, 112, 3), got {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, self.dim), np.float32)
-        rgb = np.ascontiguousarray(faces[..., ::-1], dtype=np.float32)
+        rgb = to_model_input(faces)
         chunks = []
         with self._lock:
             for start in range(0, len(rgb), self.max_batch):

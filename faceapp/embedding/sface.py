@@ -32,6 +32,12 @@ CONV_BN_EPSILON = 1e-3
 HEAD_BN_EPSILON = 2e-5
 
 
+def to_model_input(faces_bgr: np.ndarray) -> np.ndarray:
+    """Aligned BGR uint8 crops ``(N, 112, 112, 3)`` -> the network's input: RGB float32
+    in [0, 255] (the scaling is inside the model). Used by inference and training alike."""
+    return np.ascontiguousarray(np.asarray(faces_bgr)[..., ::-1], dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class Block:
     """One depthwise-separable block: 3x3 depthwise (``stride``), then 1x1 to ``filters``."""

@@ -198,11 +198,9 @@ def pick_detection(detections: Sequence[Detection], width: int, height: int, pic
 
 def box_iou(first: tuple[float, float, float, float], second: tuple[float, float, float, float]) -> float:
     """Intersection over union of two ``(x, y, w, h)`` boxes, in ``[0, 1]``."""
-    width = min(first[0] + first[2], second[0] + second[2]) - max(first[0], second[0])
-    height = min(first[1] + first[3], second[1] + second[3]) - max(first[1], second[1])
-    inter = max(width, 0.0) * max(height, 0.0)
-    union = first[2] * first[3] + second[2] * second[3] - inter
-    return inter / union if union > 0 else 0.0
+    from faceapp.tracking import iou_matrix
+
+    return float(iou_matrix(np.array([first]), np.array([second]))[0, 0])
 
 
 def detect_at_scale(detect: Callable[[np.ndarray], list[Detection]], image: np.ndarray, scale: float) -> list[Detection]:

@@ -313,14 +313,20 @@ class MainWindow(QMainWindow):
             message = "wrong passphrase; nothing was changed"
         self._say(f"{what} failed: {message}")
 
-    def encrypt_gallery(self) -> int | None:
-        """Ask for a new passphrase (twice) and encrypt the gallery on the worker thread."""
+    def _new_passphrase(self, title: str, *labels: str) -> str | None:
+        """A new passphrase typed twice, or None (cancelled, or a mismatch said plainly)."""
         try:
-            passphrase = ask_new_passphrase(self.asker, self, "Encrypt the gallery", "Passphrase for the gallery")
+            return ask_new_passphrase(self.asker, self, title, *labels)
         except Cancelled:
             return None
         except FaceAppError as error:
             self._say(error)
+            return None
+
+    def encrypt_gallery(self) -> int | None:
+        """Ask for a new passphrase (twice) and encrypt the gallery on the worker thread."""
+        passphrase = self._new_passphrase("Encrypt the gallery", "Passphrase for the gallery")
+        if passphrase is None:
             return None
         path = self.gallery.path
 
@@ -334,12 +340,8 @@ class MainWindow(QMainWindow):
         old = self.asker.password(self, "Change the passphrase", "Current passphrase:")
         if old is None:
             return None
-        try:
-            new = ask_new_passphrase(self.asker, self, "Change the passphrase")
-        except Cancelled:
-            return None
-        except FaceAppError as error:
-            self._say(error)
+        new = self._new_passphrase("Change the passphrase")
+        if new is None:
             return None
         path = self.gallery.path
 

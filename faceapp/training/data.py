@@ -308,11 +308,6 @@ def verification_pairs(labels: np.ndarray, count: int, seed: int) -> tuple[np.nd
 
 
 # --------------------------------------------------------------------------- tf.data
-def to_model_input(images_bgr: np.ndarray) -> np.ndarray:
-    """BGR uint8 ``(N, 112, 112, 3)`` -> the network's RGB float32 in [0, 255]."""
-    return np.ascontiguousarray(images_bgr[..., ::-1], dtype=np.float32)
-
-
 def _gaussian_kernel(tf, sigma):
     radius = 2
     x = tf.cast(tf.range(-radius, radius + 1), tf.float32)

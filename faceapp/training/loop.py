@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from faceapp.embedding.sface import to_model_input
 from faceapp.training.config import STAGES, TrainConfig
-from faceapp.training.data import FaceSet, steps_per_epoch, to_model_input, train_dataset, verification_pairs
+from faceapp.training.data import FaceSet, steps_per_epoch, train_dataset, verification_pairs
 
 logger = logging.getLogger(__name__)
 
