@@ -1,5 +1,5 @@
 import sys
 
-from faceapp.cli import main
+from faceapp.cli.main import main
 
 sys.exit(main())

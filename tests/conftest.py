@@ -59,7 +59,7 @@ def isolated_user_dirs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def recognizer():
     """One loaded pipeline (no gallery) for the whole session; CPU."""
-    from faceapp.pipeline import PipelineConfig, Recognizer
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
     return Recognizer.create(PipelineConfig(device="cpu"))
 
@@ -67,7 +67,7 @@ def recognizer():
 @pytest.fixture(scope="session")
 def fixture_video(fixtures_dir, tmp_path_factory):
     """A 640x480 video made from the fixture photos, with who is visible per frame."""
-    from faceapp.fixture_video import make_fixture_video
+    from faceapp.media.fixture_video import make_fixture_video
 
     return make_fixture_video(fixtures_dir, tmp_path_factory.mktemp("video") / "fixtures.avi")
 
@@ -93,8 +93,8 @@ def enrolled_gallery_file(recognizer, fixtures_dir, tmp_path_factory) -> Path:
     """A closed gallery file with "obama" (4 photos) and "biden" (2 photos) enrolled.
 
     Shared by the session: copy it (``enrolled_gallery``) before changing it."""
-    from faceapp.enrollment import samples_from_files
-    from faceapp.gallery import Gallery
+    from faceapp.recognition.enrollment import samples_from_files
+    from faceapp.storage.gallery import Gallery
 
     path = tmp_path_factory.mktemp("enrolled") / "gallery.sqlite3"
     with Gallery(path) as gallery:
@@ -109,7 +109,7 @@ def enrolled_gallery(enrolled_gallery_file, tmp_path):
     """A private, open copy of ``enrolled_gallery_file``."""
     import shutil
 
-    from faceapp.gallery import Gallery
+    from faceapp.storage.gallery import Gallery
 
     path = tmp_path / "gallery.sqlite3"
     shutil.copyfile(enrolled_gallery_file, path)
@@ -121,7 +121,7 @@ def enrolled_gallery(enrolled_gallery_file, tmp_path):
 def make_recognizer(recognizer):
     """``make_recognizer(gallery)``: a Recognizer sharing the session's loaded models,
     with its own gallery (the session ``recognizer`` itself stays without one)."""
-    from faceapp.pipeline import Recognizer
+    from faceapp.recognition.pipeline import Recognizer
 
     def make(gallery=None, threshold: float | None = None):
         chosen = recognizer.threshold if threshold is None else threshold
@@ -147,7 +147,7 @@ def sface_onnx() -> Path:
 @pytest.fixture(scope="session")
 def fixture_faces(recognizer, fixtures_dir) -> dict:
     """Every fixture photo, read and detected once: ``{"obama/obama_1.jpg": (BGR image, [Detection])}``."""
-    from faceapp.imageio import read_image
+    from faceapp.media.imageio import read_image
 
     faces = {}
     for path in sorted(fixtures_dir.rglob("*.jpg")):
@@ -160,7 +160,7 @@ def copy_model_dir(destination: Path) -> Path:
     """Copy the shipped model directory's card, weights and detector to ``destination``."""
     import shutil
 
-    from faceapp.modelcard import DEFAULT_CARD, DEFAULT_MODEL_DIR, YUNET_FILE, load_card
+    from faceapp.embedding.modelcard import DEFAULT_CARD, DEFAULT_MODEL_DIR, YUNET_FILE, load_card
 
     destination.mkdir(parents=True, exist_ok=True)
     card = load_card(DEFAULT_MODEL_DIR)
@@ -180,7 +180,7 @@ def flip_byte(path: Path, offset: int | None = None) -> None:
 @pytest.fixture(scope="session")
 def damaged_model_dir(tmp_path_factory) -> Path:
     """A model directory whose embedding weights have one byte changed (sha256 mismatch)."""
-    from faceapp.modelcard import load_card
+    from faceapp.embedding.modelcard import load_card
 
     directory = copy_model_dir(tmp_path_factory.mktemp("damaged-model"))
     flip_byte(load_card(directory).weights)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from faceapp.alignment import ALIGNED_SIZE, ARCFACE_TEMPLATE, align_face, similarity_transform
+from faceapp.vision.alignment import ALIGNED_SIZE, ARCFACE_TEMPLATE, align_face, similarity_transform
 
 
 def similarity(scale: float, degrees: float, tx: float, ty: float) -> np.ndarray:

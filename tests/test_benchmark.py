@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from faceapp.cli import main
+from faceapp.cli.main import main
 
 
 def test_bench_json_has_one_object_per_pipeline(fixtures_dir, capsys):

@@ -5,7 +5,7 @@ management -> export/import; one parametrised test covers every user error: exit
 1, exactly one line on stderr (``faceapp: error: ...``), no traceback, gallery untouched.
 The steps that prove something about processes (the gallery outlives the process that
 wrote it; nothing native leaks onto stderr) run ``python -m faceapp``; the rest call
-``faceapp.cli.main`` in-process, which saves about a second each.
+``faceapp.cli.main.main`` in-process, which saves about a second each.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from conftest import GROUP_PHOTO_PEOPLE, copy_model_dir, fixture_photos, flip_byte
 
-from faceapp.gallery import Gallery
-from faceapp.modelcard import load_card
+from faceapp.embedding.modelcard import load_card
+from faceapp.storage.gallery import Gallery
 
 #: Variables that would hide what a user sees; the CLI must quieten libraries itself.
 NOISE_SETTINGS = ("TF_CPP_MIN_LOG_LEVEL", "OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL", "ORT_LOG_LEVEL")
@@ -39,12 +39,12 @@ def run_cli(*args, timeout: float = 180) -> subprocess.CompletedProcess:
 
 
 def run_here(capfd, *args) -> subprocess.CompletedProcess:
-    """Run ``faceapp.cli.main`` in this process (fast; same code path as the command,
+    """Run ``faceapp.cli.main.main`` in this process (fast; same code path as the command,
     minus the interpreter start). ``capfd`` captures file descriptors, so output from
     native libraries would show up too."""
     import cv2
 
-    from faceapp.cli import main
+    from faceapp.cli.main import main
 
     # OpenCV read OPENCV_LOG_LEVEL (which the CLI sets) when this process loaded it.
     level = cv2.utils.logging.getLogLevel()
@@ -267,7 +267,7 @@ def test_enroll_error_with_many_photos_is_one_line(fixtures_dir, bad_files, tmp_
 @pytest.mark.parametrize("argv", [["--det-score", "1.5", "identify", "x.jpg"], ["--min-face", "-1", "identify", "x.jpg"],
                                   ["recognize", "--source", "x.mp4", "--max-frames", "-3"]])
 def test_out_of_range_options_are_usage_errors(argv, capsys):
-    from faceapp.cli import main
+    from faceapp.cli.main import main
 
     with pytest.raises(SystemExit) as stop:
         main(argv)

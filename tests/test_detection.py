@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceapp.detection import DetectorConfig, YuNetDetector
+from faceapp.embedding.modelcard import yunet_path
 from faceapp.errors import ModelError
-from faceapp.modelcard import yunet_path
+from faceapp.vision.detection import DetectorConfig, YuNetDetector
 
 
 @pytest.fixture(scope="module")

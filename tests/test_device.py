@@ -129,7 +129,7 @@ def test_gpu_embedding_equals_cpu(recognizer, fixture_faces):
 
 def test_missing_litert_falls_back_to_tensorflow(monkeypatch, caplog):
     from faceapp.embedding import runtime
-    from faceapp.modelcard import load_card
+    from faceapp.embedding.modelcard import load_card
 
     monkeypatch.setattr(runtime, "litert_available", lambda: False)
     embedder = runtime.Embedder(load_card(), device="cpu")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from conftest import copy_model_dir, flip_byte
 
+from faceapp.embedding.modelcard import DEFAULT_CARD, YUNET_FILE, load_card, model_dir, yunet_path
 from faceapp.embedding.runtime import Embedder, load_keras_model
 from faceapp.errors import ModelError
-from faceapp.modelcard import DEFAULT_CARD, YUNET_FILE, load_card, model_dir, yunet_path
 
 #: The issue's bound on |ours - original| for L2-normalised embeddings.
 TOLERANCE = 1e-4
@@ -197,7 +197,7 @@ def test_missing_weights_are_refused(tmp_path):
 
 
 def test_damaged_or_missing_detector_is_refused(tmp_path):
-    from faceapp.pipeline import PipelineConfig, Recognizer
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
     directory = copy_model_dir(tmp_path / "models")
     flip_byte(directory / YUNET_FILE, 1000)

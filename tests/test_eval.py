@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceapp import cli
+from faceapp.cli import main as cli
 from faceapp.evaluation.ident import (
     IdentConfig,
     Split,
@@ -71,8 +71,8 @@ class FakeEmbedder:
 
 
 def _run_cli(argv: list[str]) -> int:
-    """The real command line (``faceapp.cli.main``), errors printed as one line."""
-    from faceapp import cli
+    """The real command line (``faceapp.cli.main.main``), errors printed as one line."""
+    from faceapp.cli import main as cli
 
     return cli.main(argv)
 
@@ -326,7 +326,7 @@ def test_cli_reports_a_missing_dataset_as_one_line(tmp_path: Path, capsys: pytes
 
 
 def test_the_real_cli_registers_eval_when_wired() -> None:
-    from faceapp import cli
+    from faceapp.cli import main as cli
 
     parser = cli.build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -355,7 +355,7 @@ def fixture_photos() -> dict[str, list[Path]]:
 
 @pytest.fixture(scope="module")
 def recognizer(fixture_photos: dict[str, list[Path]]):
-    from faceapp.pipeline import PipelineConfig, Recognizer
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
     return Recognizer.create(PipelineConfig())
 
@@ -366,7 +366,7 @@ def tiny_lfw(tmp_path_factory: pytest.TempPathFactory, fixture_photos: dict[str,
     framing), and a 2-fold pairs file with 2 same + 2 different pairs per fold."""
     import cv2
 
-    from faceapp.imageio import read_image
+    from faceapp.media.imageio import read_image
 
     root = tmp_path_factory.mktemp("tiny_lfw")
     (root / "images").mkdir()

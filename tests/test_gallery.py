@@ -1,4 +1,4 @@
-"""Tests for faceapp.gallery and faceapp.archive (synthetic unit vectors, no models)."""
+"""Tests for faceapp.storage.gallery and faceapp.storage.archive (synthetic unit vectors, no models)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceapp import archive
-from faceapp.archive import ImportSummary, export_gallery, import_gallery
 from faceapp.errors import (
     FaceAppError,
     GalleryError,
     ModelMismatchError,
     UnknownPersonError,
 )
-from faceapp.gallery import SCHEMA_VERSION, Gallery, GalleryMatrix, NewTemplate
+from faceapp.storage import archive
+from faceapp.storage.archive import ImportSummary, export_gallery, import_gallery
+from faceapp.storage.gallery import SCHEMA_VERSION, Gallery, GalleryMatrix, NewTemplate
 
 REPO = Path(__file__).resolve().parents[1]
 DIM = 8
@@ -140,7 +140,7 @@ def test_persistence_across_processes(tmp_path: Path) -> None:
     writer = textwrap.dedent(
         f"""
         import numpy as np
-        from faceapp.gallery import Gallery, NewTemplate
+        from faceapp.storage.gallery import Gallery, NewTemplate
         v = np.zeros({DIM}, np.float32); v[0] = 1.0
         with Gallery({str(path)!r}) as g:
             g.add_person("Written Elsewhere", [NewTemplate(v, {MODEL!r}, quality=0.75, source="proc")])
@@ -149,7 +149,7 @@ def test_persistence_across_processes(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", writer], check=True, env=env, cwd=REPO, timeout=60)
     reader = textwrap.dedent(
         f"""
-        from faceapp.gallery import Gallery
+        from faceapp.storage.gallery import Gallery
         with Gallery({str(path)!r}) as g:
             (p,) = g.people()
             (t,) = g.templates()
@@ -840,7 +840,7 @@ def test_errors_are_faceapp_errors() -> None:
 
 
 def test_merging_the_same_archive_twice_adds_no_duplicates(tmp_path):
-    from faceapp.archive import export_gallery, import_gallery
+    from faceapp.storage.archive import export_gallery, import_gallery
 
     source = Gallery(tmp_path / "a.sqlite3")
     rng = np.random.default_rng(7)

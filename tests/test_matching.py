@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceapp.matching import Matcher
+from faceapp.recognition.matching import Matcher
 
 DIM = 16
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import GROUP_PHOTO_PEOPLE
 
-from faceapp.enrollment import samples_from_images, single_face
 from faceapp.errors import NoFaceError
-from faceapp.gallery import Gallery, NewTemplate
+from faceapp.recognition.enrollment import samples_from_images, single_face
+from faceapp.storage.gallery import Gallery, NewTemplate
 from faceapp.types import FrameResult
 
 
@@ -159,7 +159,7 @@ def test_fixture_video_frame_by_frame(make_recognizer, enrolled_gallery, fixture
 
     Observed: no miss in 78 frames. Allowed: 2 misses (frames at the ends of a pan,
     where a face is half out of the picture)."""
-    from faceapp.sources import open_source
+    from faceapp.media.sources import open_source
 
     live = make_recognizer(enrolled_gallery)
     misses = []
@@ -177,7 +177,7 @@ def test_fixture_video_frame_by_frame(make_recognizer, enrolled_gallery, fixture
 
 
 def test_flip_fusion_gives_unit_embeddings_close_to_plain(recognizer, fixtures_dir):
-    from faceapp.imageio import read_image
+    from faceapp.media.imageio import read_image
 
     image = read_image(fixtures_dir / "obama" / "obama_1.jpg")
     faces = recognizer.align(image, recognizer.detect(image))

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceapp import crypto
-from faceapp.archive import archive_is_encrypted, export_gallery, import_gallery
-from faceapp.crypto import KdfParams, PassphraseError
 from faceapp.errors import GalleryError
-from faceapp.gallery import SCHEMA_VERSION, Gallery, NewTemplate
-from faceapp.privacy import PrivacyError, PrivacyPolicy, blur_faces, check_image_write, initials, render_output
+from faceapp.media.privacy import PrivacyError, PrivacyPolicy, blur_faces, check_image_write, initials, render_output
 from faceapp.settings import Settings, SettingsError, load_settings, save_settings
+from faceapp.storage import crypto
+from faceapp.storage.archive import archive_is_encrypted, export_gallery, import_gallery
+from faceapp.storage.crypto import KdfParams, PassphraseError
+from faceapp.storage.gallery import SCHEMA_VERSION, Gallery, NewTemplate
 from faceapp.types import Detection, FaceResult, FrameResult, Match, StageTimes
 
 FAST_KDF = KdfParams(n=2**10, r=8, p=1)
@@ -157,7 +157,7 @@ def test_swapped_blobs_are_detected(tmp_path: Path) -> None:
 def test_schema_v1_gallery_still_opens(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    from faceapp.gallery import _migrate_v1
+    from faceapp.storage.gallery import _migrate_v1
 
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value)")
     conn.execute("INSERT INTO meta VALUES ('revision', 0), ('schema_version', 1)")
@@ -349,8 +349,8 @@ def test_blur_handles_odd_boxes() -> None:
 
 def test_recording_blurs_faces(tmp_path: Path, monkeypatch) -> None:
     """run_recognition(..., blur=...) writes blurred frames; refused in embeddings-only mode."""
-    from faceapp import recognize
-    from faceapp.sources import Frame, FrameSource
+    from faceapp.media.sources import Frame, FrameSource
+    from faceapp.recognition import run as recognize
 
     frame = _textured(120, 160)
     face = _result(((30, 30, 50, 50), None))

@@ -16,9 +16,9 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from faceapp.archive import export_gallery, import_gallery
 from faceapp.errors import GalleryError, ModelError, SourceError
-from faceapp.gallery import Gallery, NewTemplate
+from faceapp.storage.archive import export_gallery, import_gallery
+from faceapp.storage.gallery import Gallery, NewTemplate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,10 +119,10 @@ def test_path_traversal_member_names_are_refused(tmp_path: Path, name: str) -> N
 
 def test_png_with_huge_chunk_is_refused_before_decoding(monkeypatch) -> None:
     """A 70-byte PNG whose second chunk declares 2 GiB makes OpenCV 5 allocate ~4 GiB and
-    spend ~15 s before failing: faceapp.imageio must refuse it without decoding."""
+    spend ~15 s before failing: faceapp.media.imageio must refuse it without decoding."""
     import cv2
 
-    from faceapp import imageio
+    from faceapp.media import imageio
 
     data = bytearray(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
     data[33:37] = b"\x7f\xff\xff\xff"
@@ -175,7 +175,7 @@ def fake_camera(monkeypatch):
 
     def play(*items):
         FakeCapture.script = list(items)
-        from faceapp.sources import SourceSpec, VideoCaptureSource
+        from faceapp.media.sources import SourceSpec, VideoCaptureSource
 
         return VideoCaptureSource(SourceSpec("webcam", "0"))
 
@@ -193,7 +193,7 @@ def test_garbage_frames_are_skipped(fake_camera) -> None:
 
 
 def test_only_garbage_is_a_clear_error(fake_camera) -> None:
-    from faceapp.sources import MAX_BAD_FRAMES
+    from faceapp.media.sources import MAX_BAD_FRAMES
 
     source = fake_camera(*([np.zeros((2, 2), np.int64)] * (MAX_BAD_FRAMES + 1)))
     with pytest.raises(SourceError, match="unusable frames"):
@@ -211,7 +211,7 @@ def test_disconnect_ends_or_errors_cleanly(fake_camera) -> None:
 
 
 def test_stalled_camera_times_out(fake_camera) -> None:
-    from faceapp.sources import frames_with_timeout
+    from faceapp.media.sources import frames_with_timeout
 
     good = np.zeros((4, 6, 3), np.uint8)
     source = fake_camera(good, "stall", good)
@@ -236,8 +236,8 @@ def _copy_models(tmp_path: Path) -> Path:
 
 
 def test_truncated_embedding_weights_are_a_model_error(tmp_path: Path) -> None:
-    from faceapp.modelcard import load_card
-    from faceapp.pipeline import PipelineConfig, Recognizer
+    from faceapp.embedding.modelcard import load_card
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
     directory = _copy_models(tmp_path)
     weights = load_card(directory).weights
@@ -247,8 +247,8 @@ def test_truncated_embedding_weights_are_a_model_error(tmp_path: Path) -> None:
 
 
 def test_truncated_detector_is_a_model_error(tmp_path: Path) -> None:
-    from faceapp.detection import DetectorConfig, YuNetDetector
-    from faceapp.modelcard import yunet_path
+    from faceapp.embedding.modelcard import yunet_path
+    from faceapp.vision.detection import DetectorConfig, YuNetDetector
 
     directory = _copy_models(tmp_path)
     path = yunet_path(directory)
@@ -258,7 +258,7 @@ def test_truncated_detector_is_a_model_error(tmp_path: Path) -> None:
 
 
 def test_truncated_model_card_is_a_model_error(tmp_path: Path) -> None:
-    from faceapp.modelcard import DEFAULT_CARD, load_card
+    from faceapp.embedding.modelcard import DEFAULT_CARD, load_card
 
     directory = _copy_models(tmp_path)
     card = directory / DEFAULT_CARD
@@ -270,7 +270,7 @@ def test_truncated_model_card_is_a_model_error(tmp_path: Path) -> None:
 def test_export_never_leaves_a_partial_file(tmp_path: Path, monkeypatch) -> None:
     with Gallery(tmp_path / "g.db") as g:
         g.add_person("A", [NewTemplate(np.ones(4, np.float32), "m")])
-        from faceapp import archive
+        from faceapp.storage import archive
 
         def boom(*a, **k):
             raise OSError(28, "No space left on device")

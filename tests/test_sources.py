@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from faceapp.errors import SourceError
-from faceapp.sources import FOLDER_FPS, FolderSource, SourceSpec, VideoCaptureSource, open_source
+from faceapp.media.sources import FOLDER_FPS, FolderSource, SourceSpec, VideoCaptureSource, open_source
 
 
 def write_video(path, frames: int = 6, size=(64, 48), fps: float = 10.0):
@@ -64,7 +64,7 @@ def test_folder_plays_images_in_name_order_and_skips_bad_ones(tmp_path, caplog):
     (tmp_path / "c.jpg").write_bytes(b"this is not a jpeg")
     (tmp_path / "notes.txt").write_text("ignored: not an image suffix")
     (tmp_path / "sub.png").mkdir()  # a folder with an image suffix is ignored too
-    with caplog.at_level(logging.WARNING, logger="faceapp.sources"), open_source(str(tmp_path)) as source:
+    with caplog.at_level(logging.WARNING, logger="faceapp.media.sources"), open_source(str(tmp_path)) as source:
         assert isinstance(source, FolderSource)
         assert source.len_hint == 3 and source.fps == FOLDER_FPS
         frames = list(source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceapp.tracking import LiveRecognizer, NameVote, Observation, Tracker, iou_matrix
+from faceapp.recognition.tracking import LiveRecognizer, NameVote, Observation, Tracker, iou_matrix
 from faceapp.types import Detection
 
 
@@ -91,8 +91,8 @@ def test_vote_rejects_bad_arguments():
 
 @pytest.fixture(scope="module")
 def enrolled(recognizer, fixtures_dir, tmp_path_factory):
-    from faceapp.enrollment import samples_from_files
-    from faceapp.gallery import Gallery
+    from faceapp.recognition.enrollment import samples_from_files
+    from faceapp.storage.gallery import Gallery
 
     gallery = Gallery(tmp_path_factory.mktemp("tracking") / "g.sqlite3")
     for person in ("obama", "biden"):
@@ -104,7 +104,7 @@ def enrolled(recognizer, fixtures_dir, tmp_path_factory):
 
 
 def test_video_each_track_keeps_one_name(recognizer, enrolled, fixture_video):
-    from faceapp.sources import open_source
+    from faceapp.media.sources import open_source
 
     recognizer.gallery = enrolled
     try:

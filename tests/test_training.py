@@ -163,8 +163,8 @@ def test_threshold_calibration_orders_presets():
 
 
 def test_train_command_parses_into_configs(tmp_path):
-    from faceapp.cli import _common_options
-    from faceapp.training.commands import configs_from_args, register
+    from faceapp.cli.main import _common_options
+    from faceapp.cli.train import configs_from_args, register
 
     parser = argparse.ArgumentParser(parents=[_common_options(False)])
     commands = parser.add_subparsers(dest="command")
@@ -217,8 +217,8 @@ def test_faces_are_cached_and_split_by_person(tiny_lfw):
 def test_two_epochs_lower_the_loss_and_export_loads(trained, tiny_lfw):
     import json
 
-    from faceapp.modelcard import load_card
-    from faceapp.pipeline import PipelineConfig, Recognizer
+    from faceapp.embedding.modelcard import load_card
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
     report, out = trained
     losses = json.loads(Path(report["outputs"]["history"]).read_text())["history"]["loss"]
@@ -240,11 +240,11 @@ def test_two_epochs_lower_the_loss_and_export_loads(trained, tiny_lfw):
 
 
 def test_reembed_switches_the_gallery_and_names_people_to_reenroll(trained, enrolled_gallery, recognizer):
+    from faceapp.embedding.modelcard import load_card
     from faceapp.embedding.runtime import Embedder
     from faceapp.errors import ModelMismatchError
-    from faceapp.gallery import NewTemplate
-    from faceapp.modelcard import load_card
-    from faceapp.reembed import reembed_gallery
+    from faceapp.storage.gallery import NewTemplate
+    from faceapp.storage.reembed import reembed_gallery
 
     _, out = trained
     old_id = recognizer.embedder.model_id
@@ -288,10 +288,10 @@ def test_search_draws_within_ranges_and_crossval_summarises():
 
 
 def test_reembed_keeps_an_encrypted_gallery_readable(trained, enrolled_gallery):
+    from faceapp.embedding.modelcard import load_card
     from faceapp.embedding.runtime import Embedder
-    from faceapp.gallery import Gallery
-    from faceapp.modelcard import load_card
-    from faceapp.reembed import reembed_gallery
+    from faceapp.storage.gallery import Gallery
+    from faceapp.storage.reembed import reembed_gallery
 
     enrolled_gallery.encrypt("secret words")
     embedder = Embedder(load_card(trained[1]), device="cpu", backend="tensorflow")
@@ -306,7 +306,7 @@ def test_reembed_keeps_an_encrypted_gallery_readable(trained, enrolled_gallery):
 
 
 def test_reembed_with_the_same_model_changes_nothing(enrolled_gallery, recognizer):
-    from faceapp.reembed import reembed_gallery
+    from faceapp.storage.reembed import reembed_gallery
 
     before = [t.embedding.tobytes() for t in enrolled_gallery.templates()]
     report = reembed_gallery(enrolled_gallery, recognizer.embedder)

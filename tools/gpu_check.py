@@ -31,8 +31,8 @@ def aligned_faces(count: int) -> np.ndarray:
     crops = []
     folder = fixtures_dir()
     if folder.is_dir():
-        from faceapp.imageio import read_image
-        from faceapp.pipeline import PipelineConfig, Recognizer
+        from faceapp.media.imageio import read_image
+        from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
         recognizer = Recognizer.create(PipelineConfig(device="cpu"))
         for path in sorted(folder.glob("*/*.jpg")):
@@ -65,8 +65,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from faceapp.embedding.device import import_tensorflow
+    from faceapp.embedding.modelcard import load_card
     from faceapp.embedding.runtime import Embedder
-    from faceapp.modelcard import load_card
 
     tf = import_tensorflow()
     gpus = tf.config.list_physical_devices("GPU")

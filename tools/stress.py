@@ -44,9 +44,9 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from faceapp.crypto import KdfParams
 from faceapp.errors import FaceAppError
-from faceapp.gallery import Gallery, NewTemplate, PersonRecord
+from faceapp.storage.crypto import KdfParams
+from faceapp.storage.gallery import Gallery, NewTemplate, PersonRecord
 
 MODEL = "stress-model"
 DIM = 128
@@ -286,7 +286,7 @@ def concurrent_writers(path: Path, writers: int = 2, people_each: int = 10, time
     Raises AssertionError on anything else (a crash, corruption, a lost person)."""
     code = (
         "import sys; sys.path.insert(0, {repo!r}); from tools.stress import templates_for;"
-        "from faceapp.gallery import Gallery; from faceapp.errors import GalleryError\n"
+        "from faceapp.storage.gallery import Gallery; from faceapp.errors import GalleryError\n"
         "added = busy = 0\n"
         "with Gallery({path!r}, busy_timeout_ms=2000) as g:\n"
         "    for k in range({n}):\n"
@@ -344,7 +344,7 @@ def _valid_archive(rng: random.Random, tmp: Path) -> bytes:
     with Gallery(path) as g:
         for k in range(rng.randint(0, 3)):
             g.add_person(f"p{k}", templates_for(rng.randint(0, 10**6), rng.randint(1, 3), thumb_bytes=20))
-        from faceapp.archive import export_gallery
+        from faceapp.storage.archive import export_gallery
 
         out = tmp / f"src-{rng.random()}.zip"
         export_gallery(g, out)
@@ -467,7 +467,7 @@ def fuzz(count: int, targets: tuple[str, ...] = ("archive", "image", "settings")
     """Run ``count`` hypothesis cases per target; failures are collected, not raised.
 
     ``png_chunk_attack``: also write huge lengths into image headers (finds the OpenCV 5
-    PNG chunk allocation problem; off where faceapp.imageio has no guard for it yet)."""
+    PNG chunk allocation problem; off where faceapp.media.imageio has no guard for it yet)."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -500,8 +500,8 @@ def fuzz(count: int, targets: tuple[str, ...] = ("archive", "image", "settings")
         bases = [_valid_archive(base_rng, tmp) for _ in range(4)]
 
         if "archive" in targets:
-            from faceapp.archive import import_gallery
-            from faceapp.crypto import seal_encrypted
+            from faceapp.storage.archive import import_gallery
+            from faceapp.storage.crypto import seal_encrypted
 
             @settings(**common)
             @given(st.data())
@@ -539,7 +539,7 @@ def fuzz(count: int, targets: tuple[str, ...] = ("archive", "image", "settings")
             archive_case()
 
         if "image" in targets:
-            from faceapp.imageio import decode_image, encode_jpeg, read_image
+            from faceapp.media.imageio import decode_image, encode_jpeg, read_image
 
             sample = np.zeros((16, 16, 3), np.uint8)
             sample[4:12, 4:12] = 200

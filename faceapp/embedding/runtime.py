@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.embedding.device import DeviceChoice, choose_device, import_tensorflow
+from faceapp.embedding.modelcard import EmbeddingCard, sha256_of, verified_file
 from faceapp.embedding.sface import to_model_input
 from faceapp.errors import ModelError
-from faceapp.modelcard import EmbeddingCard, sha256_of, verified_file
 from faceapp.stdio import native_stderr_silenced
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ linear projection of the last 7x7x1024 feature map to 128 numbers. Every convolu
 followed by batch normalisation and a PReLU.
 
 Input: float32 ``(N, 112, 112, 3)``, **RGB**, pixel values in ``[0, 255]``, a face aligned
-to the ArcFace 5-point template (see :mod:`faceapp.alignment`). The ``(x - 127.5) / 128``
+to the ArcFace 5-point template (see :mod:`faceapp.vision.alignment`). The ``(x - 127.5) / 128``
 scaling is part of the model.
 Output: float32 ``(N, 128)``, *not* normalised (callers L2-normalise).
 

@@ -9,7 +9,7 @@ an unknown probe); every other person with at least ``K + 1`` images is *known*:
 first ``K`` images (in file-name order, among those with a usable face) are enrolled as
 their templates and the rest are known probes. The others (fewer images, not strangers) are left out and counted.
 A probe's score for a person is the best of that person's template similarities, as in
-the app's :class:`~faceapp.matching.Matcher`.
+the app's :class:`~faceapp.recognition.matching.Matcher`.
 
 Reported per split: closed-set rank-1 accuracy (known probes only), open-set
 detection-and-identification rate (DIR) at false alarm rates 1% and 0.1%, and, at the
@@ -33,7 +33,7 @@ import numpy as np
 
 from faceapp.evaluation.lfw import DatasetError, FacePolicy, embed_images, write_report
 from faceapp.evaluation.metrics import known_unknown_prf, open_set_dir_at_far, rank1_accuracy
-from faceapp.imageio import IMAGE_SUFFIXES
+from faceapp.media.imageio import IMAGE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 

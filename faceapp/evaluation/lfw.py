@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.alignment import align_face
 from faceapp.embedding.flip import embed_plain_and_mirror, embed_with_flip, fuse
 from faceapp.errors import FaceAppError
 from faceapp.evaluation.lfw_pairs import Pair, pair_arrays, read_pairs
@@ -44,6 +43,7 @@ from faceapp.evaluation.metrics import (
     tar_at_far,
 )
 from faceapp.types import Detection
+from faceapp.vision.alignment import align_face
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def pick_detection(detections: Sequence[Detection], width: int, height: int, pic
 
 def box_iou(first: tuple[float, float, float, float], second: tuple[float, float, float, float]) -> float:
     """Intersection over union of two ``(x, y, w, h)`` boxes, in ``[0, 1]``."""
-    from faceapp.tracking import iou_matrix
+    from faceapp.recognition.tracking import iou_matrix
 
     return float(iou_matrix(np.array([first]), np.array([second]))[0, 0])
 
@@ -289,12 +289,12 @@ def embed_images(
 ) -> ImageEmbeddings:
     """Read, detect, align and embed each image (pass each image once).
 
-    ``recognizer``: a :class:`~faceapp.pipeline.Recognizer` (its ``detect`` and
+    ``recognizer``: a :class:`~faceapp.recognition.pipeline.Recognizer` (its ``detect`` and
     ``embedder`` are used). Faces are embedded ``batch_size`` at a time; with ``flip``
     the mirror images go in the same batches. A progress bar on stderr with ``progress``.
     Unreadable images raise :class:`~faceapp.errors.ImageReadError`.
     """
-    from faceapp.imageio import read_image
+    from faceapp.media.imageio import read_image
 
     policy.validate()
     if batch_size < 1:
@@ -504,7 +504,7 @@ def run_lfw(
 
     ``dataset`` from :func:`load_lfw` (default: ``load_lfw()``). With ``out_dir``, writes
     ``report.json`` and ``roc.png`` there. ``flip`` adds the flip-fused results (two
-    network passes per face). ``recognizer`` is a :class:`~faceapp.pipeline.Recognizer`;
+    network passes per face). ``recognizer`` is a :class:`~faceapp.recognition.pipeline.Recognizer`;
     its threshold is reported as the app's.
     """
     policy = policy or FacePolicy()

@@ -21,8 +21,8 @@ SCREENSHOTS_ENV = "FACEAPP_SCREENSHOTS"  # a folder: take the docs' screenshots,
 
 def build_recognizer(args, gallery):
     """The pipeline the command-line options describe (same options as the CLI)."""
-    from faceapp.detection import DetectorConfig
-    from faceapp.pipeline import PipelineConfig, Recognizer
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
+    from faceapp.vision.detection import DetectorConfig
 
     detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
     config = PipelineConfig(

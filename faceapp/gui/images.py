@@ -46,7 +46,7 @@ def icon_from_bgr(image: np.ndarray, size: int = 64) -> QIcon:
 def initials_pixmap(name: str, size: int = 64) -> QPixmap:
     """A face-free stand-in for a thumbnail: the person's initials on a colour taken
     from the name (embeddings-only galleries store no face images). GUI thread only."""
-    from faceapp.privacy import initials
+    from faceapp.media.privacy import initials
 
     pixmap = QPixmap(size, size)
     pixmap.fill(Qt.GlobalColor.transparent)

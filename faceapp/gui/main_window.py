@@ -5,13 +5,13 @@ for known and red for unknown; the status line gives frames per second, per-stag
 milliseconds and the device the embedding runs on. The toolbar has the source picker,
 pause/resume, snapshot, loop, a threshold control (applies at once, remembered), and
 opens the enroll, add-from-photos and gallery windows. All the work happens in the
-:class:`~faceapp.gui.controller.LiveController`'s threads; this window only paints and
+:class:`~faceapp.gui.workers.controller.LiveController`'s threads; this window only paints and
 handles input, and closing it stops every thread.
 
 The Privacy menu turns the gallery's embeddings-only mode on and off, encrypts,
 re-keys or decrypts it (as a job on the recognition thread: every row is rewritten),
 chooses which faces snapshots blur, and reopens the gallery when another program
-encrypted, decrypted or re-keyed it. Snapshots follow :mod:`faceapp.privacy`.
+encrypted, decrypted or re-keyed it. Snapshots follow :mod:`faceapp.media.privacy`.
 """
 
 from __future__ import annotations
@@ -34,24 +34,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp import crypto
 from faceapp.errors import FaceAppError, SourceError
-from faceapp.gallery import Gallery
 from faceapp.gui.asker import Asker, QtAsker
-from faceapp.gui.capture import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
-from faceapp.gui.controller import LiveController, SourceOpener
-from faceapp.gui.enroll_dialog import EnrollDialog
-from faceapp.gui.gallery_dialog import GalleryDialog
+from faceapp.gui.dialogs.enroll import EnrollDialog
+from faceapp.gui.dialogs.gallery import GalleryDialog
+from faceapp.gui.dialogs.photos import PhotosDialog
+from faceapp.gui.dialogs.source_picker import SourcePickerDialog
 from faceapp.gui.passphrase import Cancelled, ask_new_passphrase, offer_to_remember, open_gallery
-from faceapp.gui.photos_dialog import PhotosDialog
-from faceapp.gui.recognition import FramePacket
 from faceapp.gui.settings import AppSettings
-from faceapp.gui.source_picker import SourcePickerDialog
 from faceapp.gui.video_view import VideoView
-from faceapp.imageio import write_image
-from faceapp.pipeline import Recognizer
-from faceapp.privacy import BLUR_CHOICES, PrivacyError, PrivacyPolicy, check_image_write, render_output
-from faceapp.sources import SourceSpec, open_source
+from faceapp.gui.workers.capture import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
+from faceapp.gui.workers.controller import LiveController, SourceOpener
+from faceapp.gui.workers.recognition import FramePacket
+from faceapp.media.imageio import write_image
+from faceapp.media.privacy import BLUR_CHOICES, PrivacyError, PrivacyPolicy, check_image_write, render_output
+from faceapp.media.sources import SourceSpec, open_source
+from faceapp.recognition.pipeline import Recognizer
+from faceapp.storage import crypto
+from faceapp.storage.gallery import Gallery
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import os
 
 from PySide6.QtWidgets import QWidget
 
-from faceapp import crypto
-from faceapp.crypto import PassphraseError
-from faceapp.gallery import Gallery
 from faceapp.gui.asker import Asker
+from faceapp.storage import crypto
+from faceapp.storage.crypto import PassphraseError
+from faceapp.storage.gallery import Gallery
 
 logger = logging.getLogger(__name__)
 

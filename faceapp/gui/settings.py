@@ -108,15 +108,15 @@ class AppSettings:
 
     @property
     def snapshot_blur(self) -> str:
-        """Which faces snapshots blur: "none", "unknown" or "all" (see faceapp.privacy)."""
-        from faceapp.privacy import BLUR_CHOICES
+        """Which faces snapshots blur: "none", "unknown" or "all" (see faceapp.media.privacy)."""
+        from faceapp.media.privacy import BLUR_CHOICES
 
         value = self._get("privacy/blur", str, "none")
         return value if value in BLUR_CHOICES else "none"
 
     @snapshot_blur.setter
     def snapshot_blur(self, value: str) -> None:
-        from faceapp.privacy import normalize_blur
+        from faceapp.media.privacy import normalize_blur
 
         self._set("privacy/blur", normalize_blur(value))
 

@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from faceapp.overlay import KNOWN_COLOUR, UNKNOWN_COLOUR, label_for
+from faceapp.media.overlay import KNOWN_COLOUR, UNKNOWN_COLOUR, label_for
 from faceapp.types import FrameResult
 
 KNOWN = QColor(KNOWN_COLOUR[2], KNOWN_COLOUR[1], KNOWN_COLOUR[0])  # the core's colours are BGR

@@ -173,11 +173,11 @@ def default_cache_dir() -> Path:
 
 def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, model_dir, progress: bool):
     """Run YuNet + alignment on every selected image; returns arrays for the cache."""
-    from faceapp.alignment import align_face
-    from faceapp.detection import YuNetDetector
+    from faceapp.embedding.modelcard import yunet_path
     from faceapp.evaluation.lfw import FacePolicy, find_face
-    from faceapp.imageio import read_image
-    from faceapp.modelcard import yunet_path
+    from faceapp.media.imageio import read_image
+    from faceapp.vision.alignment import align_face
+    from faceapp.vision.detection import YuNetDetector
 
     detector = YuNetDetector(yunet_path(model_dir))
     # Small images: exactly what `faceapp eval lfw` does (it upscales them for YuNet);

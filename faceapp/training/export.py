@@ -4,12 +4,12 @@
 
 * ``<model_id>.weights.h5`` -- the trainable SFace weights (batch norms unfolded), as
   :func:`faceapp.embedding.runtime.load_keras_model` loads them;
-* ``card.json`` -- the model card read by :func:`faceapp.modelcard.load_card`: a new
+* ``card.json`` -- the model card read by :func:`faceapp.embedding.modelcard.load_card`: a new
   unique ``model_id``, the weights' sha256, the input format, threshold presets
   calibrated on the validation pairs, and a ``training`` section (data summary,
   configuration, validation figures before and after, the people used).
 
-The YuNet detector is not copied: :func:`faceapp.modelcard.yunet_path` falls back to
+The YuNet detector is not copied: :func:`faceapp.embedding.modelcard.yunet_path` falls back to
 the shipped one.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from faceapp.embedding.modelcard import EmbeddingCard, load_card, sha256_of
 from faceapp.errors import ModelError
-from faceapp.modelcard import EmbeddingCard, load_card, sha256_of
 
 logger = logging.getLogger(__name__)
 

@@ -143,8 +143,8 @@ def build_backbone(config: TrainConfig, model_dir=None):
 
     backbone = build_sface(dropout=config.dropout)
     if not config.from_scratch:
+        from faceapp.embedding.modelcard import load_card
         from faceapp.embedding.runtime import load_keras_model
-        from faceapp.modelcard import load_card
 
         card = load_card(model_dir)
         backbone.set_weights(load_keras_model(card).get_weights())

@@ -80,7 +80,7 @@ def settings(tmp_path):
 @pytest.fixture(scope="session")
 def enrolled_templates(recognizer, fixtures_dir):
     """Templates of obama (two photos not used in the fixture video) and biden."""
-    from faceapp.enrollment import samples_from_files
+    from faceapp.recognition.enrollment import samples_from_files
 
     photos = {
         "obama": [fixtures_dir / "obama" / "obama_2.jpg", fixtures_dir / "obama" / "obama_3.jpg"],
@@ -92,7 +92,7 @@ def enrolled_templates(recognizer, fixtures_dir):
 
 @pytest.fixture
 def gallery(tmp_path):
-    from faceapp.gallery import Gallery
+    from faceapp.storage.gallery import Gallery
 
     with Gallery(tmp_path / "gallery.sqlite3") as value:
         yield value
@@ -113,7 +113,7 @@ def gallery_with(gallery, enrolled_templates):
 @pytest.fixture
 def live_recognizer(recognizer, gallery):
     """A recognizer over the test's gallery, sharing the session's loaded models."""
-    from faceapp.pipeline import Recognizer
+    from faceapp.recognition.pipeline import Recognizer
 
     return Recognizer(recognizer.card, recognizer.detector, recognizer.embedder, recognizer.card.default_threshold, gallery)
 
@@ -159,7 +159,7 @@ class FakeCamera:
 
 def scene_frames(fixtures_dir: Path, photo: str, count: int = 12, transform: Callable | None = None) -> list[np.ndarray]:
     """``count`` 640x480 frames panning across one fixture photo."""
-    from faceapp.fixture_video import Scene, render_frames
+    from faceapp.media.fixture_video import Scene, render_frames
 
     frames = [frame for frame, _ in render_frames(fixtures_dir, (Scene(photo, (), count),))]
     return [transform(f) for f in frames] if transform else frames
@@ -174,8 +174,8 @@ def biden_frames(fixtures_dir):
 @pytest.fixture
 def make_window(qtbot, live_recognizer, gallery, settings):
     """Build main windows (closed again, stopping their threads, after the test)."""
-    from faceapp.gui.capture import Backoff
     from faceapp.gui.main_window import MainWindow
+    from faceapp.gui.workers.capture import Backoff
 
     windows = []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from faceapp.gui.sampling import NO_FACE, SEVERAL_FACES, evaluate_frame
-from faceapp.imageio import read_image
+from faceapp.media.imageio import read_image
+from faceapp.recognition.sampling import NO_FACE, SEVERAL_FACES, evaluate_frame
 
 WAIT_MS = 20_000
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from faceapp.gallery import Gallery
-from faceapp.gui.gallery_dialog import COUNT, NAME, GalleryDialog
+from faceapp.gui.dialogs.gallery import COUNT, NAME, GalleryDialog
+from faceapp.storage.gallery import Gallery
 
 
 @pytest.fixture

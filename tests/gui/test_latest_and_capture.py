@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import Qt, QThread
 
 from faceapp.errors import SourceError
-from faceapp.gui.capture import Backoff, CaptureWorker, SourceState, own_copy
-from faceapp.gui.latest import LatestSlot
+from faceapp.gui.workers.capture import Backoff, CaptureWorker, SourceState, own_copy
+from faceapp.media.latest import LatestSlot
 
 
 def test_latest_slot_keeps_only_the_newest_item():

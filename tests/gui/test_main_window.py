@@ -8,11 +8,11 @@ import pytest
 from PySide6.QtCore import QThread
 
 from faceapp.errors import SourceError
-from faceapp.gui.capture import SourceState
 from faceapp.gui.main_window import MESSAGE_PAGE, VIDEO_PAGE
 from faceapp.gui.settings import AppSettings
-from faceapp.imageio import read_image
-from faceapp.sources import SourceSpec, open_source
+from faceapp.gui.workers.capture import SourceState
+from faceapp.media.imageio import read_image
+from faceapp.media.sources import SourceSpec, open_source
 
 WAIT_MS = 20_000
 

@@ -9,14 +9,14 @@ import time
 import numpy as np
 import pytest
 
-from faceapp import crypto
-from faceapp.crypto import KdfParams
-from faceapp.gallery import Gallery
-from faceapp.gui.gallery_dialog import ENCRYPT, INITIALS_ROLE, NAME, GalleryDialog
+from faceapp.gui.dialogs.gallery import ENCRYPT, INITIALS_ROLE, NAME, GalleryDialog
 from faceapp.gui.passphrase import open_gallery
 from faceapp.gui.settings import AppSettings
-from faceapp.imageio import read_image
-from faceapp.privacy import render_output
+from faceapp.media.imageio import read_image
+from faceapp.media.privacy import render_output
+from faceapp.storage import crypto
+from faceapp.storage.crypto import KdfParams
+from faceapp.storage.gallery import Gallery
 
 WAIT_MS = 20_000
 FAST_KDF = KdfParams(n=2**10, r=8, p=1)  # the tests' galleries: fast to unlock
@@ -183,7 +183,7 @@ def test_a_gallery_rekeyed_elsewhere_is_said_plainly_and_can_be_reopened(qtbot, 
 
 
 def test_encrypted_export_and_import(qtbot, gallery_with, asker_factory, tmp_path):
-    from faceapp.archive import archive_is_encrypted
+    from faceapp.storage.archive import archive_is_encrypted
 
     archive = tmp_path / "export.zip"
     asker = asker_factory(save_file=[str(archive)], choose=[ENCRYPT], password=["s3cret", "s3cret"])

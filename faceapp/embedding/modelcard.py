@@ -18,7 +18,7 @@ from faceapp.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 DEFAULT_CARD = "sface_2021dec.json"

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 
 from faceapp.errors import SourceError
 from faceapp.gui.asker import Asker
-from faceapp.imageio import IMAGE_SUFFIXES
-from faceapp.sources import SourceSpec
+from faceapp.media.imageio import IMAGE_SUFFIXES
+from faceapp.media.sources import SourceSpec
 
 KINDS = ("webcam", "file", "url", "folder")
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm *.mpg *.mpeg *.wmv);;All files (*)"

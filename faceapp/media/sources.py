@@ -19,7 +19,7 @@ from typing import Self
 import numpy as np
 
 from faceapp.errors import ImageReadError, SourceError
-from faceapp.imageio import IMAGE_SUFFIXES, read_image
+from faceapp.media.imageio import IMAGE_SUFFIXES, read_image
 
 logger = logging.getLogger(__name__)
 

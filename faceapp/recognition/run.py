@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceapp.errors import SourceError
-from faceapp.pipeline import Recognizer
-from faceapp.sources import FolderSource, open_source
+from faceapp.media.sources import FolderSource, open_source
+from faceapp.recognition.pipeline import Recognizer
 from faceapp.types import FrameResult
 
 logger = logging.getLogger(__name__)
@@ -97,15 +97,15 @@ def run_recognition(
 
     With ``tracking`` (videos, streams, webcams), faces keep a track id and a voted name
     across frames and are re-embedded only when needed
-    (:class:`faceapp.tracking.LiveRecognizer`); without it, and always for a folder of
+    (:class:`faceapp.recognition.tracking.LiveRecognizer`); without it, and always for a folder of
     images, every face of every frame is recognised on its own.
 
     ``blur`` ("unknown", "all", or None/"none") blurs those faces in the ``out`` video
-    (:func:`faceapp.privacy.blur_faces`). When the recognizer's gallery is in
+    (:func:`faceapp.media.privacy.blur_faces`). When the recognizer's gallery is in
     embeddings-only mode, ``out`` is refused (PrivacyError) unless ``blur="all"``.
     """
-    from faceapp.privacy import PrivacyError, PrivacyPolicy, check_image_write, normalize_blur, render_output
-    from faceapp.tracking import LiveRecognizer
+    from faceapp.media.privacy import PrivacyError, PrivacyPolicy, check_image_write, normalize_blur, render_output
+    from faceapp.recognition.tracking import LiveRecognizer
 
     try:
         blur = normalize_blur(blur)

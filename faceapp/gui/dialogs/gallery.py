@@ -1,7 +1,7 @@
 """The gallery manager: people with a thumbnail, template count and date added.
 
 Filter by name; rename, merge, delete a person (after confirmation), delete single
-templates; export and import the gallery as a zip (:mod:`faceapp.archive`), optionally
+templates; export and import the gallery as a zip (:mod:`faceapp.storage.archive`), optionally
 encrypted with a passphrase. A template without a thumbnail (always, in an
 embeddings-only gallery) shows the person's initials instead. Every change
 is one gallery transaction; the live window picks it up at once through the gallery's
@@ -33,14 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.archive import archive_is_encrypted, export_gallery, import_gallery
-from faceapp.crypto import PassphraseError
 from faceapp.errors import FaceAppError
-from faceapp.gallery import Gallery, Person, Template
 from faceapp.gui.asker import Asker
 from faceapp.gui.images import icon_from_bytes, initials_icon
 from faceapp.gui.passphrase import Cancelled, ask_new_passphrase
-from faceapp.privacy import initials
+from faceapp.media.privacy import initials
+from faceapp.storage.archive import archive_is_encrypted, export_gallery, import_gallery
+from faceapp.storage.crypto import PassphraseError
+from faceapp.storage.gallery import Gallery, Person, Template
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The capture worker: reads frames from a source on its own thread.
 
 It runs in a loop on a :class:`~PySide6.QtCore.QThread` (the worker object is moved
-there) and hands each frame, as its own copy, to a :class:`~faceapp.gui.latest.LatestSlot`:
+there) and hands each frame, as its own copy, to a :class:`~faceapp.media.latest.LatestSlot`:
 if recognition has not taken the previous frame yet, that stale frame is dropped. A
 source that fails after it has worked (camera unplugged, stream dropped, a fake source
 raising or yielding None) leads to the ``RECONNECTING`` state and reopening with
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from faceapp.gui.latest import LatestSlot
 from faceapp.gui.qtcompat import emit
+from faceapp.media.latest import LatestSlot
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ DEFAULT_STALL_TIMEOUT_S = 5.0  # a live source silent this long is reconnected
 
 
 class TimedSource:
-    """A live source read through :func:`faceapp.sources.frames_with_timeout`: a camera
+    """A live source read through :func:`faceapp.media.sources.frames_with_timeout`: a camera
     that stops answering raises SourceError after ``timeout_s`` (so the capture worker
     reconnects) instead of blocking forever. ``close()`` closes the wrapped source."""
 
@@ -51,7 +51,7 @@ class TimedSource:
         return float(getattr(self.source, "fps", 0.0) or 0.0)
 
     def __iter__(self) -> Iterator:
-        from faceapp.sources import frames_with_timeout
+        from faceapp.media.sources import frames_with_timeout
 
         self._frames = frames_with_timeout(self.source, self.timeout_s)
         return self._frames

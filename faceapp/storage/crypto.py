@@ -1,7 +1,7 @@
 """Encryption at rest: passphrase -> key (scrypt), AES-GCM sealed blobs, encrypted files.
 
-Used by :class:`faceapp.gallery.Gallery` (embeddings and thumbnails) and
-:mod:`faceapp.archive` (encrypted exports). No Qt, nothing heavy at import: the
+Used by :class:`faceapp.storage.gallery.Gallery` (embeddings and thumbnails) and
+:mod:`faceapp.storage.archive` (encrypted exports). No Qt, nothing heavy at import: the
 ``cryptography`` package is imported on first use, and a missing package is a clear
 :class:`CryptoUnavailableError`.
 

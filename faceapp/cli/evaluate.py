@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Any
 
-from faceapp.argtypes import positive_int
+from faceapp.cli.argtypes import positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ of N groups of people being the strangers once (mean and std reported)."""
 
 
 def _recognizer(args: argparse.Namespace) -> Any:
-    from faceapp.detection import DetectorConfig
-    from faceapp.pipeline import PipelineConfig, Recognizer
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
+    from faceapp.vision.detection import DetectorConfig
 
     detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
     try:

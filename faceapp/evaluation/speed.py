@@ -54,7 +54,7 @@ def _stats(values: Iterable[float]) -> StageStats:
 
 def read_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
     """All frames (BGR) of a video file, decoded up front so decoding is not timed."""
-    from faceapp.sources import open_source
+    from faceapp.media.sources import open_source
 
     frames = []
     with open_source(str(path)) as source:

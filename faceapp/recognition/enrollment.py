@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceapp.errors import NoFaceError
-from faceapp.gallery import NewTemplate
-from faceapp.imageio import encode_jpeg, read_image
-from faceapp.pipeline import Recognizer
-from faceapp.quality import QualityReport, assess
+from faceapp.media.imageio import encode_jpeg, read_image
+from faceapp.recognition.pipeline import Recognizer
+from faceapp.storage.gallery import NewTemplate
 from faceapp.types import AlignedFace
+from faceapp.vision.quality import QualityReport, assess
 
 logger = logging.getLogger(__name__)
 

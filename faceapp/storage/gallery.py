@@ -20,7 +20,7 @@ Privacy (schema version 2, no table change; version 1 files are migrated on open
 
 - Encryption at rest (opt-in): with ``meta.kdf`` (scrypt parameters and salt) and
   ``meta.key_check`` set, every ``embedding`` and ``thumbnail`` BLOB is an AES-GCM sealed
-  blob (:mod:`faceapp.crypto`) whose associated data names the template id and column, so
+  blob (:mod:`faceapp.storage.crypto`) whose associated data names the template id and column, so
   blobs cannot be swapped. Names, model ids, qualities, sources and times stay plaintext.
   :meth:`Gallery.encrypt`, :meth:`Gallery.decrypt` and :meth:`Gallery.change_passphrase`
   rewrite every blob in one transaction. Version 2 keeps older FaceApps (which would read
@@ -48,9 +48,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from faceapp import crypto
-from faceapp.crypto import KdfParams, PassphraseError
 from faceapp.errors import GalleryError, ModelMismatchError, UnknownPersonError
+from faceapp.storage import crypto
+from faceapp.storage.crypto import KdfParams, PassphraseError
 
 __all__ = [
     "MAX_NAME_LENGTH",

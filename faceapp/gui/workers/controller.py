@@ -9,7 +9,7 @@ Threads (each a worker QObject moved to a QThread, stopped cooperatively with
   statuses are ignored.
 
 Between them, and between recognition and the GUI, sit one-slot buffers
-(:class:`~faceapp.gui.latest.LatestSlot`): the latest frame wins. Every signal from a
+(:class:`~faceapp.media.latest.LatestSlot`): the latest frame wins. Every signal from a
 worker reaches this object through a queued connection, on the GUI thread.
 """
 
@@ -22,16 +22,16 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 
-from faceapp.gui.capture import DEFAULT_STALL_TIMEOUT_S, Backoff, CapturedFrame, CaptureWorker, SourceState, SourceStatus
-from faceapp.gui.latest import LatestSlot
 from faceapp.gui.qtcompat import emit
-from faceapp.gui.recognition import FramePacket, Job, RecognitionWorker
-from faceapp.pipeline import Recognizer
-from faceapp.sources import SourceSpec, open_source
+from faceapp.gui.workers.capture import DEFAULT_STALL_TIMEOUT_S, Backoff, CapturedFrame, CaptureWorker, SourceState, SourceStatus
+from faceapp.gui.workers.recognition import FramePacket, Job, RecognitionWorker
+from faceapp.media.latest import LatestSlot
+from faceapp.media.sources import SourceSpec, open_source
+from faceapp.recognition.pipeline import Recognizer
 
 logger = logging.getLogger(__name__)
 
-#: Opens a source from its spec: faceapp.sources.open_source, or a fake in tests.
+#: Opens a source from its spec: faceapp.media.sources.open_source, or a fake in tests.
 SourceOpener = Callable[[SourceSpec], Iterable]
 
 QUEUED = Qt.ConnectionType.QueuedConnection

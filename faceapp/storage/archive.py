@@ -21,7 +21,7 @@ nothing is ever unpickled) before the gallery is touched, then writes it in one
 transaction through :meth:`Gallery.import_people`.
 
 Encrypted exports (``passphrase=``): the whole zip above is the payload of an encrypted
-FaceApp file (:func:`faceapp.crypto.seal_encrypted`: magic ``FACEAPP-ENC1``, a small JSON
+FaceApp file (:func:`faceapp.storage.crypto.seal_encrypted`: magic ``FACEAPP-ENC1``, a small JSON
 header with the scrypt parameters, then the AES-GCM sealed zip). Importing one needs the
 passphrase (PassphraseError when it is missing or wrong).
 """
@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from faceapp import crypto
 from faceapp.errors import GalleryError, ModelMismatchError
-from faceapp.gallery import (
+from faceapp.storage import crypto
+from faceapp.storage.gallery import (
     MAX_THUMBNAIL_BYTES,
     Gallery,
     ImportSummary,

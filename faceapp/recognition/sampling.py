@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from faceapp.alignment import align_face
-from faceapp.enrollment import Sample
-from faceapp.matching import Matcher
-from faceapp.quality import QualityConfig, assess
+from faceapp.recognition.enrollment import Sample
+from faceapp.recognition.matching import Matcher
 from faceapp.types import AlignedFace, FrameResult
+from faceapp.vision.alignment import align_face
+from faceapp.vision.quality import QualityConfig, assess
 
 NO_FACE = "no face in view"
 SEVERAL_FACES = "one person at a time, please"

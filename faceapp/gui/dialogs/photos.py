@@ -1,7 +1,7 @@
 """Add from photos: pick image files for a new or an existing person.
 
 The photos are read, detected and embedded on the recognition thread (the one thread
-that uses the detector), then saved through :func:`~faceapp.gui.saving.save_samples`:
+that uses the detector), then saved through :func:`~faceapp.gui.dialogs.saving.save_samples`:
 one face per photo, and any bad photo stops the whole batch with a one-line reason.
 """
 
@@ -23,15 +23,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.enrollment import Sample, samples_from_images
 from faceapp.errors import FaceAppError
-from faceapp.gallery import Gallery, normalize_name
 from faceapp.gui.asker import Asker
-from faceapp.gui.controller import LiveController
-from faceapp.gui.recognition import Job, JobCancelled
-from faceapp.gui.saving import Saved, save_samples
-from faceapp.gui.source_picker import IMAGE_FILTER
-from faceapp.imageio import read_image
+from faceapp.gui.dialogs.saving import Saved, save_samples
+from faceapp.gui.dialogs.source_picker import IMAGE_FILTER
+from faceapp.gui.workers.controller import LiveController
+from faceapp.gui.workers.recognition import Job, JobCancelled
+from faceapp.media.imageio import read_image
+from faceapp.recognition.enrollment import Sample, samples_from_images
+from faceapp.storage.gallery import Gallery, normalize_name
 
 logger = logging.getLogger(__name__)
 

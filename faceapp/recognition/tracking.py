@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faceapp.pipeline import Recognizer
+from faceapp.recognition.pipeline import Recognizer
 from faceapp.types import Detection, FaceResult, FrameResult, Match, StageTimes
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The recognition worker: runs the core :class:`~faceapp.pipeline.Recognizer` on its
+"""The recognition worker: runs the core :class:`~faceapp.recognition.pipeline.Recognizer` on its
 own thread.
 
 It takes the newest captured frame from one :class:`LatestSlot` (older ones were already
@@ -27,13 +27,13 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
 from faceapp.errors import FaceAppError
-from faceapp.gui.capture import CapturedFrame
 from faceapp.gui.images import qimage_from_bgr
-from faceapp.gui.latest import LatestSlot
 from faceapp.gui.qtcompat import emit
-from faceapp.gui.sampling import Candidate, evaluate_frame
-from faceapp.pipeline import Recognizer
-from faceapp.tracking import LiveRecognizer
+from faceapp.gui.workers.capture import CapturedFrame
+from faceapp.media.latest import LatestSlot
+from faceapp.recognition.pipeline import Recognizer
+from faceapp.recognition.sampling import Candidate, evaluate_frame
+from faceapp.recognition.tracking import LiveRecognizer
 from faceapp.types import FrameResult, StageTimes
 
 logger = logging.getLogger(__name__)

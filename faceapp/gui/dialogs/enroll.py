@@ -1,6 +1,6 @@
 """Enroll from the camera: type a name, capture several good samples, save.
 
-Each live frame is judged on the recognition thread (:func:`~faceapp.gui.sampling.evaluate_frame`)
+Each live frame is judged on the recognition thread (:func:`~faceapp.recognition.sampling.evaluate_frame`)
 while this dialog is open; the dialog only shows the verdict ("move closer", "too dark",
 "turn to the camera", ...) and keeps the accepted samples as thumbnails. Any one can be
 retaken. Nothing is written until Save; Cancel leaves the gallery untouched.
@@ -28,16 +28,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.enrollment import Sample
 from faceapp.errors import FaceAppError
-from faceapp.gallery import Gallery, normalize_name
 from faceapp.gui.asker import Asker
-from faceapp.gui.capture import SourceState, SourceStatus
-from faceapp.gui.controller import LiveController
+from faceapp.gui.dialogs.saving import Saved, save_samples
 from faceapp.gui.images import icon_from_bgr
-from faceapp.gui.recognition import FramePacket
-from faceapp.gui.saving import Saved, save_samples
 from faceapp.gui.video_view import VideoView
+from faceapp.gui.workers.capture import SourceState, SourceStatus
+from faceapp.gui.workers.controller import LiveController
+from faceapp.gui.workers.recognition import FramePacket
+from faceapp.recognition.enrollment import Sample
+from faceapp.storage.gallery import Gallery, normalize_name
 
 logger = logging.getLogger(__name__)
 

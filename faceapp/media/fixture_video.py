@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceapp.imageio import read_image
+from faceapp.media.imageio import read_image
 
 logger = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from faceapp.alignment import align_face
-from faceapp.detection import DetectorConfig, YuNetDetector
 from faceapp.embedding.flip import embed_with_flip
+from faceapp.embedding.modelcard import EmbeddingCard, load_card, yunet_path
 from faceapp.embedding.runtime import Embedder
-from faceapp.gallery import Gallery
-from faceapp.matching import Matcher
-from faceapp.modelcard import EmbeddingCard, load_card, yunet_path
+from faceapp.recognition.matching import Matcher
+from faceapp.storage.gallery import Gallery
 from faceapp.types import AlignedFace, Detection, FaceResult, FrameResult, StageTimes
+from faceapp.vision.alignment import align_face
+from faceapp.vision.detection import DetectorConfig, YuNetDetector
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The ``faceapp`` command line.
 
-Every command reuses the core (:mod:`faceapp.pipeline`, :mod:`faceapp.gallery`). User
+Every command reuses the core (:mod:`faceapp.recognition.pipeline`, :mod:`faceapp.storage.gallery`). User
 errors (a bad file, an unknown name, a broken gallery or model) print one line on stderr
 and exit with status 1, never a traceback; the gallery is left as it was.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp import __version__
-from faceapp.argtypes import fraction, non_negative_int, positive_int
+from faceapp.cli.argtypes import fraction, non_negative_int, positive_int
 from faceapp.errors import FaceAppError, NoFaceError, SourceError
 
 logger = logging.getLogger("faceapp")
@@ -33,7 +33,7 @@ def _ask_passphrase(args, what: str, *, new: bool = False) -> str:
     $FACEAPP_PASSPHRASE and the OS keyring; else asked on the terminal (twice if new)."""
     import getpass
 
-    from faceapp.crypto import PASSPHRASE_ENV, PassphraseError, keyring_passphrase
+    from faceapp.storage.crypto import PASSPHRASE_ENV, PassphraseError, keyring_passphrase
 
     variable = getattr(args, "new_passphrase_env" if new else "passphrase_env", None) or (None if new else PASSPHRASE_ENV)
     if variable and os.environ.get(variable):
@@ -53,8 +53,8 @@ def _open_gallery(args, create: bool = False):
     """The gallery of ``--gallery`` (else the default). A gallery named explicitly must
     exist unless the command adds to it (``create``), so a mistyped path is an error
     rather than a silent new, empty gallery."""
-    from faceapp.gallery import Gallery
     from faceapp.paths import default_gallery_path
+    from faceapp.storage.gallery import Gallery
 
     if args.gallery and not create and not Path(args.gallery).expanduser().exists():
         raise FaceAppError(f"no gallery at {args.gallery} (enroll someone first, or check the path)")
@@ -69,8 +69,8 @@ def _show_progress(args) -> bool:
 
 
 def _recognizer(args, gallery=None):
-    from faceapp.detection import DetectorConfig
-    from faceapp.pipeline import PipelineConfig, Recognizer
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
+    from faceapp.vision.detection import DetectorConfig
 
     detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
     config = PipelineConfig(
@@ -85,7 +85,7 @@ def _print_json(data) -> None:
 
 
 def _largest_face(recognizer, path: str):
-    from faceapp.imageio import read_image
+    from faceapp.media.imageio import read_image
 
     image = read_image(path)
     detections = recognizer.detect(image)
@@ -100,14 +100,14 @@ def _largest_face(recognizer, path: str):
 
 # --------------------------------------------------------------------------- commands
 def cmd_enroll(args) -> int:
-    from faceapp.enrollment import samples_from_files
+    from faceapp.recognition.enrollment import samples_from_files
 
     with _open_gallery(args, create=True) as gallery:
         recognizer = _recognizer(args, gallery)
         samples = samples_from_files(recognizer, args.images, progress=_show_progress(args))
         templates = [s.template(recognizer.embedder.model_id) for s in samples]
         existing = {p.name for p in gallery.people()}
-        from faceapp.gallery import normalize_name
+        from faceapp.storage.gallery import normalize_name
 
         name = normalize_name(args.name)
         if name in existing:
@@ -122,9 +122,9 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_identify(args) -> int:
-    from faceapp.imageio import read_image, write_image
-    from faceapp.overlay import draw_results
-    from faceapp.privacy import PrivacyPolicy, check_image_write
+    from faceapp.media.imageio import read_image, write_image
+    from faceapp.media.overlay import draw_results
+    from faceapp.media.privacy import PrivacyPolicy, check_image_write
 
     with _open_gallery(args) as gallery:
         if args.out:  # no face image is written from an embeddings-only gallery
@@ -167,7 +167,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_recognize(args) -> int:
-    from faceapp.recognize import run_recognition
+    from faceapp.recognition.run import run_recognition
 
     with _open_gallery(args) as gallery:
         recognizer = _recognizer(args, gallery)
@@ -211,13 +211,13 @@ def cmd_gallery(args) -> int:
             gallery.remove(args.name)
             print(f"removed '{args.name}'")
         elif action == "export":
-            from faceapp.archive import export_gallery
+            from faceapp.storage.archive import export_gallery
 
             passphrase = _ask_passphrase(args, args.file, new=True) if args.encrypt else None
             path = export_gallery(gallery, args.file, passphrase=passphrase)
             print(f"exported {len(gallery.people())} people to {path}" + (" (encrypted)" if passphrase else ""))
         elif action == "import":
-            from faceapp.archive import archive_is_encrypted, import_gallery
+            from faceapp.storage.archive import archive_is_encrypted, import_gallery
 
             passphrase = _ask_passphrase(args, args.file) if archive_is_encrypted(args.file) else None
             summary = import_gallery(gallery, args.file, on_conflict=args.on_conflict, passphrase=passphrase)
@@ -250,17 +250,17 @@ def cmd_gallery(args) -> int:
 def cmd_bench(args) -> int:
     import tempfile
 
-    from faceapp import benchmark
-    from faceapp.enrollment import samples_from_files
-    from faceapp.gallery import Gallery
-    from faceapp.modelcard import yunet_path
+    from faceapp.embedding.modelcard import yunet_path
+    from faceapp.evaluation import speed as benchmark
+    from faceapp.recognition.enrollment import samples_from_files
     from faceapp.shared_data import fixtures_dir, reference_sface_onnx
+    from faceapp.storage.gallery import Gallery
 
     with tempfile.TemporaryDirectory() as scratch:
         video = args.video
         fixtures = fixtures_dir()
         if video is None:
-            from faceapp.fixture_video import make_fixture_video
+            from faceapp.media.fixture_video import make_fixture_video
 
             if not fixtures.is_dir():
                 raise FaceAppError(f"no --video given and the fixture photos are not at {fixtures} (set FACEAPP_FIXTURES)")
@@ -276,7 +276,7 @@ def cmd_bench(args) -> int:
                     samples = samples_from_files(recognizer, photos)
                     gallery.add_person(person, [s.template(recognizer.embedder.model_id) for s in samples])
             onnx = reference_sface_onnx()
-            from faceapp.tracking import LiveRecognizer
+            from faceapp.recognition.tracking import LiveRecognizer
 
             device = "GPU" if recognizer.embedder.choice.kind == "gpu" else "CPU"
             results = [
@@ -398,12 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")
     bench.set_defaults(func=cmd_bench)
 
-    from faceapp.training.commands import register as register_train
-    from faceapp.training.commands import register_reembed
+    from faceapp.cli.train import register as register_train
+    from faceapp.cli.train import register_reembed
 
     register_train(commands, common)
 
-    from faceapp.evaluation.commands import register as register_eval
+    from faceapp.cli.evaluate import register as register_eval
 
     register_eval(commands, common)
 
@@ -451,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     if args.command is None:
-        from faceapp.launch import launch_gui
+        from faceapp.cli.app import launch_gui
 
         return launch_gui(args)
     try:

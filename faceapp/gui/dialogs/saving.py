@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from PySide6.QtWidgets import QWidget
 
-from faceapp.enrollment import Sample
-from faceapp.gallery import Gallery, Person, normalize_name
 from faceapp.gui.asker import Asker
-from faceapp.gui.sampling import likely_person, stack_embeddings
-from faceapp.pipeline import Recognizer
+from faceapp.recognition.enrollment import Sample
+from faceapp.recognition.pipeline import Recognizer
+from faceapp.recognition.sampling import likely_person, stack_embeddings
+from faceapp.storage.gallery import Gallery, Person, normalize_name
 
 logger = logging.getLogger(__name__)
 

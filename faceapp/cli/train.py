@@ -1,7 +1,7 @@
 """The ``faceapp train`` and ``faceapp gallery reembed`` commands.
 
 :func:`register` adds ``train`` to the CLI's subcommands; :func:`register_reembed`
-adds ``reembed`` to the ``gallery`` actions. ``python -m faceapp.training.commands``
+adds ``reembed`` to the ``gallery`` actions. ``python -m faceapp.cli.train``
 runs both on their own (``train ...`` or ``reembed ...``) with the CLI's common options.
 User errors raise :class:`~faceapp.errors.FaceAppError` (one line, no traceback).
 """
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from faceapp.argtypes import fraction, positive_int
+from faceapp.cli.argtypes import fraction, positive_int
 from faceapp.errors import FaceAppError
 
 logger = logging.getLogger(__name__)
@@ -191,10 +191,10 @@ def _print(args, report: dict[str, Any], text: str) -> None:
 
 def cmd_reembed(args) -> int:
     """``faceapp gallery reembed``: recompute every template with the model in use."""
-    from faceapp.cli import _open_gallery  # the CLI's own opening (path, passphrase)
+    from faceapp.cli.main import _open_gallery  # the CLI's own opening (path, passphrase)
+    from faceapp.embedding.modelcard import load_card
     from faceapp.embedding.runtime import Embedder
-    from faceapp.modelcard import load_card
-    from faceapp.reembed import format_report, reembed_gallery
+    from faceapp.storage.reembed import format_report, reembed_gallery
 
     embedder = Embedder(load_card(args.model), device=args.device)
     with _open_gallery(args) as gallery:
@@ -268,10 +268,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(argv=None) -> int:
-    """``python -m faceapp.training.commands {train,reembed} ...`` (same options as faceapp)."""
-    from faceapp.cli import _common_options
+    """``python -m faceapp.cli.train {train,reembed} ...`` (same options as faceapp)."""
+    from faceapp.cli.main import _common_options
 
-    parser = argparse.ArgumentParser(prog="python -m faceapp.training.commands", parents=[_common_options(False)])
+    parser = argparse.ArgumentParser(prog="python -m faceapp.cli.train", parents=[_common_options(False)])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common_options(True)
     register(commands, common)

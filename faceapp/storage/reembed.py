@@ -2,7 +2,7 @@
 
 Every template whose aligned-face thumbnail (JPEG/PNG of the BGR 112x112 crop) is
 stored is embedded again with the new model; the gallery then switches to the new
-``model_id`` in one transaction (:meth:`faceapp.gallery.Gallery.replace_embeddings`).
+``model_id`` in one transaction (:meth:`faceapp.storage.gallery.Gallery.replace_embeddings`).
 Templates without a thumbnail cannot be recomputed: they are removed in the same
 transaction, and their people are reported, those left with no template at all as
 "must be re-enrolled". ``dry_run`` reports without writing.
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.alignment import ALIGNED_SIZE
 from faceapp.errors import GalleryError
-from faceapp.gallery import Gallery
+from faceapp.storage.gallery import Gallery
+from faceapp.vision.alignment import ALIGNED_SIZE
 
 logger = logging.getLogger(__name__)
 

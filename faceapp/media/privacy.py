@@ -62,7 +62,7 @@ class PrivacyPolicy:
 
     @classmethod
     def for_gallery(cls, gallery, blur: str | None = None) -> PrivacyPolicy:
-        """The policy of an open :class:`faceapp.gallery.Gallery` (or None: no gallery)."""
+        """The policy of an open :class:`faceapp.storage.gallery.Gallery` (or None: no gallery)."""
         only = bool(gallery is not None and gallery.embeddings_only)
         return cls(only, normalize_blur(blur))
 
@@ -129,7 +129,7 @@ def blur_faces(image: np.ndarray, result: FrameResult, which: str | None = "unkn
 def render_output(image: np.ndarray, result: FrameResult, blur: str | None = None, draw: bool = True) -> np.ndarray:
     """The frame as recordings and snapshots write it: faces blurred per ``blur``, then
     (with ``draw``) boxes and names drawn. Returns a new BGR uint8 image."""
-    from faceapp.overlay import draw_results
+    from faceapp.media.overlay import draw_results
 
     out = blur_faces(image, result, blur) if normalize_blur(blur) != "none" else image
     return draw_results(out, result) if draw else out.copy()

@@ -1,0 +1,1 @@
+"""The ``faceapp`` command line: one module per command group over the core."""

@@ -1,0 +1,1 @@
+"""The desktop app's worker threads: capture, recognition and the controller that owns them."""

@@ -1,0 +1,1 @@
+"""Recognition: the pipeline (detect, align, embed, match, optional tracking), matching, tracking, name voting and enrollment."""
