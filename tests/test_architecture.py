@@ -1,17 +1,52 @@
-"""Architecture rules: the core never imports Qt, and importing it is cheap."""
+"""Architecture rules: the layers (import-linter contracts in ``pyproject.toml``), the
+core never importing Qt, cheap imports, and small modules."""
 
 from __future__ import annotations
 
 import pkgutil
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import faceapp
 
+REPO = Path(__file__).resolve().parents[1]
+MAX_LINES = 500
+MAX_LOOSE_MODULES = 12
+
 CORE_MODULES = sorted(
     f"faceapp.{m.name}" for m in pkgutil.walk_packages(faceapp.__path__, onerror=lambda name: None)
-    if not m.name.startswith("gui") and m.name != "__main__"
+    if not m.name.startswith(("gui", "cli")) and m.name != "__main__"
 )
+
+
+def _layers() -> list[str]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    layered = next(c for c in config["contracts"] if c["type"] == "layers")
+    return [name.strip() for layer in layered["layers"] for name in layer.split("|")]
+
+
+def test_import_contracts_are_kept(capsys):
+    from importlinter.cli import lint_imports
+
+    status = lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True, no_logo=True)
+    assert status == 0, capsys.readouterr().out
+
+
+def test_every_top_level_module_has_a_layer():
+    """A new top-level module or package must be placed in the layers contract."""
+    top = {f"faceapp.{m.name}" for m in pkgutil.iter_modules(faceapp.__path__)} - {"faceapp.__main__"}
+    assert top - set(_layers()) == set(), "add these to [tool.importlinter] layers in pyproject.toml"
+
+
+def test_few_loose_modules_and_no_long_files():
+    loose = [p for p in (REPO / "faceapp").glob("*.py") if p.name != "__init__.py"]
+    assert len(loose) <= MAX_LOOSE_MODULES, sorted(p.name for p in loose)
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO, capture_output=True, text=True, check=False).stdout.split()
+    files = [REPO / name for name in tracked] or list(REPO.glob("faceapp/**/*.py"))
+    long = {str(p.relative_to(REPO)): n for p in files if p.is_file() and (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}, f"split these modules (over {MAX_LINES} lines)"
 
 
 def test_core_never_imports_qt():
@@ -30,7 +65,9 @@ def test_core_never_imports_qt():
 def test_importing_the_package_and_cli_is_light():
     code = (
         "import sys, faceapp, faceapp.cli.main, faceapp.recognition.pipeline, faceapp.storage.gallery\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'PySide6', 'matplotlib', 'sklearn') if m in sys.modules]\n"
+        "from faceapp.cli.main import build_parser\n"
+        "build_parser()\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'PySide6', 'matplotlib', 'sklearn', 'cv2') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceapp.embedding.modelcard import yunet_path
 from faceapp.errors import ModelError
-from faceapp.vision.detection import DetectorConfig, YuNetDetector
+from faceapp.vision.detection import DetectorConfig, YuNetDetector, yunet_path
 
 
 @pytest.fixture(scope="module")

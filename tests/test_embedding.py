@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from conftest import copy_model_dir, flip_byte
 
-from faceapp.embedding.modelcard import DEFAULT_CARD, YUNET_FILE, load_card, model_dir, yunet_path
+from faceapp.embedding.modelcard import DEFAULT_CARD, load_card, model_dir
 from faceapp.embedding.runtime import Embedder, load_keras_model
 from faceapp.errors import ModelError
+from faceapp.vision.detection import YUNET_FILE, yunet_path
 
 #: The issue's bound on |ours - original| for L2-normalised embeddings.
 TOLERANCE = 1e-4

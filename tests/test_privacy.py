@@ -6,7 +6,6 @@ tests stay fast (the default parameters are checked once).
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import pytest
 
 from faceapp.errors import GalleryError
 from faceapp.media.privacy import PrivacyError, PrivacyPolicy, blur_faces, check_image_write, initials, render_output
-from faceapp.settings import Settings, SettingsError, load_settings, save_settings
 from faceapp.storage import crypto
 from faceapp.storage.archive import archive_is_encrypted, export_gallery, import_gallery
 from faceapp.storage.crypto import KdfParams, PassphraseError
@@ -393,21 +391,3 @@ def test_recording_blurs_faces(tmp_path: Path, monkeypatch) -> None:
                                       tracking=False, blur="unknown")
         recognize.run_recognition(FakeRecognizer(), "x", out=str(tmp_path / "p.avi"), show_progress=False,
                                   tracking=False, blur="all")
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def test_settings_round_trip_and_validation(tmp_path: Path, caplog) -> None:
-    path = tmp_path / "s.json"
-    assert load_settings(path) == Settings()
-    save_settings(Settings(blur="unknown", use_keyring=True, camera_timeout_s=2.5), path)
-    assert load_settings(path) == Settings("unknown", True, 2.5)
-    path.write_text('{"blur": "all", "future": 1}')
-    with caplog.at_level(logging.WARNING):
-        assert load_settings(path).blur == "all"
-    assert "future" in caplog.text
-    for bad in ('{"blur": 3}', '{"camera_timeout_s": 1e999}', '{"use_keyring": "yes"}', "[1]", "\xff", "{" * 5000):
-        path.write_text(bad, encoding="latin-1")
-        with pytest.raises(SettingsError):
-            load_settings(path)

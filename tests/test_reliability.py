@@ -62,8 +62,8 @@ def test_fuzz_inputs_short() -> None:
     report = stress.fuzz(count, seed=3, png_chunk_attack=True, log=print)
     print(report.describe())
     assert report.failures == []
-    assert sum(report.cases.values()) == 3 * count
-    assert report.outcomes["archive:ok"] > 0 and report.outcomes["settings:ok"] > 0
+    assert report.cases == {"archive": count, "image": count}
+    assert report.outcomes["archive:ok"] > 0
 
 
 def _archive(members: dict[str, bytes]) -> bytes:
@@ -247,8 +247,7 @@ def test_truncated_embedding_weights_are_a_model_error(tmp_path: Path) -> None:
 
 
 def test_truncated_detector_is_a_model_error(tmp_path: Path) -> None:
-    from faceapp.embedding.modelcard import yunet_path
-    from faceapp.vision.detection import DetectorConfig, YuNetDetector
+    from faceapp.vision.detection import DetectorConfig, YuNetDetector, yunet_path
 
     directory = _copy_models(tmp_path)
     path = yunet_path(directory)

@@ -6,7 +6,6 @@ people (``lfw_dir`` fixture: skipped locally without LFW, failing in CI).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -163,13 +162,10 @@ def test_threshold_calibration_orders_presets():
 
 
 def test_train_command_parses_into_configs(tmp_path):
-    from faceapp.cli.main import _common_options
-    from faceapp.cli.train import configs_from_args, register
+    from faceapp.cli.main import build_parser
+    from faceapp.cli.train import configs_from_args
 
-    parser = argparse.ArgumentParser(parents=[_common_options(False)])
-    commands = parser.add_subparsers(dest="command")
-    register(commands, _common_options(True))
-    args = parser.parse_args(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--head", "cosface", "--margin", "0.3",
+    args = build_parser().parse_args(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--head", "cosface", "--margin", "0.3",
                               "--freeze", "12", "--balance", "weights", "--optimizer", "sgd", "--lr", "0.01", "--epochs", "2"])
     data, config = configs_from_args(args)
     assert (config.head, config.head_margin, config.freeze, config.balance, config.optimizer) == ("cosface", 0.3, 12, "weights", "sgd")

@@ -26,7 +26,7 @@ logger = logging.getLogger("gpu_check")
 
 def aligned_faces(count: int) -> np.ndarray:
     """Real aligned fixture faces when the shared photos exist, else smoothed noise."""
-    from faceapp.shared_data import fixtures_dir
+    from faceapp.paths import fixtures_dir
 
     crops = []
     folder = fixtures_dir()

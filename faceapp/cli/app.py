@@ -1,14 +1,20 @@
-"""Starting the desktop app from ``faceapp`` with no command."""
+"""``faceapp`` with no command: start the desktop app with the common options."""
 
 from __future__ import annotations
 
-import sys
+import argparse
+import importlib.util
+
+from faceapp.cli.common import gallery_path, pipeline_config
+from faceapp.errors import FaceAppError
 
 
-def launch_gui(args) -> int:
-    try:
-        from faceapp.gui.app import run_app
-    except ImportError:
-        print("faceapp: the desktop app is not part of this build yet; see `faceapp --help` for the commands", file=sys.stderr)
-        return 2
-    return run_app(args)
+def launch_gui(args: argparse.Namespace) -> int:
+    """Open the desktop app on ``--source`` (webcam 0 by default); its exit status."""
+    if importlib.util.find_spec("PySide6") is None:
+        raise FaceAppError("the desktop app needs PySide6, which is not installed (pip install PySide6-Essentials); "
+                           "the commands work without it: see `faceapp --help`")
+    config = pipeline_config(args)  # bad options are refused before any window opens
+    from faceapp.gui.app import run_app
+
+    return run_app(config, gallery_path(args), source=args.source)

@@ -7,12 +7,12 @@ returns the exit status. User errors raise :class:`~faceapp.errors.FaceAppError`
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from typing import Any
 
 from faceapp.cli.argtypes import positive_int
+from faceapp.cli.common import build_recognizer, print_report
+from faceapp.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -47,26 +47,6 @@ app's threshold (--threshold, default the model card's) the precision, recall an
 of N groups of people being the strangers once (mean and std reported)."""
 
 
-def _recognizer(args: argparse.Namespace) -> Any:
-    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
-    from faceapp.vision.detection import DetectorConfig
-
-    detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
-    try:
-        detector.validate()
-    except ValueError as error:
-        from faceapp.errors import FaceAppError
-
-        raise FaceAppError(str(error)) from None
-    config = PipelineConfig(model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector)
-    return Recognizer.create(config)
-
-
-def _print_json(data: dict[str, Any]) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
 def _scales(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(part) for part in text.split(",") if part.strip())
@@ -91,8 +71,10 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     """``faceapp eval lfw``."""
     from faceapp.evaluation.lfw import FacePolicy, format_lfw_table, load_lfw, run_lfw
 
+    if args.flip_fusion and not args.flip:
+        raise ConfigError("--flip-fusion and --no-flip contradict each other (eval lfw reports flip fusion unless --no-flip)")
     dataset = load_lfw(args.data_dir, args.pairs)  # check the data before loading the models
-    recognizer = _recognizer(args)
+    recognizer = build_recognizer(args)
     report = run_lfw(
         recognizer,
         dataset,
@@ -102,10 +84,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    if args.json:
-        _print_json(report)
-    else:
-        print(format_lfw_table(report))
+    print_report(args, report, format_lfw_table(report))
     return 0
 
 
@@ -120,22 +99,19 @@ def cmd_eval_ident(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise DatasetError(str(error)) from None
     people = discover_people(args.data_dir)  # check the data before loading the models
-    recognizer = _recognizer(args)
+    recognizer = build_recognizer(args)
     report = run_ident(
         recognizer,
         args.data_dir,
         config,
         people=people,
         policy=FacePolicy(scales=args.scales, pick=args.pick, no_face=args.no_face),
-        flip=args.flip,
+        flip=args.flip or args.flip_fusion,
         out_dir=args.out,
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    if args.json:
-        _print_json(report)
-    else:
-        print(format_ident_table(report))
+    print_report(args, report, format_ident_table(report))
     return 0
 
 
@@ -177,7 +153,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     ident.add_argument("--seed", type=int, default=0, help="seed of the random choice of strangers (default: 0)")
     ident.add_argument("--out", metavar="DIR", default="eval-ident", help="where report.json goes (default: ./eval-ident)")
     ident.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    ident.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False, help="use flip-fused embeddings (default: off)")
+    ident.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False, help="use flip-fused embeddings (default: off; --flip-fusion too)")
     ident.add_argument("--scales", type=_scales, default=(1.0, 2.0), metavar="S[,S...]",
                        help="detect at these image scales and average the subject's landmarks (default: 1,2; use 1 for large photos)")
     ident.add_argument("--pick", choices=("centre", "largest"), default="centre",

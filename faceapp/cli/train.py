@@ -1,21 +1,18 @@
-"""The ``faceapp train`` and ``faceapp gallery reembed`` commands.
+"""``faceapp train``: fine-tune or train the embedding network (:mod:`faceapp.training`).
 
-:func:`register` adds ``train`` to the CLI's subcommands; :func:`register_reembed`
-adds ``reembed`` to the ``gallery`` actions. ``python -m faceapp.cli.train``
-runs both on their own (``train ...`` or ``reembed ...``) with the CLI's common options.
 User errors raise :class:`~faceapp.errors.FaceAppError` (one line, no traceback).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from faceapp.cli.argtypes import fraction, positive_int
+from faceapp.cli.common import pipeline_config, print_report
 from faceapp.errors import FaceAppError
 
 logger = logging.getLogger(__name__)
@@ -129,7 +126,7 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     from faceapp.training.data import load_faces, split_people
 
-    loaded = load_faces(data, model_dir=args.model, progress=not args.quiet)
+    loaded = load_faces(data, model_dir=args.model, progress=not args.quiet, detection=pipeline_config(args))
     if loaded.no_face:
         print(f"{len(loaded.no_face)} image(s) without a detected face ({'centre-aligned' if data.no_face == 'centre' else 'left out'}), "
               f"e.g. {loaded.no_face[0]}; all listed in {out / 'no_face.txt'}", file=sys.stderr)
@@ -141,7 +138,7 @@ def cmd_train(args) -> int:
         except ValueError as error:
             raise TrainingError(str(error)) from None
         (out / "no_face.txt").write_text("".join(f"{p}\n" for p in loaded.no_face), encoding="utf-8")
-        _print(args, report, format_crossval(report))
+        print_report(args, report, format_crossval(report))
         return 0
     if args.search:
         from faceapp.training.export import calibrate_thresholds, export_model
@@ -155,13 +152,13 @@ def cmd_train(args) -> int:
         thresholds = calibrate_thresholds(result.best.scores, result.best.same)
         card = export_model(result.backbone, out, thresholds=thresholds, training=record)
         write_people(out, train_names, val_names, loaded)
-        _print(args, {"model_id": card.model_id, "model_dir": str(out), **record},
+        print_report(args, {"model_id": card.model_id, "model_dir": str(out), **record},
                format_search(rows) + f"\nbest trial exported to {out} as model {card.model_id}")
         return 0
     from faceapp.training.run import train_and_export
 
     report = train_and_export(data, config, out, model_dir=args.model, progress=not args.quiet, loaded=loaded)
-    _print(args, report, format_train_report(report))
+    print_report(args, report, format_train_report(report))
     return 0
 
 
@@ -179,45 +176,6 @@ def format_train_report(report: dict[str, Any]) -> str:
         "thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in report["thresholds"].items()),
         f"{report['images_per_second']:.1f} images/s on {report['device']}; history plot {report['outputs']['history_plot']}",
     ])
-
-
-def _print(args, report: dict[str, Any], text: str) -> None:
-    if getattr(args, "json", False):
-        json.dump(report, sys.stdout, indent=2, ensure_ascii=False, default=str)
-        sys.stdout.write("\n")
-    else:
-        print(text)
-
-
-def cmd_reembed(args) -> int:
-    """``faceapp gallery reembed``: recompute every template with the model in use."""
-    from faceapp.cli.main import _open_gallery  # the CLI's own opening (path, passphrase)
-    from faceapp.embedding.modelcard import load_card
-    from faceapp.embedding.runtime import Embedder
-    from faceapp.storage.reembed import format_report, reembed_gallery
-
-    embedder = Embedder(load_card(args.model), device=args.device)
-    with _open_gallery(args) as gallery:
-        report = reembed_gallery(gallery, embedder, dry_run=args.dry_run, force=args.force)
-    _print(args, report.to_json(), format_report(report))
-    return 0
-
-
-def register_reembed(actions: Any, common: argparse.ArgumentParser) -> None:
-    """Add ``reembed`` to the ``gallery`` actions (``actions`` = its subparsers)."""
-    reembed = actions.add_parser(
-        "reembed", parents=[common],
-        help="recompute every template with the model in use (--model), from the stored face thumbnails",
-        description="Recompute every template of the gallery with the model chosen by --model, from the "
-        "aligned-face thumbnails stored at enrolment, in one transaction. Templates without a thumbnail "
-        "cannot be recomputed: they are removed only with --force, and their people named (those left "
-        "with none must be enrolled again).",
-    )
-    reembed.add_argument("--dry-run", action="store_true", help="only say what would happen")
-    reembed.add_argument("--force", action="store_true",
-                         help="also remove templates that have no stored face (and re-embed a gallery already made by this model)")
-    reembed.add_argument("--json", action="store_true", help="print the report as JSON")
-    reembed.set_defaults(func=cmd_reembed)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -265,25 +223,3 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--search", type=positive_int, metavar="N", help="random search of N trials over learning rate, margin, frozen depth")
     train.add_argument("--json", action="store_true", help="print the report as JSON")
     train.set_defaults(func=cmd_train)
-
-
-def main(argv=None) -> int:
-    """``python -m faceapp.cli.train {train,reembed} ...`` (same options as faceapp)."""
-    from faceapp.cli.main import _common_options
-
-    parser = argparse.ArgumentParser(prog="python -m faceapp.cli.train", parents=[_common_options(False)])
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = _common_options(True)
-    register(commands, common)
-    register_reembed(commands, common)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        return args.func(args)
-    except FaceAppError as error:
-        print(f"faceapp: error: {error}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

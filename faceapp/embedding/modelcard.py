@@ -1,4 +1,4 @@
-"""Where FaceApp's model files live and what their machine-readable cards say.
+"""What an embedding model directory's machine-readable card says.
 
 A *model directory* holds ``<name>.json`` (the card) next to the weights it names. The
 shipped one is the repository's ``models/`` folder; ``FACEAPP_MODELS`` or ``--model DIR``
@@ -7,44 +7,21 @@ picks another (e.g. one written by ``faceapp train``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceapp.checksums import sha256_of, verified_file
 from faceapp.errors import ModelError
+from faceapp.paths import DEFAULT_MODEL_DIR, model_dir
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
-YUNET_FILE = "face_detection_yunet_2023mar.onnx"
-YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 DEFAULT_CARD = "sface_2021dec.json"
 
-
-def model_dir(override: str | os.PathLike | None = None) -> Path:
-    """The model directory: ``override``, else ``$FACEAPP_MODELS``, else the shipped one."""
-    chosen = override or os.environ.get("FACEAPP_MODELS") or DEFAULT_MODEL_DIR
-    return Path(chosen)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verified_file(path: Path, expected_sha256: str | None, what: str) -> Path:
-    """Return ``path`` if it exists and has the expected sha256, else raise ModelError."""
-    if not path.is_file():
-        raise ModelError(f"{what} file is missing: {path}")
-    if expected_sha256 and sha256_of(path) != expected_sha256:
-        raise ModelError(f"{what} file is damaged (sha256 mismatch): {path}")
-    return path
+__all__ = ["DEFAULT_CARD", "DEFAULT_MODEL_DIR", "EmbeddingCard", "load_card", "model_dir", "sha256_of", "verified_file"]
 
 
 @dataclass(frozen=True)
@@ -118,13 +95,3 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
     if card.default_preset not in presets:
         raise ModelError(f"model card {path}: default preset {card.default_preset!r} is not defined")
     return card
-
-
-def yunet_path(directory: str | os.PathLike | None = None) -> Path:
-    """The verified YuNet detector file (always taken from the shipped models unless
-    the chosen model directory carries its own copy)."""
-    for root in (model_dir(directory), DEFAULT_MODEL_DIR):
-        candidate = root / YUNET_FILE
-        if candidate.exists():
-            return verified_file(candidate, YUNET_SHA256, "YuNet face detector")
-    raise ModelError(f"YuNet face detector file is missing: {DEFAULT_MODEL_DIR / YUNET_FILE}")

@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from faceapp.checksums import sha256_of, verified_file
 from faceapp.embedding.device import DeviceChoice, choose_device, import_tensorflow
-from faceapp.embedding.modelcard import EmbeddingCard, sha256_of, verified_file
+from faceapp.embedding.modelcard import EmbeddingCard
 from faceapp.embedding.sface import to_model_input
 from faceapp.errors import ModelError
+from faceapp.paths import cache_dir
 from faceapp.stdio import native_stderr_silenced
 
 logger = logging.getLogger(__name__)
@@ -34,16 +36,6 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorflow", "litert")
 PRECISIONS = ("auto", "float32", "mixed")
 MIXED_TOLERANCE = 1e-3  # max |difference| of unit embeddings allowed for mixed precision
-
-
-def cache_dir() -> Path:
-    """Where converted models are cached (``FACEAPP_CACHE`` overrides)."""
-    override = os.environ.get("FACEAPP_CACHE")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("faceapp"))
 
 
 def litert_available() -> bool:

@@ -102,10 +102,9 @@ class DatasetError(FaceAppError):
 
 def default_lfw_dir() -> Path:
     """``$FACEAPP_LFW_DIR``, else ``<repository>/../shared/data/lfw``."""
-    override = os.environ.get("FACEAPP_LFW_DIR")
-    if override:
-        return Path(override).expanduser()
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "lfw"
+    from faceapp.paths import lfw_dir
+
+    return lfw_dir()
 
 
 # --------------------------------------------------------------------------- finding faces

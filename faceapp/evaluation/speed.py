@@ -1,26 +1,45 @@
 """Speed measurements, printed side by side with references measured in the same run.
 
-These machines are noisy: read the *ratios* between rows, not the absolute times.
+These machines are noisy, so the compared pipelines run **in alternating rounds**: every
+round runs each pipeline once over the same frames (in turn, the order reversed every
+other round: A B C, C B A, ...), and a pipeline's speed against the reference is the
+*median of its per-round ratios*, so a drift of the machine's speed during the run
+cancels out instead of favouring whichever ran first. Read the ratios, not absolute times.
 
-* ``pipeline``: per-stage milliseconds (median and 95th percentile) of FaceApp's
-  pipeline over the frames of a video, next to OpenCV's own YuNet + SFace pipeline
-  (``cv2.FaceDetectorYN`` + ``cv2.FaceRecognizerSF.alignCrop/feature``) on the same frames.
-* ``embedding``: milliseconds per face of the embedding CNN alone on the same aligned
+* pipelines: per-stage milliseconds (median and 95th percentile over every frame of
+  every round) and frames per second (the median of the rounds) of FaceApp's pipeline,
+  next to OpenCV's own YuNet + SFace pipeline (``cv2.FaceDetectorYN`` +
+  ``cv2.FaceRecognizerSF.alignCrop/feature``) on the same frames.
+* embedding: milliseconds per face of the embedding CNN alone on the same aligned
   crops: FaceApp's runtime (LiteRT on CPU), plain TensorFlow, and OpenCV's DNN running
-  OpenCV Zoo's ONNX file of the same network.
+  OpenCV Zoo's ONNX file of the same network, also in alternating rounds.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+STAGES = ("detect", "align", "embed", "match")
+
+#: One frame's work: returns (number of faces, milliseconds of each of :data:`STAGES`).
+Step = Callable[[np.ndarray], tuple[int, tuple[float, ...]]]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A pipeline to time: ``start()`` gives a fresh :data:`Step` for each round (so
+    that state such as tracks does not carry from one round into the next)."""
+
+    name: str
+    start: Callable[[], Step]
 
 
 @dataclass(frozen=True)
@@ -31,17 +50,22 @@ class StageStats:
 
 @dataclass(frozen=True)
 class PipelineResult:
-    """One pipeline's figures: frames per second and per-stage statistics."""
+    """One pipeline's figures. ``fps`` is the median over rounds; ``vs_reference`` the
+    median of the per-round ratios of its fps to the reference's (None without one)."""
 
     name: str
     frames: int
     faces: int
     fps: float
     ms: dict[str, StageStats] = field(default_factory=dict)
+    rounds: int = 1
+    round_fps: tuple[float, ...] = ()
+    vs_reference: float | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["ms"] = {stage: asdict(stats) for stage, stats in self.ms.items()}
+        data["round_fps"] = [round(v, 2) for v in self.round_fps]
         return data
 
 
@@ -65,39 +89,55 @@ def read_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
     return frames
 
 
-STAGES = ("detect", "align", "embed", "match")
+def round_orders(count: int, rounds: int) -> list[list[int]]:
+    """The order of ``count`` pipelines in each round: forward, then reversed, alternately."""
+    forward = list(range(count))
+    return [forward if r % 2 == 0 else forward[::-1] for r in range(rounds)]
 
 
-def _timed_run(name: str, frames: list[np.ndarray], step: Callable[[np.ndarray], tuple[int, tuple[float, ...]]]) -> PipelineResult:
-    """Run ``step`` on every frame (after one warm-up call) and gather its statistics.
-
-    ``step(frame)`` returns (number of faces, milliseconds of each of :data:`STAGES`);
-    the total is measured around the call.
-    """
-    step(frames[0])
-    times: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
-    faces = 0
-    start = time.perf_counter()
-    for frame in frames:
-        began = time.perf_counter()
-        count, stage_ms = step(frame)
-        times["total"].append((time.perf_counter() - began) * 1e3)
-        for stage, value in zip(STAGES, stage_ms):
-            times[stage].append(value)
-        faces += count
-    elapsed = time.perf_counter() - start
-    return PipelineResult(name, len(frames), faces, len(frames) / elapsed, {k: _stats(v) for k, v in times.items()})
+def paired_ratio(values: Sequence[float], reference: Sequence[float]) -> float:
+    """The median of the per-round ratios ``values[r] / reference[r]``."""
+    ratios = [v / r for v, r in zip(values, reference) if r > 0]
+    return float(np.median(ratios)) if ratios else float("nan")
 
 
-def bench_faceapp(process: Callable[[np.ndarray], object], frames: list[np.ndarray], name: str = "faceapp") -> PipelineResult:
-    """Time ``process`` (``Recognizer.process``: full per-frame recognition, or
-    ``LiveRecognizer.process``: tracking on) over ``frames``."""
-
-    def step(frame):
-        result = process(frame)
-        return len(result.faces), tuple(getattr(result.times, stage) for stage in STAGES)
-
-    return _timed_run(name, frames, step)
+def run_pipelines(pipelines: Sequence[Pipeline], frames: list[np.ndarray], rounds: int = 5,
+                  reference: str | None = None) -> list[PipelineResult]:
+    """Time every pipeline over ``frames`` in ``rounds`` alternating rounds (after one
+    warm-up frame each). ``reference``: the name of the pipeline the others are compared to."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if not frames:
+        raise ValueError("no frames to time")
+    for pipeline in pipelines:
+        pipeline.start()(frames[0])  # warm-up (lazy allocations, first-call tracing)
+    times = [{stage: [] for stage in (*STAGES, "total")} for _ in pipelines]
+    fps: list[list[float]] = [[] for _ in pipelines]
+    faces = [0] * len(pipelines)
+    for order in round_orders(len(pipelines), rounds):
+        for index in order:
+            step = pipelines[index].start()
+            count_faces = 0
+            began_round = time.perf_counter()
+            for frame in frames:
+                began = time.perf_counter()
+                count, stage_ms = step(frame)
+                times[index]["total"].append((time.perf_counter() - began) * 1e3)
+                for stage, value in zip(STAGES, stage_ms):
+                    times[index][stage].append(value)
+                count_faces += count
+            fps[index].append(len(frames) / (time.perf_counter() - began_round))
+            faces[index] = count_faces
+    names = [p.name for p in pipelines]
+    reference_fps = fps[names.index(reference)] if reference in names else None
+    return [
+        PipelineResult(
+            name=pipeline.name, frames=len(frames), faces=faces[i], fps=float(np.median(fps[i])),
+            ms={k: _stats(v) for k, v in times[i].items()}, rounds=rounds, round_fps=tuple(fps[i]),
+            vs_reference=None if reference_fps is None else paired_ratio(fps[i], reference_fps),
+        )
+        for i, pipeline in enumerate(pipelines)
+    ]
 
 
 def _stage_ms(*marks: float) -> tuple[float, ...]:
@@ -105,13 +145,31 @@ def _stage_ms(*marks: float) -> tuple[float, ...]:
     return tuple((b - a) * 1e3 for a, b in zip(marks, marks[1:]))
 
 
-def bench_opencv_reference(yunet_path: Path, sface_onnx: Path, frames: list[np.ndarray], gallery: np.ndarray | None = None) -> PipelineResult:
-    """OpenCV's own YuNet + SFace pipeline on the same frames (match: one matrix product
-    against ``gallery`` rows, as an app would)."""
+def faceapp_pipeline(name: str, process_factory: Callable[[], Callable[[np.ndarray], object]]) -> Pipeline:
+    """FaceApp's pipeline: ``process_factory()`` gives ``process(frame) -> FrameResult``
+    (e.g. ``recognizer.process``, or a fresh tracking stage's ``process``)."""
+
+    def start() -> Step:
+        process = process_factory()
+
+        def step(frame):
+            result = process(frame)
+            return len(result.faces), tuple(getattr(result.times, stage) for stage in STAGES)
+
+        return step
+
+    return Pipeline(name, start)
+
+
+REFERENCE_NAME = "opencv-yunet-sface"
+
+
+def opencv_reference_pipeline(yunet_path: Path, sface_onnx: Path, gallery: np.ndarray | None = None) -> Pipeline:
+    """OpenCV's own YuNet + SFace pipeline (match: one matrix product against
+    ``gallery`` rows, as an app would)."""
     import cv2
 
-    height, width = frames[0].shape[:2]
-    detector = cv2.FaceDetectorYN.create(str(yunet_path), "", (width, height), 0.8, 0.3, 5000)
+    detector = cv2.FaceDetectorYN.create(str(yunet_path), "", (320, 320), 0.8, 0.3, 5000)
     recognizer = cv2.FaceRecognizerSF.create(str(sface_onnx), "")
     gallery = gallery if gallery is not None and len(gallery) else np.zeros((1, 128), np.float32)
 
@@ -131,7 +189,7 @@ def bench_opencv_reference(yunet_path: Path, sface_onnx: Path, frames: list[np.n
             (matrix @ gallery.T).argmax(axis=1)
         return len(faces), _stage_ms(t0, t1, t2, t3, time.perf_counter())
 
-    return _timed_run("opencv-yunet-sface", frames, step)
+    return Pipeline(REFERENCE_NAME, lambda: step)
 
 
 def face_recognition_available() -> bool:
@@ -141,11 +199,11 @@ def face_recognition_available() -> bool:
     return importlib.util.find_spec("face_recognition") is not None
 
 
-def bench_face_recognition(frames: list[np.ndarray], known_photos: list[Path] | None = None) -> PipelineResult:
+def face_recognition_pipeline(known_photos: list[Path] | None = None) -> Pipeline:
     """The ``face_recognition`` package (dlib: HOG detector, 68-landmark alignment, ResNet
-    embedding, its own default settings) on the same frames; matching with its
-    ``face_distance`` against encodings of ``known_photos``. Its landmarks, alignment and
-    embedding happen in one call, timed as "embed" (align is 0)."""
+    embedding, its own default settings); matching with its ``face_distance`` against
+    encodings of ``known_photos``. Its landmarks, alignment and embedding happen in one
+    call, timed as "embed" (align is 0)."""
     import face_recognition
 
     known = []
@@ -165,37 +223,31 @@ def bench_face_recognition(frames: list[np.ndarray], known_photos: list[Path] | 
         detect, embed, match = _stage_ms(t0, t1, t2, time.perf_counter())
         return len(locations), (detect, 0.0, embed, match)
 
-    return _timed_run("face_recognition (dlib)", frames, step)
+    return Pipeline("face_recognition (dlib)", lambda: step)
 
 
 @dataclass(frozen=True)
 class EmbeddingResult:
+    """ms per face (median over rounds); ``vs_reference``: median of the per-round
+    ratios reference ms / this ms (> 1: faster than OpenCV's DNN)."""
+
     name: str
     ms_per_face: float
     batch: int
+    vs_reference: float | None = None
 
 
-def _time_per_face(function: Callable[[np.ndarray], object], crops: np.ndarray, repeats: int) -> float:
-    function(crops)  # warm-up (and any lazy allocation)
-    best = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function(crops)
-        best.append((time.perf_counter() - start) * 1e3 / len(crops))
-    return float(np.median(best))
+EMBEDDING_REFERENCE = "OpenCV DNN (same ONNX)"
 
 
-def bench_embedding(card, crops: np.ndarray, sface_onnx: Path | None, repeats: int = 5) -> list[EmbeddingResult]:
-    """ms per face on the same BGR ``(N, 112, 112, 3)`` crops, one face at a time and in
-    one batch, for each runtime that is available."""
+def embedding_runners(card, sface_onnx: Path | None) -> dict[str, Callable[[np.ndarray], object]]:
+    """Every available runtime of the embedding network: ``name -> run(BGR crops)``."""
     from faceapp.embedding.runtime import Embedder
 
-    results = []
-    runners: dict[str, Callable[[np.ndarray], object]] = {}
-    litert = Embedder(card, device="cpu", backend="litert")
-    runners["faceapp (LiteRT/XNNPACK)"] = litert.embed
-    tensorflow = Embedder(card, device="cpu", backend="tensorflow")
-    runners["plain TensorFlow tf.function"] = tensorflow.embed
+    runners: dict[str, Callable[[np.ndarray], object]] = {
+        "faceapp (LiteRT/XNNPACK)": Embedder(card, device="cpu", backend="litert").embed,
+        "plain TensorFlow tf.function": Embedder(card, device="cpu", backend="tensorflow").embed,
+    }
     if sface_onnx is not None and Path(sface_onnx).is_file():
         import cv2
 
@@ -206,31 +258,56 @@ def bench_embedding(card, crops: np.ndarray, sface_onnx: Path | None, repeats: i
             net.setInput(blob)
             return net.forward()
 
-        runners["OpenCV DNN (same ONNX)"] = opencv_dnn
+        runners[EMBEDDING_REFERENCE] = opencv_dnn
     else:
         logger.warning("reference ONNX not found (%s): OpenCV DNN row skipped; run tools/fetch_reference_model.sh", sface_onnx)
-    for name, function in runners.items():
-        one_at_a_time = _time_per_face(lambda c, f=function: [f(c[i : i + 1]) for i in range(len(c))], crops, repeats)
-        results.append(EmbeddingResult(name, one_at_a_time, 1))
-        results.append(EmbeddingResult(name, _time_per_face(function, crops, repeats), len(crops)))
+    return runners
+
+
+def bench_embedding(card, crops: np.ndarray, sface_onnx: Path | None, rounds: int = 5) -> list[EmbeddingResult]:
+    """ms per face on the same BGR ``(N, 112, 112, 3)`` crops, one face at a time and in
+    one batch, for each available runtime, in alternating rounds."""
+    runners = embedding_runners(card, sface_onnx)
+    names = list(runners)
+    results = []
+    for batch in (1, len(crops)):
+        def call(function, batch=batch):
+            start = time.perf_counter()
+            for first in range(0, len(crops), batch):
+                function(crops[first : first + batch])
+            return (time.perf_counter() - start) * 1e3 / len(crops)
+
+        for function in runners.values():
+            call(function)  # warm-up
+        per_round: dict[str, list[float]] = {name: [] for name in names}
+        for order in round_orders(len(names), rounds):
+            for index in order:
+                per_round[names[index]].append(call(runners[names[index]]))
+        reference = per_round.get(EMBEDDING_REFERENCE)
+        for name in names:
+            ratio = None if reference is None else paired_ratio(reference, per_round[name])
+            results.append(EmbeddingResult(name, float(np.median(per_round[name])), batch, ratio))
     return results
 
 
 def format_pipeline_table(results: list[PipelineResult]) -> str:
     stages = ("detect", "align", "embed", "match", "total")
-    header = f"{'pipeline':<34} {'fps':>7} {'faces':>6}  " + "  ".join(f"{s + ' ms (p50/p95)':>22}" for s in stages)
+    header = (f"{'pipeline':<34} {'fps':>7} {'vs OpenCV':>9} {'faces':>6}  "
+              + "  ".join(f"{s + ' ms (p50/p95)':>22}" for s in stages))
     lines = [header, "-" * len(header)]
     for result in results:
         cells = "  ".join(f"{result.ms[s].median_ms:>10.2f} / {result.ms[s].p95_ms:<9.2f}" for s in stages)
-        lines.append(f"{result.name:<34} {result.fps:>7.1f} {result.faces:>6}  {cells}")
+        ratio = f"{result.vs_reference:>8.2f}x" if result.vs_reference is not None else f"{'n/a':>9}"
+        lines.append(f"{result.name:<34} {result.fps:>7.1f} {ratio} {result.faces:>6}  {cells}")
+    rounds = results[0].rounds if results else 0
+    lines.append(f"(fps: median of {rounds} alternating rounds; vs OpenCV: median of the per-round fps ratios)")
     return "\n".join(lines)
 
 
 def format_embedding_table(results: list[EmbeddingResult]) -> str:
-    reference = {r.batch: r.ms_per_face for r in results if r.name.startswith("OpenCV")}
     lines = [f"{'embedding runtime':<32} {'batch':>5} {'ms/face':>9} {'vs OpenCV DNN':>14}", "-" * 64]
     for r in results:
-        ratio = f"{reference[r.batch] / r.ms_per_face:>13.2f}x" if r.batch in reference else f"{'n/a':>14}"
+        ratio = f"{r.vs_reference:>13.2f}x" if r.vs_reference is not None else f"{'n/a':>14}"
         lines.append(f"{r.name:<32} {r.batch:>5} {r.ms_per_face:>9.2f} {ratio}")
-    lines.append("(ratio > 1: faster than OpenCV's DNN on the same network and crops)")
+    lines.append("(ratio > 1: faster than OpenCV's DNN on the same network and crops; median of per-round ratios)")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
-"""``faceapp`` with no command: open the desktop app.
+"""The desktop app's entry point (``faceapp`` with no command, through :mod:`faceapp.cli.app`).
 
 :func:`run_app` loads the gallery and the models (one-line errors, no traceback, if they
-cannot be), opens the main window on ``--source`` (webcam 0 by default) and runs the Qt
+cannot be), opens the main window on the source (webcam 0 by default) and runs the Qt
 event loop. Closing the window stops every worker thread.
 """
 
@@ -13,23 +13,11 @@ import signal
 import sys
 
 from faceapp.errors import FaceAppError
+from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
 logger = logging.getLogger(__name__)
 
 SCREENSHOTS_ENV = "FACEAPP_SCREENSHOTS"  # a folder: take the docs' screenshots, then quit
-
-
-def build_recognizer(args, gallery):
-    """The pipeline the command-line options describe (same options as the CLI)."""
-    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
-    from faceapp.vision.detection import DetectorConfig
-
-    detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
-    config = PipelineConfig(
-        model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector,
-        flip=getattr(args, "flip_fusion", False),
-    )
-    return Recognizer.create(config, gallery)
 
 
 def _fail(app, message: str) -> int:
@@ -42,8 +30,13 @@ def _fail(app, message: str) -> int:
     return 1
 
 
-def run_app(args, asker=None) -> int:
+def run_app(config: PipelineConfig | None = None, gallery_path: str | os.PathLike | None = None,
+            source: str | None = None, asker=None) -> int:
     """Run the desktop app until its window closes; returns the exit status.
+
+    ``config``: the pipeline (built by the one builder, :meth:`Recognizer.create`);
+    ``gallery_path``: default :func:`~faceapp.paths.default_gallery_path`; ``source``: as
+    for ``--source`` (default webcam 0).
 
     An encrypted gallery is unlocked with ``$FACEAPP_PASSPHRASE``, the keyring, or by
     asking (``asker``: a :class:`~faceapp.gui.asker.Asker`, Qt dialogs by default); a
@@ -63,7 +56,8 @@ def run_app(args, asker=None) -> int:
     app.setApplicationDisplayName("FaceApp")
     settings = AppSettings.open()
     asker = asker or QtAsker()
-    path = getattr(args, "gallery", None) or default_gallery_path()
+    config = config or PipelineConfig()
+    path = gallery_path or default_gallery_path()
     try:
         gallery = open_gallery(path, asker)
     except FaceAppError as error:
@@ -72,8 +66,8 @@ def run_app(args, asker=None) -> int:
         print(f"faceapp: cancelled: no passphrase given for the encrypted gallery {path}", file=sys.stderr)
         return 1
     try:
-        recognizer = build_recognizer(args, gallery)
-        if getattr(args, "threshold", None) is None and settings.threshold is not None:
+        recognizer = Recognizer.create(config, gallery)
+        if config.threshold is None and settings.threshold is not None:
             recognizer.threshold = settings.threshold
     except FaceAppError as error:
         gallery.close()
@@ -82,7 +76,7 @@ def run_app(args, asker=None) -> int:
     window = MainWindow(recognizer, gallery, settings, asker=asker)
     app.aboutToQuit.connect(window.shutdown)
     window.show()
-    window.open_source_text(getattr(args, "source", None) or "0")
+    window.open_source_text(source or "0")
 
     # Ctrl+C in the terminal closes the window (Python handles signals between Qt events).
     previous_handler = signal.signal(signal.SIGINT, lambda *_: window.close())

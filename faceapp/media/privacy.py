@@ -37,7 +37,7 @@ __all__ = [
     "render_output",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 BlurMode = Literal["none", "unknown", "all"]
 BLUR_CHOICES: tuple[str, ...] = ("none", "unknown", "all")
@@ -65,10 +65,6 @@ class PrivacyPolicy:
         """The policy of an open :class:`faceapp.storage.gallery.Gallery` (or None: no gallery)."""
         only = bool(gallery is not None and gallery.embeddings_only)
         return cls(only, normalize_blur(blur))
-
-    @property
-    def keep_thumbnails(self) -> bool:
-        return not self.embeddings_only
 
 
 def normalize_blur(value: str | None) -> BlurMode:

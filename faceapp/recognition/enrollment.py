@@ -33,12 +33,14 @@ class Sample:
     quality: QualityReport
     source: str
 
-    def template(self, model_id: str, keep_thumbnail: bool = True) -> NewTemplate:
+    def template(self, model_id: str) -> NewTemplate:
+        """The gallery template of this sample (the gallery drops the thumbnail in
+        embeddings-only mode)."""
         return NewTemplate(
             embedding=self.embedding,
             model_id=model_id,
             quality=self.quality.score,
-            thumbnail=encode_jpeg(self.face.image) if keep_thumbnail else None,
+            thumbnail=encode_jpeg(self.face.image),
             source=self.source,
         )
 

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.embedding.flip import embed_with_flip
-from faceapp.embedding.modelcard import EmbeddingCard, load_card, yunet_path
+from faceapp.embedding.modelcard import EmbeddingCard, load_card
 from faceapp.embedding.runtime import Embedder
+from faceapp.errors import ConfigError
 from faceapp.recognition.matching import Matcher
 from faceapp.storage.gallery import Gallery
 from faceapp.types import AlignedFace, Detection, FaceResult, FrameResult, StageTimes
 from faceapp.vision.alignment import align_face
-from faceapp.vision.detection import DetectorConfig, YuNetDetector
+from faceapp.vision.detection import DetectorConfig, YuNetDetector, yunet_path
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,27 @@ class PipelineConfig:
     threshold: str | float | None = None  # preset name, number, or None for the card's default
     flip: bool = False  # test-time flip fusion (see faceapp.embedding.flip)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+
+    def validate(self) -> None:
+        """Raise ConfigError (one line) for an option out of range."""
+        from faceapp.embedding.device import DEVICES
+        from faceapp.embedding.runtime import BACKENDS
+
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        try:
+            self.detector.validate()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+
+def build_detector(config: PipelineConfig | None = None) -> YuNetDetector:
+    """The face detector ``config`` describes (one per thread: it keeps per-call state)."""
+    config = config or PipelineConfig()
+    config.validate()
+    return YuNetDetector(yunet_path(config.model_dir), config.detector)
 
 
 class Recognizer:
@@ -59,10 +81,11 @@ class Recognizer:
 
     @classmethod
     def create(cls, config: PipelineConfig | None = None, gallery: Gallery | None = None) -> Recognizer:
-        """Load the models named by ``config`` (the shipped ones by default)."""
+        """Load the models named by ``config`` (the shipped ones by default). The one
+        builder of the pipeline: the CLI, the GUI, evaluation, bench and training use it."""
         config = config or PipelineConfig()
+        detector = build_detector(config)
         card = load_card(config.model_dir)
-        detector = YuNetDetector(yunet_path(config.model_dir), config.detector)
         embedder = Embedder(card, device=config.device, backend=config.backend)
         return cls(card, detector, embedder, card.threshold(config.threshold), gallery, flip=config.flip)
 

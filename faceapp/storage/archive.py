@@ -64,7 +64,7 @@ __all__ = [
     "import_gallery",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "faceapp-gallery"
 FORMAT_VERSION = 1
@@ -167,7 +167,7 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
         if isinstance(e, OSError):
             raise GalleryError(f"cannot write {dest}: {e.strerror or e}") from e
         raise
-    log.info("exported %d people, %d templates to %s", len(people), len(templates), dest)
+    logger.info("exported %d people, %d templates to %s", len(people), len(templates), dest)
     return dest
 
 
@@ -219,7 +219,7 @@ def import_gallery(
         summary = gallery.import_people(records, on_conflict=on_conflict)
     except GalleryError as e:
         raise type(e)(f"cannot import {src}: {e}") from e
-    log.info("imported %s from %s", summary, src)
+    logger.info("imported %s from %s", summary, src)
     return summary
 
 

@@ -51,7 +51,7 @@ __all__ = [
     "unseal",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 PASSPHRASE_ENV = "FACEAPP_PASSPHRASE"
 KEYRING_SERVICE = "faceapp-gallery"
@@ -259,7 +259,7 @@ def keyring_passphrase(gallery_path: str | os.PathLike[str]) -> str | None:
     try:
         return module.get_password(KEYRING_SERVICE, _account(gallery_path))
     except (error, RuntimeError, OSError) as e:
-        log.info("keyring unavailable: %s", e)
+        logger.info("keyring unavailable: %s", e)
         return None
 
 
@@ -272,7 +272,7 @@ def store_keyring_passphrase(gallery_path: str | os.PathLike[str], passphrase: s
         module.set_password(KEYRING_SERVICE, _account(gallery_path), passphrase)
         return True
     except (error, RuntimeError, OSError) as e:
-        log.info("keyring unavailable: %s", e)
+        logger.info("keyring unavailable: %s", e)
         return False
 
 
@@ -285,5 +285,5 @@ def forget_keyring_passphrase(gallery_path: str | os.PathLike[str]) -> bool:
         module.delete_password(KEYRING_SERVICE, _account(gallery_path))
         return True
     except (error, RuntimeError, OSError) as e:
-        log.info("keyring: %s", e)
+        logger.info("keyring: %s", e)
         return False

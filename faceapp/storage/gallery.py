@@ -68,7 +68,7 @@ __all__ = [
     "normalize_name",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 100
 MAX_THUMBNAIL_BYTES = 1 << 20  # a 112x112 PNG/JPEG is a few tens of KiB
@@ -425,7 +425,7 @@ class Gallery:
             conn.execute("PRAGMA secure_delete = ON")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                log.warning("gallery %s: journal mode is %s, not WAL", p, mode)
+                logger.warning("gallery %s: journal mode is %s, not WAL", p, mode)
             self._unlock(passphrase)
             self._migrate()
         except BaseException as e:
@@ -497,7 +497,7 @@ class Gallery:
         values = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('kdf', 'key_check')").fetchall())
         if values.get("kdf") is None:
             if passphrase is not None:
-                log.info("gallery %s is not encrypted; the passphrase is not used", self._path)
+                logger.info("gallery %s is not encrypted; the passphrase is not used", self._path)
             return
         try:
             params = KdfParams.from_json(values["kdf"])
@@ -571,7 +571,7 @@ class Gallery:
                 raise GalleryError(f"gallery {self._path} is already encrypted (use change_passphrase)")
             params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
             self._rekey(crypto.derive_key(passphrase, params), params)
-        log.info("gallery %s: encrypted", self._path)
+        logger.info("gallery %s: encrypted", self._path)
 
     def _confirm(self, passphrase: str) -> None:
         row = self._require().execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()
@@ -589,7 +589,7 @@ class Gallery:
                 raise GalleryError(f"gallery {self._path} is not encrypted")
             self._confirm(passphrase)
             self._rekey(None, None)
-        log.info("gallery %s: decrypted", self._path)
+        logger.info("gallery %s: decrypted", self._path)
 
     def change_passphrase(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
         """Re-encrypt every blob under a key from ``new`` (new salt), in one transaction.
@@ -600,7 +600,7 @@ class Gallery:
             self._confirm(old)
             params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
             self._rekey(crypto.derive_key(new, params), params)
-        log.info("gallery %s: passphrase changed", self._path)
+        logger.info("gallery %s: passphrase changed", self._path)
 
     @property
     def embeddings_only(self) -> bool:
@@ -626,7 +626,7 @@ class Gallery:
             )
         if deleted:
             self.wipe_free_space()
-        log.info("gallery %s: embeddings-only %s (%d thumbnail(s) deleted)", self._path, enabled, deleted)
+        logger.info("gallery %s: embeddings-only %s (%d thumbnail(s) deleted)", self._path, enabled, deleted)
         return deleted
 
     def wipe_free_space(self) -> bool:
@@ -640,10 +640,10 @@ class Gallery:
                 conn.execute("VACUUM")
                 busy = busy or conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             except sqlite3.Error as e:
-                log.warning("gallery %s: could not wipe free space yet (%s)", self._path, _one_line(e))
+                logger.warning("gallery %s: could not wipe free space yet (%s)", self._path, _one_line(e))
                 return False
         if busy:
-            log.warning("gallery %s: another program is reading it; deleted data is wiped when it closes", self._path)
+            logger.warning("gallery %s: another program is reading it; deleted data is wiped when it closes", self._path)
         return not busy
 
     # ----- opening
@@ -710,7 +710,7 @@ class Gallery:
                 c.execute("CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value)")
                 c.execute("INSERT INTO meta(key, value) VALUES ('revision', 0)")
             for version in range(current, SCHEMA_VERSION):
-                log.info("gallery %s: migrating schema %d -> %d", self._path, version, version + 1)
+                logger.info("gallery %s: migrating schema %d -> %d", self._path, version, version + 1)
                 MIGRATIONS[version](c)
             c.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?) "
@@ -752,7 +752,7 @@ class Gallery:
                 try:
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
-                    log.debug("rollback failed", exc_info=True)
+                    logger.debug("rollback failed", exc_info=True)
                 if isinstance(e, sqlite3.Error):
                     raise self._db_error(e) from e
                 raise
@@ -954,7 +954,7 @@ class Gallery:
             pid = self._new_person(conn, key, now)
             self._insert(conn, pid, rows, now)
             person = self._person(conn, key)
-        log.info("gallery: added %r with %d template(s)", key, len(rows))
+        logger.info("gallery: added %r with %d template(s)", key, len(rows))
         return person
 
     def add_templates(self, name: str, templates: Sequence[NewTemplate]) -> Person:
@@ -969,7 +969,7 @@ class Gallery:
             self._check_compatible(conn, rows)
             self._insert(conn, pid, rows, now)
             person = self._person(conn, key)
-        log.info("gallery: added %d template(s) to %r", len(rows), key)
+        logger.info("gallery: added %d template(s) to %r", len(rows), key)
         return person
 
     def rename(self, old: str, new: str) -> Person:
@@ -983,7 +983,7 @@ class Gallery:
                     raise GalleryError(f"a person named {new_key!r} is already in the gallery")
                 conn.execute("UPDATE people SET name = ? WHERE id = ?", (new_key, pid))
             person = self._person(conn, new_key)
-        log.info("gallery: renamed %r to %r", old_key, new_key)
+        logger.info("gallery: renamed %r to %r", old_key, new_key)
         return person
 
     def merge(self, source: str, target: str) -> Person:
@@ -997,7 +997,7 @@ class Gallery:
             conn.execute("UPDATE templates SET person_id = ? WHERE person_id = ?", (dst, src))
             conn.execute("DELETE FROM people WHERE id = ?", (src,))
             person = self._person(conn, dst_key)
-        log.info("gallery: merged %r into %r", src_key, dst_key)
+        logger.info("gallery: merged %r into %r", src_key, dst_key)
         return person
 
     def remove(self, name: str) -> None:
@@ -1007,7 +1007,7 @@ class Gallery:
             pid = self._person_id(conn, key)
             conn.execute("DELETE FROM people WHERE id = ?", (pid,))
         self.wipe_free_space()
-        log.info("gallery: removed %r", key)
+        logger.info("gallery: removed %r", key)
 
     def remove_template(self, template_id: int) -> None:
         """Delete one template; the person stays even if it was their last one."""
@@ -1018,7 +1018,7 @@ class Gallery:
             if cur.rowcount == 0:
                 raise GalleryError(f"no template with id {int(template_id)} in the gallery")
         self.wipe_free_space()
-        log.info("gallery: removed template %d", int(template_id))
+        logger.info("gallery: removed template %d", int(template_id))
 
     def replace_embeddings(
         self, embeddings: dict[int, np.ndarray], model_id: str, remove: Sequence[int] = ()
@@ -1046,7 +1046,7 @@ class Gallery:
             conn.executemany("DELETE FROM templates WHERE id = ?", [(i,) for i in sorted(removed)])
         if removed:
             self.wipe_free_space()
-        log.info("gallery: %d template(s) re-embedded with %r, %d removed", len(ids), model_id, len(removed))
+        logger.info("gallery: %d template(s) re-embedded with %r, %d removed", len(ids), model_id, len(removed))
 
     def import_people(
         self, records: Sequence[PersonRecord], *, on_conflict: OnConflict = "error"
@@ -1103,7 +1103,7 @@ class Gallery:
                 self._insert(conn, pid, rows, now)
                 count += len(rows)
         summary = ImportSummary(added, merged, skipped, count)
-        log.info("gallery: imported %s", summary)
+        logger.info("gallery: imported %s", summary)
         return summary
 
 

@@ -155,9 +155,10 @@ class LoadedFaces:
         }
 
 
-def _cache_key(config: DataConfig, people: dict[str, list[Path]]) -> str:
+def _cache_key(config: DataConfig, people: dict[str, list[Path]], detection) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([CACHE_VERSION, str(Path(config.data_dir).resolve()), config.no_face, config.min_short_side]).encode())
+    detector = [detection.detector.score_threshold, detection.detector.nms_threshold, detection.detector.min_face_size]
+    digest.update(json.dumps([CACHE_VERSION, str(Path(config.data_dir).resolve()), config.no_face, config.min_short_side, detector]).encode())
     for name, paths in people.items():
         for path in paths:
             stat = path.stat()
@@ -166,20 +167,20 @@ def _cache_key(config: DataConfig, people: dict[str, list[Path]]) -> str:
 
 
 def default_cache_dir() -> Path:
-    from faceapp.embedding.runtime import cache_dir
+    from faceapp.paths import cache_dir
 
     return cache_dir() / "training-crops"
 
 
-def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, model_dir, progress: bool):
-    """Run YuNet + alignment on every selected image; returns arrays for the cache."""
-    from faceapp.embedding.modelcard import yunet_path
+def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, detection, progress: bool):
+    """Run YuNet + alignment on every selected image; returns arrays for the cache.
+    ``detection``: the :class:`~faceapp.recognition.pipeline.PipelineConfig` of the detector."""
     from faceapp.evaluation.lfw import FacePolicy, find_face
     from faceapp.media.imageio import read_image
+    from faceapp.recognition.pipeline import build_detector
     from faceapp.vision.alignment import align_face
-    from faceapp.vision.detection import YuNetDetector
 
-    detector = YuNetDetector(yunet_path(model_dir))
+    detector = build_detector(detection)
     # Small images: exactly what `faceapp eval lfw` does (it upscales them for YuNet);
     # large photos: detection at their own size only.
     small = FacePolicy(no_face="centre" if config.no_face == "centre" else "skip")
@@ -213,18 +214,24 @@ def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, model_d
     return crops, labels, detected, usable, np.array(paths_out)
 
 
-def load_faces(config: DataConfig, *, model_dir=None, progress: bool = False) -> LoadedFaces:
-    """Select the images, find and align their faces (or read them from the cache)."""
+def load_faces(config: DataConfig, *, model_dir=None, progress: bool = False, detection=None) -> LoadedFaces:
+    """Select the images, find and align their faces (or read them from the cache).
+
+    ``detection``: the pipeline configuration whose detector finds the faces (default:
+    the default detector of ``model_dir``), the same builder the app uses."""
+    from faceapp.recognition.pipeline import PipelineConfig
+
     config.validate()
+    detection = detection or PipelineConfig(model_dir=model_dir)
     people = select_images(config)
     cache_root = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
-    cache_file = cache_root / f"crops-{_cache_key(config, people)}.npz"
+    cache_file = cache_root / f"crops-{_cache_key(config, people, detection)}.npz"
     if cache_file.is_file():
         with np.load(cache_file) as data:
             crops, labels, detected, usable, paths = (data[k] for k in ("crops", "labels", "detected", "usable", "paths"))
         logger.info("aligned faces read from the cache %s", cache_file)
     else:
-        crops, labels, detected, usable, paths = _detect_and_align(people, config, model_dir, progress)
+        crops, labels, detected, usable, paths = _detect_and_align(people, config, detection, progress)
         try:
             cache_root.mkdir(parents=True, exist_ok=True)
             temporary = cache_file.with_suffix(".tmp.npz")

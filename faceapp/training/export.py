@@ -9,7 +9,7 @@
   calibrated on the validation pairs, and a ``training`` section (data summary,
   configuration, validation figures before and after, the people used).
 
-The YuNet detector is not copied: :func:`faceapp.embedding.modelcard.yunet_path` falls back to
+The YuNet detector is not copied: :func:`faceapp.vision.detection.yunet_path` falls back to
 the shipped one.
 """
 
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.embedding.modelcard import EmbeddingCard, load_card, sha256_of
+from faceapp.checksums import sha256_of
+from faceapp.embedding.modelcard import EmbeddingCard, load_card
 from faceapp.errors import ModelError
 
 logger = logging.getLogger(__name__)

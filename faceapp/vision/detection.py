@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from faceapp.checksums import verified_file
 from faceapp.errors import ModelError
+from faceapp.paths import DEFAULT_MODEL_DIR, model_dir
 from faceapp.types import Detection
 
 logger = logging.getLogger(__name__)
+
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+
+
+def yunet_path(directory: str | os.PathLike | None = None) -> Path:
+    """The verified YuNet detector file: the chosen model directory's own copy if it has
+    one, else the shipped one."""
+    for root in (model_dir(directory), DEFAULT_MODEL_DIR):
+        candidate = root / YUNET_FILE
+        if candidate.exists():
+            return verified_file(candidate, YUNET_SHA256, "YuNet face detector")
+    raise ModelError(f"YuNet face detector file is missing: {DEFAULT_MODEL_DIR / YUNET_FILE}")
 
 
 @dataclass(frozen=True)

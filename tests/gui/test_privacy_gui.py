@@ -64,13 +64,13 @@ def test_encrypted_gallery_opens_with_the_environment_passphrase(tmp_path, asker
 
 
 def test_cancelling_the_passphrase_quits_in_one_line(tmp_path, asker_factory, capsys):
-    import argparse
 
     from faceapp.gui.app import run_app
 
     path = encrypted_gallery(tmp_path / "locked.sqlite3")
-    args = argparse.Namespace(source=None, gallery=str(path), model=None, device="cpu", threshold=None, det_score=0.8, min_face=20)
-    assert run_app(args, asker=asker_factory(password=[None])) == 1
+    from faceapp.recognition.pipeline import PipelineConfig
+
+    assert run_app(PipelineConfig(device="cpu"), path, asker=asker_factory(password=[None])) == 1
     error = capsys.readouterr().err
     assert "cancelled" in error and error.count("\n") == 1
 

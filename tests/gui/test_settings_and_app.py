@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from faceapp.gui.main_window import MainWindow
 from faceapp.gui.settings import SETTINGS_ENV, AppSettings
+from faceapp.recognition.pipeline import PipelineConfig
 
-
-def args_for(**overrides) -> argparse.Namespace:
-    values = {"source": None, "gallery": None, "model": None, "device": "cpu", "threshold": None, "det_score": 0.8, "min_face": 20, "verbose": False}
-    values.update(overrides)
-    return argparse.Namespace(**values)
+CPU = PipelineConfig(device="cpu")
 
 
 def test_settings_persist_between_runs(tmp_path):
@@ -59,7 +54,7 @@ def test_run_app_opens_the_window_on_the_source_and_closes_cleanly(qtbot, tmp_pa
         window.close()
 
     QTimer.singleShot(100, check_and_close)
-    assert run_app(args_for(source=str(fixture_video.path), gallery=str(gallery.path))) == 0
+    assert run_app(CPU, gallery.path, source=str(fixture_video.path)) == 0
     assert seen["threshold"] == pytest.approx(0.3)
     assert fixture_video.path.name in seen["title"]
     assert seen["threads"] and not any(t.isRunning() for t in seen["threads"])
@@ -70,6 +65,6 @@ def test_run_app_explains_a_broken_gallery_in_one_line(tmp_path, capsys):
 
     broken = tmp_path / "broken.sqlite3"
     broken.write_bytes(b"this is not a database at all" * 10)
-    assert run_app(args_for(gallery=str(broken))) == 1
+    assert run_app(CPU, broken) == 1
     error = capsys.readouterr().err
     assert error.startswith("faceapp: error:") and error.count("\n") == 1

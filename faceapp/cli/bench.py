@@ -1,0 +1,116 @@
+"""``faceapp bench``: speed, side by side with OpenCV's own pipeline, in alternating rounds."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceapp.cli.argtypes import positive_int
+from faceapp.cli.common import build_recognizer, print_json
+from faceapp.errors import FaceAppError, SourceError
+
+logger = logging.getLogger(__name__)
+
+
+def _enroll_fixtures(recognizer: Any, gallery: Any, fixtures: Path) -> None:
+    """A small real gallery (the two fixture people), so matching costs what it costs."""
+    from faceapp.recognition.enrollment import samples_from_files
+
+    for person in ("obama", "biden"):
+        samples = samples_from_files(recognizer, sorted((fixtures / person).glob("*.jpg")))
+        gallery.add_person(person, [s.template(recognizer.embedder.model_id) for s in samples])
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from faceapp.evaluation import speed
+    from faceapp.paths import fixtures_dir, reference_sface_onnx
+    from faceapp.recognition.tracking import LiveRecognizer
+    from faceapp.storage.gallery import Gallery
+    from faceapp.vision.detection import yunet_path
+
+    with tempfile.TemporaryDirectory() as scratch:
+        video = args.video
+        fixtures = fixtures_dir()
+        if video is None:
+            from faceapp.media.fixture_video import make_fixture_video
+
+            if not fixtures.is_dir():
+                raise FaceAppError(f"no --video given and the fixture photos are not at {fixtures} (set FACEAPP_FIXTURES)")
+            video = make_fixture_video(fixtures, Path(scratch) / "fixtures.avi").path
+        frames = speed.read_frames(video, args.frames)
+        if not frames:
+            raise SourceError(f"{video}: no frames")
+        with Gallery(Path(scratch) / "bench.sqlite3") as gallery:
+            recognizer = build_recognizer(args, gallery)
+            if fixtures.is_dir():
+                _enroll_fixtures(recognizer, gallery, fixtures)
+            device = "GPU" if recognizer.embedder.choice.kind == "gpu" else "CPU"
+            pipelines = [
+                speed.faceapp_pipeline(f"faceapp tracking on ({device})", lambda: LiveRecognizer(recognizer).process),
+                speed.faceapp_pipeline(f"faceapp tracking off ({device})", lambda: recognizer.process),
+            ]
+            onnx = reference_sface_onnx()
+            if onnx.is_file():
+                reference_gallery = gallery.matrix(recognizer.embedder.model_id).embeddings
+                pipelines.append(speed.opencv_reference_pipeline(yunet_path(args.model), onnx, reference_gallery))
+            else:
+                print(f"faceapp: note: the OpenCV reference rows are left out: {onnx} is missing "
+                      "(bash tools/fetch_reference_model.sh fetches it, or set FACEAPP_SFACE_ONNX)", file=sys.stderr)
+            if speed.face_recognition_available():
+                photos = [min((fixtures / p).glob("*.jpg")) for p in ("obama", "biden")] if fixtures.is_dir() else []
+                pipelines.append(speed.face_recognition_pipeline(photos))
+            else:
+                logger.info("face_recognition (dlib) is not installed: its row is skipped (see the README)")
+            results = speed.run_pipelines(pipelines, frames, rounds=args.rounds, reference=speed.REFERENCE_NAME)
+            embedding_rows = []
+            if not args.no_embedding:
+                crops = []
+                for frame in frames:
+                    crops += [f.image for f in recognizer.align(frame, recognizer.detect(frame))]
+                    if len(crops) >= 8:
+                        break
+                if crops:
+                    embedding_rows = speed.bench_embedding(recognizer.card, np.stack(crops[:8]), onnx if onnx.is_file() else None,
+                                                           rounds=args.rounds)
+    if args.json:
+        print_json({
+            "video": str(args.video or "fixture video"),
+            "frames": len(frames),
+            "frame_size": [frames[0].shape[1], frames[0].shape[0]],
+            "rounds": args.rounds,
+            "pipelines": [r.to_json() for r in results],
+            "embedding": [{"runtime": r.name, "batch": r.batch, "ms_per_face": round(r.ms_per_face, 3),
+                           "vs_reference": None if r.vs_reference is None else round(r.vs_reference, 3)} for r in embedding_rows],
+        })
+        return 0
+    print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} from {args.video or 'the fixture video'}; "
+          "compare ratios between rows, not absolute times")
+    print(speed.format_pipeline_table(results))
+    if embedding_rows:
+        print()
+        print(speed.format_embedding_table(embedding_rows))
+    return 0
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``bench`` to the CLI's subparsers."""
+    bench = commands.add_parser(
+        "bench", parents=[common],
+        help="measure speed against OpenCV's own YuNet + SFace pipeline (and face_recognition, if installed), in one run",
+        description="Time FaceApp's pipeline (tracking on and off) and OpenCV's own YuNet + SFace pipeline on the same "
+        "decoded frames, in alternating rounds (A B C, C B A, ...): fps is the median of the rounds and the ratio to "
+        "OpenCV the median of the per-round ratios, so the machine's drift cancels. Then the embedding network alone "
+        "under LiteRT, plain TensorFlow and OpenCV's DNN on the same aligned crops, likewise.",
+    )
+    bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, 640x480)")
+    bench.add_argument("--frames", type=positive_int, metavar="N", help="use at most N frames")
+    bench.add_argument("--rounds", type=positive_int, default=5, metavar="N", help="alternating rounds (default: 5)")
+    bench.add_argument("--no-embedding", action="store_true", help="skip the embedding-only comparison")
+    bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")
+    bench.set_defaults(func=cmd_bench)

@@ -1,0 +1,128 @@
+"""What every command shares: the common options, opening the gallery (with its
+passphrase), turning options into the pipeline's configuration, and printing JSON.
+
+User errors raise :class:`~faceapp.errors.FaceAppError`; :func:`faceapp.cli.main.main`
+prints them as one line on stderr and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from faceapp.cli.argtypes import fraction, non_negative_int
+
+logger = logging.getLogger(__name__)
+
+
+def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the command. After it, their defaults are
+    suppressed so that a value given before the command is not reset."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+
+    def default(value):
+        return argparse.SUPPRESS if suppress_defaults else value
+
+    group.add_argument("--gallery", metavar="PATH", default=default(None), help="gallery file (default: $FACEAPP_GALLERY, else the user data directory)")
+    group.add_argument("--model", metavar="DIR", default=default(None), help="model directory (default: $FACEAPP_MODELS, else the shipped models/)")
+    group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
+    group.add_argument("--threshold", metavar="T", default=default(None), help="match threshold: a cosine similarity, or a preset: strict, balanced, lenient (default: the model card's)")
+    group.add_argument("--det-score", type=fraction, default=default(0.8), metavar="S", help="face detector score threshold (default: 0.8)")
+    group.add_argument("--min-face", type=non_negative_int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
+    group.add_argument("--flip-fusion", action="store_true", default=default(False),
+                       help="embed each face and its mirror image (slightly more accurate, twice the embedding cost)")
+    group.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log what happens")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(False), help="no progress bars")
+    group.add_argument("--passphrase-env", metavar="VAR", default=default(None),
+                       help="environment variable holding the passphrase of an encrypted gallery or export "
+                       "(default: $FACEAPP_PASSPHRASE, then the OS keyring, then a prompt)")
+    return common
+
+
+def pipeline_config(args: argparse.Namespace):
+    """The :class:`~faceapp.recognition.pipeline.PipelineConfig` the common options
+    describe, validated (ConfigError). The only place options become a pipeline."""
+    from faceapp.recognition.pipeline import PipelineConfig
+    from faceapp.vision.detection import DetectorConfig
+
+    detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
+    config = PipelineConfig(
+        model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector, flip=args.flip_fusion,
+    )
+    config.validate()
+    return config
+
+
+def build_recognizer(args: argparse.Namespace, gallery=None):
+    """The loaded :class:`~faceapp.recognition.pipeline.Recognizer` of the options."""
+    from faceapp.recognition.pipeline import Recognizer
+
+    return Recognizer.create(pipeline_config(args), gallery)
+
+
+def ask_passphrase(args: argparse.Namespace, what: str, *, new: bool = False) -> str:
+    """A passphrase for ``what`` (a gallery or export file): from the environment variable
+    named by --passphrase-env / --new-passphrase-env; for an existing one also from
+    $FACEAPP_PASSPHRASE and the OS keyring; else asked on the terminal (twice if new)."""
+    import getpass
+
+    from faceapp.storage.crypto import PASSPHRASE_ENV, PassphraseError, keyring_passphrase
+
+    variable = getattr(args, "new_passphrase_env" if new else "passphrase_env", None) or (None if new else PASSPHRASE_ENV)
+    if variable and os.environ.get(variable):
+        return os.environ[variable]
+    if not new and (remembered := keyring_passphrase(what)):
+        return remembered
+    if not sys.stdin.isatty():
+        hint = f"set {variable}" if variable else "pass --new-passphrase-env VAR"
+        raise PassphraseError(f"{what}: a {'new ' if new else ''}passphrase is needed: {hint}, or run in a terminal to be asked")
+    first = getpass.getpass(f"{'new ' if new else ''}passphrase for {what}: ")
+    if new and getpass.getpass("repeat the new passphrase: ") != first:
+        raise PassphraseError("the two passphrases differ; nothing was changed")
+    return first
+
+
+def gallery_path(args: argparse.Namespace) -> Path:
+    """The gallery file of ``--gallery``, else the default one."""
+    from faceapp.paths import default_gallery_path
+
+    return Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
+
+
+def open_gallery(args: argparse.Namespace, create: bool = False):
+    """The gallery of ``--gallery`` (else the default). A gallery named explicitly must
+    exist unless the command adds to it (``create``), so a mistyped path is an error
+    rather than a silent new, empty gallery."""
+    from faceapp.errors import FaceAppError
+    from faceapp.storage.gallery import Gallery
+
+    path = gallery_path(args)
+    if args.gallery and not create and not path.exists():
+        raise FaceAppError(f"no gallery at {args.gallery} (enroll someone first, or check the path)")
+    passphrase = ask_passphrase(args, str(path)) if Gallery.is_encrypted_file(path) else None
+    return Gallery(path, passphrase=passphrase)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person watching a terminal."""
+    return not args.quiet and sys.stderr.isatty()
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (paths and other objects as strings)."""
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def print_report(args: argparse.Namespace, report: dict[str, Any], text: str) -> None:
+    """``report`` as JSON with ``--json``, else the human-readable ``text``."""
+    if getattr(args, "json", False):
+        print_json(report)
+    else:
+        print(text)

@@ -1,0 +1,157 @@
+"""``faceapp gallery ACTION``: list and manage the enrolled people, export and import,
+encryption, embeddings-only mode, and moving the gallery to another model (reembed)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+from typing import Any
+
+from faceapp.cli.common import ask_passphrase, open_gallery, print_json, print_report
+
+logger = logging.getLogger(__name__)
+
+
+def _when(timestamp: float, spec: str | None = None) -> str:
+    moment = dt.datetime.fromtimestamp(timestamp)
+    return moment.isoformat(timespec="seconds") if spec is None else moment.strftime(spec)
+
+
+def _list(args, gallery) -> None:
+    people = gallery.people()
+    if args.json:
+        print_json([{"name": p.name, "templates": p.template_count, "created": _when(p.created_at)} for p in people])
+    elif not people:
+        print(f"the gallery {gallery.path} is empty")
+    else:
+        width = max(len(p.name) for p in people)
+        for p in people:
+            print(f"{p.name:<{width}}  {p.template_count:>3} template(s)  added {_when(p.created_at, '%Y-%m-%d %H:%M')}")
+
+
+def _export(args, gallery) -> None:
+    from faceapp.storage.archive import export_gallery
+
+    passphrase = ask_passphrase(args, args.file, new=True) if args.encrypt else None
+    path = export_gallery(gallery, args.file, passphrase=passphrase)
+    print(f"exported {len(gallery.people())} people to {path}" + (" (encrypted)" if passphrase else ""))
+
+
+def _import(args, gallery) -> None:
+    from faceapp.storage.archive import archive_is_encrypted, import_gallery
+
+    passphrase = ask_passphrase(args, args.file) if archive_is_encrypted(args.file) else None
+    summary = import_gallery(gallery, args.file, on_conflict=args.on_conflict, passphrase=passphrase)
+    print(
+        f"imported {summary.people_added} new people, merged {summary.people_merged}, "
+        f"skipped {summary.people_skipped}; {summary.templates_added} template(s) added"
+    )
+
+
+def _embeddings_only(args, gallery) -> None:
+    if args.state == "on":
+        deleted = gallery.set_embeddings_only(True)
+        print(f"embeddings-only mode is on: {deleted} face thumbnail(s) deleted and wiped")
+    elif args.state == "off":
+        gallery.set_embeddings_only(False)
+        print("embeddings-only mode is off: new enrollments keep a face thumbnail")
+    else:
+        print(f"embeddings-only mode is {'on' if gallery.embeddings_only else 'off'}")
+
+
+def _rename(args, gallery) -> None:
+    person = gallery.rename(args.old, args.new)
+    print(f"renamed '{args.old}' to '{person.name}'")
+
+
+def _merge(args, gallery) -> None:
+    person = gallery.merge(args.source, args.target)
+    print(f"merged '{args.source}' into '{person.name}' ({person.template_count} template(s))")
+
+
+def _remove(args, gallery) -> None:
+    gallery.remove(args.name)
+    print(f"removed '{args.name}'")
+
+
+def _encrypt(args, gallery) -> None:
+    gallery.encrypt(ask_passphrase(args, str(gallery.path), new=True))
+    print(f"encrypted the faces in {gallery.path} (names stay readable); the passphrase cannot be recovered")
+
+
+def _decrypt(args, gallery) -> None:
+    gallery.decrypt(ask_passphrase(args, str(gallery.path)))
+    print(f"{gallery.path} is no longer encrypted")
+
+
+def _passwd(args, gallery) -> None:
+    old = ask_passphrase(args, str(gallery.path))
+    gallery.change_passphrase(old, ask_passphrase(args, str(gallery.path), new=True))
+    print(f"changed the passphrase of {gallery.path}")
+
+
+def _reembed(args, gallery) -> None:
+    from faceapp.embedding.modelcard import load_card
+    from faceapp.embedding.runtime import Embedder
+    from faceapp.storage.reembed import format_report, reembed_gallery
+
+    embedder = Embedder(load_card(args.model), device=args.device)
+    report = reembed_gallery(gallery, embedder, dry_run=args.dry_run, force=args.force)
+    print_report(args, report.to_json(), format_report(report))
+
+
+ACTIONS = {
+    "list": _list, "rename": _rename, "merge": _merge, "remove": _remove, "export": _export, "import": _import,
+    "encrypt": _encrypt, "decrypt": _decrypt, "passwd": _passwd, "embeddings-only": _embeddings_only, "reembed": _reembed,
+}
+
+
+def cmd_gallery(args: argparse.Namespace) -> int:
+    with open_gallery(args, create=args.gallery_command == "import") as gallery:
+        ACTIONS[args.gallery_command](args, gallery)
+    return 0
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``gallery`` and its actions to the CLI's subparsers."""
+    gallery = commands.add_parser("gallery", parents=[common], help="list and manage enrolled people")
+    actions = gallery.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", parents=[common], help="list people")
+    listing.add_argument("--json", action="store_true", help="print machine-readable results")
+    rename = actions.add_parser("rename", parents=[common], help="rename a person")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    merge = actions.add_parser("merge", parents=[common], help="move FROM's templates into INTO and remove FROM")
+    merge.add_argument("source", metavar="FROM")
+    merge.add_argument("target", metavar="INTO")
+    remove = actions.add_parser("remove", parents=[common], help="remove a person and all their templates")
+    remove.add_argument("name")
+    export = actions.add_parser("export", parents=[common], help="write the whole gallery to a zip file")
+    export.add_argument("file", metavar="FILE.zip")
+    export.add_argument("--encrypt", action="store_true", help="encrypt the file with a passphrase (asked, or --new-passphrase-env)")
+    export.add_argument("--new-passphrase-env", metavar="VAR", help="environment variable holding the export's passphrase")
+    importing = actions.add_parser("import", parents=[common], help="add the people of an exported zip file")
+    importing.add_argument("file", metavar="FILE.zip")
+    importing.add_argument("--on-conflict", choices=("error", "merge", "skip"), default="error",
+                           help="when a name exists already: stop (default), merge the templates, or skip that person")
+    encrypt = actions.add_parser("encrypt", parents=[common], help="encrypt the stored faces with a passphrase")
+    encrypt.add_argument("--new-passphrase-env", metavar="VAR", help="environment variable holding the new passphrase")
+    actions.add_parser("decrypt", parents=[common], help="store the faces unencrypted again")
+    passwd = actions.add_parser("passwd", parents=[common], help="change the passphrase (re-encrypts everything in one step)")
+    passwd.add_argument("--new-passphrase-env", metavar="VAR", help="environment variable holding the new passphrase")
+    only = actions.add_parser("embeddings-only", parents=[common], help="store no face images at all (deletes thumbnails)")
+    only.add_argument("state", nargs="?", choices=("on", "off"), help="omit to show the current mode")
+    reembed = actions.add_parser(
+        "reembed", parents=[common],
+        help="recompute every template with the model in use (--model), from the stored face thumbnails",
+        description="Recompute every template of the gallery with the model chosen by --model, from the "
+        "aligned-face thumbnails stored at enrolment, in one transaction. Templates without a thumbnail "
+        "cannot be recomputed: they are removed only with --force, and their people named (those left "
+        "with none must be enrolled again).",
+    )
+    reembed.add_argument("--dry-run", action="store_true", help="only say what would happen")
+    reembed.add_argument("--force", action="store_true",
+                         help="also remove templates that have no stored face (and re-embed a gallery already made by this model)")
+    reembed.add_argument("--json", action="store_true", help="print the report as JSON")
+    gallery.set_defaults(func=cmd_gallery)
