@@ -155,7 +155,7 @@ def test_swapped_blobs_are_detected(tmp_path: Path) -> None:
 def test_schema_v1_gallery_still_opens(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    from faceapp.storage.gallery import _migrate_v1
+    from faceapp.storage.schema import _migrate_v1
 
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value)")
     conn.execute("INSERT INTO meta VALUES ('revision', 0), ('schema_version', 1)")

@@ -295,11 +295,7 @@ class GalleryDialog(QDialog):
         if not self._asker.confirm(self, "Delete templates", f"Delete {count} of '{name}'?"):
             return
 
-        def remove() -> None:
-            for template_id in ids:
-                self._gallery.remove_template(int(template_id))
-
-        self._change(remove, f"deleted {count} of '{name}'")
+        self._change(lambda: self._gallery.remove_templates([int(i) for i in ids]), f"deleted {count} of '{name}'")
         self.select(name)
 
     def export_archive(self) -> None:

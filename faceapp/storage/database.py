@@ -1,0 +1,296 @@
+"""The gallery's SQLite connection: opening (checks, migrations, the passphrase),
+transactions, the encryption key of its blobs, and wiping deleted data.
+
+Every change is one ``BEGIN IMMEDIATE`` transaction that also bumps ``meta.revision``,
+so a failure never leaves half a change and a live view can poll :meth:`revision`
+to notice writes made by any process. The file is opened in WAL mode with a busy
+timeout, so two processes wait for each other instead of failing or corrupting it.
+
+Encryption at rest (opt-in): with ``meta.kdf`` (scrypt parameters and salt) and
+``meta.key_check`` set, every ``embedding`` and ``thumbnail`` BLOB is an AES-GCM sealed
+blob (:mod:`faceapp.storage.crypto`) whose associated data names the template id and
+column, so blobs cannot be swapped. Every connection sets ``PRAGMA secure_delete = ON``;
+removals then checkpoint the WAL (truncating it) and VACUUM, so deleted faces do not
+linger in the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+from urllib.parse import quote
+
+from faceapp.errors import GalleryError
+from faceapp.storage import crypto
+from faceapp.storage.crypto import KdfParams, PassphraseError
+from faceapp.storage.schema import SCHEMA_VERSION, busy_error, is_busy, migrate, one_line, read_version, validate_existing
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+class GalleryDatabase:
+    """A gallery file's connection. Usable from several threads (calls are serialised by
+    a lock). :class:`~faceapp.storage.gallery.Gallery` adds the operations on its tables."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        passphrase: str | None = None,
+    ) -> None:
+        """Open (creating it and its parent folders if missing) and migrate the gallery.
+
+        Raises GalleryError, without modifying the file, if it is not a valid FaceApp
+        gallery (not SQLite, corrupt, truncated, foreign schema, or a newer schema version).
+        An encrypted gallery needs its ``passphrase``: PassphraseError (a GalleryError) if
+        it is missing or wrong, before anything is changed. A passphrase given for a
+        plaintext gallery is ignored (see :attr:`encrypted`; :meth:`encrypt` converts it).
+        """
+        self._path = Path(os.fspath(path))
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._key: bytes | None = None
+        self._key_check: bytes | None = None
+        p = self._path
+        if p.exists():
+            if not p.is_file():
+                raise GalleryError(f"gallery {p} is not a file")
+            if p.stat().st_size > 0:
+                validate_existing(p, self._busy_timeout_ms)
+        else:
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise GalleryError(f"cannot create the folder for gallery {p}: {e.strerror or e}") from e
+        try:
+            conn = sqlite3.connect(
+                str(p), timeout=self._busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as e:
+            raise GalleryError(f"cannot open gallery {p}: {one_line(e)}") from e
+        self._conn = conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning("gallery %s: journal mode is %s, not WAL", p, mode)
+            self._unlock(passphrase)
+            self._migrate()
+        except BaseException as e:
+            conn.close()
+            self._conn = None
+            if isinstance(e, GalleryError):
+                raise
+            if isinstance(e, sqlite3.Error):
+                raise self._db_error(e) from e
+            raise
+
+    # ----- lifecycle
+
+    @property
+    def path(self) -> Path:
+        """The gallery file."""
+        return self._path
+
+    def close(self) -> None:
+        """Close the database connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self._path)!r})"
+
+
+    @staticmethod
+    def is_encrypted_file(path: str | os.PathLike[str]) -> bool:
+        """True if the gallery file ``path`` exists and is encrypted (so the app must ask
+        for a passphrase before opening it). Reads only; False for missing/empty files and
+        for files that are not galleries (opening them gives the real error)."""
+        p = Path(os.fspath(path))
+        try:
+            if not p.is_file() or p.stat().st_size == 0:
+                return False
+            uri = "file:" + quote(str(p.resolve())) + "?mode=ro"
+            ro = sqlite3.connect(uri, uri=True, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except (OSError, sqlite3.Error):
+            return False
+        try:
+            row = ro.execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()
+            return row is not None and row[0] is not None
+        except sqlite3.Error:
+            return False
+        finally:
+            ro.close()
+
+    @property
+    def encrypted(self) -> bool:
+        """True when embeddings and thumbnails are stored encrypted."""
+        return self._key is not None
+
+    def _unlock(self, passphrase: str | None) -> None:
+        """Load the key of an encrypted gallery (PassphraseError if missing or wrong)."""
+        conn = self._require()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            return
+        values = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('kdf', 'key_check')").fetchall())
+        if values.get("kdf") is None:
+            if passphrase is not None:
+                logger.info("gallery %s is not encrypted; the passphrase is not used", self._path)
+            return
+        try:
+            params = KdfParams.from_json(values["kdf"])
+        except ValueError as e:
+            raise GalleryError(f"gallery {self._path} is damaged ({e})") from None
+        check = values.get("key_check")
+        if not isinstance(check, bytes):
+            raise GalleryError(f"gallery {self._path} is damaged (its key check value is missing)")
+        if passphrase is None:
+            raise PassphraseError(
+                f"gallery {self._path} is encrypted: give its passphrase "
+                f"(set {crypto.PASSPHRASE_ENV} or answer the prompt)"
+            )
+        key = crypto.derive_key(passphrase, params)
+        if not crypto.check_key(key, check):
+            raise PassphraseError(f"wrong passphrase for gallery {self._path}")
+        self._key, self._key_check = key, check
+
+    def _check_key_current(self, conn: sqlite3.Connection) -> None:
+        """Refuse to go on if another process encrypted, decrypted or re-keyed the gallery."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+        stored = None if row is None else row[0]
+        if stored != self._key_check:
+            raise GalleryError(
+                f"gallery {self._path} was encrypted, decrypted or given a new passphrase by another "
+                "program; close it and open it again"
+            )
+
+    def _seal(self, data: bytes | None, template_id: int, column: str) -> bytes | None:
+        if data is None or self._key is None:
+            return data
+        return crypto.seal(self._key, data, f"faceapp:template:{template_id}:{column}".encode())
+
+    def _open_blob(self, data: bytes | None, template_id: int, column: str) -> bytes | None:
+        if data is None or self._key is None:
+            return data
+        try:
+            return crypto.unseal(self._key, data, f"faceapp:template:{template_id}:{column}".encode())
+        except ValueError as e:
+            raise GalleryError(
+                f"gallery {self._path} is damaged: the {column} of template {template_id} cannot be decrypted ({e})"
+            ) from None
+
+
+    @property
+    def embeddings_only(self) -> bool:
+        """True when no face thumbnail is ever stored (the GUI then shows initials)."""
+        with self._lock:
+            try:
+                row = self._require().execute("SELECT value FROM meta WHERE key = 'embeddings_only'").fetchone()
+            except sqlite3.Error as e:
+                raise self._db_error(e) from e
+        return bool(row and row[0])
+
+
+    def wipe_free_space(self) -> bool:
+        """Checkpoint and truncate the WAL and VACUUM, so deleted data is gone from the files
+        (``secure_delete`` already zeroes freed content). Best effort: returns False, with
+        a warning, when another connection keeps the WAL busy; the next call finishes it."""
+        with self._lock:
+            conn = self._require()
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                conn.execute("VACUUM")
+                busy = busy or conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as e:
+                logger.warning("gallery %s: could not wipe free space yet (%s)", self._path, one_line(e))
+                return False
+        if busy:
+            logger.warning("gallery %s: another program is reading it; deleted data is wiped when it closes", self._path)
+        return not busy
+
+
+    def _migrate(self) -> None:
+        """Apply pending migrations in order, all in one transaction."""
+        conn = self._require()
+        try:
+            current = read_version(conn)
+        except ValueError as e:
+            raise GalleryError(f"{self._path} is not a FaceApp gallery ({e})") from e
+        if current != SCHEMA_VERSION:
+            migrate(lambda: self._write(check_key=False), self._path, current)
+
+    # ----- transaction helpers
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise GalleryError(f"gallery {self._path} is closed")
+        return self._conn
+
+    def _busy_error(self) -> GalleryError:
+        return busy_error(self._path)
+
+    def _db_error(self, e: sqlite3.Error) -> GalleryError:
+        if is_busy(e):
+            return self._busy_error()
+        return GalleryError(f"gallery {self._path}: database error: {one_line(e)}")
+
+    @contextmanager
+    def _write(self, *, check_key: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE) that bumps the revision; rolls back on any error."""
+        with self._lock:
+            conn = self._require()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise self._db_error(e) from e
+            try:
+                if check_key:
+                    self._check_key_current(conn)
+                yield conn
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+                conn.execute("COMMIT")
+            except BaseException as e:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    logger.debug("rollback failed", exc_info=True)
+                if isinstance(e, sqlite3.Error):
+                    raise self._db_error(e) from e
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read snapshot (one deferred transaction)."""
+        with self._lock:
+            conn = self._require()
+            try:
+                conn.execute("BEGIN")
+                try:
+                    self._check_key_current(conn)
+                    yield conn
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise self._db_error(e) from e
+

@@ -1,0 +1,1 @@
+"""Storage tests: the gallery, its schema and archives."""
