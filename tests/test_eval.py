@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from faceapp.cli import main as cli
+from faceapp.embedding.flip import embed_with_flip, fuse
 from faceapp.evaluation.ident import (
     IdentConfig,
     Split,
@@ -28,24 +29,12 @@ from faceapp.evaluation.ident import (
     run_ident,
     stranger_groups,
 )
-from faceapp.evaluation.lfw import (
-    LFW_CENTRE_LANDMARKS,
-    DatasetError,
-    FacePolicy,
-    box_iou,
-    centre_landmarks,
-    detect_at_scale,
-    embed_with_flip,
-    find_face,
-    format_lfw_table,
-    fuse,
-    load_lfw,
-    pair_scores,
-    pick_detection,
-    run_lfw,
-    verification_result,
-)
+from faceapp.evaluation.images import DatasetError
+from faceapp.evaluation.lfw import load_lfw, pair_scores, run_lfw, verification_result
+from faceapp.evaluation.report import format_lfw_table
 from faceapp.types import Detection
+from faceapp.vision.boxes import box_iou
+from faceapp.vision.faces import LFW_CENTRE_LANDMARKS, FacePolicy, centre_landmarks, detect_at_scale, find_face, pick_detection
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -409,7 +398,7 @@ def test_lfw_end_to_end(tiny_lfw: Path, recognizer, tmp_path: Path) -> None:
 
 
 def test_lfw_same_person_pairs_score_higher(tiny_lfw: Path, recognizer) -> None:
-    from faceapp.evaluation.lfw import embed_images
+    from faceapp.evaluation.images import embed_images
 
     dataset = load_lfw(tiny_lfw)
     embeddings = embed_images(recognizer, [dataset.images_dir / n for n in dataset.names], FacePolicy(), flip=False)

@@ -1,4 +1,4 @@
-"""Tests of faceapp.evaluation.metrics and faceapp.evaluation.lfw_pairs.
+"""Tests of faceapp.evaluation.metrics (verification).
 
 Expected values are worked out by hand in the comments. Scores are small integers
 (as floats) so that thresholds and midpoints are exact in binary floating point.
@@ -7,25 +7,18 @@ Expected values are worked out by hand in the comments. Scores are small integer
 from __future__ import annotations
 
 import math
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from faceapp.evaluation.lfw_pairs import Pair, image_name, pair_arrays, read_pairs
 from faceapp.evaluation.metrics import (
-    PRF,
     KFoldResult,
     RocCurve,
     best_threshold,
     equal_error_rate,
     kfold_accuracy,
-    known_unknown_prf,
-    open_set_dir_at_far,
     plot_roc,
-    rank1_accuracy,
     roc,
     tar_at_far,
 )
@@ -256,146 +249,6 @@ def test_kfold_rejects_bad_folds(folds: list, message: str) -> None:
         kfold_accuracy(KF_SCORES, KF_LABELS, np.asarray(folds))
 
 
-# ------------------------------------------------------------------- identification
-
-
-def test_rank1_max_over_templates() -> None:
-    gallery = np.array(["bob", "alice", "carol", "alice"])
-    similarity = np.array(
-        [
-            # bob, alice, carol, alice
-            [
-                0.80,
-                0.20,
-                0.10,
-                0.90,
-            ],  # alice: max(.2, .9) = .9 > bob .8 (mean .55 would lose)
-            [0.60, 0.70, 0.65, 0.10],  # bob: alice .7 wins -> wrong
-            [0.10, 0.30, 0.50, 0.20],  # carol: right
-            [0.40, 0.10, 0.30, 0.20],  # bob: right
-        ]
-    )
-    probes = np.array(["alice", "bob", "carol", "bob"])
-    assert rank1_accuracy(similarity, probes, gallery) == pytest.approx(0.75)
-    # Column order does not matter.
-    perm = np.array([2, 0, 3, 1])
-    assert rank1_accuracy(similarity[:, perm], probes, gallery[perm]) == pytest.approx(
-        0.75
-    )
-
-
-def test_rank1_rejects_unenrolled_probe_and_bad_shapes() -> None:
-    similarity = np.array([[0.9, 0.1], [0.2, 0.8]])
-    with pytest.raises(ValueError, match="absent from the gallery"):
-        rank1_accuracy(similarity, [1, 3], [1, 2])
-    with pytest.raises(ValueError, match="probe_labels"):
-        rank1_accuracy(similarity, [1], [1, 2])
-    with pytest.raises(ValueError, match="gallery_labels"):
-        rank1_accuracy(similarity, [1, 2], [1, 2, 3])
-    with pytest.raises(ValueError, match="matrix"):
-        rank1_accuracy([0.1, 0.2], [1, 2], [1, 2])
-    with pytest.raises(ValueError, match="non-finite"):
-        rank1_accuracy([[np.nan, 0.1], [0.2, 0.8]], [1, 2], [1, 2])
-
-
-# Gallery identities 0, 0, 1, 2. Known probes' best scores 9 (right), 8 (wrong
-# identity), 6 (right), 4 (right); unknown probes' best scores 7, 5, 3, 2.
-OS_GALLERY = np.array([0, 0, 1, 2])
-OS_SIMILARITY = np.array(
-    [
-        [9, 1, 2, 3],  # label 0 -> identity 0, right
-        [1, 2, 3, 8],  # label 1 -> identity 2, wrong
-        [1, 2, 3, 6],  # label 2 -> identity 2, right
-        [1, 2, 4, 3],  # label 1 -> identity 1, right
-        [7, 1, 1, 1],  # unknown
-        [1, 5, 1, 1],  # unknown
-        [1, 1, 3, 1],  # unknown
-        [1, 1, 1, 2],  # unknown
-    ],
-    dtype=float,
-)
-OS_PROBES = np.array([0, 1, 2, 1, -1, -1, -1, -1])
-OS_KNOWN = np.array([True] * 4 + [False] * 4)
-
-
-@pytest.mark.parametrize(
-    ("far", "expected_dir", "expected_threshold"),
-    [
-        (0.0, 0.25, 8.0),  # no unknown >= 8; only 9 is right and detected
-        (0.25, 0.5, 6.0),  # unknown 7 alarms (1/4); 9 and 6 are right and detected
-        (0.3, 0.5, 6.0),
-        (0.5, 0.75, 4.0),  # unknowns 7, 5 alarm; 9, 6, 4 right and detected
-        (1.0, 0.75, 2.0),  # smallest observed score
-    ],
-)
-def test_open_set_dir_at_far(
-    far: float, expected_dir: float, expected_threshold: float
-) -> None:
-    dir_rate, threshold = open_set_dir_at_far(
-        OS_SIMILARITY, OS_PROBES, OS_GALLERY, OS_KNOWN, far
-    )
-    assert dir_rate == pytest.approx(expected_dir)
-    assert threshold == expected_threshold
-
-
-def test_open_set_unreachable_far() -> None:
-    similarity = OS_SIMILARITY.copy()
-    similarity[4, 0] = 10.0  # an unknown probe now has the highest score of all
-    dir_rate, threshold = open_set_dir_at_far(
-        similarity, OS_PROBES, OS_GALLERY, OS_KNOWN, 0.0
-    )
-    assert (dir_rate, threshold) == (0.0, math.inf)
-
-
-def test_open_set_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="at least one known and one unknown"):
-        open_set_dir_at_far(OS_SIMILARITY, OS_PROBES, OS_GALLERY, np.ones(8, bool), 0.1)
-    with pytest.raises(ValueError, match="absent"):
-        open_set_dir_at_far(
-            OS_SIMILARITY, [0, 1, 2, 7, -1, -1, -1, -1], OS_GALLERY, OS_KNOWN, 0.1
-        )
-    with pytest.raises(ValueError, match="known_mask"):
-        open_set_dir_at_far(OS_SIMILARITY, OS_PROBES, OS_GALLERY, OS_KNOWN[:3], 0.1)
-    with pytest.raises(ValueError, match="far must be in"):
-        open_set_dir_at_far(OS_SIMILARITY, OS_PROBES, OS_GALLERY, OS_KNOWN, 2.0)
-
-
-# ----------------------------------------------------------------------------- PRF
-
-
-def test_prf_basic() -> None:
-    # Predicted known (>= .5): 1 1 0 1 0 vs truth 1 1 1 0 0: TP 2, FP 1, FN 1.
-    prf = known_unknown_prf([0.9, 0.8, 0.3, 0.6, 0.2], [1, 1, 1, 0, 0], 0.5)
-    assert isinstance(prf, PRF)
-    assert prf.precision == pytest.approx(2 / 3)
-    assert prf.recall == pytest.approx(2 / 3)
-    assert prf.f1 == pytest.approx(2 / 3)
-
-
-def test_prf_perfect() -> None:
-    assert known_unknown_prf([0.9, 0.1], [True, False], 0.5) == PRF(1.0, 1.0, 1.0)
-
-
-def test_prf_zero_division_is_zero_without_warnings() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        # Nothing predicted known: precision 0/0 -> 0; recall 0/2 = 0; F1 0.
-        assert known_unknown_prf([0.9, 0.8, 0.1], [1, 1, 0], math.inf) == PRF(
-            0.0, 0.0, 0.0
-        )
-        # No known probe: recall 0/0 -> 0; precision 0/1 = 0; F1 0.
-        assert known_unknown_prf([0.9, 0.1], [0, 0], 0.5) == PRF(0.0, 0.0, 0.0)
-
-
-def test_prf_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="NaN"):
-        known_unknown_prf([0.9], [1], float("nan"))
-    with pytest.raises(ValueError, match="differ in length"):
-        known_unknown_prf([0.9, 0.2], [1], 0.5)
-    with pytest.raises(ValueError, match="empty"):
-        known_unknown_prf([], [], 0.5)
-
-
 # ---------------------------------------------------------------------------- plot
 
 
@@ -416,114 +269,3 @@ def test_plot_roc_rejects_empty(tmp_path: Path) -> None:
         plot_roc({}, tmp_path / "roc.png")
 
 
-# ---------------------------------------------------------------------- pairs parser
-
-
-def _write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "pairs.txt"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def test_image_name() -> None:
-    assert image_name("Aaron_Peirsol", 1) == "Aaron_Peirsol_0001.jpg"
-    assert image_name("X", 123) == "X_0123.jpg"
-    with pytest.raises(ValueError):
-        image_name("X", 0)
-
-
-def test_read_pairs_tiny(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path,
-        "2\t1\nAlice\t1\t2\nAlice\t1\tBob\t3\n\nCarol 2 4\nDan 1 Eve 12\n",
-    )
-    pairs = read_pairs(path)
-    assert pairs == [
-        Pair("Alice_0001.jpg", "Alice_0002.jpg", True, 0),
-        Pair("Alice_0001.jpg", "Bob_0003.jpg", False, 0),
-        Pair("Carol_0002.jpg", "Carol_0004.jpg", True, 1),
-        Pair("Dan_0001.jpg", "Eve_0012.jpg", False, 1),
-    ]
-    labels, folds = pair_arrays(pairs)
-    np.testing.assert_array_equal(labels, [True, False, True, False])
-    np.testing.assert_array_equal(folds, [0, 0, 1, 1])
-    assert folds.dtype == np.int64
-
-
-def test_read_pairs_two_per_class(tmp_path: Path) -> None:
-    path = _write(tmp_path, "1 2\nA 1 2\nB 3 1\nA 1 B 1\nC 2 D 5\n")
-    pairs = read_pairs(path)
-    assert [p.same for p in pairs] == [True, True, False, False]
-    assert {p.fold for p in pairs} == {0}
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", "empty"),
-        ("1\nA 1 2\nA 1 B 2\n", r"line 1: header must be"),
-        ("1 x\nA 1 2\nA 1 B 2\n", r"line 1: header fields must be integers"),
-        ("0 1\n", r"line 1: header numbers must be positive"),
-        ("1 1\nA 1 B 2\nA 1 B 2\n", r"line 2: expected 3 fields"),
-        ("1 1\nA 1 2\nA 1 2\n", r"line 3: expected 4 fields"),
-        ("1 1\nA 1 two\nA 1 B 2\n", r"line 2: image index 'two' is not an integer"),
-        ("1 1\nA 1 2\nA 1 B 2.5\n", r"line 3: image index '2.5' is not an integer"),
-        ("1 1\nA 0 2\nA 1 B 2\n", r"line 2: image index 0 must be >= 1"),
-        ("1 1\nA 2 2\nA 1 B 2\n", r"line 2: .*image 2 of A twice"),
-        ("1 1\nA 1 2\nA 1 A 2\n", r"line 3: .*names A twice"),
-        (
-            "2 1\nA 1 2\nA 1 B 2\n",
-            r"promises 2 folds x 2 pairs = 4 pair lines, but the file has 2",
-        ),
-        (
-            "1 1\nA 1 2\nA 1 B 2\nC 1 2\n",
-            r"promises 1 folds x 2 pairs = 2 pair lines, but the file has 3",
-        ),
-    ],
-)
-def test_read_pairs_malformed(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        read_pairs(_write(tmp_path, text))
-
-
-def test_read_pairs_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        read_pairs(tmp_path / "nope.txt")
-
-
-# ------------------------------------------------------------------ real LFW pairs
-
-
-def _lfw_dir() -> Path:
-    override = os.environ.get("FACEAPP_LFW_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[1].parent / "shared/data/lfw"
-
-
-def test_real_lfw_pairs() -> None:
-    lfw = _lfw_dir()
-    pairs_file = lfw / "pairs.txt"
-    if not pairs_file.is_file():
-        reason = (
-            f"LFW pairs.txt not found at {pairs_file}; set FACEAPP_LFW_DIR to the LFW "
-            "folder holding pairs.txt and images/"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    pairs = read_pairs(pairs_file)
-    assert len(pairs) == 6000
-    assert sum(p.same for p in pairs) == 3000
-    labels, folds = pair_arrays(pairs)
-    np.testing.assert_array_equal(np.bincount(folds), [600] * 10)
-    np.testing.assert_array_equal(np.bincount(folds, weights=labels), [300] * 10)
-    assert pairs[0] == Pair("Abel_Pacheco_0001.jpg", "Abel_Pacheco_0004.jpg", True, 0)
-    images = lfw / "images"
-    if images.is_dir():
-        present = set(os.listdir(images))
-        missing = {name for p in pairs for name in (p.left, p.right)} - present
-        assert not missing, (
-            f"{len(missing)} images named in pairs.txt are missing, "
-            f"e.g. {sorted(missing)[:3]}"
-        )

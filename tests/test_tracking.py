@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceapp.recognition.tracking import LiveRecognizer, NameVote, Observation, Tracker, iou_matrix
+from faceapp.recognition.tracking import LiveRecognizer, NameVote, Observation, Tracker
 from faceapp.types import Detection
+from faceapp.vision.boxes import iou_matrix
 
 
 def det(x: float, y: float, size: float = 60.0, score: float = 0.9) -> Detection:

@@ -69,7 +69,9 @@ def _strangers(text: str) -> float:
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
     """``faceapp eval lfw``."""
-    from faceapp.evaluation.lfw import FacePolicy, format_lfw_table, load_lfw, run_lfw
+    from faceapp.evaluation.lfw import load_lfw, run_lfw
+    from faceapp.evaluation.report import format_lfw_table
+    from faceapp.vision.faces import FacePolicy
 
     if args.flip_fusion and not args.flip:
         raise ConfigError("--flip-fusion and --no-flip contradict each other (eval lfw reports flip fusion unless --no-flip)")
@@ -91,7 +93,8 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 def cmd_eval_ident(args: argparse.Namespace) -> int:
     """``faceapp eval ident``."""
     from faceapp.evaluation.ident import IdentConfig, discover_people, format_ident_table, run_ident
-    from faceapp.evaluation.lfw import DatasetError, FacePolicy
+    from faceapp.evaluation.images import DatasetError
+    from faceapp.vision.faces import FacePolicy
 
     config = IdentConfig(enroll=args.enroll, strangers=args.strangers, folds=args.folds, seed=args.seed)
     try:

@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.evaluation.lfw import DatasetError, FacePolicy, embed_images, write_report
-from faceapp.evaluation.metrics import known_unknown_prf, open_set_dir_at_far, rank1_accuracy
+from faceapp.evaluation.images import DatasetError, embed_images
+from faceapp.evaluation.open_set import known_unknown_prf, open_set_dir_at_far, rank1_accuracy
+from faceapp.evaluation.report import write_report
 from faceapp.media.imageio import IMAGE_SUFFIXES
+from faceapp.vision.faces import FacePolicy
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Verification and identification metrics for face recognition.
+"""Verification metrics for face recognition (identification: :mod:`faceapp.evaluation.open_set`).
 
 Conventions used throughout this module:
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,7 @@ __all__ = [
     "best_threshold",
     "equal_error_rate",
     "kfold_accuracy",
-    "known_unknown_prf",
-    "open_set_dir_at_far",
     "plot_roc",
-    "rank1_accuracy",
     "roc",
     "tar_at_far",
 ]
@@ -100,7 +97,7 @@ class PRF:
 # ------------------------------------------------------------------------ validation
 
 
-def _as_scores(values: ArrayLike, name: str = "scores") -> np.ndarray:
+def as_scores(values: ArrayLike, name: str = "scores") -> np.ndarray:
     """Return ``values`` as a non-empty, finite ``(n,) float64`` array or raise."""
     try:
         arr = np.asarray(values, dtype=np.float64)
@@ -116,7 +113,7 @@ def _as_scores(values: ArrayLike, name: str = "scores") -> np.ndarray:
     return arr
 
 
-def _as_bool(values: ArrayLike, name: str) -> np.ndarray:
+def as_bool(values: ArrayLike, name: str) -> np.ndarray:
     """Return ``values`` (bool or numeric 0/1) as a ``(n,) bool`` array or raise."""
     arr = np.asarray(values)
     if arr.ndim != 1:
@@ -132,12 +129,12 @@ def _as_bool(values: ArrayLike, name: str) -> np.ndarray:
     return arr.astype(bool)
 
 
-def _binary_inputs(
+def binary_inputs(
     scores: ArrayLike, labels: ArrayLike, *, need_both: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (scores, labels) pair; optionally require both classes present."""
-    s = _as_scores(scores)
-    y = _as_bool(labels, "labels")
+    s = as_scores(scores)
+    y = as_bool(labels, "labels")
     if s.shape != y.shape:
         raise ValueError(
             f"scores and labels differ in length: {s.shape[0]} vs {y.shape[0]}"
@@ -152,7 +149,7 @@ def _binary_inputs(
     return s, y
 
 
-def _check_rate(value: float, name: str) -> float:
+def check_rate(value: float, name: str) -> float:
     """Return ``value`` as a float in ``[0, 1]`` or raise."""
     rate = float(value)
     if not 0.0 <= rate <= 1.0:  # also rejects NaN
@@ -173,7 +170,7 @@ def roc(scores: ArrayLike, labels: ArrayLike) -> RocCurve:
     Returns:
         A :class:`RocCurve`; see its attributes for shapes and ordering.
     """
-    s, y = _binary_inputs(scores, labels, need_both=True)
+    s, y = binary_inputs(scores, labels, need_both=True)
     far, tar, thresholds = roc_curve(y, s, drop_intermediate=False)
     thresholds = np.asarray(thresholds, dtype=np.float64).copy()
     thresholds[0] = np.inf  # older scikit-learn used max(score) + 1 here
@@ -244,9 +241,9 @@ def tar_at_far(scores: ArrayLike, labels: ArrayLike, far: float) -> tuple[float,
     Returns:
         ``(tar, threshold)``; accept a pair when ``score >= threshold``.
     """
-    target = _check_rate(far, "far")
+    target = check_rate(far, "far")
     curve = roc(scores, labels)
-    n_impostors = int(np.count_nonzero(~_as_bool(labels, "labels")))
+    n_impostors = int(np.count_nonzero(~as_bool(labels, "labels")))
     if 0.0 < target < 1.0 / n_impostors:
         logger.warning(
             "target FAR %g is below the resolution 1/%d of the impostor set; "
@@ -279,7 +276,7 @@ def best_threshold(scores: ArrayLike, labels: ArrayLike) -> tuple[float, float]:
     Returns:
         ``(threshold, accuracy)`` with accuracy in ``[0, 1]``.
     """
-    s, y = _binary_inputs(scores, labels, need_both=False)
+    s, y = binary_inputs(scores, labels, need_both=False)
     unique, inverse = np.unique(s, return_inverse=True)
     m = unique.size
     pos_per_value = np.bincount(inverse, weights=y, minlength=m)
@@ -321,7 +318,7 @@ def kfold_accuracy(
     Returns:
         A :class:`KFoldResult`.
     """
-    s, y = _binary_inputs(scores, labels, need_both=False)
+    s, y = binary_inputs(scores, labels, need_both=False)
     f = np.asarray(folds)
     if f.ndim != 1:
         raise ValueError(f"folds must be one-dimensional, got shape {f.shape}")
@@ -356,210 +353,6 @@ def kfold_accuracy(
         mean=float(np.mean(accuracies)),
         std=float(np.std(accuracies)),
     )
-
-
-# -------------------------------------------------------------------- identification
-
-
-def _identification_inputs(
-    similarity: ArrayLike, probe_labels: ArrayLike, gallery_labels: ArrayLike
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate an identification problem.
-
-    Returns ``(similarity (P, G) float64, probe_labels (P,), gallery_labels (G,))``.
-    """
-    try:
-        sim = np.asarray(similarity, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"similarity must be numeric: {exc}") from None
-    if sim.ndim != 2:
-        raise ValueError(
-            f"similarity must be a (probes, gallery) matrix, got shape {sim.shape}"
-        )
-    if sim.shape[0] == 0 or sim.shape[1] == 0:
-        raise ValueError(f"similarity is empty (shape {sim.shape})")
-    if not np.all(np.isfinite(sim)):
-        raise ValueError("similarity contains non-finite values (NaN or inf)")
-    probes = np.asarray(probe_labels)
-    gallery = np.asarray(gallery_labels)
-    if probes.shape != (sim.shape[0],):
-        raise ValueError(
-            f"probe_labels must have shape ({sim.shape[0]},) to match similarity "
-            f"{sim.shape}, got {probes.shape}"
-        )
-    if gallery.shape != (sim.shape[1],):
-        raise ValueError(
-            f"gallery_labels must have shape ({sim.shape[1]},) to match similarity "
-            f"{sim.shape}, got {gallery.shape}"
-        )
-    return sim, probes, gallery
-
-
-def _best_identity(
-    sim: np.ndarray, gallery_labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Score each probe against each identity (max over its templates).
-
-    Args:
-        sim: ``(P, G) float64`` similarities.
-        gallery_labels: ``(G,)`` identity of each gallery template.
-
-    Returns:
-        ``(identities (I,) sorted distinct labels, best_identity (P,) label of the
-        top-scoring identity per probe, best_score (P,) float64 its score)``. Ties
-        between identities go to the first in sorted label order.
-    """
-    identities, inverse = np.unique(gallery_labels, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
-    per_identity = np.maximum.reduceat(sim[:, order], starts, axis=1)  # (P, I)
-    best = np.argmax(per_identity, axis=1)
-    best_score = per_identity[np.arange(sim.shape[0]), best]
-    return identities, identities[best], best_score
-
-
-def rank1_accuracy(
-    similarity: ArrayLike, probe_labels: ArrayLike, gallery_labels: ArrayLike
-) -> float:
-    """Closed-set rank-1 identification accuracy.
-
-    The gallery may hold several templates per identity; a probe's score for an
-    identity is the **maximum** over that identity's templates, and the probe is
-    correct when the top-scoring identity is its own (equivalently: the gallery column
-    with the highest similarity carries the probe's label). Ties between identities are
-    resolved in favour of the first identity in sorted label order.
-
-    Args:
-        similarity: ``(P, G)`` finite similarities, probe ``p`` vs gallery
-            template ``g``.
-        probe_labels: ``(P,)`` identity labels (ints or strings) of the probes.
-        gallery_labels: ``(G,)`` identity labels of the gallery templates.
-
-    Returns:
-        Fraction of probes identified correctly, in ``[0, 1]``.
-
-    Raises:
-        ValueError: on bad shapes/values, or if some probe's identity is absent from
-            the gallery (that is an open-set problem; see :func:`open_set_dir_at_far`).
-    """
-    sim, probes, gallery = _identification_inputs(
-        similarity, probe_labels, gallery_labels
-    )
-    missing = ~np.isin(probes, gallery)
-    if np.any(missing):
-        raise ValueError(
-            f"{int(np.count_nonzero(missing))} probe(s) have identities absent from "
-            f"the gallery (e.g. {probes[missing][0]!r}); closed-set rank-1 needs "
-            "every probe identity enrolled"
-        )
-    _, predicted, _ = _best_identity(sim, gallery)
-    return float(np.mean(predicted == probes))
-
-
-def open_set_dir_at_far(
-    similarity: ArrayLike,
-    probe_labels: ArrayLike,
-    gallery_labels: ArrayLike,
-    known_mask: ArrayLike,
-    far: float,
-) -> tuple[float, float]:
-    """Open-set detection-and-identification rate (DIR) at a false alarm rate.
-
-    Each probe's *best score* is its maximum similarity over the gallery (the score of
-    its top identity; identities scored as in :func:`rank1_accuracy`). A probe is
-    "detected" when ``best_score >= threshold``.
-
-    * The **false alarm rate** (FPIR) at a threshold is the fraction of unknown probes
-      (``known_mask`` False) that are detected.
-    * The threshold is the **smallest** candidate whose FPIR is ``<= far``; candidates
-      are the observed best scores (known and unknown probes) and ``+inf``. With
-      discrete scores FPIR can rarely equal ``far`` exactly, so this is the most
-      permissive threshold that does not exceed it.
-    * **DIR** is the fraction of known probes that are both rank-1 correct and detected.
-
-    If only ``+inf`` meets the target (the top unknown score is the highest of all and
-    ``far < 1 / n_unknown``) the result is ``(0.0, inf)``.
-
-    Args:
-        similarity: ``(P, G)`` finite similarities.
-        probe_labels: ``(P,)`` identity labels; ignored for unknown probes.
-        gallery_labels: ``(G,)`` identity labels of the gallery templates.
-        known_mask: ``(P,)`` bool, ``True`` for probes whose identity is enrolled.
-            At least one known and one unknown probe are required.
-        far: target false alarm rate in ``[0, 1]``.
-
-    Returns:
-        ``(dir, threshold)``.
-    """
-    target = _check_rate(far, "far")
-    sim, probes, gallery = _identification_inputs(
-        similarity, probe_labels, gallery_labels
-    )
-    known = _as_bool(known_mask, "known_mask")
-    if known.shape != probes.shape:
-        raise ValueError(
-            f"known_mask must have shape {probes.shape} to match the probes, "
-            f"got {known.shape}"
-        )
-    n_unknown = int(np.count_nonzero(~known))
-    if n_unknown == 0 or n_unknown == known.size:
-        raise ValueError(
-            "open-set evaluation needs at least one known and one unknown probe"
-        )
-    missing = known & ~np.isin(probes, gallery)
-    if np.any(missing):
-        raise ValueError(
-            f"{int(np.count_nonzero(missing))} probe(s) marked known have identities "
-            f"absent from the gallery (e.g. {probes[missing][0]!r})"
-        )
-    _, predicted, best_score = _best_identity(sim, gallery)
-    unknown_sorted = np.sort(best_score[~known])
-    candidates = np.append(np.unique(best_score), np.inf)  # ascending
-    alarms = n_unknown - np.searchsorted(unknown_sorted, candidates, side="left")
-    ok = alarms / n_unknown <= target  # non-decreasing in the candidate; last is True
-    threshold = float(candidates[int(np.argmax(ok))])
-    hits = known & (predicted == probes) & (best_score >= threshold)
-    dir_rate = np.count_nonzero(hits) / np.count_nonzero(known)
-    return float(dir_rate), threshold
-
-
-def known_unknown_prf(
-    best_scores: ArrayLike, is_known: ArrayLike, threshold: float
-) -> PRF:
-    """Precision, recall and F1 of predicting "known" as ``best_score >= threshold``.
-
-    "Known" is the positive class. Zero-division convention: a metric whose
-    denominator is zero is reported as 0.0 rather than raising or warning; precision is
-    0.0 when nothing is predicted known, recall is 0.0 when no probe is known, and F1
-    is 0.0 when precision + recall is 0.
-
-    Args:
-        best_scores: ``(n,)`` finite best gallery scores, one per probe.
-        is_known: ``(n,)`` bool or 0/1, ``True`` when the probe's identity is enrolled.
-        threshold: decision threshold; may be ``+inf`` or ``-inf`` but not NaN.
-
-    Returns:
-        A :class:`PRF`.
-    """
-    s = _as_scores(best_scores, "best_scores")
-    y = _as_bool(is_known, "is_known")
-    if s.shape != y.shape:
-        raise ValueError(
-            f"best_scores and is_known differ in length: {s.shape[0]} vs {y.shape[0]}"
-        )
-    t = float(threshold)
-    if np.isnan(t):
-        raise ValueError("threshold is NaN")
-    predicted = (s >= t).astype(np.int64)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y.astype(np.int64),
-        predicted,
-        labels=[0, 1],
-        pos_label=1,
-        average="binary",
-        zero_division=0.0,
-    )
-    return PRF(precision=float(precision), recall=float(recall), f1=float(f1))
 
 
 # -------------------------------------------------------------------------- plotting

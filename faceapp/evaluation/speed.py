@@ -17,6 +17,7 @@ cancels out instead of favouring whichever ran first. Read the ratios, not absol
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -142,7 +143,7 @@ def run_pipelines(pipelines: Sequence[Pipeline], frames: list[np.ndarray], round
 
 def _stage_ms(*marks: float) -> tuple[float, ...]:
     """Milliseconds between consecutive ``time.perf_counter()`` marks."""
-    return tuple((b - a) * 1e3 for a, b in zip(marks, marks[1:]))
+    return tuple((b - a) * 1e3 for a, b in itertools.pairwise(marks))
 
 
 def faceapp_pipeline(name: str, process_factory: Callable[[], Callable[[np.ndarray], object]]) -> Pipeline:

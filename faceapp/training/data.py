@@ -7,7 +7,7 @@ Layouts (see :func:`faceapp.evaluation.ident.discover_people`): ``DATA_DIR/NAME/
 Faces are found with the app's own YuNet detector and aligned with the app's own
 ArcFace 5-point alignment, exactly as at recognition time; images whose shorter side
 is under ``DataConfig.min_short_side`` are searched as ``faceapp eval lfw`` does (the
-default :class:`~faceapp.evaluation.lfw.FacePolicy`: also upscaled, the face nearest
+default :class:`~faceapp.vision.faces.FacePolicy`: also upscaled, the face nearest
 the centre), larger photos at their own size. The aligned crops (BGR
 uint8 112x112) are cached in one ``.npz`` per selection of files, keyed by the dataset
 path and every file's size and modification time, so a second run starts at once.
@@ -74,7 +74,7 @@ def parse_folds(text: str) -> tuple[int, ...]:
 def select_images(config: DataConfig) -> dict[str, list[Path]]:
     """The people and image files the config selects (before any face is found)."""
     from faceapp.evaluation.ident import discover_people
-    from faceapp.evaluation.lfw import DatasetError
+    from faceapp.evaluation.images import DatasetError
 
     try:
         people = discover_people(config.data_dir)
@@ -175,7 +175,7 @@ def default_cache_dir() -> Path:
 def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, detection, progress: bool):
     """Run YuNet + alignment on every selected image; returns arrays for the cache.
     ``detection``: the :class:`~faceapp.recognition.pipeline.PipelineConfig` of the detector."""
-    from faceapp.evaluation.lfw import FacePolicy, find_face
+    from faceapp.vision.faces import FacePolicy, find_face
     from faceapp.media.imageio import read_image
     from faceapp.recognition.pipeline import build_detector
     from faceapp.vision.alignment import align_face
