@@ -57,12 +57,18 @@ class Match:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """Everything known about one face in one frame."""
+    """Everything known about one face in one frame.
+
+    ``embedding``: float32 ``(D,)``; with tracking, the track's latest one (zeros before
+    the first). ``aligned``: the face's crop when it was aligned and embedded in this
+    very frame (always without tracking), else None.
+    """
 
     detection: Detection
     embedding: np.ndarray = field(repr=False)
     match: Match
     track_id: int | None = None  # set when the face is tracked across frames
+    aligned: AlignedFace | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         x, y, w, h = self.detection.box

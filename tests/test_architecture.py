@@ -16,8 +16,8 @@ MAX_LINES = 500
 MAX_LOOSE_MODULES = 12
 
 CORE_MODULES = sorted(
-    f"faceapp.{m.name}" for m in pkgutil.walk_packages(faceapp.__path__, onerror=lambda name: None)
-    if not m.name.startswith(("gui", "cli")) and m.name != "__main__"
+    m.name for m in pkgutil.walk_packages(faceapp.__path__, prefix="faceapp.", onerror=lambda name: None)
+    if not m.name.startswith(("faceapp.gui", "faceapp.cli")) and m.name != "faceapp.__main__"
 )
 
 
@@ -27,11 +27,10 @@ def _layers() -> list[str]:
     return [name.strip() for layer in layered["layers"] for name in layer.split("|")]
 
 
-def test_import_contracts_are_kept(capsys):
-    from importlinter.cli import lint_imports
-
-    status = lint_imports(config_filename=str(REPO / "pyproject.toml"), no_cache=True, no_logo=True)
-    assert status == 0, capsys.readouterr().out
+def test_import_contracts_are_kept():
+    code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True, no_logo=True))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 def test_every_top_level_module_has_a_layer():

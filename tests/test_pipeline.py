@@ -58,7 +58,8 @@ def test_partial_face_is_recognised(make_recognizer, enrolled_gallery, fixture_f
 
 def test_frame_result(make_recognizer, enrolled_gallery, fixture_faces):
     image, _ = fixture_faces["obama/obama_2.jpg"]
-    result = make_recognizer(enrolled_gallery).process(image)
+    live = make_recognizer(enrolled_gallery)
+    result = live.process(image)
     assert isinstance(result, FrameResult)
     assert result.frame_size == (image.shape[1], image.shape[0])
     (face,) = result.faces
@@ -67,8 +68,9 @@ def test_frame_result(make_recognizer, enrolled_gallery, fixture_faces):
     assert 0 < face.match.margin <= face.match.similarity <= 1.0001
     data = face.to_json()
     assert data["name"] == "obama" and len(data["box"]) == 4
-    times = result.times
-    assert min(times.detect, times.align, times.embed, times.match) >= 0
+    # The aligned crop travels with the result (enrollment reuses it) and is what was embedded.
+    assert face.aligned is not None and face.aligned.image.shape == (112, 112, 3) and face.aligned.detection == face.detection
+    np.testing.assert_allclose(live.embed([face.aligned])[0], face.embedding, atol=1e-5)
 
 
 def test_empty_frame(make_recognizer, enrolled_gallery):

@@ -374,7 +374,7 @@ def test_recording_blurs_faces(tmp_path: Path, monkeypatch) -> None:
     class FakeRecognizer:
         gallery = None
 
-        def process(self, image):
+        def process(self, image, tracking=None):
             return face
 
     monkeypatch.setattr(recognize, "open_source", lambda source: OneFrame())

@@ -1,11 +1,13 @@
-"""Tracking and name voting (issue: stable identities in real time)."""
+"""Tracking, name voting, and never carrying a name onto another face."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from faceapp.recognition.tracking import LiveRecognizer, NameVote, Observation, Tracker
+from faceapp.recognition.live import Tracking
+from faceapp.recognition.tracking import Tracker
+from faceapp.recognition.voting import NameVote, Observation
 from faceapp.types import Detection
 from faceapp.vision.boxes import iou_matrix
 
@@ -104,29 +106,102 @@ def enrolled(recognizer, fixtures_dir, tmp_path_factory):
     gallery.close()
 
 
-def test_video_each_track_keeps_one_name(recognizer, enrolled, fixture_video):
+class CountingEmbedder:
+    """A spy around the real embedder: counts the faces it is asked to embed."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.faces = 0
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed(self, faces):
+        self.calls += 1
+        self.faces += len(faces)
+        return self.inner.embed(faces)
+
+
+@pytest.fixture
+def spied(recognizer, enrolled):
+    """A Recognizer over the enrolled gallery whose embedder counts its work."""
+    from faceapp.recognition.pipeline import Recognizer
+
+    spy = CountingEmbedder(recognizer.embedder)
+    return Recognizer(recognizer.card, recognizer.detector, spy, recognizer.threshold, enrolled), spy
+
+
+def test_video_each_track_keeps_one_name(spied, fixture_video):
     from faceapp.media.sources import open_source
 
-    recognizer.gallery = enrolled
-    try:
-        live = LiveRecognizer(recognizer)
-        names_per_track: dict[int, set] = {}
-        wrong = 0
-        embedded_frames = 0
-        with open_source(str(fixture_video.path)) as source:
-            for frame, truth in zip(source, fixture_video.people_per_frame):
-                result = live.process(frame.image)
-                embedded_frames += result.times.embed > 0.5
-                seen = sorted(f.match.name for f in result.faces if f.match.name)
-                wrong += seen != sorted(truth)
-                for face in result.faces:
-                    names_per_track.setdefault(face.track_id, set()).add(face.match.name)
-                    assert face.track_id is not None
-                names = [f.match.name for f in result.faces if f.match.name]
-                assert len(names) == len(set(names)), "two faces given the same name"
-    finally:
-        recognizer.gallery = None
+    live, spy = spied
+    tracking = Tracking()
+    names_per_track: dict[int, set] = {}
+    wrong = faces = 0
+    with open_source(str(fixture_video.path)) as source:
+        for frame, truth in zip(source, fixture_video.people_per_frame):
+            result = live.process(frame.image, tracking)
+            faces += len(result.faces)
+            seen = sorted(f.match.name for f in result.faces if f.match.name)
+            wrong += seen != sorted(truth)
+            for face in result.faces:
+                names_per_track.setdefault(face.track_id, set()).add(face.match.name)
+                assert face.track_id is not None
+            names = [f.match.name for f in result.faces if f.match.name]
+            assert len(names) == len(set(names)), "two faces given the same name"
     assert all(len(names) == 1 for names in names_per_track.values()), names_per_track
     assert wrong <= 2, f"{wrong} frames with the wrong set of names"
-    # Tracks are not re-embedded every frame.
-    assert embedded_frames < 0.6 * fixture_video.frame_count
+    # Tracks are not re-embedded every frame: far fewer embeddings than faces seen.
+    assert spy.faces == tracking.stats.embedded
+    assert 0 < spy.faces < 0.6 * faces, (spy.faces, faces)
+
+
+# --------------------------------------------------------------------------- a name never jumps faces
+TARGET_BOX = (240.0, 110.0, 170.0, 170.0)  # where both faces sit, (x, y, w, h) in a 640x480 frame
+
+
+def _face_at_target(recognizer, fixtures_dir, photo: str, whole_frame: bool):
+    """A 640x480 frame with the face of ``photo`` scaled and moved onto TARGET_BOX: the
+    whole photo warped into the frame (``whole_frame``), or only the face's surroundings
+    pasted on a plain grey background (so that the rest of the frame does not change)."""
+    import cv2
+
+    from faceapp.media.imageio import read_image
+
+    image = read_image(fixtures_dir / photo)
+    face = max(recognizer.detect(image), key=lambda d: d.area)
+    scale = TARGET_BOX[2] / face.box[2]
+    shift = (TARGET_BOX[0] - face.box[0] * scale, TARGET_BOX[1] - face.box[1] * scale)
+    matrix = np.array([[scale, 0, shift[0]], [0, scale, shift[1]]], np.float32)
+    warped = cv2.warpAffine(image, matrix, (640, 480), borderValue=(96, 96, 96))
+    if whole_frame:
+        return warped
+    frame = np.full((480, 640, 3), 96, np.uint8)
+    x, y, w, h = (int(v) for v in TARGET_BOX)
+    pad = 40
+    frame[y - pad : y + h + pad, x - pad : x + w + pad] = warped[y - pad : y + h + pad, x - pad : x + w + pad]
+    return frame
+
+
+@pytest.mark.parametrize("whole_frame", [True, False], ids=["shot-cut", "face-swap-in-place"])
+def test_a_name_is_never_carried_onto_another_face(spied, fixtures_dir, whole_frame):
+    """A close-up of obama, then biden in the very same place: from the first frame of
+    biden on, the face is named biden (or unknown), never obama."""
+    live, _ = spied
+    obama = _face_at_target(live, fixtures_dir, "obama/obama_1.jpg", whole_frame)
+    biden = _face_at_target(live, fixtures_dir, "biden/biden_2.jpg", whole_frame)
+    tracking = Tracking()
+    before = [live.process(obama, tracking) for _ in range(12)]
+    assert all(len(r.faces) == 1 and r.faces[0].match.name == "obama" for r in before)
+    old_track = before[-1].faces[0].track_id
+    after = [live.process(biden, tracking) for _ in range(6)]
+    for number, result in enumerate(after):
+        (face,) = result.faces
+        assert face.match.name != "obama", f"frame {number} after the change still says obama"
+        assert face.track_id != old_track
+    assert after[0].faces[0].match.name == "biden"
+    if whole_frame:
+        assert tracking.stats.cuts == 1
+    else:  # the rest of the frame is unchanged: the face's own appearance gave it away
+        assert tracking.stats.cuts == 0 and tracking.stats.appearance_changes >= 1 and tracking.stats.splits == 1

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def _enroll_fixtures(recognizer: Any, gallery: Any, fixtures: Path) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     from faceapp.evaluation import speed
     from faceapp.paths import fixtures_dir, reference_sface_onnx
-    from faceapp.recognition.tracking import LiveRecognizer
+    from faceapp.recognition.live import Tracking
     from faceapp.storage.gallery import Gallery
     from faceapp.vision.detection import yunet_path
 
@@ -52,7 +53,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 _enroll_fixtures(recognizer, gallery, fixtures)
             device = "GPU" if recognizer.embedder.choice.kind == "gpu" else "CPU"
             pipelines = [
-                speed.faceapp_pipeline(f"faceapp tracking on ({device})", lambda: LiveRecognizer(recognizer).process),
+                speed.faceapp_pipeline(f"faceapp tracking on ({device})", lambda: partial(recognizer.process, tracking=Tracking())),
                 speed.faceapp_pipeline(f"faceapp tracking off ({device})", lambda: recognizer.process),
             ]
             onnx = reference_sface_onnx()

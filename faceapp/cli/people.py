@@ -13,8 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from faceapp.recognition.enrollment import samples_from_files
-    from faceapp.recognition.sampling import likely_person, stack_embeddings
+    from faceapp.recognition.enrollment import likely_person, samples_from_files, stack_embeddings
     from faceapp.storage.gallery import normalize_name
 
     name = normalize_name(args.name)  # a bad name is refused before any model loads

@@ -2,24 +2,29 @@
 
 Enrollment takes exactly one face per image: an image with no face, or with several,
 is refused with a message naming it, and nothing is written (the caller adds all
-templates in one gallery transaction).
+templates in one gallery transaction). Live frames are judged as samples by
+:func:`evaluate_frame` (quality gate, one face only); :func:`likely_person` tells
+whether the samples' face is already enrolled as somebody (the CLI refuses then unless
+``--force``; the GUI asks).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from faceapp.errors import NoFaceError
 from faceapp.media.imageio import encode_jpeg, read_image
+from faceapp.recognition.matching import Matcher
 from faceapp.recognition.pipeline import Recognizer
 from faceapp.storage.gallery import NewTemplate
-from faceapp.types import AlignedFace
-from faceapp.vision.quality import QualityReport, assess
+from faceapp.types import AlignedFace, FrameResult
+from faceapp.vision.quality import QualityConfig, QualityReport, assess
 
 logger = logging.getLogger(__name__)
 
@@ -82,3 +87,60 @@ def samples_from_files(recognizer: Recognizer, paths: Iterable[str | os.PathLike
         with tqdm(paths, desc="reading photos", unit="photo", leave=False) as bar:
             return samples_from_images(recognizer, ((str(p), read_image(p)) for p in bar))
     return samples_from_images(recognizer, ((str(p), read_image(p)) for p in paths))
+
+
+NO_FACE = "no face in view"
+SEVERAL_FACES = "one person at a time, please"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What one frame offers the enroll dialog: a usable ``sample``, or the ``problem``
+    to tell the user (one line, e.g. "move closer")."""
+
+    sample: Sample | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.sample is not None
+
+
+def evaluate_frame(result: FrameResult, config: QualityConfig | None = None, source: str = "camera") -> Candidate:
+    """Turn the one face of a processed frame into a :class:`Sample`, if it is good
+    enough (big, sharp, frontal, well lit); otherwise say what is wrong.
+
+    ``result`` must come from ``Recognizer.process(image)`` without tracking: its
+    aligned crop and embedding are reused, so nothing is computed again here.
+    """
+    if not result.faces:
+        return Candidate(None, NO_FACE)
+    if len(result.faces) > 1:
+        return Candidate(None, SEVERAL_FACES)
+    face = result.faces[0]
+    if face.aligned is None:
+        raise ValueError("evaluate_frame needs a result processed without tracking (every face aligned)")
+    aligned = face.aligned
+    report = assess(aligned.image, face.detection, config)
+    if report.problems:
+        return Candidate(None, "; ".join(report.problems))
+    return Candidate(Sample(aligned, face.embedding, report, source), None)
+
+
+def likely_person(matcher: Matcher, embeddings: np.ndarray) -> str | None:
+    """The enrolled person most of ``embeddings`` (float32 ``(N, D)``) match, or None.
+
+    "Most" is a strict majority, so one stray match among five samples is not enough.
+    """
+    if not len(embeddings) or not matcher.person_count:
+        return None
+    names = [m.name for m in matcher.match(np.asarray(embeddings, np.float32), unique=False) if m.name]
+    if not names:
+        return None
+    name, count = Counter(names).most_common(1)[0]
+    return name if count * 2 > len(embeddings) else None
+
+
+def stack_embeddings(samples: Sequence[Sample]) -> np.ndarray:
+    """float32 ``(N, D)`` of the samples' embeddings."""
+    return np.stack([s.embedding for s in samples]).astype(np.float32)

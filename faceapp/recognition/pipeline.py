@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from faceapp.storage.gallery import Gallery
 from faceapp.types import AlignedFace, Detection, FaceResult, FrameResult, StageTimes
 from faceapp.vision.alignment import align_face
 from faceapp.vision.detection import DetectorConfig, YuNetDetector, yunet_path
+
+if TYPE_CHECKING:
+    from faceapp.recognition.live import Tracking
 
 logger = logging.getLogger(__name__)
 
@@ -131,22 +135,44 @@ class Recognizer:
         stacked = np.stack([f.image for f in faces])
         return embed_with_flip(self.embedder, stacked) if self.flip else self.embedder.embed(stacked)
 
-    def process(self, image: np.ndarray) -> FrameResult:
-        """Run every stage on one BGR uint8 ``(H, W, 3)`` frame."""
-        start = time.perf_counter()
+    def process(self, image: np.ndarray, tracking: Tracking | None = None) -> FrameResult:
+        """Run every stage on one BGR uint8 ``(H, W, 3)`` frame.
+
+        Without ``tracking`` every face is aligned, embedded and matched on its own. With
+        a :class:`~faceapp.recognition.live.Tracking` (one per video stream), faces are
+        followed across frames, only those that need it are embedded (all in one batch),
+        and each face shows its track's voted name.
+        """
+        clock = _StageClock()
         detections = self.detect(image)
-        detected = time.perf_counter()
-        faces = self.align(image, detections)
-        aligned = time.perf_counter()
+        matcher = self.matcher()
+        plan = tracking.plan(image, detections, matcher) if tracking is not None else None
+        clock.lap("detect")
+        rows = plan.needs if plan is not None else range(len(detections))
+        faces = self.align(image, [detections[row] for row in rows])
+        clock.lap("align")
         embeddings = self.embed(faces)
-        embedded = time.perf_counter()
-        matches = self.matcher().match(embeddings) if len(faces) else []
-        matched = time.perf_counter()
-        results = tuple(FaceResult(d, e, m) for d, e, m in zip(detections, embeddings, matches))
-        times = StageTimes(
-            detect=(detected - start) * 1e3,
-            align=(aligned - detected) * 1e3,
-            embed=(embedded - aligned) * 1e3,
-            match=(matched - embedded) * 1e3,
-        )
-        return FrameResult(results, times, (image.shape[1], image.shape[0]))
+        clock.lap("embed")
+        if plan is not None:
+            results = tracking.decide(plan, detections, faces, embeddings, matcher, self.card.embedding_dim)
+        else:
+            matches = matcher.match(embeddings) if faces else []
+            results = [FaceResult(f.detection, e, m, aligned=f) for f, e, m in zip(faces, embeddings, matches)]
+        clock.lap("match")
+        return FrameResult(tuple(results), clock.times(), (image.shape[1], image.shape[0]))
+
+
+class _StageClock:
+    """Milliseconds per stage, measured between consecutive laps."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self._ms: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._ms[stage] = (now - self._last) * 1e3
+        self._last = now
+
+    def times(self) -> StageTimes:
+        return StageTimes(**self._ms)

@@ -97,7 +97,7 @@ def run_recognition(
 
     With ``tracking`` (videos, streams, webcams), faces keep a track id and a voted name
     across frames and are re-embedded only when needed
-    (:class:`faceapp.recognition.tracking.LiveRecognizer`); without it, and always for a folder of
+    (:class:`faceapp.recognition.live.Tracking`); without it, and always for a folder of
     images, every face of every frame is recognised on its own.
 
     ``blur`` ("unknown", "all", or None/"none") blurs those faces in the ``out`` video
@@ -105,7 +105,7 @@ def run_recognition(
     embeddings-only mode, ``out`` is refused (PrivacyError) unless ``blur="all"``.
     """
     from faceapp.media.privacy import PrivacyError, PrivacyPolicy, check_image_write, normalize_blur, render_output
-    from faceapp.recognition.tracking import LiveRecognizer
+    from faceapp.recognition.live import Tracking
 
     try:
         blur = normalize_blur(blur)
@@ -121,7 +121,7 @@ def run_recognition(
     with open_source(source) as frames:
         # The photos of a folder are unrelated stills: each is recognised on its own.
         live = tracking and not isinstance(frames, FolderSource)
-        process = LiveRecognizer(recognizer).process if live else recognizer.process
+        tracking_stage = Tracking() if live else None
         writer = _VideoWriter(out, frames.fps) if out else None
         try:
             events_file = open(events, "w", encoding="utf-8") if events else None
@@ -137,7 +137,7 @@ def run_recognition(
             for frame in frames:
                 if max_frames is not None and summary.frames >= max_frames:
                     break
-                result = process(frame.image)
+                result = recognizer.process(frame.image, tracking_stage)
                 summary.frames += 1
                 summary.faces += len(result.faces)
                 summary.names.update(f.match.name for f in result.faces if f.match.name)

@@ -45,20 +45,8 @@ from faceapp.storage.records import (
 from faceapp.storage.schema import SCHEMA_VERSION
 
 __all__ = [
-    "DEFAULT_BUSY_TIMEOUT_MS",
-    "MAX_NAME_LENGTH",
-    "MAX_THUMBNAIL_BYTES",
-    "SCHEMA_VERSION",
-    "Gallery",
-    "GalleryMatrix",
-    "ImportSummary",
-    "NewTemplate",
-    "OnConflict",
-    "PassphraseError",
-    "Person",
-    "PersonRecord",
-    "Template",
-    "normalize_name",
+    "DEFAULT_BUSY_TIMEOUT_MS", "MAX_NAME_LENGTH", "MAX_THUMBNAIL_BYTES", "SCHEMA_VERSION", "Gallery", "GalleryMatrix",
+    "ImportSummary", "NewTemplate", "OnConflict", "PassphraseError", "Person", "PersonRecord", "Template", "normalize_name",
 ]
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from faceapp.media.imageio import read_image
-from faceapp.recognition.sampling import NO_FACE, SEVERAL_FACES, evaluate_frame
+from faceapp.recognition.enrollment import NO_FACE, SEVERAL_FACES, evaluate_frame
 
 WAIT_MS = 20_000
 
@@ -20,7 +20,7 @@ def open_enroll(qtbot, window, name: str):
 
 def test_quality_gate_verdicts(recognizer, biden_frames, blurred_frames, tiny_frames, group_frame):
     def verdict(frame):
-        return evaluate_frame(frame, recognizer.process(frame))
+        return evaluate_frame(recognizer.process(frame))
 
     assert verdict(biden_frames[3]).ok
     assert "hold still" in verdict(blurred_frames[2]).problem

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QThread
 
@@ -12,6 +13,7 @@ from faceapp.gui.main_window import MESSAGE_PAGE, VIDEO_PAGE
 from faceapp.gui.settings import AppSettings
 from faceapp.gui.workers.capture import SourceState
 from faceapp.media.imageio import read_image
+from faceapp.media.overlay import KNOWN_COLOUR
 from faceapp.media.sources import SourceSpec, open_source
 
 WAIT_MS = 20_000
@@ -128,7 +130,9 @@ def test_pause_resume_and_snapshot(qtbot, make_window, gallery_with, biden_frame
     path = window.snapshot()
     assert path is not None and path.parent == settings.snapshot_dir and path.suffix == ".png"
     image = read_image(path)
-    assert image.shape == window.controller.latest.image.shape or image.shape[2] == 3
+    assert image.shape == biden_frames[0].shape
+    # The snapshot carries the overlay: biden's box and label in the "known" colour.
+    assert np.all(image == KNOWN_COLOUR, axis=2).sum() > 200
 
 
 def test_gallery_changes_show_at_once(qtbot, make_window, gallery_with, biden_frames, camera_factory):

@@ -1,6 +1,6 @@
 """Enroll from the camera: type a name, capture several good samples, save.
 
-Each live frame is judged on the recognition thread (:func:`~faceapp.recognition.sampling.evaluate_frame`)
+Each live frame is judged on the recognition thread (:func:`~faceapp.recognition.enrollment.evaluate_frame`)
 while this dialog is open; the dialog only shows the verdict ("move closer", "too dark",
 "turn to the camera", ...) and keeps the accepted samples as thumbnails. Any one can be
 retaken. Nothing is written until Save; Cancel leaves the gallery untouched.

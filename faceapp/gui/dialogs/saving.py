@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWidget
 from faceapp.gui.asker import Asker
 from faceapp.recognition.enrollment import Sample
 from faceapp.recognition.pipeline import Recognizer
-from faceapp.recognition.sampling import likely_person, stack_embeddings
+from faceapp.recognition.enrollment import likely_person, stack_embeddings
 from faceapp.storage.gallery import Gallery, Person, normalize_name
 
 logger = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ from faceapp.gui.qtcompat import emit
 from faceapp.gui.workers.capture import CapturedFrame
 from faceapp.media.latest import LatestSlot
 from faceapp.recognition.pipeline import Recognizer
-from faceapp.recognition.sampling import Candidate, evaluate_frame
-from faceapp.recognition.tracking import LiveRecognizer
+from faceapp.recognition.enrollment import Candidate, evaluate_frame
+from faceapp.recognition.live import Tracking
 from faceapp.types import FrameResult, StageTimes
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class RecognitionWorker(QObject):
         super().__init__()
         self._recognizer = recognizer
         # Live view: tracked faces with vote-stable names, embedded only when needed.
-        self._live = LiveRecognizer(recognizer)
+        self._tracking = Tracking()
         self._live_generation: int | None = None
         self._frames = frames
         self._packets = packets
@@ -132,15 +132,15 @@ class RecognitionWorker(QObject):
                 result = self._recognizer.process(frame.image)
             else:
                 if frame.generation != self._live_generation:  # another source: new tracks
-                    self._live.reset()
+                    self._tracking = Tracking()
                     self._live_generation = frame.generation
-                result = self._live.process(frame.image)
+                result = self._recognizer.process(frame.image, self._tracking)
             self._set_error("")
         except FaceAppError as error:  # e.g. a gallery made with another model
             self._set_error(" ".join(str(error).split()))
             height, width = frame.image.shape[:2]
             result = FrameResult((), StageTimes(), (width, height))
-        candidate = evaluate_frame(frame.image, result) if self.enrollment else None
+        candidate = evaluate_frame(result) if self.enrollment else None
         now = time.perf_counter()
         if self._last_done is not None:
             rate = 1.0 / max(now - self._last_done, 1e-6)
