@@ -377,9 +377,10 @@ def test_recording_blurs_faces(tmp_path: Path, monkeypatch) -> None:
         def process(self, image, tracking=None):
             return face
 
-    monkeypatch.setattr(recognize, "open_source", lambda source: OneFrame())
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(b"")  # a file source; its frames come from the opener below
     monkeypatch.setattr(recognize, "_VideoWriter", Writer)
-    recognize.run_recognition(FakeRecognizer(), "x", out=str(tmp_path / "o.avi"), show_progress=False,
+    recognize.run_recognition(FakeRecognizer(), str(clip), out=str(tmp_path / "o.avi"), show_progress=False, opener=OneFrame,
                               tracking=False, blur="unknown")
     region = (slice(32, 78), slice(32, 78))
     assert np.abs(written[0][region].astype(int) - frame[region]).mean() > 30
@@ -387,7 +388,7 @@ def test_recording_blurs_faces(tmp_path: Path, monkeypatch) -> None:
         g.set_embeddings_only(True)
         FakeRecognizer.gallery = g
         with pytest.raises(PrivacyError):
-            recognize.run_recognition(FakeRecognizer(), "x", out=str(tmp_path / "p.avi"), show_progress=False,
+            recognize.run_recognition(FakeRecognizer(), str(clip), out=str(tmp_path / "p.avi"), show_progress=False, opener=OneFrame,
                                       tracking=False, blur="unknown")
-        recognize.run_recognition(FakeRecognizer(), "x", out=str(tmp_path / "p.avi"), show_progress=False,
+        recognize.run_recognition(FakeRecognizer(), str(clip), out=str(tmp_path / "p.avi"), show_progress=False, opener=OneFrame,
                                   tracking=False, blur="all")

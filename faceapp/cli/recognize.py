@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from faceapp.cli.argtypes import positive_int
+from faceapp.cli.argtypes import non_negative_int, positive_float, positive_int
 from faceapp.cli.common import build_recognizer, open_gallery, show_progress
 from faceapp.media.privacy import BLUR_CHOICES
+from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
@@ -18,6 +19,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         summary = run_recognition(
             recognizer, args.source, out=args.out, events=args.events, max_frames=args.max_frames,
             show_progress=show_progress(args), tracking=not args.no_tracking, blur=args.blur,
+            stall_timeout_s=args.stall_timeout, max_reconnects=args.max_reconnects,
         )
     print(summary.describe())
     return 0
@@ -34,4 +36,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                            help="recognise every face of every frame on its own (default: track faces, vote names, embed only when needed)")
     recognize.add_argument("--blur", choices=BLUR_CHOICES, default="none",
                            help="blur faces in the --out video: those not enrolled, or all (default: none)")
+    recognize.add_argument("--stall-timeout", type=positive_float, default=DEFAULT_STALL_TIMEOUT_S, metavar="S",
+                           help=f"a webcam or stream silent this long is reopened (default: {DEFAULT_STALL_TIMEOUT_S:g} s)")
+    recognize.add_argument("--max-reconnects", type=non_negative_int, metavar="N",
+                           help="give up after N failed reopenings in a row (default: keep trying; Ctrl+C stops)")
     recognize.set_defaults(func=cmd_recognize)

@@ -43,11 +43,11 @@ from faceapp.gui.dialogs.source_picker import SourcePickerDialog
 from faceapp.gui.passphrase import Cancelled, ask_new_passphrase, offer_to_remember, open_gallery
 from faceapp.gui.settings import AppSettings
 from faceapp.gui.video_view import VideoView
-from faceapp.gui.workers.capture import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
 from faceapp.gui.workers.controller import LiveController, SourceOpener
 from faceapp.gui.workers.recognition import FramePacket
 from faceapp.media.imageio import write_image
 from faceapp.media.privacy import BLUR_CHOICES, PrivacyError, PrivacyPolicy, check_image_write, render_output
+from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
 from faceapp.media.sources import SourceSpec, open_source
 from faceapp.recognition.pipeline import Recognizer
 from faceapp.storage import crypto

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceapp.errors import SourceError
-from faceapp.media.sources import FolderSource, open_source
+from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, Opener, Reader, SourceState, SourceStatus
+from faceapp.media.sources import SourceSpec, open_source
 from faceapp.recognition.pipeline import Recognizer
 from faceapp.types import FrameResult
 
@@ -24,6 +25,7 @@ class RecognitionSummary:
     names: Counter = field(default_factory=Counter)
     out: str | None = None
     events: str | None = None
+    reconnects: int = 0
 
     def describe(self) -> str:
         seen = ", ".join(f"{name} ({count} frames)" for name, count in self.names.most_common()) or "nobody known"
@@ -32,6 +34,8 @@ class RecognitionSummary:
             text += f"; video: {self.out}"
         if self.events:
             text += f"; events: {self.events}"
+        if self.reconnects:
+            text += f"; the source was reopened {self.reconnects} time(s)"
         return text
 
 
@@ -92,8 +96,19 @@ def run_recognition(
     show_progress: bool = True,
     tracking: bool = True,
     blur: str | None = None,
+    *,
+    opener: Opener | None = None,
+    stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
+    max_reconnects: int | None = None,
+    backoff: Backoff | None = None,
 ) -> RecognitionSummary:
     """Recognise every frame of ``source``; write the annotated video and the events.
+
+    The source is read by the same :class:`~faceapp.media.reader.Reader` as the desktop
+    app's: a live source (webcam, stream) silent for ``stall_timeout_s`` or failing is
+    reopened with back-off (for ever, or ``max_reconnects`` times in a row; each attempt
+    is logged in one line); a source that cannot be opened raises SourceError. ``opener``
+    replaces :func:`~faceapp.media.sources.open_source` (tests).
 
     With ``tracking`` (videos, streams, webcams), faces keep a track id and a voted name
     across frames and are re-embedded only when needed
@@ -113,46 +128,58 @@ def run_recognition(
         raise PrivacyError(str(error)) from None
     if out:
         check_image_write(PrivacyPolicy.for_gallery(getattr(recognizer, "gallery", None), blur), f"the video {out}")
-
-    summary = RecognitionSummary(out=out, events=events)
     for path in (out, events):
         if path and not Path(path).expanduser().resolve().parent.is_dir():
             raise SourceError(f"cannot write {path}: its folder does not exist")
-    with open_source(source) as frames:
-        # The photos of a folder are unrelated stills: each is recognised on its own.
-        live = tracking and not isinstance(frames, FolderSource)
-        tracking_stage = Tracking() if live else None
-        writer = _VideoWriter(out, frames.fps) if out else None
-        try:
-            events_file = open(events, "w", encoding="utf-8") if events else None
-        except OSError as error:
-            raise SourceError(f"cannot write {events}: {error.strerror or error}") from None
-        total = frames.len_hint if max_frames is None else min(max_frames, frames.len_hint or max_frames)
-        progress = None
-        if show_progress:
-            from tqdm import tqdm
+    spec = SourceSpec.parse(source)
+    summary = RecognitionSummary(out=out, events=events)
 
-            progress = tqdm(total=total, unit="frame", desc="recognising", leave=False)
-        try:
-            for frame in frames:
-                if max_frames is not None and summary.frames >= max_frames:
-                    break
-                result = recognizer.process(frame.image, tracking_stage)
-                summary.frames += 1
-                summary.faces += len(result.faces)
-                summary.names.update(f.match.name for f in result.faces if f.match.name)
-                if events_file:
-                    for line in event_lines(frame.index, frame.time_s, result):
-                        events_file.write(json.dumps(line, ensure_ascii=False) + "\n")
-                if writer:
-                    writer.write(render_output(frame.image, result, blur))
-                if progress:
-                    progress.update(1)
-        finally:
-            if progress:
-                progress.close()
-            if writer:
-                writer.close()
+    def report(status: SourceStatus) -> None:
+        if status.state is SourceState.RECONNECTING:
+            logger.warning("%s", status.message)
+
+    reader = Reader(
+        opener or (lambda: open_source(spec)), description=str(spec), live=spec.is_live, backoff=backoff,
+        stall_timeout_s=stall_timeout_s, max_reconnects=max_reconnects, on_status=report, raise_errors=True,
+    )
+    # The photos of a folder are unrelated stills: each is recognised on its own.
+    tracking_stage = Tracking() if tracking and spec.kind != "folder" else None
+    writer = events_file = progress = None
+    frames = reader.frames()
+    try:
+        for frame in frames:
+            if max_frames is not None and summary.frames >= max_frames:
+                break
+            if summary.frames == 0:  # the source is open: its rate and length are known
+                writer = _VideoWriter(out, reader.fps or 30.0) if out else None
+                try:
+                    events_file = open(events, "w", encoding="utf-8") if events else None  # noqa: SIM115 -- closed below
+                except OSError as error:
+                    raise SourceError(f"cannot write {events}: {error.strerror or error}") from None
+                if show_progress:
+                    from tqdm import tqdm
+
+                    hint = reader.len_hint
+                    total = hint if max_frames is None else min(max_frames, hint or max_frames)
+                    progress = tqdm(total=total, unit="frame", desc="recognising", leave=False)
+            result = recognizer.process(frame.image, tracking_stage)
+            summary.frames += 1
+            summary.faces += len(result.faces)
+            summary.names.update(f.match.name for f in result.faces if f.match.name)
             if events_file:
-                events_file.close()
+                for line in event_lines(frame.index, frame.time_s, result):
+                    events_file.write(json.dumps(line, ensure_ascii=False) + "\n")
+            if writer:
+                writer.write(render_output(frame.image, result, blur))
+            if progress:
+                progress.update(1)
+    finally:
+        frames.close()
+        summary.reconnects = reader.reconnects
+        if progress:
+            progress.close()
+        if writer:
+            writer.close()
+        if events_file:
+            events_file.close()
     return summary

@@ -175,10 +175,10 @@ def default_cache_dir() -> Path:
 def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, detection, progress: bool):
     """Run YuNet + alignment on every selected image; returns arrays for the cache.
     ``detection``: the :class:`~faceapp.recognition.pipeline.PipelineConfig` of the detector."""
-    from faceapp.vision.faces import FacePolicy, find_face
     from faceapp.media.imageio import read_image
     from faceapp.recognition.pipeline import build_detector
     from faceapp.vision.alignment import align_face
+    from faceapp.vision.faces import FacePolicy, find_face
 
     detector = build_detector(detection)
     # Small images: exactly what `faceapp eval lfw` does (it upscales them for YuNet);

@@ -1,8 +1,7 @@
-"""The one-slot buffer and the capture worker, without any window."""
+"""The capture worker on its QThread, without any window (the reader itself: tests/test_reader.py)."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -10,41 +9,9 @@ import pytest
 from PySide6.QtCore import Qt, QThread
 
 from faceapp.errors import SourceError
-from faceapp.gui.workers.capture import Backoff, CaptureWorker, SourceState, own_copy
+from faceapp.gui.workers.capture import CaptureWorker
 from faceapp.media.latest import LatestSlot
-
-
-def test_latest_slot_keeps_only_the_newest_item():
-    slot: LatestSlot[int] = LatestSlot()
-    assert slot.take() is None
-    for value in range(5):
-        slot.put(value)
-    assert slot.take() == 4
-    assert slot.dropped == 4
-    assert slot.take() is None
-
-
-def test_latest_slot_take_waits_for_a_producer():
-    slot: LatestSlot[str] = LatestSlot()
-    threading.Timer(0.05, slot.put, args=("frame",)).start()
-    assert slot.take(timeout=2.0) == "frame"
-    start = time.monotonic()
-    assert slot.take(timeout=0.05) is None
-    assert time.monotonic() - start < 1.0
-
-
-def test_backoff_grows_and_is_capped():
-    backoff = Backoff(0.5, 2.0, 3.0)
-    assert [backoff.delay(i) for i in range(4)] == [0.5, 1.0, 2.0, 3.0]
-
-
-def test_frames_are_copied_before_crossing_threads():
-    image = np.zeros((10, 10, 3), np.uint8)
-    copy = own_copy(image, 1280)
-    image[:] = 255
-    assert copy.max() == 0
-    assert own_copy(np.zeros((2000, 1000, 3), np.uint8), 1000).shape == (1000, 500, 3)
-    assert own_copy(np.zeros((8, 8), np.uint8), 100).shape == (8, 8, 3)
+from faceapp.media.reader import Backoff, SourceState
 
 
 class Recorder:

@@ -33,9 +33,9 @@ from faceapp.gui.asker import Asker
 from faceapp.gui.dialogs.saving import Saved, save_samples
 from faceapp.gui.images import icon_from_bgr
 from faceapp.gui.video_view import VideoView
-from faceapp.gui.workers.capture import SourceState, SourceStatus
 from faceapp.gui.workers.controller import LiveController
 from faceapp.gui.workers.recognition import FramePacket
+from faceapp.media.reader import SourceState, SourceStatus
 from faceapp.recognition.enrollment import Sample
 from faceapp.storage.gallery import Gallery, normalize_name
 

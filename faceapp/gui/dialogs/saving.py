@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from PySide6.QtWidgets import QWidget
 
 from faceapp.gui.asker import Asker
-from faceapp.recognition.enrollment import Sample
+from faceapp.recognition.enrollment import Sample, likely_person, stack_embeddings
 from faceapp.recognition.pipeline import Recognizer
-from faceapp.recognition.enrollment import likely_person, stack_embeddings
 from faceapp.storage.gallery import Gallery, Person, normalize_name
 
 logger = logging.getLogger(__name__)

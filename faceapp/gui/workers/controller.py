@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from faceapp.gui.qtcompat import emit
-from faceapp.gui.workers.capture import DEFAULT_STALL_TIMEOUT_S, Backoff, CapturedFrame, CaptureWorker, SourceState, SourceStatus
+from faceapp.gui.workers.capture import CapturedFrame, CaptureWorker
 from faceapp.gui.workers.recognition import FramePacket, Job, RecognitionWorker
 from faceapp.media.latest import LatestSlot
+from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
 from faceapp.media.sources import SourceSpec, open_source
 from faceapp.recognition.pipeline import Recognizer
 

@@ -31,9 +31,9 @@ from faceapp.gui.images import qimage_from_bgr
 from faceapp.gui.qtcompat import emit
 from faceapp.gui.workers.capture import CapturedFrame
 from faceapp.media.latest import LatestSlot
-from faceapp.recognition.pipeline import Recognizer
 from faceapp.recognition.enrollment import Candidate, evaluate_frame
 from faceapp.recognition.live import Tracking
+from faceapp.recognition.pipeline import Recognizer
 from faceapp.types import FrameResult, StageTimes
 
 logger = logging.getLogger(__name__)
