@@ -26,6 +26,10 @@ class UnknownPersonError(GalleryError):
     """A name that is not in the gallery."""
 
 
+class GalleryChangedError(GalleryError):
+    """Another program encrypted, decrypted or re-keyed the open gallery: reopen it."""
+
+
 class ModelMismatchError(GalleryError):
     """Templates made by another embedding model than the one in use."""
 

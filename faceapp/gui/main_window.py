@@ -8,10 +8,8 @@ opens the enroll, add-from-photos and gallery windows. All the work happens in t
 :class:`~faceapp.gui.workers.controller.LiveController`'s threads; this window only paints and
 handles input, and closing it stops every thread.
 
-The Privacy menu turns the gallery's embeddings-only mode on and off, encrypts,
-re-keys or decrypts it (as a job on the recognition thread: every row is rewritten),
-chooses which faces snapshots blur, and reopens the gallery when another program
-encrypted, decrypted or re-keyed it. Snapshots follow :mod:`faceapp.media.privacy`.
+The Privacy menu is :mod:`faceapp.gui.privacy_menu`. Snapshots follow
+:mod:`faceapp.media.privacy`.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
@@ -34,31 +32,28 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.errors import FaceAppError, SourceError
+from faceapp.errors import FaceAppError, GalleryChangedError, SourceError
 from faceapp.gui.asker import Asker, QtAsker
 from faceapp.gui.dialogs.enroll import EnrollDialog
 from faceapp.gui.dialogs.gallery import GalleryDialog
 from faceapp.gui.dialogs.photos import PhotosDialog
 from faceapp.gui.dialogs.source_picker import SourcePickerDialog
-from faceapp.gui.passphrase import Cancelled, ask_new_passphrase, offer_to_remember, open_gallery
+from faceapp.gui.privacy_menu import PrivacyMenu
 from faceapp.gui.settings import AppSettings
 from faceapp.gui.video_view import VideoView
 from faceapp.gui.workers.controller import LiveController, SourceOpener
+from faceapp.gui.workers.jobs import describe
 from faceapp.gui.workers.recognition import FramePacket
 from faceapp.media.imageio import write_image
-from faceapp.media.privacy import BLUR_CHOICES, PrivacyError, PrivacyPolicy, check_image_write, render_output
+from faceapp.media.privacy import PrivacyError, PrivacyPolicy, check_image_write, render_output
 from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
 from faceapp.media.sources import SourceSpec, open_source
 from faceapp.recognition.pipeline import Recognizer
-from faceapp.storage import crypto
 from faceapp.storage.gallery import Gallery
 
 logger = logging.getLogger(__name__)
 
 VIDEO_PAGE, MESSAGE_PAGE = 0, 1
-BLUR_LABELS = {"none": "No faces", "unknown": "Unknown faces", "all": "All faces"}
-#: Words of the gallery's error when another program encrypted, decrypted or re-keyed it.
-REKEYED_MARK = "by another program"
 
 
 def performance_line(packet: FramePacket, device: str) -> str:
@@ -104,7 +99,6 @@ class MainWindow(QMainWindow):
         self.photos_dialog: PhotosDialog | None = None
         self.source_picker: SourcePickerDialog | None = None
         self._closed = False
-        self._privacy_jobs: dict[int, tuple[str, object]] = {}  # job id -> (what, on success)
         self.setWindowTitle("FaceApp")
 
         self.view = VideoView()
@@ -133,7 +127,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.pages)
 
         self._build_toolbar()
-        self._build_privacy_menu()
+        self.privacy = PrivacyMenu(self)
         self.source_label = QLabel("no source")
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #c0392b;")
@@ -145,8 +139,6 @@ class MainWindow(QMainWindow):
         self.controller.packetReady.connect(self._on_packet)
         self.controller.statusChanged.connect(self._on_status)
         self.controller.errorChanged.connect(self._on_error)
-        self.controller.jobFinished.connect(self._privacy_job_finished)
-        self.controller.jobFailed.connect(self._privacy_job_failed)
         self.controller.start()
 
         geometry = settings.geometry
@@ -154,7 +146,7 @@ class MainWindow(QMainWindow):
             self.resize(1000, 700)
 
     # -- toolbar -----------------------------------------------------------------------------
-    def _action(self, text: str, slot, shortcut: str | None = None, checkable: bool = False) -> QAction:
+    def make_action(self, text: str, slot, shortcut: str | None = None, checkable: bool = False) -> QAction:
         action = QAction(text, self)
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
@@ -168,15 +160,15 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.addToolBar(bar)
-        self.source_action = self._action("Source…", self.open_source_picker, "Ctrl+O")
-        self.reopen_action = self._action("Reopen", self.reopen, "Ctrl+R")
-        self.pause_action = self._action("Pause", self.set_paused, "Space", checkable=True)
-        self.snapshot_action = self._action("Snapshot", self.snapshot, "Ctrl+S")
-        self.loop_action = self._action("Loop video", self._set_loop, checkable=True)
+        self.source_action = self.make_action("Source…", self.open_source_picker, "Ctrl+O")
+        self.reopen_action = self.make_action("Reopen", self.reopen, "Ctrl+R")
+        self.pause_action = self.make_action("Pause", self.set_paused, "Space", checkable=True)
+        self.snapshot_action = self.make_action("Snapshot", self.snapshot, "Ctrl+S")
+        self.loop_action = self.make_action("Loop video", self._set_loop, checkable=True)
         self.loop_action.setChecked(self.settings.loop_video)
-        self.enroll_action = self._action("Enroll…", self.open_enroll_dialog, "Ctrl+E")
-        self.photos_action = self._action("Add from photos…", lambda: self.open_photos_dialog(), "Ctrl+P")
-        self.gallery_action = self._action("Gallery…", self.open_gallery_dialog, "Ctrl+G")
+        self.enroll_action = self.make_action("Enroll…", self.open_enroll_dialog, "Ctrl+E")
+        self.photos_action = self.make_action("Add from photos…", lambda: self.open_photos_dialog(), "Ctrl+P")
+        self.gallery_action = self.make_action("Gallery…", self.open_gallery_dialog, "Ctrl+G")
         for action in (self.source_action, self.reopen_action, self.pause_action, self.snapshot_action, self.loop_action):
             bar.addAction(action)
         bar.addSeparator()
@@ -194,207 +186,27 @@ class MainWindow(QMainWindow):
         for action in (self.enroll_action, self.photos_action, self.gallery_action):
             bar.addAction(action)
 
-    # -- privacy -----------------------------------------------------------------------------
-    def _build_privacy_menu(self) -> None:
-        menu = self.menuBar().addMenu("&Privacy")
-        self.privacy_menu = menu
-        self.embeddings_only_action = self._action("Embeddings only (no face thumbnails)", self.set_embeddings_only, checkable=True)
-        self.embeddings_only_action.setToolTip("Store only embeddings: thumbnails are deleted and never saved again")
-        self.encrypt_action = self._action("Encrypt the gallery…", self.encrypt_gallery)
-        self.change_passphrase_action = self._action("Change the passphrase…", self.change_passphrase)
-        self.decrypt_action = self._action("Decrypt the gallery…", self.decrypt_gallery)
-        self.reopen_gallery_action = self._action("Reopen the gallery…", self.reopen_gallery)
-        menu.addAction(self.embeddings_only_action)
-        menu.addSeparator()
-        for action in (self.encrypt_action, self.change_passphrase_action, self.decrypt_action):
-            menu.addAction(action)
-        menu.addSeparator()
-        blur_menu = menu.addMenu("Blur in snapshots")
-        self.blur_group = QActionGroup(self)
-        self.blur_group.setExclusive(True)
-        self.blur_actions: dict[str, QAction] = {}
-        current = self.settings.snapshot_blur
-        for choice in BLUR_CHOICES:
-            action = QAction(BLUR_LABELS[choice], self)
-            action.setCheckable(True)
-            action.setChecked(choice == current)
-            action.triggered.connect(lambda _=False, choice=choice: self.set_blur(choice))
-            self.blur_group.addAction(action)
-            blur_menu.addAction(action)
-            self.blur_actions[choice] = action
-        menu.addSeparator()
-        menu.addAction(self.reopen_gallery_action)
-        menu.aboutToShow.connect(self.update_privacy_actions)
-        self.update_privacy_actions()
-
-    def update_privacy_actions(self) -> None:
-        """Enable what applies to the gallery as it is now."""
-        busy = bool(self._privacy_jobs)
-        if busy:  # a job holds the gallery: do not wait for it on the GUI thread
-            for action in self._privacy_actions():
-                action.setEnabled(False)
-            return
-        try:
-            encrypted, only = self.gallery.encrypted, self.gallery.embeddings_only
-        except FaceAppError:
-            encrypted, only = self.gallery.encrypted, self.embeddings_only_action.isChecked()
-        self.encrypt_action.setEnabled(not busy and not encrypted)
-        self.change_passphrase_action.setEnabled(not busy and encrypted)
-        self.decrypt_action.setEnabled(not busy and encrypted)
-        self.embeddings_only_action.setEnabled(not busy)
-        self.reopen_gallery_action.setEnabled(not busy)
-        if self.embeddings_only_action.isChecked() != only:
-            self.embeddings_only_action.blockSignals(True)
-            self.embeddings_only_action.setChecked(only)
-            self.embeddings_only_action.blockSignals(False)
-
-    def _privacy_actions(self) -> list[QAction]:
-        return [self.embeddings_only_action, self.encrypt_action, self.change_passphrase_action, self.decrypt_action, self.reopen_gallery_action]
-
-    def _say(self, text: object, ms: int = 8000) -> None:
+    # -- privacy and messages ----------------------------------------------------------------
+    def say(self, text: object, ms: int = 8000) -> None:
+        """One line in the status bar (capitalised)."""
         line = " ".join(str(text).split())
         self.statusBar().showMessage(line[:1].upper() + line[1:], ms)
 
-    def set_blur(self, choice: str) -> None:
-        """Which faces snapshots blur ("none", "unknown", "all"); remembered."""
-        self.settings.snapshot_blur = choice
-        self.blur_actions[choice].setChecked(True)
-        self._say(f"Snapshots blur: {BLUR_LABELS[choice].lower()}.", 5000)
-
-    def set_embeddings_only(self, enabled: bool) -> bool:
-        """Turn the gallery's embeddings-only mode on (after confirming: thumbnails are
-        deleted) or off. Returns True if the gallery changed."""
-        try:
-            if enabled == self.gallery.embeddings_only:
-                return False
-            if enabled and not self.asker.confirm(
-                self,
-                "Embeddings only",
-                "Store only embeddings from now on? Every face thumbnail in the gallery will be deleted "
-                "(this cannot be undone); recognition keeps working and the gallery shows initials.",
-            ):
-                self.update_privacy_actions()
-                return False
-            deleted = self.gallery.set_embeddings_only(enabled)
-        except FaceAppError as error:
-            self._say(error)
-            self.update_privacy_actions()
-            return False
-        self.update_privacy_actions()
-        self._say(f"Embeddings-only mode is on: {deleted} thumbnail(s) deleted." if enabled else "Embeddings-only mode is off.")
-        return True
-
-    def _run_privacy_job(self, what: str, work, on_success=None) -> int:
-        gallery = self.gallery
-
-        def job(recognizer, cancelled):
-            return work(gallery)
-
-        job_id = self.controller.submit(job)
-        self._privacy_jobs[job_id] = (what, on_success)
-        self._say(f"{what}…", 0)
-        self.update_privacy_actions()
-        return job_id
-
-    def _privacy_job_finished(self, job_id: int, result) -> None:
-        if job_id not in self._privacy_jobs:
-            return
-        what, on_success = self._privacy_jobs.pop(job_id)
-        self.update_privacy_actions()
-        message = on_success(result) if on_success is not None else None
-        self._say(message or f"{what}: done.")
-
-    def _privacy_job_failed(self, job_id: int, message: str) -> None:
-        if job_id not in self._privacy_jobs:
-            return
-        what, _ = self._privacy_jobs.pop(job_id)
-        self.update_privacy_actions()
-        if message.startswith("wrong passphrase"):
-            message = "wrong passphrase; nothing was changed"
-        self._say(f"{what} failed: {message}")
-
-    def _new_passphrase(self, title: str, *labels: str) -> str | None:
-        """A new passphrase typed twice, or None (cancelled, or a mismatch said plainly)."""
-        try:
-            return ask_new_passphrase(self.asker, self, title, *labels)
-        except Cancelled:
-            return None
-        except FaceAppError as error:
-            self._say(error)
-            return None
-
-    def encrypt_gallery(self) -> int | None:
-        """Ask for a new passphrase (twice) and encrypt the gallery on the worker thread."""
-        passphrase = self._new_passphrase("Encrypt the gallery", "Passphrase for the gallery")
-        if passphrase is None:
-            return None
-        path = self.gallery.path
-
-        def done(_):
-            offer_to_remember(path, passphrase, self.asker, self)
-            return "The gallery is encrypted. Keep the passphrase safe: without it the gallery cannot be opened."
-
-        return self._run_privacy_job("Encrypting the gallery", lambda g: g.encrypt(passphrase), done)
-
-    def change_passphrase(self) -> int | None:
-        old = self.asker.password(self, "Change the passphrase", "Current passphrase:")
-        if old is None:
-            return None
-        new = self._new_passphrase("Change the passphrase")
-        if new is None:
-            return None
-        path = self.gallery.path
-
-        def done(_):
-            if crypto.keyring_passphrase(path) is not None:
-                crypto.store_keyring_passphrase(path, new)
-            return "The gallery's passphrase is changed."
-
-        return self._run_privacy_job("Changing the passphrase", lambda g: g.change_passphrase(old, new), done)
-
-    def decrypt_gallery(self) -> int | None:
-        old = self.asker.password(self, "Decrypt the gallery", "Current passphrase (the gallery will be stored unencrypted):")
-        if old is None:
-            return None
-        path = self.gallery.path
-
-        def done(_):
-            crypto.forget_keyring_passphrase(path)
-            return "The gallery is decrypted: it is stored unencrypted now."
-
-        return self._run_privacy_job("Decrypting the gallery", lambda g: g.decrypt(old), done)
-
-    def _on_error(self, message: str) -> None:
-        if REKEYED_MARK in message:
+    def _on_error(self, error: FaceAppError | None) -> None:
+        if isinstance(error, GalleryChangedError):
             message = (
                 "The gallery was encrypted, decrypted or given a new passphrase by another program: "
                 "choose Privacy ▸ Reopen the gallery… to open it again."
             )
+        else:
+            message = "" if error is None else describe(error)
         self.error_label.setText(message)
 
-    def reopen_gallery(self) -> bool:
-        """Open the gallery file again (asking for its passphrase if it is encrypted now)
-        and switch recognition and every window to it. False if cancelled or it failed."""
-        try:
-            new = open_gallery(self.gallery.path, self.asker, self)
-        except FaceAppError as error:
-            self._say(error)
-            return False
-        if new is None:
-            return False
-        old = self.gallery
+    def close_gallery_windows(self) -> None:
+        """Close the windows that show the gallery (before it is swapped for another)."""
         for dialog in (self.gallery_dialog, self.enroll_dialog, self.photos_dialog):
             if dialog is not None and dialog.isVisible():
                 dialog.reject()
-        self.gallery = new
-        recognizer = self.recognizer
-
-        def swap(gallery: Gallery):  # on the worker thread: never between its reads
-            recognizer.gallery = new
-            old.close()
-
-        self._run_privacy_job("Reopening the gallery", swap, lambda _: "The gallery was opened again.")
-        return True
 
     # -- source ------------------------------------------------------------------------------
     def open_source_text(self, text: str | None) -> None:
@@ -499,7 +311,7 @@ class MainWindow(QMainWindow):
             check_image_write(policy, "a snapshot")
         except FaceAppError as error:  # PrivacyError, or the gallery cannot say
             prefix = "" if isinstance(error, PrivacyError) else "Cannot save the snapshot: "
-            self._say(f"{prefix}{error}")
+            self.say(f"{prefix}{error}")
             return None
         folder = self.settings.snapshot_dir
         path = folder / time.strftime("faceapp-%Y%m%d-%H%M%S.png")
@@ -533,7 +345,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def open_gallery_dialog(self) -> GalleryDialog:
-        dialog = GalleryDialog(self.gallery, self.asker, add_photos=self.open_photos_dialog, parent=self)
+        dialog = GalleryDialog(self.gallery, self.asker, add_photos=self.open_photos_dialog, jobs=self.controller.gallery_jobs, parent=self)
         self.gallery_dialog = dialog
         dialog.open()
         return dialog

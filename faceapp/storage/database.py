@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import quote
 
-from faceapp.errors import GalleryError
+from faceapp.errors import GalleryChangedError, GalleryError
 from faceapp.storage import crypto
 from faceapp.storage.crypto import KdfParams, PassphraseError
 from faceapp.storage.schema import SCHEMA_VERSION, busy_error, is_busy, migrate, one_line, read_version, validate_existing
@@ -180,7 +180,7 @@ class GalleryDatabase:
         row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
         stored = None if row is None else row[0]
         if stored != self._key_check:
-            raise GalleryError(
+            raise GalleryChangedError(
                 f"gallery {self._path} was encrypted, decrypted or given a new passphrase by another "
                 "program; close it and open it again"
             )

@@ -99,6 +99,16 @@ def gallery(tmp_path):
 
 
 @pytest.fixture
+def gallery_jobs():
+    """A gallery job runner (its thread is stopped after the test)."""
+    from faceapp.gui.workers.jobs import JobRunner
+
+    runner = JobRunner("test-gallery-jobs")
+    yield runner
+    assert runner.shutdown(10.0)
+
+
+@pytest.fixture
 def gallery_with(gallery, enrolled_templates):
     """Enroll the named fixture people: ``gallery_with("obama", "biden")``."""
 

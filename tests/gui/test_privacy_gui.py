@@ -89,16 +89,18 @@ def test_embeddings_only_gallery_shows_initials(qtbot, gallery_with, asker_facto
     dialog.close()
 
 
-def test_embeddings_only_toggle_asks_first(make_window, gallery_with, asker_factory):
+def test_embeddings_only_toggle_asks_first(qtbot, make_window, gallery_with, asker_factory):
     gallery = gallery_with("obama")
     window = make_window(asker=asker_factory(confirm=[False, True]))
-    window.embeddings_only_action.trigger()  # declined: nothing changes
-    assert not gallery.embeddings_only and not window.embeddings_only_action.isChecked()
-    window.embeddings_only_action.trigger()
-    assert gallery.embeddings_only and window.embeddings_only_action.isChecked()
+    window.privacy.embeddings_only_action.trigger()  # declined: nothing changes
+    assert not gallery.embeddings_only and not window.privacy.embeddings_only_action.isChecked()
+    window.privacy.embeddings_only_action.trigger()  # deleting and wiping runs on the gallery thread
+    qtbot.waitUntil(lambda: not window.privacy.busy, timeout=WAIT_MS)
+    assert gallery.embeddings_only and window.privacy.embeddings_only_action.isChecked()
     assert all(t.thumbnail is None for t in gallery.templates())
     assert "2 thumbnail(s) deleted" in window.statusBar().currentMessage()
-    window.embeddings_only_action.trigger()  # off again: no question
+    window.privacy.embeddings_only_action.trigger()  # off again: no question
+    qtbot.waitUntil(lambda: not window.privacy.busy, timeout=WAIT_MS)
     assert not gallery.embeddings_only
 
 
@@ -113,7 +115,7 @@ def test_snapshots_follow_the_privacy_settings(qtbot, make_window, gallery_with,
     assert "embeddings-only mode is on" in window.statusBar().currentMessage().lower()
     assert not list(settings.snapshot_dir.glob("*.png"))
 
-    window.blur_actions["all"].trigger()
+    window.privacy.blur_actions["all"].trigger()
     assert AppSettings.at(settings.location).snapshot_blur == "all"
     packet = window.controller.latest
     path = window.snapshot()
@@ -133,23 +135,23 @@ def test_encrypt_change_and_decrypt_from_the_privacy_menu(qtbot, make_window, ga
     gallery = gallery_with("obama")
     asker = asker_factory(password=["pw", "pw", "bad", "new", "new", "pw", "new", "new", "new"])
     window = make_window(asker=asker)
-    assert window.encrypt_action.isEnabled() and not window.decrypt_action.isEnabled()
+    assert window.privacy.encrypt_action.isEnabled() and not window.privacy.decrypt_action.isEnabled()
 
-    window.encrypt_action.trigger()
-    assert not window.encrypt_action.isEnabled()  # busy until the job is done
+    window.privacy.encrypt_action.trigger()
+    assert not window.privacy.encrypt_action.isEnabled()  # busy until the job is done
     qtbot.waitUntil(lambda: "is encrypted" in window.statusBar().currentMessage(), timeout=WAIT_MS)
     assert gallery.encrypted and Gallery.is_encrypted_file(gallery.path)
-    assert window.change_passphrase_action.isEnabled() and window.decrypt_action.isEnabled()
+    assert window.privacy.change_passphrase_action.isEnabled() and window.privacy.decrypt_action.isEnabled()
 
-    window.change_passphrase_action.trigger()  # the current passphrase is wrong
+    window.privacy.change_passphrase_action.trigger()  # the current passphrase is wrong
     qtbot.waitUntil(lambda: "failed" in window.statusBar().currentMessage(), timeout=WAIT_MS)
     assert "wrong passphrase; nothing was changed" in window.statusBar().currentMessage()
-    window.change_passphrase_action.trigger()
+    window.privacy.change_passphrase_action.trigger()
     qtbot.waitUntil(lambda: "is changed" in window.statusBar().currentMessage(), timeout=WAIT_MS)
     with pytest.raises(crypto.PassphraseError):
         Gallery(gallery.path, passphrase="pw")
 
-    window.decrypt_action.trigger()
+    window.privacy.decrypt_action.trigger()
     qtbot.waitUntil(lambda: "is decrypted" in window.statusBar().currentMessage(), timeout=WAIT_MS)
     assert not gallery.encrypted and not Gallery.is_encrypted_file(gallery.path)
     assert [p.name for p in gallery.people()] == ["obama"]
@@ -158,7 +160,7 @@ def test_encrypt_change_and_decrypt_from_the_privacy_menu(qtbot, make_window, ga
 def test_new_passphrases_that_differ_change_nothing(make_window, gallery_with, asker_factory):
     gallery = gallery_with("obama")
     window = make_window(asker=asker_factory(password=["one", "two"]))
-    window.encrypt_action.trigger()
+    window.privacy.encrypt_action.trigger()
     assert "differ" in window.statusBar().currentMessage() and not gallery.encrypted
 
 
@@ -172,7 +174,7 @@ def test_a_gallery_rekeyed_elsewhere_is_said_plainly_and_can_be_reopened(qtbot, 
     qtbot.waitUntil(lambda: "by another program" in window.error_label.text(), timeout=WAIT_MS)
     assert "Reopen the gallery" in window.error_label.text()
 
-    window.reopen_gallery_action.trigger()
+    window.privacy.reopen_gallery_action.trigger()
     try:
         qtbot.waitUntil(lambda: window.recognizer.gallery is window.gallery and window.error_label.text() == "", timeout=WAIT_MS)
         assert window.gallery.encrypted
@@ -182,21 +184,23 @@ def test_a_gallery_rekeyed_elsewhere_is_said_plainly_and_can_be_reopened(qtbot, 
         window.gallery.close()
 
 
-def test_encrypted_export_and_import(qtbot, gallery_with, asker_factory, tmp_path):
+def test_encrypted_export_and_import(qtbot, gallery_with, asker_factory, tmp_path, gallery_jobs):
     from faceapp.storage.archive import archive_is_encrypted
 
     archive = tmp_path / "export.zip"
     asker = asker_factory(save_file=[str(archive)], choose=[ENCRYPT], password=["s3cret", "s3cret"])
-    dialog = GalleryDialog(gallery_with("obama", "biden"), asker)
+    dialog = GalleryDialog(gallery_with("obama", "biden"), asker, jobs=gallery_jobs)
     qtbot.addWidget(dialog)
     dialog.export_button.click()
+    qtbot.waitUntil(lambda: not dialog.busy, timeout=WAIT_MS)
     assert archive_is_encrypted(archive) and "(encrypted)" in dialog.message.text()
 
     with Gallery(tmp_path / "other.sqlite3") as other:
         asker = asker_factory(open_file=[str(archive)], password=["bad", "s3cret"])
-        other_dialog = GalleryDialog(other, asker)
+        other_dialog = GalleryDialog(other, asker)  # without a runner: the dialog runs its own thread
         qtbot.addWidget(other_dialog)
         other_dialog.import_button.click()
+        qtbot.waitUntil(lambda: "imported" in other_dialog.message.text(), timeout=WAIT_MS)
         assert {p.name for p in other.people()} == {"obama", "biden"}
         assert "imported 2 new people" in other_dialog.message.text()
         assert asker.asked[2][1].startswith("Wrong passphrase.")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QIcon
@@ -37,6 +39,7 @@ from faceapp.errors import FaceAppError
 from faceapp.gui.asker import Asker
 from faceapp.gui.images import icon_from_bytes, initials_icon
 from faceapp.gui.passphrase import Cancelled, ask_new_passphrase
+from faceapp.gui.workers.jobs import JobRunner, describe
 from faceapp.media.privacy import initials
 from faceapp.storage.archive import archive_is_encrypted, export_gallery, import_gallery
 from faceapp.storage.crypto import PassphraseError
@@ -60,9 +63,16 @@ class GalleryDialog(QDialog):
     """Lists and edits the people of ``gallery``. ``add_photos`` (optional) is called
     with a person's name (or "") and this dialog, to open "add from photos" over it."""
 
-    def __init__(self, gallery: Gallery, asker: Asker, add_photos=None, poll_ms: int = 1000, parent: QWidget | None = None) -> None:
+    def __init__(self, gallery: Gallery, asker: Asker, add_photos=None, poll_ms: int = 1000, jobs: JobRunner | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Gallery — {gallery.path}")
+        # Changes run off the GUI thread: on the window's gallery thread, or on our own.
+        self._own_jobs = jobs is None
+        self._jobs = jobs or JobRunner("faceapp-gallery-dialog", parent=self)
+        self._job: tuple[int, Callable[[Any], None], Callable[[BaseException], bool] | None] | None = None
+        self._jobs.finished.connect(self._job_finished)
+        self._jobs.failed.connect(self._job_failed)
         self._gallery = gallery
         self._asker = asker
         self._add_photos = add_photos
@@ -242,16 +252,71 @@ class GalleryDialog(QDialog):
         self.message.setText(" ".join(str(text).split()))
 
     # -- changes ----------------------------------------------------------------------------
-    def _change(self, action, success: str) -> bool:
-        """Run one gallery change; show its outcome (or its error) on one line."""
-        try:
-            action()
-        except FaceAppError as error:
-            self._say(error)
-            return False
-        self._say(success)
+    @property
+    def busy(self) -> bool:
+        """True while a change is running on the gallery thread."""
+        return self._job is not None
+
+    def _change(self, action: Callable[[], Any], success: str | Callable[[Any], str], then: Callable[[], None] | None = None,
+                on_error: Callable[[BaseException], bool] | None = None) -> int | None:
+        """Run one gallery change off the GUI thread; then show its outcome (or its
+        error) on one line and reload. ``on_error`` may handle an error itself (True)."""
+        if self.busy:
+            self._say("Please wait: the last change is still being made.")
+            return None
+
+        def done(result: Any) -> None:
+            self._say(success(result) if callable(success) else success)
+            self.refresh()
+            if then is not None:
+                then()
+
+        job_id = self._jobs.submit(action)
+        self._job = (job_id, done, on_error)
+        self._set_buttons_enabled(False)
+        self._say("Working…")
+        return job_id
+
+    def _job_finished(self, job_id: int, result: Any) -> None:
+        if self._job is None or self._job[0] != job_id:
+            return
+        _, done, _ = self._job
+        self._job = None
+        self._set_buttons_enabled(True)
+        done(result)
+
+    def _job_failed(self, job_id: int, error: BaseException) -> None:
+        if self._job is None or self._job[0] != job_id:
+            return
+        _, _, on_error = self._job
+        self._job = None
+        self._set_buttons_enabled(True)
+        if on_error is not None and on_error(error):
+            return
+        self._say(describe(error))
         self.refresh()
-        return True
+
+    def _set_buttons_enabled(self, enabled: bool) -> None:
+        for button in (self.import_button, self.export_button, self.add_photos_button):
+            button.setEnabled(enabled)
+        if enabled:
+            self._update_buttons()
+        else:
+            for button in (self.rename_button, self.merge_button, self.delete_button, self.delete_template_button):
+                button.setEnabled(False)
+
+    def done(self, result: int) -> None:
+        self._stop_jobs()
+        super().done(result)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 -- Qt's name
+        self._stop_jobs()
+        super().closeEvent(event)
+
+    def _stop_jobs(self) -> None:
+        self._timer.stop()
+        if self._own_jobs:
+            self._jobs.shutdown()  # a change under way is finished, never cut in half
 
     def rename_selected(self) -> None:
         name = self.selected_name()
@@ -260,8 +325,7 @@ class GalleryDialog(QDialog):
         new = self._asker.text(self, "Rename", f"New name for '{name}':", name)
         if new is None or new.strip() == name:
             return
-        if self._change(lambda: self._gallery.rename(name, new), f"renamed '{name}' to '{new.strip()}'"):
-            self.select(new.strip())
+        self._change(lambda: self._gallery.rename(name, new), f"renamed '{name}' to '{new.strip()}'", lambda: self.select(new.strip()))
 
     def merge_selected(self) -> None:
         name = self.selected_name()
@@ -273,8 +337,7 @@ class GalleryDialog(QDialog):
             return
         if not self._asker.confirm(self, "Merge", f"Merge '{name}' into '{target}'? '{name}' will be removed."):
             return
-        if self._change(lambda: self._gallery.merge(name, target), f"merged '{name}' into '{target}'"):
-            self.select(target)
+        self._change(lambda: self._gallery.merge(name, target), f"merged '{name}' into '{target}'", lambda: self.select(target))
 
     def delete_selected(self) -> None:
         name = self.selected_name()
@@ -295,8 +358,8 @@ class GalleryDialog(QDialog):
         if not self._asker.confirm(self, "Delete templates", f"Delete {count} of '{name}'?"):
             return
 
-        self._change(lambda: self._gallery.remove_templates([int(i) for i in ids]), f"deleted {count} of '{name}'")
-        self.select(name)
+        self._change(lambda: self._gallery.remove_templates([int(i) for i in ids]), f"deleted {count} of '{name}'",
+                     lambda: self.select(name))
 
     def export_archive(self) -> None:
         path = self._asker.save_file(self, "Export the gallery", "faceapp-gallery.zip", ZIP_FILTER)
@@ -330,35 +393,31 @@ class GalleryDialog(QDialog):
             if answer not in (merge, skip):
                 return
             on_conflict = "merge" if answer == merge else "skip"
+        self._import(path, on_conflict, "")
+
+    def _import(self, path: str, on_conflict: str, problem: str) -> None:
+        """Import ``path`` as a job; an encrypted file's passphrase is asked again while wrong."""
         passphrase = None
-        problem = ""
-        while True:
-            if archive_is_encrypted(path):
-                label = "This file is encrypted. Passphrase:"
-                passphrase = self._asker.password(self, "Import", f"{problem}\n\n{label}" if problem else label)
-                if passphrase is None:
-                    return
-            outcome: list = []
-            try:
-                outcome.append(import_gallery(self._gallery, path, on_conflict=on_conflict, passphrase=passphrase or None))
-            except PassphraseError as error:
-                if passphrase is None or not archive_is_encrypted(path):
-                    self._say(error)
-                    return
-                problem = "Wrong passphrase." if passphrase else "The passphrase cannot be empty."
-                self._say(f"{problem} Nothing was imported.")
-                continue
-            except FaceAppError as error:
-                self._say(error)
+        if archive_is_encrypted(path):
+            label = "This file is encrypted. Passphrase:"
+            passphrase = self._asker.password(self, "Import", f"{problem}\n\n{label}" if problem else label)
+            if passphrase is None:
                 return
-            break
-        self.refresh()
-        if outcome:
-            summary = outcome[0]
-            self._say(
-                f"imported {summary.people_added} new people, merged {summary.people_merged}, "
-                f"skipped {summary.people_skipped}; {summary.templates_added} template(s) added"
-            )
+
+        def summary(result) -> str:
+            return (f"imported {result.people_added} new people, merged {result.people_merged}, "
+                    f"skipped {result.people_skipped}; {result.templates_added} template(s) added")
+
+        def wrong_passphrase(error: BaseException) -> bool:
+            if not isinstance(error, PassphraseError) or passphrase is None:
+                return False
+            again = "Wrong passphrase." if passphrase else "The passphrase cannot be empty."
+            self._say(f"{again} Nothing was imported.")
+            self._import(path, on_conflict, again)
+            return True
+
+        self._change(lambda: import_gallery(self._gallery, path, on_conflict=on_conflict, passphrase=passphrase or None),
+                     summary, on_error=wrong_passphrase)
 
     def _on_add_photos(self) -> None:
         if self._add_photos is not None:

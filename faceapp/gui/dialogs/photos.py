@@ -28,6 +28,7 @@ from faceapp.gui.asker import Asker
 from faceapp.gui.dialogs.saving import Saved, save_samples
 from faceapp.gui.dialogs.source_picker import IMAGE_FILTER
 from faceapp.gui.workers.controller import LiveController
+from faceapp.gui.workers.jobs import describe
 from faceapp.gui.workers.recognition import Job, JobCancelled
 from faceapp.media.imageio import read_image
 from faceapp.recognition.enrollment import Sample, samples_from_images
@@ -142,12 +143,12 @@ class PhotosDialog(QDialog):
         logger.info("%s from %s", saved.message, ", ".join(Path(p).name for p in self.paths()))
         self.accept()
 
-    def _on_job_failed(self, job_id: int, message: str) -> None:
+    def _on_job_failed(self, job_id: int, error: BaseException) -> None:
         if job_id != self._job:
             return
         self._job = None
         self._busy(False)
-        self.status.setText(message)
+        self.status.setText(describe(error))
 
     def done(self, result: int) -> None:
         self._job = None  # a result still on its way is ignored: nothing is saved

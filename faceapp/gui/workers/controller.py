@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from faceapp.gui.qtcompat import emit
 from faceapp.gui.workers.capture import CapturedFrame, CaptureWorker
+from faceapp.gui.workers.jobs import JobRunner
 from faceapp.gui.workers.recognition import FramePacket, Job, RecognitionWorker
 from faceapp.media.latest import LatestSlot
 from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
@@ -50,9 +51,9 @@ class LiveController(QObject):
 
     packetReady = Signal(object)  # FramePacket, the newest one
     statusChanged = Signal(object)  # SourceStatus of the current source
-    errorChanged = Signal(str)  # recognition error line, "" when fine
+    errorChanged = Signal(object)  # the FaceAppError stopping recognition, None when fine
     jobFinished = Signal(int, object)
-    jobFailed = Signal(int, str)
+    jobFailed = Signal(int, object)  # job id, the exception
 
     def __init__(
         self,
@@ -80,6 +81,8 @@ class LiveController(QObject):
         self.spec: SourceSpec | None = None
         self.status = SourceStatus(SourceState.STOPPED, "no source")
         self.latest: FramePacket | None = None
+        #: Gallery changes that may take long (wiping, scrypt) run here, off the GUI thread.
+        self.gallery_jobs = JobRunner(parent=self)
 
     # -- lifetime -----------------------------------------------------------------------
     def start(self) -> None:
@@ -115,7 +118,7 @@ class LiveController(QObject):
                     logger.error("thread %s is still busy after %.1f s more", item.thread.objectName(), grace_s)
         self._capture = self._recognition = None
         self._retiring = [r for r in running if r.thread.isRunning()]
-        return stopped
+        return self.gallery_jobs.shutdown() and stopped
 
     def threads(self) -> list[QThread]:
         """Every thread this controller started that is still running."""

@@ -13,7 +13,6 @@ frames, so one thread only ever uses the detector, which is not thread-safe.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -30,6 +29,7 @@ from faceapp.errors import FaceAppError
 from faceapp.gui.images import qimage_from_bgr
 from faceapp.gui.qtcompat import emit
 from faceapp.gui.workers.capture import CapturedFrame
+from faceapp.gui.workers.jobs import next_job_id
 from faceapp.media.latest import LatestSlot
 from faceapp.recognition.enrollment import Candidate, evaluate_frame
 from faceapp.recognition.live import Tracking
@@ -72,9 +72,9 @@ class RecognitionWorker(QObject):
     """Processes the latest frame, forever, until :meth:`stop` is called."""
 
     packetReady = Signal()
-    errorChanged = Signal(str)  # one line, or "" once recognition works again
+    errorChanged = Signal(object)  # the FaceAppError stopping recognition, or None once it works again
     jobFinished = Signal(int, object)
-    jobFailed = Signal(int, str)
+    jobFailed = Signal(int, object)  # job id, the exception (typed: see faceapp.gui.workers.jobs)
     finished = Signal()
 
     def __init__(self, recognizer: Recognizer, frames: LatestSlot[CapturedFrame], packets: LatestSlot[FramePacket], poll_s: float = 0.05) -> None:
@@ -88,8 +88,7 @@ class RecognitionWorker(QObject):
         self._poll_s = poll_s
         self._stop = threading.Event()
         self._jobs: queue.Queue[tuple[int, Job]] = queue.Queue()
-        self._job_ids = itertools.count(1)
-        self._error = ""
+        self._error: tuple | None = None
         self._fps = 0.0
         self._last_done: float | None = None
         #: Frames of other generations (a replaced source) are ignored; set by the controller.
@@ -106,7 +105,7 @@ class RecognitionWorker(QObject):
 
     def submit(self, job: Job) -> int:
         """Queue ``job`` to run on the worker thread; returns its id for the signals."""
-        job_id = next(self._job_ids)
+        job_id = next_job_id()
         self._jobs.put((job_id, job))
         return job_id
 
@@ -122,7 +121,7 @@ class RecognitionWorker(QObject):
                 self._process(frame)
         except Exception:
             logger.exception("the recognition worker stopped")
-            self._set_error("recognition stopped after an internal error; see the log")
+            self._set_error(FaceAppError("recognition stopped after an internal error; see the log"))
         finally:
             emit(self.finished)
 
@@ -135,9 +134,9 @@ class RecognitionWorker(QObject):
                     self._tracking = Tracking()
                     self._live_generation = frame.generation
                 result = self._recognizer.process(frame.image, self._tracking)
-            self._set_error("")
+            self._set_error(None)
         except FaceAppError as error:  # e.g. a gallery made with another model
-            self._set_error(" ".join(str(error).split()))
+            self._set_error(error)
             height, width = frame.image.shape[:2]
             result = FrameResult((), StageTimes(), (width, height))
         candidate = evaluate_frame(result) if self.enrollment else None
@@ -172,16 +171,18 @@ class RecognitionWorker(QObject):
             except JobCancelled:
                 return
             except FaceAppError as error:
-                emit(self.jobFailed, job_id, " ".join(str(error).split()))
+                emit(self.jobFailed, job_id, error)
             except Exception as error:
                 logger.exception("job %d failed", job_id)
-                emit(self.jobFailed, job_id, f"unexpected error: {' '.join(str(error).split())}")
+                emit(self.jobFailed, job_id, error)
             else:
                 emit(self.jobFinished, job_id, result)
 
-    def _set_error(self, message: str) -> None:
-        if message != self._error:
-            self._error = message
-            if message:
-                logger.warning("recognition: %s", message)
-            emit(self.errorChanged, message)
+    def _set_error(self, error: FaceAppError | None) -> None:
+        """Report a new error (or None once recognition works again), once per change."""
+        key = None if error is None else (type(error), str(error))
+        if key != self._error:
+            self._error = key
+            if error is not None:
+                logger.warning("recognition: %s", error)
+            emit(self.errorChanged, error)
