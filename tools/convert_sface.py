@@ -73,7 +73,7 @@ def convert(onnx_weights: dict[str, np.ndarray]):
     set_bn("bn1")
     weight = take("pre_fc1_weight")  # (128, 1024*7*7), rows of the NCHW flatten
     channels = model.get_layer("bn1").get_weights()[0].shape[0]
-    side = int(round((weight.shape[1] // channels) ** 0.5))
+    side = round((weight.shape[1] // channels) ** 0.5)
     weight = weight.reshape(-1, channels, side, side).transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
     model.get_layer("pre_fc1").set_weights([weight, take("pre_fc1_bias")])
     set_bn("fc1")
