@@ -30,8 +30,9 @@ from faceapp.evaluation.ident import (
     stranger_groups,
 )
 from faceapp.evaluation.images import DatasetError
-from faceapp.evaluation.lfw import load_lfw, pair_scores, run_lfw, verification_result
+from faceapp.evaluation.lfw import load_lfw, run_lfw
 from faceapp.evaluation.report import format_lfw_table
+from faceapp.evaluation.verification import pair_scores, verification_result
 from faceapp.types import Detection
 from faceapp.vision.boxes import box_iou
 from faceapp.vision.faces import LFW_CENTRE_LANDMARKS, FacePolicy, centre_landmarks, detect_at_scale, find_face, pick_detection

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from stress import FAST_KDF, HANG_LIMIT_S, JPEG, logical_state, templates_for
+from stress_data import FAST_KDF, HANG_LIMIT_S, JPEG, logical_state, templates_for
 
 from faceapp.errors import FaceAppError
 from faceapp.storage.gallery import Gallery

@@ -35,49 +35,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from stress_data import DIM, FAST_KDF, HANG_LIMIT_S, JPEG, MODEL, PASSPHRASES, State, logical_state, templates_for  # noqa: F401
+
 from faceapp.errors import FaceAppError
-from faceapp.storage.crypto import KdfParams
 from faceapp.storage.gallery import Gallery, NewTemplate, PersonRecord
-
-MODEL = "stress-model"
-DIM = 128
-FAST_KDF = KdfParams(n=2**10, r=8, p=1)  # cheap scrypt: the stress is on SQLite, not the KDF
-PASSPHRASES = ("old secret", "new secret")
-JPEG = b"\xff\xd8\xff\xe0"
-HANG_LIMIT_S = 10.0
-
-
-# --------------------------------------------------------------------------- deterministic data
-
-
-def templates_for(seed: int, count: int, thumb_bytes: int = 3000) -> list[NewTemplate]:
-    """``count`` templates made from ``seed`` (same seed -> same bytes, in any process)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(count):
-        v = rng.standard_normal(DIM).astype(np.float32)
-        thumb = JPEG + rng.bytes(thumb_bytes) if i % 2 == 0 else None
-        out.append(NewTemplate(embedding=v / np.linalg.norm(v), model_id=MODEL, thumbnail=thumb, source=f"s{seed}"))
-    return out
-
-
-State = dict[str, tuple[tuple[bytes, bytes | None], ...]]
-
-
-def logical_state(g: Gallery) -> State:
-    """name -> sorted (embedding bytes, thumbnail) of every template (ids and times left out)."""
-    people, templates = g.snapshot()
-    by_id: dict[int, list] = {p.id: [] for p in people}
-    for t in templates:
-        by_id[t.person_id].append((t.embedding.astype("<f4").tobytes(), t.thumbnail))
-    return {p.name: tuple(sorted(by_id[p.id], key=repr)) for p in people}
 
 
 def _content(ts: list[NewTemplate]) -> list[tuple[bytes, bytes | None]]:
@@ -283,7 +249,7 @@ def concurrent_writers(path: Path, writers: int = 2, people_each: int = 10, time
     """Several processes add people to one gallery at once; returns (added, refused-as-busy).
     Raises AssertionError on anything else (a crash, corruption, a lost person)."""
     code = (
-        "import sys; sys.path.insert(0, {repo!r}); from tools.stress import templates_for;"
+        "import sys; sys.path[:0] = [{repo!r}, {tools!r}]; from stress_data import templates_for;"
         "from faceapp.storage.gallery import Gallery; from faceapp.errors import GalleryError\n"
         "added = busy = 0\n"
         "with Gallery({path!r}, busy_timeout_ms=2000) as g:\n"
@@ -296,7 +262,7 @@ def concurrent_writers(path: Path, writers: int = 2, people_each: int = 10, time
     )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code.format(repo=str(REPO), path=str(path), n=people_each, w=w)],
+            [sys.executable, "-c", code.format(repo=str(REPO), tools=str(REPO / "tools"), path=str(path), n=people_each, w=w)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         )
         for w in range(writers)

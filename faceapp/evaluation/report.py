@@ -14,7 +14,7 @@ import numpy as np
 from faceapp.evaluation.lfw_pairs import Pair
 
 if TYPE_CHECKING:
-    from faceapp.evaluation.lfw import VerificationResult
+    from faceapp.evaluation.verification import VerificationResult
 
 
 def plot_verification_roc(results: dict[str, VerificationResult], path: Path, title: str = "ROC") -> Path:

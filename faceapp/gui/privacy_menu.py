@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QMenuBar
 
 from faceapp.errors import FaceAppError
 from faceapp.gui.passphrase import Cancelled, ask_new_passphrase, offer_to_remember, open_gallery
@@ -26,17 +26,38 @@ from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.gallery import Gallery
 
 if TYPE_CHECKING:
-    from faceapp.gui.main_window import MainWindow
+    from faceapp.gui.asker import Asker
+    from faceapp.gui.settings import AppSettings
+    from faceapp.gui.workers.controller import LiveController
+    from faceapp.recognition.pipeline import Recognizer
 
 logger = logging.getLogger(__name__)
 
 BLUR_LABELS = {"none": "No faces", "unknown": "Unknown faces", "all": "All faces"}
 
 
+class PrivacyWindow(Protocol):
+    """What the menu needs of its window (the main window)."""
+
+    gallery: Gallery
+    recognizer: Recognizer
+    controller: LiveController
+    settings: AppSettings
+    asker: Asker
+
+    def menuBar(self) -> QMenuBar: ...
+
+    def make_action(self, text: str, slot, shortcut: str | None = None, checkable: bool = False) -> QAction: ...
+
+    def say(self, text: object, ms: int = 8000) -> None: ...
+
+    def close_gallery_windows(self) -> None: ...
+
+
 class PrivacyMenu:
     """Builds the Privacy menu on ``window`` and carries out its actions."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: PrivacyWindow) -> None:
         self.window = window
         self._jobs: dict[int, tuple[str, Callable[[Any], str | None] | None]] = {}  # job id -> (what, on success)
         menu: QMenu = window.menuBar().addMenu("&Privacy")

@@ -309,7 +309,7 @@ class GalleryDialog(QDialog):
         self._stop_jobs()
         super().done(result)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 -- Qt's name
+    def closeEvent(self, event) -> None:
         self._stop_jobs()
         super().closeEvent(event)
 
