@@ -274,3 +274,20 @@ def test_out_of_range_options_are_usage_errors(argv, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error: argument" in err
+
+
+def test_enroll_warns_when_the_face_is_already_enrolled_as_someone_else(tmp_path, fixtures_dir, capfd):
+    gallery = tmp_path / "g.sqlite3"
+    obama = fixture_photos(fixtures_dir, "obama")
+    ok(run_here(capfd, "--gallery", gallery, "enroll", "obama", *obama[:2]))
+    before = file_digest(gallery)
+    refused = run_here(capfd, "--gallery", gallery, "enroll", "Barack", obama[2])
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "already enrolled as 'obama'" in refused.stderr and "--force" in refused.stderr
+    assert file_digest(gallery) == before  # nothing written
+    ok(run_here(capfd, "--gallery", gallery, "enroll", "obama", "--add", obama[2]))  # adding to the same person is fine
+    forced = ok(run_here(capfd, "--gallery", gallery, "enroll", "Barack", obama[3], "--force"))
+    assert "enrolled 'Barack'" in forced.stdout
+    ok(run_here(capfd, "--gallery", gallery, "enroll", "biden", *fixture_photos(fixtures_dir, "biden")))  # a new face
+    with Gallery(gallery) as g:
+        assert {p.name: p.template_count for p in g.people()} == {"obama": 3, "Barack": 1, "biden": 2}

@@ -4,7 +4,7 @@
 not reserve the whole card), else the CPU. On the CPU the network runs under LiteRT
 (TensorFlow's on-device runtime) with the XNNPACK kernels, which on a 2-core machine is
 faster than both TensorFlow's own CPU kernels and OpenCV's DNN on the same network
-(``tools/bench_embedding.py`` measures all three in one run).
+(``faceapp bench`` measures all three in one run).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 On LFW it scores 99.52% against 99.48% for plain embeddings (``faceapp eval lfw``; 2
 pairs of 6,000, within the folds' spread) and costs two network passes per face, so the
-app leaves it off by default; ``--flip`` (``PipelineConfig.flip``) turns it on.
+app leaves it off by default; ``--flip-fusion`` (``PipelineConfig.flip``) turns it on.
 Templates and probes should then both be made with it.
 """
 
