@@ -24,7 +24,7 @@ FAST_KDF = KdfParams(n=2**10, r=8, p=1)
 DIM = 16
 MODEL = "privacy-test"
 # Distinctive bytes we can look for in the raw file.
-MARK_EMBEDDING = np.frombuffer(b"EMBD" * DIM, dtype="<f4").copy()  # finite floats (~ 2e-6)
+MARK_EMBEDDING = np.full(DIM, 1 / np.sqrt(DIM), dtype="<f4")  # a unit vector with a recognisable byte pattern
 MARK_THUMB = b"\xff\xd8\xff\xe0" + b"SECRET-FACE-THUMBNAIL-" * 40
 
 

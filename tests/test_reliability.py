@@ -260,7 +260,7 @@ def test_truncated_model_card_is_a_model_error(tmp_path: Path) -> None:
 
 def test_export_never_leaves_a_partial_file(tmp_path: Path, monkeypatch) -> None:
     with Gallery(tmp_path / "g.db") as g:
-        g.add_person("A", [NewTemplate(np.ones(4, np.float32), "m")])
+        g.add_person("A", [NewTemplate(np.full(4, 0.5, np.float32), "m")])
         from faceapp.storage import archive
 
         def boom(*a, **k):

@@ -1,35 +1,63 @@
-"""Reading and writing images with clear errors."""
+"""Reading and writing images with clear errors and bounded memory.
+
+An image is refused by the size its header declares, before any pixel is decoded (a
+629-byte JPEG may declare 30000x30000 pixels): :data:`MAX_PIXELS` pixels at most (about
+300 MB decoded), and OpenCV's own decoder is capped the same way. Only regular files are
+read (a FIFO would block). Writes go to a temporary file renamed into place.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 
-from faceapp.errors import ImageReadError
+from faceapp.errors import FaceAppError, ImageReadError
+from faceapp.files import AtomicOutput, check_input_file, os_error_line
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
 MAX_PIXELS = 100_000_000
+# OpenCV reads this once, at its first decode: its decoder refuses larger images itself.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+
+
+def declared_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
+    """``(width, height)`` as the image's header declares it (Pillow reads the header
+    only), or None when the header cannot be read (OpenCV then decides)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
+        return None
+    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # we judge the size ourselves, without Pillow's warning
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            return int(image.size[0]), int(image.size[1])
+    except Exception:  # noqa: BLE001 -- any unreadable header: let OpenCV judge the data
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as BGR uint8 ``(H, W, 3)`` (EXIF orientation applied; grey and
     alpha images converted). Raises ImageReadError with a one-line reason."""
 
-    path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: no such file")
-    if path.is_dir():
-        raise ImageReadError(f"{path}: is a folder, not an image")
+    try:
+        path = check_input_file(path, "image")
+    except FaceAppError as error:
+        raise ImageReadError(str(error)) from None
     try:
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
             raise ImageReadError(f"{path}: file too large to be an image we accept ({size} bytes)")
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
-        raise ImageReadError(f"{path}: cannot read ({error.strerror or error})") from None
+        raise ImageReadError(f"{path}: cannot read ({os_error_line(error)})") from None
     return decode_image(data, str(path))
 
 
@@ -42,6 +70,9 @@ def decode_image(data: bytes | np.ndarray, label: str = "image") -> np.ndarray:
         raise ImageReadError(f"{label}: empty file")
     if _png_is_truncated(buffer):
         raise ImageReadError(f"{label}: damaged or truncated PNG")
+    declared = declared_size(buffer)
+    if declared is not None and declared[0] * declared[1] > MAX_PIXELS:
+        raise ImageReadError(f"{label}: image too large ({declared[0]}x{declared[1]} pixels; at most {MAX_PIXELS:,} are read)")
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     except cv2.error:
@@ -99,10 +130,5 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         ok = False
     if not ok:
         raise ImageReadError(f"{path}: cannot encode an image as {suffix}")
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        buffer.tofile(temporary)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise ImageReadError(f"{path}: cannot write ({error.strerror or error})") from None
+    with AtomicOutput(path, "wb", what="image") as handle:
+        handle.write(buffer.tobytes())

@@ -35,6 +35,9 @@ from faceapp.storage.records import (
     PersonRecord,
     Template,
     TemplateRow,
+    check_unit_rows,
+    decode_person,
+    decode_template,
     finite_number,
     lookup_name,
     normalize_name,
@@ -218,7 +221,7 @@ class Gallery(GalleryDatabase):
             "SELECT p.id, p.name, p.created_at, COUNT(t.id) FROM people p "
             "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id"
         ).fetchall()
-        people = [Person(int(r[0]), r[1], float(r[2]), int(r[3])) for r in rows]
+        people = [decode_person(r, f"gallery {self._path}") for r in rows]
         people.sort(key=lambda p: sort_key(p.name))
         return people
 
@@ -235,9 +238,7 @@ class Gallery(GalleryDatabase):
             return self._templates(conn, pid)
 
     def _templates(self, conn: sqlite3.Connection, person_id: int | None) -> list[Template]:
-        sql = (
-            "SELECT id, person_id, embedding, model_id, quality, thumbnail, source, created_at FROM templates"
-        )
+        sql = "SELECT id, person_id, embedding, model_id, quality, thumbnail, source, created_at, dim FROM templates"
         if person_id is None:
             rows = conn.execute(sql + " ORDER BY id").fetchall()
         else:
@@ -247,9 +248,8 @@ class Gallery(GalleryDatabase):
     def _template(self, r: tuple) -> Template:
         tid = int(r[0])
         blob = self._open_blob(r[2], tid, "embedding")
-        emb = np.frombuffer(blob, dtype="<f4").astype(np.float32)  # type: ignore[arg-type]
         thumb = self._open_blob(r[5], tid, "thumbnail")
-        return Template(tid, int(r[1]), emb, r[3], float(r[4]), thumb, r[6], float(r[7]))
+        return decode_template(r, blob, thumb, int(r[8]) if isinstance(r[8], int) else -1, f"gallery {self._path}")
 
     def snapshot(self) -> tuple[list[Person], list[Template]]:
         """People (sorted as :meth:`people`) and all templates, read in one consistent snapshot."""
@@ -284,8 +284,8 @@ class Gallery(GalleryDatabase):
             rows = [(r[0], self._open_blob(r[1], r[3], "embedding"), r[2], r[3]) for r in rows]
         if not rows:
             return GalleryMatrix(np.zeros((0, 0), np.float32), np.zeros((0,), np.int64), (), None)
-        dims = {int(r[2]) for r in rows}
-        if len(dims) != 1 or any(len(r[1]) != 4 * int(r[2]) for r in rows):
+        dims = {r[2] for r in rows}
+        if len(dims) != 1 or not all(isinstance(r[2], int) and isinstance(r[1], bytes) and len(r[1]) == 4 * r[2] > 0 for r in rows):
             raise GalleryError(f"gallery {self._path} is corrupt (inconsistent embedding sizes)")
         names = tuple(sorted({r[0] for r in rows}, key=sort_key))
         order = {n: i for i, n in enumerate(names)}
@@ -293,6 +293,7 @@ class Gallery(GalleryDatabase):
         dim = dims.pop()
         emb = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
         emb = emb.astype(np.float32)  # native-endian, writable copy
+        check_unit_rows(emb, f"gallery {self._path}")
         idx = np.fromiter((order[r[0]] for r in rows), dtype=np.int64, count=len(rows))
         return GalleryMatrix(emb, idx, names, model_id)
 

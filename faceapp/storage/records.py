@@ -8,6 +8,7 @@ any transaction starts.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,9 +44,8 @@ class Person:
 class NewTemplate:
     """A template the pipeline hands in.
 
-    ``embedding``: float32 (D,), L2-normalised (any finite float 1-D array is accepted and
-    stored as float32). ``thumbnail``: PNG or JPEG encoded bytes of the aligned 112x112
-    face, or None. ``created_at``: unix time; None means "now" (archives set it to keep
+    ``embedding``: float32 (D,), L2-normalised (length 1 within 1e-3; stored as float32).
+    ``thumbnail``: PNG or JPEG encoded bytes of the aligned 112x112 face, or None. ``created_at``: unix time; None means "now" (archives set it to keep
     the original time).
     """
 
@@ -122,11 +122,28 @@ class TemplateRow:
 # --------------------------------------------------------------------------- validation
 
 
+#: Invisible characters a name may hold inside: the zero-width (non-)joiners that some
+#: scripts need (Persian, Indic). Every other format character (zero-width space, BOM,
+#: bidirectional overrides that can disguise a name) is refused.
+ALLOWED_INVISIBLE = frozenset("\u200c\u200d")
+#: Names that read like an unmatched face: refused, whatever their case.
+RESERVED_NAMES = frozenset({"unknown", "unknown person", "nobody"})
+_RESERVED_PATTERN = re.compile(r"unknown\s*#\s*\d+")
+
+#: Time stamps outside these bounds (1970-01-01 .. 2100-01-01) are not believed.
+MIN_TIMESTAMP = 0.0
+MAX_TIMESTAMP = 4_102_444_800.0
+#: A stored embedding's L2 norm must be 1 within this (embeddings are unit vectors).
+UNIT_TOLERANCE = 1e-3
+
+
 def normalize_name(name: object) -> str:
     """Return the canonical form of a person's name (NFC, stripped) or raise GalleryError.
 
-    Rejects non-strings, empty names, names longer than MAX_NAME_LENGTH characters and
-    names containing control or line/paragraph-separator characters.
+    Refuses non-strings; names empty, blank or invisible once stripped; names longer than
+    MAX_NAME_LENGTH characters; control, line-separator and format characters (other
+    than the zero-width joiners some scripts need); and the reserved names that read like
+    an unmatched face ("unknown", "Unknown #3").
     """
     if not isinstance(name, str):
         raise GalleryError(f"a person's name must be text, not {type(name).__name__}")
@@ -137,7 +154,20 @@ def normalize_name(name: object) -> str:
         raise GalleryError(f"a person's name must be at most {MAX_NAME_LENGTH} characters (got {len(name)})")
     if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name):
         raise GalleryError(f"a person's name cannot contain control characters: {name!r}")
+    if any(unicodedata.category(c) == "Cf" and c not in ALLOWED_INVISIBLE for c in name):
+        raise GalleryError(f"a person's name cannot contain invisible formatting characters: {name!r}")
+    if not name_key(name):
+        raise GalleryError(f"a person's name must have visible letters or digits: {name!r}")
+    if name_key(name) in RESERVED_NAMES or _RESERVED_PATTERN.fullmatch(name_key(name)):
+        raise GalleryError(f"'{name}' is reserved: it reads like a face nobody was recognised as; choose another name")
     return name
+
+
+def name_key(name: str) -> str:
+    """What two names that look the same share: NFC, case-folded, invisible characters
+    dropped and white space collapsed ("Obama" and "obama\u200d " have one key)."""
+    visible = "".join(c for c in unicodedata.normalize("NFC", name) if unicodedata.category(c) not in ("Cf", "Cc"))
+    return " ".join(visible.casefold().split())
 
 
 def lookup_name(name: object) -> str:
@@ -145,6 +175,14 @@ def lookup_name(name: object) -> str:
     if not isinstance(name, str):
         raise GalleryError(f"a person's name must be text, not {type(name).__name__}")
     return unicodedata.normalize("NFC", name).strip()
+
+
+def timestamp(value: object, what: str) -> float:
+    """A unix time within [MIN_TIMESTAMP, MAX_TIMESTAMP], else GalleryError."""
+    out = finite_number(value, what)
+    if not MIN_TIMESTAMP <= out <= MAX_TIMESTAMP:
+        raise GalleryError(f"{what} is not a plausible time ({out:g} s since 1970)")
+    return out
 
 
 def finite_number(value: object, what: str) -> float:
@@ -172,11 +210,16 @@ def prepare(t: NewTemplate, index: int) -> TemplateRow:
         vec = emb.astype("<f4")
     if not np.all(np.isfinite(vec)):
         raise GalleryError(f"{where}: embedding contains NaN or infinite values")
-    if not float(np.linalg.norm(vec.astype(np.float64))) > 1e-6:
+    norm = float(np.linalg.norm(vec.astype(np.float64)))
+    if not norm > 1e-6:
         raise GalleryError(f"{where}: embedding is all zeros")
+    if abs(norm - 1.0) > UNIT_TOLERANCE:
+        raise GalleryError(f"{where}: embedding is not a unit vector (its length is {norm:.6g}, not 1)")
     if not isinstance(t.model_id, str) or not t.model_id.strip():
         raise GalleryError(f"{where}: model_id must be a non-empty string")
     quality = finite_number(t.quality, f"{where}: quality")
+    if not 0.0 <= quality <= 1.0:
+        raise GalleryError(f"{where}: quality must be between 0 and 1 (got {quality:g})")
     thumb = t.thumbnail
     if thumb is not None:
         if not isinstance(thumb, (bytes, bytearray, memoryview)):
@@ -190,7 +233,7 @@ def prepare(t: NewTemplate, index: int) -> TemplateRow:
             raise GalleryError(f"{where}: thumbnail is not PNG or JPEG data")
     if not isinstance(t.source, str):
         raise GalleryError(f"{where}: source must be a string")
-    created = None if t.created_at is None else finite_number(t.created_at, f"{where}: created_at")
+    created = None if t.created_at is None else timestamp(t.created_at, f"{where}: created_at")
     return TemplateRow(vec.tobytes(), int(vec.shape[0]), t.model_id, quality, thumb, t.source, created)
 
 
@@ -219,6 +262,50 @@ def prepare_all_consistent(rows: Sequence[TemplateRow]) -> None:
             )
         if r.dim != rows[0].dim:
             raise GalleryError(f"templates of different dimensions in one import ({rows[0].dim} and {r.dim})")
+
+
+# --------------------------------------------------------------------------- stored rows
+# A gallery file can be damaged or edited by hand: every row read back is checked like an
+# input, and a bad one is reported as corruption in one line (never a crash, never NaN).
+
+
+def _stored(value: object, what: str, where: str) -> float:
+    try:
+        return finite_number(value if not isinstance(value, str) else float(value), what)
+    except (GalleryError, ValueError):
+        raise GalleryError(f"{where} is corrupt: {what} is {value!r:.40}, not a number") from None
+
+
+def decode_person(row: tuple, where: str) -> Person:
+    """``(id, name, created_at, template_count)`` from the database -> Person."""
+    created = _stored(row[2], f"the time person {row[0]} was added", where)
+    if not MIN_TIMESTAMP <= created <= MAX_TIMESTAMP or not isinstance(row[1], str):
+        raise GalleryError(f"{where} is corrupt: person {row[0]} has an impossible name or time ({created:g})")
+    return Person(int(row[0]), row[1], created, int(row[3]))
+
+
+def decode_template(row: tuple, embedding: bytes, thumbnail: bytes | None, dim: int, where: str) -> Template:
+    """A template row (``id, person_id, _, model_id, quality, _, source, created_at``)
+    with its opened blobs -> Template, checked (finite unit embedding of ``dim`` floats)."""
+    tid = int(row[0])
+    if not isinstance(embedding, bytes) or len(embedding) != 4 * dim or dim < 1:
+        raise GalleryError(f"{where} is corrupt: template {tid} has an embedding of the wrong size")
+    vector = np.frombuffer(embedding, dtype="<f4").astype(np.float32)
+    check_unit_rows(vector[None], where, f"template {tid}")
+    quality = _stored(row[4], f"the quality of template {tid}", where)
+    created = _stored(row[7], f"the time of template {tid}", where)
+    if not MIN_TIMESTAMP <= created <= MAX_TIMESTAMP:
+        raise GalleryError(f"{where} is corrupt: template {tid} has an impossible time ({created:g})")
+    return Template(tid, int(row[1]), vector, str(row[3]), quality, thumbnail, str(row[6]), created)
+
+
+def check_unit_rows(embeddings: np.ndarray, where: str, what: str = "a template") -> None:
+    """Raise GalleryError (corruption) unless every row is finite and of length 1."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
+    bad = ~np.isfinite(norms) | (np.abs(norms - 1.0) > UNIT_TOLERANCE)
+    if np.any(bad):
+        raise GalleryError(f"{where} is corrupt: {what} has an embedding that is not a finite unit vector")
 
 
 def sort_key(name: str) -> tuple[str, str]:

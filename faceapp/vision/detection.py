@@ -32,14 +32,20 @@ def yunet_path(directory: str | os.PathLike | None = None) -> Path:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """YuNet options. ``min_face_size`` is the smaller side of a box, in pixels."""
+    """YuNet options. ``min_face_size`` is the smaller side of a box, in pixels of the
+    image given. ``max_side``: a larger image is detected on a copy shrunk to this many
+    pixels along its longer side (boxes and landmarks mapped back), which bounds the
+    detector's memory and time whatever the photo's size."""
 
     score_threshold: float = 0.8
     nms_threshold: float = 0.3
     top_k: int = 5000
     min_face_size: int = 20
+    max_side: int = 1920
 
     def validate(self) -> None:
+        if not 64 <= self.max_side <= 8192:
+            raise ValueError(f"max_side must be in [64, 8192], got {self.max_side}")
         if not 0.0 < self.score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {self.score_threshold}")
         if not 0.0 < self.nms_threshold < 1.0:
@@ -67,9 +73,21 @@ class YuNetDetector:
         self._input_size = (320, 320)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in a BGR uint8 ``(H, W, 3)`` image, highest score first."""
+        """Faces in a BGR uint8 ``(H, W, 3)`` image, highest score first; boxes and
+        landmarks in ``image``'s pixels."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        if max(height, width) > self.config.max_side:
+            import cv2
+
+            scale = self.config.max_side / max(height, width)
+            small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+            found = [rescale(d, small.shape[1] / width, small.shape[0] / height) for d in self._detect(small, min_face=0)]
+            return [d for d in found if min(d.box[2], d.box[3]) >= self.config.min_face_size]
+        return self._detect(image, self.config.min_face_size)
+
+    def _detect(self, image: np.ndarray, min_face: float) -> list[Detection]:
         height, width = image.shape[:2]
         if (width, height) != self._input_size:
             self._detector.setInputSize((width, height))
@@ -80,10 +98,19 @@ class YuNetDetector:
         detections = []
         for row in faces:
             x, y, w, h = (float(v) for v in row[:4])
-            if min(w, h) < self.config.min_face_size:
+            if min(w, h) < min_face:
                 continue
             detections.append(
                 Detection(box=(x, y, w, h), landmarks=row[4:14].reshape(5, 2).astype(np.float32), score=float(row[14]))
             )
         detections.sort(key=lambda d: d.score, reverse=True)
         return detections
+
+
+def rescale(detection: Detection, sx: float, sy: float) -> Detection:
+    """A detection found in an image resized by ``(sx, sy)``, in the original image's
+    pixels (pixel centres: ``x + 0.5 = (x_resized + 0.5) / sx``)."""
+    x, y, w, h = detection.box
+    box = ((x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5, w / sx, h / sy)
+    landmarks = ((detection.landmarks + 0.5) / np.array([sx, sy], np.float32) - 0.5).astype(np.float32)
+    return Detection(box=box, landmarks=landmarks, score=detection.score)

@@ -19,8 +19,12 @@ import numpy as np
 
 from faceapp.types import Detection
 from faceapp.vision.boxes import box_iou
+from faceapp.vision.detection import rescale
 
 PICKS = ("centre", "largest")
+#: Scales above 1 are applied only while the upscaled image stays this small: small
+#: crops (LFW's 150x150) are upscaled for YuNet, large photos never are.
+UPSCALE_MAX_SIDE = 1024
 NO_FACE_POLICIES = ("centre", "reject", "skip")
 
 #: Where YuNet puts the five landmarks (right eye, left eye, nose, right and left mouth
@@ -47,7 +51,9 @@ class FacePolicy:
         scales: the detector runs on the image resized by each of these factors (each
             in [1, 8]); the subject's landmarks, mapped back to the original pixels, are
             averaged over the scales that find it (two estimates of the landmarks are
-            less noisy than one), and the face is aligned in the original image.
+            less noisy than one), and the face is aligned in the original image. A
+            factor above 1 is skipped when the upscaled image would be larger than
+            :data:`UPSCALE_MAX_SIDE` (large photos are never upscaled).
         pick: which of several detected faces is the subject: ``"centre"`` (box centre
             nearest the image centre, LFW's convention) or ``"largest"`` (box area).
             It is picked at the first scale that finds a face; at the other scales the
@@ -136,13 +142,7 @@ def detect_at_scale(detect: Callable[[np.ndarray], list[Detection]], image: np.n
     height, width = image.shape[:2]
     resized = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_LINEAR)
     sx, sy = resized.shape[1] / width, resized.shape[0] / height
-    mapped = []
-    for d in detect(resized):
-        x, y, w, h = d.box
-        box = ((x + 0.5) / sx - 0.5, (y + 0.5) / sy - 0.5, w / sx, h / sy)
-        landmarks = ((d.landmarks + 0.5) / np.array([sx, sy], np.float32) - 0.5).astype(np.float32)
-        mapped.append(Detection(box=box, landmarks=landmarks, score=d.score))
-    return mapped
+    return [rescale(d, sx, sy) for d in detect(resized)]
 
 
 def find_face(detect: Callable[[np.ndarray], list[Detection]], image: np.ndarray, policy: FacePolicy) -> FoundFace:
@@ -154,6 +154,8 @@ def find_face(detect: Callable[[np.ndarray], list[Detection]], image: np.ndarray
     height, width = image.shape[:2]
     subject, count, estimates = None, 0, []
     for scale in policy.scales:
+        if scale > 1.0 and max(height, width) * scale > UPSCALE_MAX_SIDE:
+            continue  # a large photo: its faces are not small, and upscaling it costs memory
         detections = detect_at_scale(detect, image, scale)
         if not detections:
             continue

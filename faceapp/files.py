@@ -1,0 +1,193 @@
+"""Files a user names: inputs that must be regular files, outputs that must never be the
+gallery or an input, and writes that leave either the whole new file or nothing.
+
+* :func:`check_input_file`: an input must exist and be a regular file. A FIFO, a socket or
+  a device would block (or never end) on reading, so it is refused at once, by name.
+* :func:`check_output_path`: an output must not be the same file (by real path, or by
+  device and inode for hard links) as anything protected: the gallery and its ``-wal``
+  and ``-shm`` companions, the model files, the command's inputs.
+* :class:`AtomicOutput`: the data goes to a temporary file beside the target, which is
+  renamed over it only once everything was written; a failure removes the temporary file
+  and leaves an existing target untouched. Devices and FIFOs (``/dev/stdout``,
+  ``/dev/full``) are written directly.
+* :func:`os_error_line`: an :class:`OSError` as one line that says what is wrong
+  (read-only, full, too long, not allowed...).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from faceapp.errors import FaceAppError
+
+#: What the common errno values mean for a user, in a few words.
+_REASONS = {
+    errno.ENOENT: "no such file or folder",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "not allowed",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device (the disk is full)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.ENAMETOOLONG: "the file name is too long",
+    errno.EISDIR: "is a folder",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EEXIST: "already exists",
+    errno.EFBIG: "the file is too large",
+    errno.EIO: "input/output error (a failing disk or medium?)",
+    errno.ELOOP: "too many symbolic links",
+    errno.EXDEV: "cannot move across file systems",
+}
+
+
+class OutputClashError(FaceAppError):
+    """An output file would overwrite the gallery, a model or an input."""
+
+
+class SpecialFileError(FaceAppError):
+    """An input is a FIFO, socket or device where a regular file is needed."""
+
+
+def os_error_line(error: OSError) -> str:
+    """The reason of an OSError in a few words (never a traceback)."""
+    reason = _REASONS.get(error.errno or -1) or error.strerror or str(error)
+    return " ".join(str(reason).split())
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def check_input_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` as a Path if it is an existing regular file; else a one-line FaceAppError
+    (missing, a folder, a FIFO, a device...), without ever opening it."""
+    p = Path(os.fspath(path))
+    try:
+        mode = p.stat().st_mode
+    except OSError as error:
+        raise FaceAppError(f"{p}: {os_error_line(error)}") from None
+    if not stat.S_ISREG(mode):
+        raise SpecialFileError(f"{p}: is {_kind(mode)}, not a {what}")
+    return p
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
+    """True when both name one file: the same real path, or the same device and inode
+    (hard links)."""
+    a, b = Path(os.fspath(first)), Path(os.fspath(second))
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):
+        pass
+    ia, ib = _identity(a), _identity(b)
+    return ia is not None and ia == ib
+
+
+def gallery_files(gallery: str | os.PathLike) -> list[Path]:
+    """The gallery file and its SQLite companions (``-wal``, ``-shm``, ``-journal``)."""
+    p = Path(os.fspath(gallery))
+    return [p, *(p.with_name(p.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+
+
+def check_output_path(path: str | os.PathLike, protected: Iterable[tuple[str, str | os.PathLike]], what: str = "output") -> Path:
+    """Refuse an output ``path`` that is one of the ``protected`` files, given as
+    ``(description, path)`` pairs, e.g. ``("the gallery", ...)``, ``("the input", ...)``.
+    Also refuses an empty name and an existing folder. Returns the path."""
+    text = os.fspath(path)
+    if not str(text).strip():
+        raise FaceAppError(f"the {what} file name is empty")
+    p = Path(text)
+    for description, other in protected:
+        if other is not None and str(other) != "" and same_file(p, other):
+            raise OutputClashError(f"{p}: the {what} would overwrite {description} ({other}); choose another file")
+    if p.is_dir():
+        raise FaceAppError(f"{p}: is a folder; the {what} needs a file name")
+    return p
+
+
+class AtomicOutput:
+    """Write a file completely or not at all.
+
+    ``with AtomicOutput(path, "w", encoding="utf-8") as handle: ...`` writes to a
+    temporary file in the target's folder and renames it over ``path`` when the block
+    ends without an exception; otherwise the temporary file is removed. An existing
+    non-regular target (a device, a FIFO) is opened and written directly. OS errors
+    become one-line FaceAppErrors naming the file.
+    """
+
+    def __init__(self, path: str | os.PathLike, mode: str = "wb", *, what: str = "file", **open_kwargs: Any) -> None:
+        if mode not in ("w", "wb"):
+            raise ValueError("AtomicOutput writes text ('w') or bytes ('wb')")
+        self.path = Path(os.fspath(path))
+        self.mode = mode
+        self.what = what
+        self.open_kwargs = open_kwargs
+        self._temporary: Path | None = None
+        self._handle: IO | None = None
+
+    def _error(self, error: OSError) -> FaceAppError:
+        return FaceAppError(f"cannot write the {self.what} {self.path}: {os_error_line(error)}")
+
+    def __enter__(self) -> IO:
+        try:
+            existing = self.path.stat().st_mode
+        except FileNotFoundError:
+            existing = None
+        except OSError as error:
+            raise self._error(error) from None
+        try:
+            if existing is not None and not stat.S_ISREG(existing):
+                if stat.S_ISDIR(existing):
+                    raise FaceAppError(f"{self.path}: is a folder; the {self.what} needs a file name")
+                self._handle = open(self.path, self.mode, **self.open_kwargs)  # noqa: SIM115 -- closed in __exit__
+                return self._handle
+            descriptor, name = tempfile.mkstemp(prefix=f".{self.path.name[:100]}.", suffix=".tmp", dir=self.path.parent or ".")
+            self._temporary = Path(name)
+            self._handle = os.fdopen(descriptor, self.mode, **self.open_kwargs)
+            return self._handle
+        except OSError as error:
+            raise self._error(error) from None
+
+    def __exit__(self, kind, value, traceback) -> None:
+        handle, self._handle = self._handle, None
+        temporary, self._temporary = self._temporary, None
+        try:
+            if handle is not None:
+                try:
+                    handle.close()
+                except OSError as error:  # e.g. the last buffer did not fit on the disk
+                    if kind is None:
+                        kind, value = OSError, error
+            if kind is None and temporary is not None:
+                try:
+                    os.replace(temporary, self.path)
+                    temporary = None
+                except OSError as error:
+                    raise self._error(error) from None
+        finally:
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
+        if kind is not None and issubclass(kind, OSError) and value is not None:
+            raise self._error(value) from None
