@@ -59,6 +59,14 @@ def os_error_line(error: OSError) -> str:
     return " ".join(str(reason).split())
 
 
+def display_name(path: str | os.PathLike) -> str:
+    """A path as printable text: bytes that are not UTF-8 (a file named with a 0xFF byte)
+    become U+FFFD instead of lone surrogates, which cannot be stored or printed."""
+    text = os.fspath(path)
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "replace")
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
@@ -161,7 +169,7 @@ class AtomicOutput:
             if existing is not None and not stat.S_ISREG(existing):
                 if stat.S_ISDIR(existing):
                     raise FaceAppError(f"{self.path}: is a folder; the {self.what} needs a file name")
-                self._handle = open(self.path, self.mode, **self.open_kwargs)  # noqa: SIM115 -- closed in __exit__
+                self._handle = open(self.path, self.mode, **self.open_kwargs)
                 return self._handle
             descriptor, name = tempfile.mkstemp(prefix=f".{self.path.name[:100]}.", suffix=".tmp", dir=self.path.parent or ".")
             self._temporary = Path(name)

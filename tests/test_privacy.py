@@ -368,7 +368,10 @@ def test_recording_blurs_faces(tmp_path: Path, monkeypatch) -> None:
         def write(self, image):
             written.append(image)
 
-        def close(self):
+        def commit(self):
+            pass
+
+        def discard(self):
             pass
 
     class FakeRecognizer:

@@ -8,8 +8,10 @@ prints them as one line on stderr and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -89,24 +91,82 @@ def ask_passphrase(args: argparse.Namespace, what: str, *, new: bool = False) ->
 
 
 def gallery_path(args: argparse.Namespace) -> Path:
-    """The gallery file of ``--gallery``, else the default one."""
+    """The gallery file of ``--gallery``, else the default one. ``--gallery ""`` is an
+    error, not the default gallery."""
+    from faceapp.errors import FaceAppError
     from faceapp.paths import default_gallery_path
 
+    if args.gallery is not None and not str(args.gallery).strip():
+        raise FaceAppError('--gallery "" names no file: give a gallery path, or leave --gallery out for the default one')
     return Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
 
 
-def open_gallery(args: argparse.Namespace, create: bool = False):
+def open_gallery(args: argparse.Namespace, create: bool = False, read_only: bool = False):
     """The gallery of ``--gallery`` (else the default). A gallery named explicitly must
     exist unless the command adds to it (``create``), so a mistyped path is an error
-    rather than a silent new, empty gallery."""
-    from faceapp.errors import FaceAppError
+    rather than a silent new, empty gallery. ``read_only`` for commands that only read
+    (a gallery on read-only media still serves them)."""
     from faceapp.storage.gallery import Gallery
 
     path = gallery_path(args)
-    if args.gallery and not create and not path.exists():
-        raise FaceAppError(f"no gallery at {args.gallery} (enroll someone first, or check the path)")
+    if read_only and not path.exists() and not args.gallery:
+        read_only = False  # the default gallery before the first enrollment: an empty gallery
     passphrase = ask_passphrase(args, str(path)) if Gallery.is_encrypted_file(path) else None
-    return Gallery(path, passphrase=passphrase)
+    return Gallery(path, passphrase=passphrase, read_only=read_only, create=create or not args.gallery)
+
+
+@contextlib.contextmanager
+def no_trace_on_failure(path: Path):
+    """Around a command that may create the gallery ``path``: when it fails, remove the
+    gallery file and the folders it created, so a failed enroll or import leaves nothing."""
+    from faceapp.files import gallery_files
+
+    existed = path.exists()
+    missing_parents = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing_parents.append(parent)
+        parent = parent.parent
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            for file in gallery_files(path):
+                with contextlib.suppress(OSError):
+                    file.unlink(missing_ok=True)
+            for folder in missing_parents:  # innermost first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+
+
+def protected_files(args: argparse.Namespace, *inputs: tuple[str, str | os.PathLike]) -> list[tuple[str, Path]]:
+    """What an output file must never overwrite: the gallery and its SQLite companions,
+    the model files in use, and the command's ``inputs`` (``(description, path)``)."""
+    from faceapp.errors import FaceAppError
+    from faceapp.files import gallery_files
+    from faceapp.paths import DEFAULT_MODEL_DIR, model_dir
+
+    protected: list[tuple[str, Path]] = []
+    with contextlib.suppress(FaceAppError):  # an unusable --gallery is reported by the command itself
+        protected += [("the gallery", f) for f in gallery_files(gallery_path(args))]
+    for folder in {model_dir(args.model), DEFAULT_MODEL_DIR}:
+        with contextlib.suppress(OSError):
+            protected += [("a model file", f) for f in Path(folder).iterdir() if f.is_file()]
+    protected += [(description, Path(os.fspath(path))) for description, path in inputs]
+    return protected
+
+
+def check_output_folder(path: str | os.PathLike, what: str) -> Path:
+    """A folder a command writes its reports into: refused when it exists as a file."""
+    from faceapp.errors import FaceAppError
+
+    folder = Path(path)
+    if not str(path).strip():
+        raise FaceAppError(f"the {what} folder name is empty")
+    if folder.exists() and not folder.is_dir():
+        raise FaceAppError(f"{folder}: is a file; the {what} needs a folder (it writes several files there)")
+    return folder
 
 
 def show_progress(args: argparse.Namespace) -> bool:
@@ -114,9 +174,22 @@ def show_progress(args: argparse.Namespace) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:  # numpy scalars
+        return json_safe(value.item())
+    return value
+
+
 def print_json(data: Any) -> None:
-    """``data`` as indented JSON on stdout (paths and other objects as strings)."""
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    """``data`` as indented JSON on stdout (paths and other objects as strings; never NaN)."""
+    json.dump(json_safe(data), sys.stdout, indent=2, ensure_ascii=False, default=str, allow_nan=False)
     sys.stdout.write("\n")
 
 

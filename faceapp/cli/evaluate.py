@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from faceapp.cli.argtypes import positive_int
-from faceapp.cli.common import build_recognizer, print_report
+from faceapp.cli.common import build_recognizer, check_output_folder, print_report
 from faceapp.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     report = run_lfw(
         recognizer,
         dataset,
-        out_dir=args.out,
+        out_dir=check_output_folder(args.out, "report"),
         policy=FacePolicy(scales=args.scales, pick="centre", no_face=args.no_face),
         flip=args.flip,
         batch_size=args.batch_size,
@@ -110,7 +110,7 @@ def cmd_eval_ident(args: argparse.Namespace) -> int:
         people=people,
         policy=FacePolicy(scales=args.scales, pick=args.pick, no_face=args.no_face),
         flip=args.flip or args.flip_fusion,
-        out_dir=args.out,
+        out_dir=check_output_folder(args.out, "report"),
         batch_size=args.batch_size,
         progress=not args.quiet,
     )

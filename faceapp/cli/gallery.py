@@ -8,7 +8,16 @@ import datetime as dt
 import logging
 from typing import Any
 
-from faceapp.cli.common import ask_passphrase, open_gallery, print_json, print_report
+from faceapp.cli.common import (
+    ask_passphrase,
+    gallery_path,
+    no_trace_on_failure,
+    open_gallery,
+    print_json,
+    print_report,
+    protected_files,
+)
+from faceapp.files import check_input_file, check_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +42,21 @@ def _list(args, gallery) -> None:
 def _export(args, gallery) -> None:
     from faceapp.storage.archive import export_gallery
 
+    check_output_path(args.file, protected_files(args), "export")
     passphrase = ask_passphrase(args, args.file, new=True) if args.encrypt else None
     path = export_gallery(gallery, args.file, passphrase=passphrase)
     print(f"exported {len(gallery.people())} people to {path}" + (" (encrypted)" if passphrase else ""))
 
 
 def _import(args, gallery) -> None:
+    from faceapp.embedding.modelcard import load_card
     from faceapp.storage.archive import archive_is_encrypted, import_gallery
 
+    card = load_card(args.model)  # imported embeddings must be the model's: its id and dimension
+    check_input_file(args.file, "FaceApp export (zip) file")
     passphrase = ask_passphrase(args, args.file) if archive_is_encrypted(args.file) else None
-    summary = import_gallery(gallery, args.file, on_conflict=args.on_conflict, passphrase=passphrase)
+    summary = import_gallery(gallery, args.file, on_conflict=args.on_conflict, passphrase=passphrase,
+                             model_id=card.model_id, dim=card.embedding_dim)
     print(
         f"imported {summary.people_added} new people, merged {summary.people_merged}, "
         f"skipped {summary.people_skipped}; {summary.templates_added} template(s) added"
@@ -107,9 +121,18 @@ ACTIONS = {
 }
 
 
+#: Actions that only read the gallery: they open it read-only (so it may be on read-only media).
+READING = ("list", "export")
+
+
 def cmd_gallery(args: argparse.Namespace) -> int:
-    with open_gallery(args, create=args.gallery_command == "import") as gallery:
-        ACTIONS[args.gallery_command](args, gallery)
+    action = args.gallery_command
+    if action == "import":  # may create the gallery: a failed import leaves no trace
+        with no_trace_on_failure(gallery_path(args)), open_gallery(args, create=True) as gallery:
+            ACTIONS[action](args, gallery)
+        return 0
+    with open_gallery(args, read_only=action in READING) as gallery:
+        ACTIONS[action](args, gallery)
     return 0
 
 

@@ -20,6 +20,7 @@ from faceapp import __version__
 from faceapp.cli import bench, evaluate, gallery, people, recognize, train
 from faceapp.cli.common import common_options
 from faceapp.errors import FaceAppError
+from faceapp.files import display_name, os_error_line
 
 logger = logging.getLogger("faceapp")
 
@@ -49,8 +50,21 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("ORT_LOG_LEVEL", "3")
 
 
+def _printable_streams() -> None:
+    """Never crash on printing a name or path the terminal cannot show (a file name with
+    a byte that is not UTF-8): such characters are escaped instead."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a detached or closed stream: leave it as it is
+                pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
+    _printable_streams()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
@@ -61,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except FaceAppError as error:
         print(f"faceapp: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:  # a path the user named: too long, read-only, full, missing...
+        where = f"{display_name(error.filename)}: " if error.filename else ""
+        print(f"faceapp: error: {where}{os_error_line(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("faceapp: interrupted", file=sys.stderr)

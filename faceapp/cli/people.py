@@ -6,8 +6,17 @@ import argparse
 import logging
 from typing import Any
 
-from faceapp.cli.common import build_recognizer, open_gallery, print_json, show_progress
+from faceapp.cli.common import (
+    build_recognizer,
+    gallery_path,
+    no_trace_on_failure,
+    open_gallery,
+    print_json,
+    protected_files,
+    show_progress,
+)
 from faceapp.errors import FaceAppError, NoFaceError
+from faceapp.files import check_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +26,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from faceapp.storage.gallery import normalize_name
 
     name = normalize_name(args.name)  # a bad name is refused before any model loads
-    with open_gallery(args, create=True) as gallery:
+    with no_trace_on_failure(gallery_path(args)), open_gallery(args, create=True) as gallery:
         recognizer = build_recognizer(args, gallery)
         samples = samples_from_files(recognizer, args.images, progress=show_progress(args))
         similar = likely_person(recognizer.matcher(), stack_embeddings(samples))
@@ -44,7 +53,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from faceapp.media.overlay import draw_results
     from faceapp.media.privacy import PrivacyPolicy, check_image_write
 
-    with open_gallery(args) as gallery:
+    if args.out:
+        check_output_path(args.out, protected_files(args, ("the input photo", args.image)), "image")
+    with open_gallery(args, read_only=True) as gallery:
         if args.out:  # no face image is written from an embeddings-only gallery
             check_image_write(PrivacyPolicy.for_gallery(gallery, "none"), f"the image {args.out}")
         recognizer = build_recognizer(args, gallery)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from faceapp.cli.argtypes import non_negative_int, positive_float, positive_int
-from faceapp.cli.common import build_recognizer, open_gallery, show_progress
+from faceapp.cli.common import build_recognizer, open_gallery, protected_files, show_progress
 from faceapp.media.privacy import BLUR_CHOICES
 from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S
 
@@ -14,12 +14,13 @@ from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S
 def cmd_recognize(args: argparse.Namespace) -> int:
     from faceapp.recognition.run import run_recognition
 
-    with open_gallery(args) as gallery:
+    protected = protected_files(args)
+    with open_gallery(args, read_only=True) as gallery:
         recognizer = build_recognizer(args, gallery)
         summary = run_recognition(
             recognizer, args.source, out=args.out, events=args.events, max_frames=args.max_frames,
             show_progress=show_progress(args), tracking=not args.no_tracking, blur=args.blur,
-            stall_timeout_s=args.stall_timeout, max_reconnects=args.max_reconnects,
+            stall_timeout_s=args.stall_timeout, max_reconnects=args.max_reconnects, protected=protected,
         )
     print(summary.describe())
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from faceapp.cli.argtypes import fraction, positive_int
-from faceapp.cli.common import pipeline_config, print_report
+from faceapp.cli.common import check_output_folder, pipeline_config, print_report
 from faceapp.errors import FaceAppError
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def cmd_train(args) -> int:
     data, config = configs_from_args(args)
     if args.folds and args.search:
         raise TrainingError("--folds and --search cannot be combined")
-    out = Path(args.out)
+    out = check_output_folder(args.out, "model")
     from faceapp.training.data import load_faces, split_people
 
     loaded = load_faces(data, model_dir=args.model, progress=not args.quiet, detection=pipeline_config(args))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Self
 import numpy as np
 
 from faceapp.errors import ImageReadError, SourceError
+from faceapp.files import os_error_line
 from faceapp.media.imageio import IMAGE_SUFFIXES, read_image
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ class Frame:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """A parsed ``--source`` value. ``kind`` is webcam, file, url or folder."""
+    """A parsed ``--source`` value. ``kind`` is webcam, file, url, folder or device (a
+    camera's device file). FIFOs and sockets are refused: reading one would block."""
 
     kind: str
     value: str
@@ -72,15 +75,26 @@ class SourceSpec:
         if "://" in text:
             return cls("url", text)
         path = Path(text).expanduser()
-        if path.is_dir():
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as error:
+            raise SourceError(f"{text}: {os_error_line(error)}") from None
+        if mode is None:
+            raise SourceError(f"{text}: no such file or folder (sources are a webcam index, a video file, a stream URL or an image folder)")
+        if stat.S_ISDIR(mode):
             return cls("folder", str(path))
-        if path.is_file():
+        if stat.S_ISREG(mode):
             return cls("file", str(path))
-        raise SourceError(f"{text}: no such file or folder (sources are a webcam index, a video file, a stream URL or an image folder)")
+        if stat.S_ISCHR(mode):  # a camera device such as /dev/video0
+            return cls("device", str(path))
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file"
+        raise SourceError(f"{text}: is {kind}, not a video file, an image folder or a camera")
 
     @property
     def is_live(self) -> bool:
-        return self.kind in ("webcam", "url")
+        return self.kind in ("webcam", "url", "device")
 
     def __str__(self) -> str:
         return f"webcam {self.value}" if self.kind == "webcam" else self.value
@@ -116,7 +130,8 @@ class VideoCaptureSource(FrameSource):
         self._capture = cv2.VideoCapture(target)
         if not self._capture.isOpened():
             self._capture.release()
-            what = {"webcam": "cannot open webcam", "url": "cannot open stream", "file": "cannot open video file"}[spec.kind]
+            what = {"webcam": "cannot open webcam", "url": "cannot open stream", "file": "cannot open video file",
+                    "device": "cannot open camera device"}[spec.kind]
             raise SourceError(f"{what} {spec.value}" + (" (is a camera connected?)" if spec.kind == "webcam" else ""))
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else 30.0

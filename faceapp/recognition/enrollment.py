@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceapp.errors import NoFaceError
+from faceapp.files import display_name
 from faceapp.media.imageio import encode_jpeg, read_image
 from faceapp.recognition.matching import Matcher
 from faceapp.recognition.pipeline import Recognizer
@@ -85,8 +86,8 @@ def samples_from_files(recognizer: Recognizer, paths: Iterable[str | os.PathLike
         # Closed (and erased) even when a photo is refused, so the bar never follows
         # the error message.
         with tqdm(paths, desc="reading photos", unit="photo", leave=False) as bar:
-            return samples_from_images(recognizer, ((str(p), read_image(p)) for p in bar))
-    return samples_from_images(recognizer, ((str(p), read_image(p)) for p in paths))
+            return samples_from_images(recognizer, ((display_name(p), read_image(p)) for p in bar))
+    return samples_from_images(recognizer, ((display_name(p), read_image(p)) for p in paths))
 
 
 NO_FACE = "no face in view"

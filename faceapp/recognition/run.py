@@ -3,13 +3,17 @@ per-face JSON-lines events. Used by ``faceapp recognize``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceapp.errors import SourceError
+from faceapp.files import AtomicOutput, OutputClashError, check_output_path, os_error_line, same_file
 from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, Opener, Reader, SourceState, SourceStatus
 from faceapp.media.sources import SourceSpec, open_source
 from faceapp.recognition.pipeline import Recognizer
@@ -26,6 +30,7 @@ class RecognitionSummary:
     out: str | None = None
     events: str | None = None
     reconnects: int = 0
+    interrupted: bool = False
 
     def describe(self) -> str:
         seen = ", ".join(f"{name} ({count} frames)" for name, count in self.names.most_common()) or "nobody known"
@@ -34,6 +39,8 @@ class RecognitionSummary:
             text += f"; video: {self.out}"
         if self.events:
             text += f"; events: {self.events}"
+        if self.interrupted:
+            text += "; stopped by Ctrl+C"
         if self.reconnects:
             text += f"; the source was reopened {self.reconnects} time(s)"
         return text
@@ -64,27 +71,51 @@ def letterbox(image, size: tuple[int, int]):
 
 
 class _VideoWriter:
-    """Opens an OpenCV writer lazily, on the first frame (its size)."""
+    """Writes the annotated video to a temporary file beside ``path``, opened lazily on
+    the first frame (its size); :meth:`commit` renames it into place, :meth:`discard`
+    removes it, so a failed run never leaves a partial video or truncates an old one."""
 
     def __init__(self, path: str, fps: float):
-        self.path, self.fps, self._writer = path, fps, None
+        self.path, self.fps, self._writer = Path(path), fps, None
+        self._temporary = self.path.with_name(f".{self.path.stem[:80]}.{os.getpid()}.partial{self.path.suffix}")
 
     def write(self, image) -> None:
         import cv2
 
         if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.lower().endswith((".mp4", ".m4v", ".mov")) else "MJPG"))
-            self._writer = cv2.VideoWriter(self.path, fourcc, self.fps, (image.shape[1], image.shape[0]))
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+            self._writer = cv2.VideoWriter(str(self._temporary), fourcc, self.fps, (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():
-                raise SourceError(f"cannot write video {self.path}")
+                self._writer = None
+                writable = os.access(self.path.parent, os.W_OK)
+                raise SourceError(f"cannot write the video {self.path}: "
+                                  + ("OpenCV has no writer for this kind of file (use .mp4 or .avi)" if writable else
+                                     "its folder is not writable"))
             self._size = (image.shape[1], image.shape[0])
         if (image.shape[1], image.shape[0]) != self._size:  # e.g. a folder of photos
             image = letterbox(image, self._size)
         self._writer.write(image)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         if self._writer is not None:
             self._writer.release()
+            self._writer = None
+
+    def commit(self) -> None:
+        self._release()
+        if self._temporary.exists():
+            try:
+                os.replace(self._temporary, self.path)
+            except OSError as error:
+                self._temporary.unlink(missing_ok=True)
+                raise SourceError(f"cannot write the video {self.path}: {os_error_line(error)}") from None
+
+    def discard(self) -> None:
+        self._release()
+        try:
+            self._temporary.unlink(missing_ok=True)
+        except OSError:
+            logger.warning("could not remove the partial video %s", self._temporary)
 
 
 def run_recognition(
@@ -101,6 +132,7 @@ def run_recognition(
     stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S,
     max_reconnects: int | None = None,
     backoff: Backoff | None = None,
+    protected: Iterable[tuple[str, str | os.PathLike]] = (),
 ) -> RecognitionSummary:
     """Recognise every frame of ``source``; write the annotated video and the events.
 
@@ -109,6 +141,11 @@ def run_recognition(
     reopened with back-off (for ever, or ``max_reconnects`` times in a row; each attempt
     is logged in one line); a source that cannot be opened raises SourceError. ``opener``
     replaces :func:`~faceapp.media.sources.open_source` (tests).
+
+    Outputs are written to temporary files renamed into place at the end (Ctrl+C ends a
+    live run normally and keeps what was recorded; an error leaves no partial file and
+    never truncates an existing one). ``out`` and ``events`` must not be the input, each
+    other, or any of ``protected`` (``(description, path)``: the gallery, model files).
 
     With ``tracking`` (videos, streams, webcams), faces keep a track id and a voted name
     across frames and are re-embedded only when needed
@@ -128,10 +165,17 @@ def run_recognition(
         raise PrivacyError(str(error)) from None
     if out:
         check_image_write(PrivacyPolicy.for_gallery(getattr(recognizer, "gallery", None), blur), f"the video {out}")
-    for path in (out, events):
-        if path and not Path(path).expanduser().resolve().parent.is_dir():
-            raise SourceError(f"cannot write {path}: its folder does not exist")
     spec = SourceSpec.parse(source)
+    guarded = list(protected)
+    if spec.kind in ("file", "device"):
+        guarded.append(("the input video", spec.value))
+    for path, what in ((out, "video"), (events, "event log")):
+        if path is not None:
+            check_output_path(path, guarded, what)
+            if not Path(path).expanduser().resolve().parent.is_dir():
+                raise SourceError(f"cannot write {path}: its folder does not exist")
+    if out and events and same_file(out, events):
+        raise OutputClashError(f"--out and --events name the same file ({out}); choose two files")
     summary = RecognitionSummary(out=out, events=events)
 
     def report(status: SourceStatus) -> None:
@@ -144,42 +188,45 @@ def run_recognition(
     )
     # The photos of a folder are unrelated stills: each is recognised on its own.
     tracking_stage = Tracking() if tracking and spec.kind != "folder" else None
-    writer = events_file = progress = None
+    writer: _VideoWriter | None = None
+    progress = None
     frames = reader.frames()
-    try:
-        for frame in frames:
-            if max_frames is not None and summary.frames >= max_frames:
-                break
-            if summary.frames == 0:  # the source is open: its rate and length are known
-                writer = _VideoWriter(out, reader.fps or 30.0) if out else None
-                try:
-                    events_file = open(events, "w", encoding="utf-8") if events else None  # noqa: SIM115 -- closed below
-                except OSError as error:
-                    raise SourceError(f"cannot write {events}: {error.strerror or error}") from None
-                if show_progress:
-                    from tqdm import tqdm
+    with contextlib.ExitStack() as outputs:
+        events_file = outputs.enter_context(AtomicOutput(events, "w", encoding="utf-8", what="event log")) if events else None
+        try:
+            for frame in frames:
+                if max_frames is not None and summary.frames >= max_frames:
+                    break
+                if summary.frames == 0:  # the source is open: its rate and length are known
+                    writer = _VideoWriter(out, reader.fps or 30.0) if out else None
+                    if show_progress:
+                        from tqdm import tqdm
 
-                    hint = reader.len_hint
-                    total = hint if max_frames is None else min(max_frames, hint or max_frames)
-                    progress = tqdm(total=total, unit="frame", desc="recognising", leave=False)
-            result = recognizer.process(frame.image, tracking_stage)
-            summary.frames += 1
-            summary.faces += len(result.faces)
-            summary.names.update(f.match.name for f in result.faces if f.match.name)
-            if events_file:
-                for line in event_lines(frame.index, frame.time_s, result):
-                    events_file.write(json.dumps(line, ensure_ascii=False) + "\n")
+                        hint = reader.len_hint
+                        total = hint if max_frames is None else min(max_frames, hint or max_frames)
+                        progress = tqdm(total=total, unit="frame", desc="recognising", leave=False)
+                result = recognizer.process(frame.image, tracking_stage)
+                summary.frames += 1
+                summary.faces += len(result.faces)
+                summary.names.update(f.match.name for f in result.faces if f.match.name)
+                if events_file:
+                    for line in event_lines(frame.index, frame.time_s, result):
+                        events_file.write(json.dumps(line, ensure_ascii=False) + "\n")
+                if writer:
+                    writer.write(render_output(frame.image, result, blur))
+                if progress:
+                    progress.update(1)
+        except KeyboardInterrupt:  # Ctrl+C ends a live recording: keep what was recorded
+            summary.interrupted = True
+        except BaseException:
             if writer:
-                writer.write(render_output(frame.image, result, blur))
+                writer.discard()
+            raise
+        finally:
+            frames.close()
+            summary.reconnects = reader.reconnects
             if progress:
-                progress.update(1)
-    finally:
-        frames.close()
-        summary.reconnects = reader.reconnects
-        if progress:
-            progress.close()
+                progress.close()
         if writer:
-            writer.close()
-        if events_file:
-            events_file.close()
+            writer.commit()
     return summary

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import os
+import stat
 import tempfile
 import time
 import tokenize
@@ -45,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from faceapp.errors import GalleryError, ModelMismatchError
+from faceapp.files import os_error_line
 from faceapp.storage import crypto
 from faceapp.storage.gallery import (
     MAX_THUMBNAIL_BYTES,
@@ -179,8 +181,11 @@ class _Bad(Exception):
 
 
 def archive_is_encrypted(path: str | os.PathLike[str]) -> bool:
-    """True if ``path`` is an encrypted export (the app must ask for its passphrase)."""
+    """True if ``path`` is an encrypted export (the app must ask for its passphrase).
+    False for anything that is not a regular file (never opened: a FIFO would block)."""
     try:
+        if not stat.S_ISREG(os.stat(os.fspath(path)).st_mode):
+            return False
         with open(os.fspath(path), "rb") as f:
             return crypto.is_encrypted_file(f.read(len(crypto.ENCRYPTED_MAGIC)))
     except OSError:
@@ -193,28 +198,41 @@ def import_gallery(
     *,
     on_conflict: OnConflict = "error",
     passphrase: str | None = None,
+    model_id: str | None = None,
+    dim: int | None = None,
 ) -> ImportSummary:
     """Import the archive ``path`` into ``gallery`` in one transaction.
 
     Everything is validated first; any problem raises GalleryError (or ModelMismatchError
-    when the archive's model differs from the gallery's) and leaves the gallery untouched.
-    An encrypted archive needs ``passphrase`` (PassphraseError when missing or wrong).
+    when the archive's model differs from the gallery's, or from ``model_id``, the model
+    in use) and leaves the gallery untouched. Every embedding must have ``dim`` numbers
+    (the model card's) and be a finite unit vector. An encrypted archive needs
+    ``passphrase`` (PassphraseError when missing or wrong).
     """
     src = Path(os.fspath(path))
     if on_conflict not in ("merge", "skip", "error"):
         raise GalleryError(f"on_conflict must be 'merge', 'skip' or 'error', not {on_conflict!r}")
     try:
-        records, model_id = _read_archive(src, passphrase)
+        records, archive_model_id = _read_archive(src, passphrase)
     except _Bad as e:
         raise GalleryError(f"{src} is not a valid FaceApp gallery archive: {e}") from e
     except OSError as e:
-        raise GalleryError(f"cannot read {src}: {e.strerror or e}") from e
-    current = gallery.model_id()
-    if model_id is not None and current is not None and model_id != current:
-        raise ModelMismatchError(
-            f"the archive holds templates from model {model_id!r} but the gallery holds templates from model "
-            f"{current!r}; import it into a gallery for {model_id!r} or re-enroll with {current!r}"
-        )
+        raise GalleryError(f"cannot read {src}: {os_error_line(e)}") from None
+    archive_model = archive_model_id
+    for wanted, whose in ((gallery.model_id(), "the gallery holds templates from"), (model_id, "the model in use is")):
+        if archive_model is not None and wanted is not None and archive_model != wanted:
+            raise ModelMismatchError(
+                f"the archive {src} holds templates from model {archive_model!r} but {whose} model {wanted!r}; "
+                f"import it with the model {archive_model!r} (--model), or re-enroll with {wanted!r}"
+            )
+    if dim is not None:
+        for record in records:
+            for template in record.templates:
+                if template.embedding.shape != (dim,):
+                    raise GalleryError(
+                        f"cannot import {src}: {record.name!r} has embeddings of {template.embedding.size} numbers, "
+                        f"but the model in use makes {dim}"
+                    )
     try:
         summary = gallery.import_people(records, on_conflict=on_conflict)
     except GalleryError as e:

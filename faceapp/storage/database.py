@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from typing import Self
 from urllib.parse import quote
 
 from faceapp.errors import GalleryChangedError, GalleryError
+from faceapp.files import os_error_line
 from faceapp.storage import crypto
 from faceapp.storage.crypto import KdfParams, PassphraseError
 from faceapp.storage.schema import SCHEMA_VERSION, busy_error, is_busy, migrate, one_line, read_version, validate_existing
@@ -46,8 +48,16 @@ class GalleryDatabase:
         *,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         passphrase: str | None = None,
+        read_only: bool = False,
+        create: bool = True,
     ) -> None:
         """Open (creating it and its parent folders if missing) and migrate the gallery.
+
+        ``read_only``: the caller only reads an existing gallery. Where the file and its
+        folder can be written it is opened as usual (SQLite then tidies its side files on
+        close); where they cannot (read-only media, a read-only file), it is opened
+        read-only, and every change is refused in one line.
+        ``create=False``: a missing gallery is an error rather than a new, empty one.
 
         Raises GalleryError, without modifying the file, if it is not a valid FaceApp
         gallery (not SQLite, corrupt, truncated, foreign schema, or a newer schema version).
@@ -62,30 +72,34 @@ class GalleryDatabase:
         self._key: bytes | None = None
         self._key_check: bytes | None = None
         p = self._path
-        if p.exists():
-            if not p.is_file():
-                raise GalleryError(f"gallery {p} is not a file")
-            if p.stat().st_size > 0:
-                validate_existing(p, self._busy_timeout_ms)
-        else:
-            try:
-                p.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise GalleryError(f"cannot create the folder for gallery {p}: {e.strerror or e}") from e
+        self.read_only = bool(read_only) and not (os.access(p, os.W_OK) and os.access(p.parent, os.W_OK))
+        if not str(path).strip():
+            raise GalleryError("the gallery path is empty")
         try:
-            conn = sqlite3.connect(
-                str(p), timeout=self._busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None
-            )
-        except sqlite3.Error as e:
-            raise GalleryError(f"cannot open gallery {p}: {one_line(e)}") from e
+            mode_bits = p.stat().st_mode if p.exists() else None
+            if mode_bits is not None:
+                if not stat.S_ISREG(mode_bits):
+                    raise GalleryError(f"gallery {p} is not a regular file")
+                if p.stat().st_size > 0:
+                    validate_existing(p, self._busy_timeout_ms)
+                elif self.read_only:
+                    raise GalleryError(f"gallery {p} is empty: nothing to read")
+            elif read_only or not create:
+                raise GalleryError(f"no gallery at {p} (enroll someone first, or check the path)")
+            else:
+                p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise GalleryError(f"gallery {p}: {os_error_line(e)}") from None
+        conn = self._connect(p)
         self._conn = conn
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA secure_delete = ON")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                logger.warning("gallery %s: journal mode is %s, not WAL", p, mode)
+            if not self.read_only:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    logger.warning("gallery %s: journal mode is %s, not WAL", p, mode)
             self._unlock(passphrase)
             self._migrate()
         except BaseException as e:
@@ -96,6 +110,26 @@ class GalleryDatabase:
             if isinstance(e, sqlite3.Error):
                 raise self._db_error(e) from e
             raise
+
+    def _connect(self, p: Path) -> sqlite3.Connection:
+        """The connection: read-write, or read-only (``immutable`` where even SQLite's
+        shared-memory file cannot be made, as on read-only media)."""
+        timeout = self._busy_timeout_ms / 1000
+        try:
+            if not self.read_only:
+                return sqlite3.connect(str(p), timeout=timeout, check_same_thread=False, isolation_level=None)
+            uri = "file:" + quote(str(p.resolve()))
+            conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout, check_same_thread=False, isolation_level=None)
+            try:
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                return conn
+            except sqlite3.Error:
+                conn.close()
+                logger.info("gallery %s: reading it as immutable (read-only media)", p)
+                return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=timeout, check_same_thread=False,
+                                       isolation_level=None)
+        except sqlite3.Error as e:
+            raise self._db_error(e) from None
 
     # ----- lifecycle
 
@@ -201,6 +235,67 @@ class GalleryDatabase:
             ) from None
 
 
+    def _rekey(self, new_key: bytes | None, kdf: KdfParams | None) -> None:
+        """Rewrite every blob under ``new_key`` (None: plaintext) in ONE transaction."""
+        new_check = None if new_key is None else crypto.make_key_check(new_key)
+        with self._write() as conn:
+            rows = conn.execute("SELECT id, embedding, thumbnail FROM templates ORDER BY id").fetchall()
+            updates = []
+            for tid, emb, thumb in rows:
+                emb, thumb = self._open_blob(emb, tid, "embedding"), self._open_blob(thumb, tid, "thumbnail")
+                if new_key is not None:
+                    emb = crypto.seal(new_key, emb, f"faceapp:template:{tid}:embedding".encode())
+                    if thumb is not None:
+                        thumb = crypto.seal(new_key, thumb, f"faceapp:template:{tid}:thumbnail".encode())
+                updates.append((emb, thumb, tid))
+            conn.executemany("UPDATE templates SET embedding = ?, thumbnail = ? WHERE id = ?", updates)
+            for key, value in (("kdf", None if kdf is None else kdf.to_json()), ("key_check", new_check)):
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+        self._key, self._key_check = new_key, new_check
+        self.wipe_free_space()
+
+    def encrypt(self, passphrase: str, *, kdf: KdfParams | None = None) -> None:
+        """Encrypt a plaintext gallery's embeddings and thumbnails with ``passphrase``, in one
+        transaction; the plaintext left in free pages is wiped afterwards."""
+        with self._lock:
+            if self._key is not None:
+                raise GalleryError(f"gallery {self._path} is already encrypted (use change_passphrase)")
+            params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
+            self._rekey(crypto.derive_key(passphrase, params), params)
+        logger.info("gallery %s: encrypted", self._path)
+
+    def _confirm(self, passphrase: str) -> None:
+        row = self._require().execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()
+        try:
+            params = KdfParams.from_json(row[0])
+        except (ValueError, TypeError) as e:
+            raise GalleryError(f"gallery {self._path} is damaged ({e})") from None
+        if self._key_check is None or not crypto.check_key(crypto.derive_key(passphrase, params), self._key_check):
+            raise PassphraseError(f"wrong passphrase for gallery {self._path}")
+
+    def decrypt(self, passphrase: str) -> None:
+        """Store everything in plaintext again (``passphrase`` must be the current one)."""
+        with self._lock:
+            if self._key is None:
+                raise GalleryError(f"gallery {self._path} is not encrypted")
+            self._confirm(passphrase)
+            self._rekey(None, None)
+        logger.info("gallery %s: decrypted", self._path)
+
+    def change_passphrase(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
+        """Re-encrypt every blob under a key from ``new`` (new salt), in one transaction.
+        PassphraseError, with nothing changed, if ``old`` is wrong."""
+        with self._lock:
+            if self._key is None:
+                raise GalleryError(f"gallery {self._path} is not encrypted (use encrypt)")
+            self._confirm(old)
+            params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
+            self._rekey(crypto.derive_key(new, params), params)
+        logger.info("gallery %s: passphrase changed", self._path)
+
     @property
     def embeddings_only(self) -> bool:
         """True when no face thumbnail is ever stored (the GUI then shows initials)."""
@@ -238,6 +333,9 @@ class GalleryDatabase:
         except ValueError as e:
             raise GalleryError(f"{self._path} is not a FaceApp gallery ({e})") from e
         if current != SCHEMA_VERSION:
+            if self.read_only:
+                raise GalleryError(f"gallery {self._path} needs an upgrade of its format, which cannot be made while it is "
+                                   "read-only: open it once where it can be written")
             migrate(lambda: self._write(check_key=False), self._path, current)
 
     # ----- transaction helpers
@@ -251,9 +349,23 @@ class GalleryDatabase:
         return busy_error(self._path)
 
     def _db_error(self, e: sqlite3.Error) -> GalleryError:
+        """One line that says what is wrong (busy, read-only, full, corrupt...)."""
         if is_busy(e):
             return self._busy_error()
-        return GalleryError(f"gallery {self._path}: database error: {one_line(e)}")
+        code = (getattr(e, "sqlite_errorcode", 0) or 0) & 0xFF
+        p = self._path
+        reason = {
+            3: f"gallery {p}: permission denied",
+            8: f"gallery {p} is read-only (opened for reading, or the file, its folder or the disk is not writable): "
+               "it cannot be changed",
+            10: f"gallery {p}: input/output error (a failing disk or medium?)",
+            11: f"gallery {p} is corrupt ({one_line(e)})",
+            13: f"the disk holding gallery {p} is full: nothing was changed",
+            14: f"cannot open gallery {p}: its folder is missing or not writable",
+            23: f"gallery {p}: permission denied",
+            26: f"{p} is not a FaceApp gallery (not an SQLite database)",
+        }.get(code)
+        return GalleryError(reason or f"gallery {p}: database error: {one_line(e)}")
 
     @contextmanager
     def _write(self, *, check_key: bool = True) -> Iterator[sqlite3.Connection]:

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from faceapp.errors import GalleryError, ModelMismatchError, UnknownPersonError
-from faceapp.storage import crypto
-from faceapp.storage.crypto import KdfParams, PassphraseError
+from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.database import DEFAULT_BUSY_TIMEOUT_MS, GalleryDatabase
 from faceapp.storage.records import (
     MAX_NAME_LENGTH,
@@ -38,12 +37,13 @@ from faceapp.storage.records import (
     check_unit_rows,
     decode_person,
     decode_template,
-    finite_number,
     lookup_name,
+    name_key,
     normalize_name,
     prepare_all,
     prepare_all_consistent,
     sort_key,
+    timestamp,
 )
 from faceapp.storage.schema import SCHEMA_VERSION
 
@@ -60,68 +60,6 @@ class Gallery(GalleryDatabase):
     :class:`~faceapp.storage.database.GalleryDatabase`), then read and change it."""
 
     # ----- encryption and privacy
-
-    def _rekey(self, new_key: bytes | None, kdf: KdfParams | None) -> None:
-        """Rewrite every blob under ``new_key`` (None: plaintext) in ONE transaction."""
-        new_check = None if new_key is None else crypto.make_key_check(new_key)
-        with self._write() as conn:
-            rows = conn.execute("SELECT id, embedding, thumbnail FROM templates ORDER BY id").fetchall()
-            updates = []
-            for tid, emb, thumb in rows:
-                emb, thumb = self._open_blob(emb, tid, "embedding"), self._open_blob(thumb, tid, "thumbnail")
-                if new_key is not None:
-                    emb = crypto.seal(new_key, emb, f"faceapp:template:{tid}:embedding".encode())
-                    if thumb is not None:
-                        thumb = crypto.seal(new_key, thumb, f"faceapp:template:{tid}:thumbnail".encode())
-                updates.append((emb, thumb, tid))
-            conn.executemany("UPDATE templates SET embedding = ?, thumbnail = ? WHERE id = ?", updates)
-            for key, value in (("kdf", None if kdf is None else kdf.to_json()), ("key_check", new_check)):
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-        self._key, self._key_check = new_key, new_check
-        self.wipe_free_space()
-
-    def encrypt(self, passphrase: str, *, kdf: KdfParams | None = None) -> None:
-        """Encrypt a plaintext gallery's embeddings and thumbnails with ``passphrase``, in one
-        transaction; the plaintext left in free pages is wiped afterwards."""
-        with self._lock:
-            if self._key is not None:
-                raise GalleryError(f"gallery {self._path} is already encrypted (use change_passphrase)")
-            params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
-            self._rekey(crypto.derive_key(passphrase, params), params)
-        logger.info("gallery %s: encrypted", self._path)
-
-    def _confirm(self, passphrase: str) -> None:
-        row = self._require().execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()
-        try:
-            params = KdfParams.from_json(row[0])
-        except (ValueError, TypeError) as e:
-            raise GalleryError(f"gallery {self._path} is damaged ({e})") from None
-        if self._key_check is None or not crypto.check_key(crypto.derive_key(passphrase, params), self._key_check):
-            raise PassphraseError(f"wrong passphrase for gallery {self._path}")
-
-    def decrypt(self, passphrase: str) -> None:
-        """Store everything in plaintext again (``passphrase`` must be the current one)."""
-        with self._lock:
-            if self._key is None:
-                raise GalleryError(f"gallery {self._path} is not encrypted")
-            self._confirm(passphrase)
-            self._rekey(None, None)
-        logger.info("gallery %s: decrypted", self._path)
-
-    def change_passphrase(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
-        """Re-encrypt every blob under a key from ``new`` (new salt), in one transaction.
-        PassphraseError, with nothing changed, if ``old`` is wrong."""
-        with self._lock:
-            if self._key is None:
-                raise GalleryError(f"gallery {self._path} is not encrypted (use encrypt)")
-            self._confirm(old)
-            params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
-            self._rekey(crypto.derive_key(new, params), params)
-        logger.info("gallery %s: passphrase changed", self._path)
-
 
     def set_embeddings_only(self, enabled: bool) -> int:
         """Turn embeddings-only mode on or off. Turning it on deletes every stored thumbnail
@@ -201,9 +139,26 @@ class Gallery(GalleryDatabase):
             ],
         )
 
+    def _lookalike(self, conn: sqlite3.Connection, name: str, except_id: int | None = None) -> str | None:
+        """The enrolled name that differs from ``name`` only by case or invisible characters."""
+        key = name_key(name)
+        for person_id, other in conn.execute("SELECT id, name FROM people"):
+            if person_id != except_id and other != name and isinstance(other, str) and name_key(other) == key:
+                return other
+        return None
+
+    def _refuse_lookalike(self, conn: sqlite3.Connection, name: str, except_id: int | None = None) -> None:
+        other = self._lookalike(conn, name, except_id)
+        if other is not None:
+            raise GalleryError(
+                f"{name!r} differs from the enrolled {other!r} only by case or invisible characters: "
+                f"use {other!r} (enroll --add), or rename or merge them (faceapp gallery rename / merge)"
+            )
+
     def _new_person(self, conn: sqlite3.Connection, name: str, created_at: float) -> int:
         if conn.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone() is not None:
             raise GalleryError(f"a person named {name!r} is already in the gallery")
+        self._refuse_lookalike(conn, name)
         cur = conn.execute("INSERT INTO people(name, created_at) VALUES (?, ?)", (name, created_at))
         if cur.lastrowid is None:
             raise GalleryError(f"gallery {self._path}: could not add {name!r}")
@@ -348,6 +303,7 @@ class Gallery(GalleryDatabase):
             if new_key != old_key:
                 if conn.execute("SELECT 1 FROM people WHERE name = ?", (new_key,)).fetchone():
                     raise GalleryError(f"a person named {new_key!r} is already in the gallery")
+                self._refuse_lookalike(conn, new_key, except_id=pid)
                 conn.execute("UPDATE people SET name = ? WHERE id = ?", (new_key, pid))
             person = self._person(conn, new_key)
         logger.info("gallery: renamed %r to %r", old_key, new_key)
@@ -451,7 +407,7 @@ class Gallery(GalleryDatabase):
             if key in seen:
                 raise GalleryError(f"the name {key!r} appears twice in the import")
             seen.add(key)
-            created = finite_number(rec.created_at, f"created_at of {key!r}")
+            created = timestamp(rec.created_at, f"created_at of {key!r}")
             try:
                 rows = prepare_all(rec.templates)
             except GalleryError as e:

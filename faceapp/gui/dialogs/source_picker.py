@@ -98,6 +98,7 @@ class SourcePickerDialog(QDialog):
 
     def _show(self, spec: SourceSpec | None) -> None:
         kind = spec.kind if spec is not None else "webcam"
+        kind = "file" if kind == "device" else kind  # a camera's device file is typed like a file
         self.buttons_by_kind[kind].setChecked(True)
         if spec is None:
             return
@@ -132,7 +133,7 @@ class SourcePickerDialog(QDialog):
         if kind == "url" and "://" not in text:
             raise SourceError(f"{text}: a stream URL looks like rtsp://host/path or http://host/path")
         spec = SourceSpec.parse(text)
-        if spec.kind != kind:
+        if spec.kind != kind and not (kind == "file" and spec.kind == "device"):
             raise SourceError(f"{text}: not a {'folder' if kind == 'folder' else 'file'}")
         return spec
 
