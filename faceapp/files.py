@@ -67,6 +67,18 @@ def display_name(path: str | os.PathLike) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def on_read_only_filesystem(path: str | os.PathLike) -> bool:
+    """True when ``path`` (or, if it does not exist, its nearest existing folder) lies on
+    a file system mounted read-only."""
+    p = Path(os.fspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows) or no access: cannot tell
+        return False
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
@@ -130,7 +142,11 @@ def check_output_path(path: str | os.PathLike, protected: Iterable[tuple[str, st
     for description, other in protected:
         if other is not None and str(other) != "" and same_file(p, other):
             raise OutputClashError(f"{p}: the {what} would overwrite {description} ({other}); choose another file")
-    if p.is_dir():
+    try:
+        is_folder = p.is_dir()
+    except OSError as error:  # a name too long, a path through a file...
+        raise FaceAppError(f"{p}: {os_error_line(error)}") from None
+    if is_folder:
         raise FaceAppError(f"{p}: is a folder; the {what} needs a file name")
     return p
 

@@ -165,7 +165,10 @@ def _mutate_archive(draw, data: bytes) -> bytes:
     return data
 
 
-def fuzz(count: int, targets: tuple[str, ...] = ("archive", "image"), seed: int | None = 0,
+TARGETS = ("archive", "image", "names", "paths", "rows")
+
+
+def fuzz(count: int, targets: tuple[str, ...] = TARGETS, seed: int | None = 0,
          png_chunk_attack: bool = True, log=print) -> FuzzReport:
     """Run ``count`` hypothesis cases per target; failures are collected, not raised.
 
@@ -285,4 +288,148 @@ def fuzz(count: int, targets: tuple[str, ...] = ("archive", "image"), seed: int 
 
             image_case()
 
+        for target, make in (("names", _names_target), ("paths", _paths_target), ("rows", _rows_target)):
+            if target in targets:
+                make(st, given, settings(**common), timed, tmp)()
     return report
+
+
+# --------------------------------------------------------------------------- hostile input (issue: names, paths, rows)
+#: Characters a careless or hostile user may type: invisible, control, bidirectional,
+#: combining, white space, and ordinary letters.
+_TRICKY = "aAbBzZ \t\n\r\x00\x07\x1b\u00a0\u200b\u200c\u200d\u2060\ufeff\u202e\u2066\u0301\u00e9e\u2028#3"
+
+
+def _names_target(st, given, configured, timed, tmp: Path):
+    """A name goes through enroll and rename: success leaves it NFC-normalised and unique
+    by look (case, invisible characters); anything else is a one-line GalleryError."""
+    import unicodedata
+
+    from faceapp.storage.records import name_key
+
+    names = st.one_of(st.text(alphabet=_TRICKY, max_size=12), st.text(max_size=20),
+                      st.sampled_from(["unknown", "Unknown #7", "UNKNOWN", "ada", "Ada\u200d", "x" * 101, "  ", ""]))
+
+    @configured
+    @given(names, st.booleans())
+    def case(name, rename) -> None:
+        path = tmp / "names.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+
+        def run():
+            with Gallery(path) as g:
+                g.add_person("Ada", templates_for(1, 1, thumb_bytes=10))
+                before = logical_state(g)
+                try:
+                    if rename:
+                        g.rename("Ada", name)
+                    else:
+                        g.add_person(name, templates_for(2, 1, thumb_bytes=10))
+                except FaceAppError:
+                    if logical_state(g) != before:
+                        raise AssertionError("a refused name changed the gallery") from None
+                    raise
+                stored = [p.name for p in g.people()]
+                if unicodedata.normalize("NFC", name).strip() not in stored:
+                    raise AssertionError(f"{name!r} was not stored in NFC form: {stored!r}")
+                if len({name_key(n) for n in stored}) != len(stored):
+                    raise AssertionError(f"two people look alike: {stored!r}")
+            return "ok"
+
+        timed("names", run)
+
+    return case
+
+
+def _paths_target(st, given, configured, timed, tmp: Path):
+    """An output path that may be the gallery, its -wal, a hard link to it, an input, a
+    folder, a too-long name, a missing folder, a FIFO or /dev/full: the write either
+    succeeds completely or is refused in one line, and the gallery never changes."""
+    import hashlib
+    import os
+
+    from faceapp.files import AtomicOutput, check_output_path, gallery_files
+
+    gallery = tmp / "paths.db"
+    with Gallery(gallery) as g:
+        g.add_person("Ada", templates_for(3, 2, thumb_bytes=10))
+    digest = hashlib.sha256(gallery.read_bytes()).hexdigest()
+    photo = tmp / "input.jpg"
+    photo.write_bytes(JPEG + b"photo")
+    link = tmp / "link.db"
+    if not link.exists():
+        os.link(gallery, link)
+    fifo = tmp / "pipe"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    outputs = tmp / "outputs"
+    outputs.mkdir(exist_ok=True)
+    choices = [gallery, Path(f"{gallery}-wal"), link, photo, outputs, tmp / ("y" * 300), tmp / "missing" / "x.json",
+               Path("/dev/full"), fifo, outputs / "new.json", outputs / "existing.json", Path("")]
+    (outputs / "existing.json").write_text("old")
+
+    @configured
+    @given(st.sampled_from(choices), st.binary(max_size=2000), st.booleans())
+    def case(target, data, fail_midway) -> None:
+        def run():
+            (outputs / "existing.json").write_text("old")
+            protected = [("the gallery", f) for f in gallery_files(gallery)] + [("the input", photo)]
+            path = check_output_path(target, protected, "report")
+            if path == fifo:
+                return "fifo-skipped"  # opening a FIFO for writing blocks until a reader comes: refused upstream
+            try:
+                with AtomicOutput(path, "wb", what="report") as handle:
+                    handle.write(data)
+                    if fail_midway:
+                        raise FaceAppError("stopped midway")
+            finally:
+                leftovers = [p.name for p in outputs.iterdir() if p.name.startswith(".")]
+                if leftovers:
+                    raise AssertionError(f"temporary files left behind: {leftovers}")
+                if hashlib.sha256(gallery.read_bytes()).hexdigest() != digest:
+                    raise AssertionError("the gallery changed")
+                if fail_midway and (outputs / "existing.json").read_bytes() != b"old":
+                    raise AssertionError("a failed write truncated an existing file")
+            return "ok"
+
+        timed("paths", run)
+
+    return case
+
+
+def _rows_target(st, given, configured, timed, tmp: Path):
+    """A gallery whose rows were edited by hand: reading it works or says "corrupt"."""
+    import sqlite3
+
+    columns = [("people", "created_at"), ("people", "name"), ("templates", "embedding"), ("templates", "dim"),
+               ("templates", "quality"), ("templates", "created_at"), ("templates", "model_id"), ("templates", "source")]
+    values = st.one_of(st.text(max_size=12), st.binary(max_size=600), st.floats(allow_nan=True, allow_infinity=True),
+                       st.integers(-(2**63), 2**63 - 1), st.none())
+
+    @configured
+    @given(st.sampled_from(columns), values)
+    def case(column, value) -> None:
+        path = tmp / "rows.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        with Gallery(path) as g:
+            g.add_person("Ada", templates_for(4, 2, thumb_bytes=10))
+        table, field = column
+        with sqlite3.connect(path) as db:
+            try:
+                db.execute(f"UPDATE {table} SET {field} = ? WHERE id = (SELECT MIN(id) FROM {table})", (value,))
+            except sqlite3.IntegrityError:  # NOT NULL: the schema itself refuses it
+                return
+        db.close()
+
+        def run():
+            with Gallery(path) as g:
+                g.people()
+                g.snapshot()
+                g.matrix("stress-model")
+            return "ok"
+
+        timed("rows", run)
+
+    return case

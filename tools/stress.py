@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=("kill", "fuzz", "all"))
     parser.add_argument("--count", type=int, default=50, help="kill iterations / fuzz cases per target")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--targets", default="archive,image", help="fuzz targets, comma-separated")
+    parser.add_argument("--targets", default="archive,image,names,paths,rows", help="fuzz targets, comma-separated")
     parser.add_argument("--no-png-chunk-attack", action="store_true", help="skip the known OpenCV PNG allocation case")
     args = parser.parse_args(argv)
     import logging

@@ -25,13 +25,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
-from urllib.parse import quote
 
 from faceapp.errors import GalleryChangedError, GalleryError
-from faceapp.files import os_error_line
+from faceapp.files import on_read_only_filesystem, os_error_line
 from faceapp.storage import crypto
 from faceapp.storage.crypto import KdfParams, PassphraseError
-from faceapp.storage.schema import SCHEMA_VERSION, busy_error, is_busy, migrate, one_line, read_version, validate_existing
+from faceapp.storage.schema import (
+    SCHEMA_VERSION,
+    busy_error,
+    connect_read_only,
+    is_busy,
+    migrate,
+    one_line,
+    read_version,
+    validate_existing,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,16 +126,7 @@ class GalleryDatabase:
         try:
             if not self.read_only:
                 return sqlite3.connect(str(p), timeout=timeout, check_same_thread=False, isolation_level=None)
-            uri = "file:" + quote(str(p.resolve()))
-            conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout, check_same_thread=False, isolation_level=None)
-            try:
-                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-                return conn
-            except sqlite3.Error:
-                conn.close()
-                logger.info("gallery %s: reading it as immutable (read-only media)", p)
-                return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=timeout, check_same_thread=False,
-                                       isolation_level=None)
+            return connect_read_only(p, timeout, check_same_thread=False)
         except sqlite3.Error as e:
             raise self._db_error(e) from None
 
@@ -164,8 +163,7 @@ class GalleryDatabase:
         try:
             if not p.is_file() or p.stat().st_size == 0:
                 return False
-            uri = "file:" + quote(str(p.resolve())) + "?mode=ro"
-            ro = sqlite3.connect(uri, uri=True, timeout=DEFAULT_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            ro = connect_read_only(p, DEFAULT_BUSY_TIMEOUT_MS / 1000)
         except (OSError, sqlite3.Error):
             return False
         try:
@@ -354,6 +352,9 @@ class GalleryDatabase:
             return self._busy_error()
         code = (getattr(e, "sqlite_errorcode", 0) or 0) & 0xFF
         p = self._path
+        if code in (8, 14) and on_read_only_filesystem(p):
+            return GalleryError(f"gallery {p} is on a read-only file system: it can be read (list, identify, "
+                                "recognize, export) but not changed")
         reason = {
             3: f"gallery {p}: permission denied",
             8: f"gallery {p} is read-only (opened for reading, or the file, its folder or the disk is not writable): "

@@ -137,6 +137,20 @@ def check_header(path: Path) -> None:
 
 
 
+def connect_read_only(path: Path, timeout_s: float, **kwargs) -> sqlite3.Connection:
+    """A read-only connection to ``path``. Where SQLite cannot even create its
+    shared-memory file (read-only media), the file is read as immutable."""
+    uri = "file:" + quote(str(path.resolve()))
+    conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout_s, isolation_level=None, **kwargs)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.Error:
+        conn.close()
+        logger.info("gallery %s: reading it as immutable (read-only media)", path)
+        return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=timeout_s, isolation_level=None, **kwargs)
+
+
 def busy_error(path: Path) -> GalleryError:
     return GalleryError(f"gallery {path} is busy (used by another process); try again later")
 
@@ -150,9 +164,8 @@ def validate_existing(path: Path, busy_timeout_ms: int) -> None:
         raise GalleryError(f"cannot read gallery {p}: {e.strerror or e}") from e
     except ValueError as e:
         raise GalleryError(f"{p} is not a valid FaceApp gallery ({e})") from e
-    uri = "file:" + quote(str(p.resolve())) + "?mode=ro"
     try:
-        ro = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
+        ro = connect_read_only(p, busy_timeout_ms / 1000)
     except sqlite3.Error as e:
         raise GalleryError(f"cannot open gallery {p}: {one_line(e)}") from e
     try:
