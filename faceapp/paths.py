@@ -15,7 +15,19 @@ from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
-DEFAULT_MODEL_DIR = REPO_ROOT / "models"
+
+
+def _shipped(name: str) -> Path:
+    """``faceapp/<name>`` in an installed wheel, else ``<checkout>/<name>`` (the folder
+    stays at the top of the repository; the wheel carries it inside the package)."""
+    inside = PACKAGE_ROOT / name
+    return inside if inside.is_dir() else REPO_ROOT / name
+
+
+#: The shipped models (weights, detector, card, licences) and the app's assets (icon,
+#: desktop entry, translations), found the same way from a checkout and from a wheel.
+DEFAULT_MODEL_DIR = _shipped("models")
+ASSETS_DIR = _shipped("assets")
 SHARED_ROOT = REPO_ROOT.parent / "shared"
 REFERENCE_SFACE_ONNX = "face_recognition_sface_2021dec.onnx"
 

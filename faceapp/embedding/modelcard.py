@@ -36,6 +36,7 @@ class EmbeddingCard:
     embedding_dim: int
     threshold_presets: dict[str, float]
     default_preset: str
+    license: str = "not stated"
 
     @property
     def default_threshold(self) -> float:
@@ -89,6 +90,7 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
             embedding_dim=int(data["embedding_dim"]),
             threshold_presets=presets,
             default_preset=str(thresholds["default"]),
+            license=str(data.get("license", "not stated")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:  # e.g. presets not a mapping
         raise ModelError(f"model card {path} is malformed: {error!r}") from None

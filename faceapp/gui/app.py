@@ -7,6 +7,7 @@ event loop. Closing the window stops every worker thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 
 from faceapp.errors import FaceAppError
 from faceapp.recognition.pipeline import PipelineConfig, Recognizer
+from faceapp.vision.detection import DetectorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +33,14 @@ def _fail(app, message: str) -> int:
 
 
 def run_app(config: PipelineConfig | None = None, gallery_path: str | os.PathLike | None = None,
-            source: str | None = None, asker=None) -> int:
+            source: str | None = None, asker=None, language: str | None = None) -> int:
     """Run the desktop app until its window closes; returns the exit status.
 
     ``config``: the pipeline (built by the one builder, :meth:`Recognizer.create`);
-    ``gallery_path``: default :func:`~faceapp.paths.default_gallery_path`; ``source``: as
-    for ``--source`` (default webcam 0).
+    ``gallery_path``: given explicitly, else ``$FACEAPP_GALLERY``, else the one chosen in
+    the settings, else the default; ``source``: as for ``--source`` (default: the webcam
+    of the settings); ``language``: a locale name ("zh_CN"), else the settings', else the
+    system's.
 
     An encrypted gallery is unlocked with ``$FACEAPP_PASSPHRASE``, the keyring, or by
     asking (``asker``: a :class:`~faceapp.gui.asker.Asker`, Qt dialogs by default); a
@@ -45,6 +49,8 @@ def run_app(config: PipelineConfig | None = None, gallery_path: str | os.PathLik
     from PySide6.QtWidgets import QApplication
 
     from faceapp.gui.asker import QtAsker
+    from faceapp.gui.i18n import install_translators
+    from faceapp.gui.icons import app_icon
     from faceapp.gui.main_window import MainWindow
     from faceapp.gui.passphrase import open_gallery
     from faceapp.gui.settings import APPLICATION, ORGANISATION, AppSettings
@@ -54,10 +60,15 @@ def run_app(config: PipelineConfig | None = None, gallery_path: str | os.PathLik
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("FaceApp")
+    app.setDesktopFileName("faceapp")
+    app.setWindowIcon(app_icon())
     settings = AppSettings.open()
+    install_translators(app, language or settings.language)
     asker = asker or QtAsker()
     config = config or PipelineConfig()
-    path = gallery_path or default_gallery_path()
+    if settings.min_face_size is not None and config.detector.min_face_size == DetectorConfig().min_face_size:
+        config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, min_face_size=settings.min_face_size))
+    path = gallery_path or (os.environ.get("FACEAPP_GALLERY") and default_gallery_path()) or settings.gallery_path or default_gallery_path()
     try:
         gallery = open_gallery(path, asker)
     except FaceAppError as error:
@@ -76,7 +87,7 @@ def run_app(config: PipelineConfig | None = None, gallery_path: str | os.PathLik
     window = MainWindow(recognizer, gallery, settings, asker=asker)
     app.aboutToQuit.connect(window.shutdown)
     window.show()
-    window.open_source_text(source or "0")
+    window.open_source_text(source)
 
     # Ctrl+C in the terminal closes the window (Python handles signals between Qt events).
     previous_handler = signal.signal(signal.SIGINT, lambda *_: window.close())

@@ -4,18 +4,17 @@ Shows the chosen source with a box, name (or "Unknown") and similarity per face,
 for known and red for unknown; the status line gives frames per second, per-stage
 milliseconds and the device the embedding runs on. The toolbar has the source picker,
 pause/resume, snapshot, loop, a threshold control (applies at once, remembered), and
-opens the enroll, add-from-photos and gallery windows. All the work happens in the
-:class:`~faceapp.gui.workers.controller.LiveController`'s threads; this window only paints and
-handles input, and closing it stops every thread.
+opens the enroll, add-from-photos, gallery and settings windows. All the work happens in
+the :class:`~faceapp.gui.workers.controller.LiveController`'s threads; this window only
+paints and handles input, and closing it stops every thread.
 
-The Privacy menu is :mod:`faceapp.gui.privacy_menu`. Snapshots follow
-:mod:`faceapp.media.privacy`.
+The Privacy menu is :mod:`faceapp.gui.privacy_menu`; the settings dialog's choices are
+applied by :mod:`faceapp.gui.preferences`; snapshots are :mod:`faceapp.gui.snapshots`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
@@ -33,19 +32,21 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.errors import FaceAppError, GalleryChangedError, SourceError
+from faceapp.gui import preferences, snapshots
 from faceapp.gui.asker import Asker, QtAsker
+from faceapp.gui.dialogs.about import AboutDialog
 from faceapp.gui.dialogs.enroll import EnrollDialog
 from faceapp.gui.dialogs.gallery import GalleryDialog
 from faceapp.gui.dialogs.photos import PhotosDialog
+from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.source_picker import SourcePickerDialog
+from faceapp.gui.icons import action_icon, app_icon
 from faceapp.gui.privacy_menu import PrivacyMenu
 from faceapp.gui.settings import AppSettings
 from faceapp.gui.video_view import VideoView
 from faceapp.gui.workers.controller import LiveController, SourceOpener
 from faceapp.gui.workers.jobs import describe
 from faceapp.gui.workers.recognition import FramePacket
-from faceapp.media.imageio import write_image
-from faceapp.media.privacy import PrivacyError, PrivacyPolicy, check_image_write, render_output
 from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
 from faceapp.media.sources import SourceSpec, open_source
 from faceapp.recognition.pipeline import Recognizer
@@ -69,7 +70,8 @@ class MainWindow(QMainWindow):
     """The app's main window over a loaded ``recognizer`` and its ``gallery``.
 
     ``opener``, ``backoff`` and ``pace_fps`` are handed to the controller (tests inject
-    fake cameras and short back-offs); ``enroll_interval_s`` spaces webcam samples.
+    fake cameras and short back-offs; by default sources open with the capture size of
+    the settings); ``enroll_interval_s`` spaces webcam samples.
     """
 
     def __init__(
@@ -78,7 +80,7 @@ class MainWindow(QMainWindow):
         gallery: Gallery,
         settings: AppSettings,
         asker: Asker | None = None,
-        opener: SourceOpener = open_source,
+        opener: SourceOpener | None = None,
         backoff: Backoff | None = None,
         pace_fps: float | None = None,
         enroll_interval_s: float = 0.4,
@@ -91,24 +93,29 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.asker: Asker = asker or QtAsker()
         self.enroll_interval_s = enroll_interval_s
+        opener = opener or (lambda spec: open_source(spec, self.settings.capture_size))
         self.controller = LiveController(recognizer, opener, backoff, pace_fps, parent=self, stall_timeout_s=stall_timeout_s)
         self.controller.set_loop(settings.loop_video)
+        self.controller.set_tracking(settings.tracking)
         self.device = recognizer.embedder.device_name
         self.enroll_dialog: EnrollDialog | None = None
         self.gallery_dialog: GalleryDialog | None = None
         self.photos_dialog: PhotosDialog | None = None
         self.source_picker: SourcePickerDialog | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.about_dialog: AboutDialog | None = None
         self._closed = False
         self.setWindowTitle("FaceApp")
+        self.setWindowIcon(app_icon())
 
         self.view = VideoView()
         self.message = QLabel()
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
         self.message.setStyleSheet("font-size: 16px;")
-        self.pick_button = QPushButton("Choose a source…")
+        self.pick_button = QPushButton(self.tr("Choose a source…"))
         self.pick_button.clicked.connect(self.open_source_picker)
-        self.retry_button = QPushButton("Try again")
+        self.retry_button = QPushButton(self.tr("Try again"))
         self.retry_button.clicked.connect(self.reopen)
         message_page = QWidget()
         message_layout = QVBoxLayout(message_page)
@@ -128,7 +135,9 @@ class MainWindow(QMainWindow):
 
         self._build_toolbar()
         self.privacy = PrivacyMenu(self)
-        self.source_label = QLabel("no source")
+        help_menu = self.menuBar().addMenu(self.tr("&Help"))
+        help_menu.addAction(self.about_action)
+        self.source_label = QLabel(self.tr("no source"))
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #c0392b;")
         self.performance_label = QLabel(f"— fps · {self.device}")
@@ -143,50 +152,68 @@ class MainWindow(QMainWindow):
 
         geometry = settings.geometry
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1000, 700)
+            self.resize(1040, 720)
 
     # -- toolbar -----------------------------------------------------------------------------
-    def make_action(self, text: str, slot, shortcut: str | None = None, checkable: bool = False) -> QAction:
+    def make_action(self, text: str, slot, shortcut: str | None = None, checkable: bool = False, icon: str | None = None,
+                    tip: str | None = None) -> QAction:
+        """An action; its tooltip says what it does and its shortcut."""
         action = QAction(text, self)
+        if icon:
+            action.setIcon(action_icon(icon))
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
-            action.setToolTip(f"{text} ({shortcut})")
+        label = tip or text.rstrip("…")
+        shown = QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText) if shortcut else ""
+        action.setToolTip(f"{label} ({shown})" if shown else label)
         action.setCheckable(checkable)
         (action.toggled if checkable else action.triggered).connect(slot)
         return action
 
     def _build_toolbar(self) -> None:
-        bar = QToolBar("Main")
+        bar = QToolBar(self.tr("Main"))
+        bar.setObjectName("main-toolbar")
         bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
         self.addToolBar(bar)
-        self.source_action = self.make_action("Source…", self.open_source_picker, "Ctrl+O")
-        self.reopen_action = self.make_action("Reopen", self.reopen, "Ctrl+R")
-        self.pause_action = self.make_action("Pause", self.set_paused, "Space", checkable=True)
-        self.snapshot_action = self.make_action("Snapshot", self.snapshot, "Ctrl+S")
-        self.loop_action = self.make_action("Loop video", self._set_loop, checkable=True)
+        act = self.make_action
+        self.source_action = act(self.tr("Source…"), self.open_source_picker, "Ctrl+O", icon="source",
+                                 tip=self.tr("Choose a webcam, video file, stream or image folder"))
+        self.reopen_action = act(self.tr("Reopen"), self.reopen, "Ctrl+R", icon="reopen", tip=self.tr("Open the source again"))
+        self.pause_action = act(self.tr("Pause"), self.set_paused, "Space", checkable=True, icon="pause",
+                                tip=self.tr("Freeze the picture"))
+        self.snapshot_action = act(self.tr("Snapshot"), self.snapshot, "Ctrl+S", icon="snapshot",
+                                   tip=self.tr("Save the picture with its boxes and names"))
+        self.loop_action = act(self.tr("Loop video"), self._set_loop, checkable=True, icon="loop",
+                               tip=self.tr("Play a video file or folder again when it ends"))
         self.loop_action.setChecked(self.settings.loop_video)
-        self.enroll_action = self.make_action("Enroll…", self.open_enroll_dialog, "Ctrl+E")
-        self.photos_action = self.make_action("Add from photos…", lambda: self.open_photos_dialog(), "Ctrl+P")
-        self.gallery_action = self.make_action("Gallery…", self.open_gallery_dialog, "Ctrl+G")
+        self.enroll_action = act(self.tr("Enroll…"), self.open_enroll_dialog, "Ctrl+E", icon="enroll",
+                                 tip=self.tr("Enroll someone from the camera"))
+        self.photos_action = act(self.tr("Add from photos…"), lambda: self.open_photos_dialog(), "Ctrl+P", icon="photos",
+                                 tip=self.tr("Enroll someone from photo files"))
+        self.gallery_action = act(self.tr("Gallery…"), self.open_gallery_dialog, "Ctrl+G", icon="gallery",
+                                  tip=self.tr("Manage the enrolled people"))
+        self.settings_action = act(self.tr("Settings…"), self.open_settings_dialog, "Ctrl+,", icon="settings",
+                                   tip=self.tr("Camera, recognition, privacy, gallery and language"))
+        self.about_action = act(self.tr("About FaceApp"), self.open_about_dialog, icon="about")
         for action in (self.source_action, self.reopen_action, self.pause_action, self.snapshot_action, self.loop_action):
             bar.addAction(action)
         bar.addSeparator()
-        bar.addWidget(QLabel(" Threshold "))
+        bar.addWidget(QLabel(" " + self.tr("Threshold") + " "))
         self.threshold_spin = QDoubleSpinBox()
         self.threshold_spin.setRange(-1.0, 1.0)
         self.threshold_spin.setSingleStep(0.01)
         self.threshold_spin.setDecimals(3)
         self.threshold_spin.setValue(self.recognizer.threshold)
         presets = ", ".join(f"{name} {value:.3f}" for name, value in self.recognizer.card.threshold_presets.items())
-        self.threshold_spin.setToolTip(f"Cosine similarity needed to name a face (presets: {presets})")
+        self.threshold_spin.setToolTip(self.tr("Cosine similarity needed to name a face (presets: {presets})").format(presets=presets))
         self.threshold_spin.valueChanged.connect(self.set_threshold)
         bar.addWidget(self.threshold_spin)
         bar.addSeparator()
-        for action in (self.enroll_action, self.photos_action, self.gallery_action):
+        for action in (self.enroll_action, self.photos_action, self.gallery_action, self.settings_action):
             bar.addAction(action)
 
-    # -- privacy and messages ----------------------------------------------------------------
+    # -- messages ----------------------------------------------------------------------------
     def say(self, text: object, ms: int = 8000) -> None:
         """One line in the status bar (capitalised)."""
         line = " ".join(str(text).split())
@@ -194,10 +221,8 @@ class MainWindow(QMainWindow):
 
     def _on_error(self, error: FaceAppError | None) -> None:
         if isinstance(error, GalleryChangedError):
-            message = (
-                "The gallery was encrypted, decrypted or given a new passphrase by another program: "
-                "choose Privacy ▸ Reopen the gallery… to open it again."
-            )
+            message = self.tr("The gallery was encrypted, decrypted or given a new passphrase by another program: "
+                              "choose Privacy ▸ Reopen the gallery… to open it again.")
         else:
             message = "" if error is None else describe(error)
         self.error_label.setText(message)
@@ -210,9 +235,10 @@ class MainWindow(QMainWindow):
 
     # -- source ------------------------------------------------------------------------------
     def open_source_text(self, text: str | None) -> None:
-        """Open a source written as for ``--source``; a bad one is explained in the window."""
+        """Open a source written as for ``--source`` (None: the webcam of the settings);
+        a bad one is explained in the window."""
         try:
-            spec = SourceSpec.parse("0" if text is None else text)
+            spec = SourceSpec.parse(str(self.settings.camera) if text is None else text)
         except SourceError as error:
             self._show_message(str(error), retry=False)
             return
@@ -222,7 +248,7 @@ class MainWindow(QMainWindow):
         if loop is not None:
             self.loop_action.setChecked(loop)
         self.pause_action.setChecked(False)
-        self.view.clear(f"Opening {spec}…")
+        self.view.clear(self.tr("Opening {source}…").format(source=spec))
         self.view.set_banner("")
         self.pages.setCurrentIndex(VIDEO_PAGE)
         self.setWindowTitle(f"FaceApp — {spec}")
@@ -247,7 +273,8 @@ class MainWindow(QMainWindow):
             self.open_spec(self.controller.spec)
 
     def _show_message(self, text: str, retry: bool) -> None:
-        self.message.setText(f"{text[:1].upper()}{text[1:]}\n\nChoose a webcam, a video file, a stream URL or an image folder.")
+        advice = self.tr("Choose a webcam, a video file, a stream URL or an image folder.")
+        self.message.setText(f"{text[:1].upper()}{text[1:]}\n\n{advice}")
         self.retry_button.setVisible(retry)
         self.pages.setCurrentIndex(MESSAGE_PAGE)
         self.source_label.setText(text)
@@ -263,7 +290,7 @@ class MainWindow(QMainWindow):
         self.source_label.setText({
             SourceState.OPENING: status.message,
             SourceState.LIVE: f"● {status.message}",
-            SourceState.RECONNECTING: "reconnecting…",
+            SourceState.RECONNECTING: self.tr("reconnecting…"),
             SourceState.ENDED: status.message,
         }.get(state, status.message))
         self.view.set_stale(state is SourceState.RECONNECTING)
@@ -271,9 +298,10 @@ class MainWindow(QMainWindow):
             self.view.set_banner(status.message)
             self.performance_label.setText(f"— fps · {self.device}")
         elif state is SourceState.ENDED:
-            self.view.set_banner(f"{status.message}: Reopen (Ctrl+R) plays it again; “Loop video” repeats it")
+            self.view.set_banner(self.tr("{message}: Reopen (Ctrl+R) plays it again; “Loop video” repeats it").format(
+                message=status.message))
         else:
-            self.view.set_banner("Paused" if self.controller.paused else "")
+            self.view.set_banner(self.tr("Paused") if self.controller.paused else "")
 
     # -- frames ------------------------------------------------------------------------------
     def _on_packet(self, packet: FramePacket) -> None:
@@ -283,10 +311,10 @@ class MainWindow(QMainWindow):
     # -- controls ----------------------------------------------------------------------------
     def set_paused(self, paused: bool) -> None:
         self.controller.set_paused(paused)
-        self.pause_action.setText("Resume" if paused else "Pause")
+        self.pause_action.setText(self.tr("Resume") if paused else self.tr("Pause"))
         if self.pause_action.isChecked() != paused:
             self.pause_action.setChecked(paused)
-        self.view.set_banner("Paused" if paused else "")
+        self.view.set_banner(self.tr("Paused") if paused else "")
 
     def _set_loop(self, loop: bool) -> None:
         self.controller.set_loop(loop)
@@ -300,33 +328,8 @@ class MainWindow(QMainWindow):
             self.threshold_spin.setValue(value)
 
     def snapshot(self) -> Path | None:
-        """Save the frame on screen, with its boxes and names, as a PNG: faces blurred as
-        chosen in Privacy ▸ Blur, and refused in embeddings-only mode unless all are."""
-        packet = self.controller.latest
-        if packet is None:
-            self.statusBar().showMessage("Nothing to save yet: no frame has been shown.", 5000)
-            return None
-        try:
-            policy = PrivacyPolicy.for_gallery(self.gallery, self.settings.snapshot_blur)
-            check_image_write(policy, "a snapshot")
-        except FaceAppError as error:  # PrivacyError, or the gallery cannot say
-            prefix = "" if isinstance(error, PrivacyError) else "Cannot save the snapshot: "
-            self.say(f"{prefix}{error}")
-            return None
-        folder = self.settings.snapshot_dir
-        path = folder / time.strftime("faceapp-%Y%m%d-%H%M%S.png")
-        counter = 1
-        while path.exists():
-            path = folder / time.strftime(f"faceapp-%Y%m%d-%H%M%S-{counter}.png")
-            counter += 1
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_image(path, render_output(packet.image, packet.result, policy.blur))
-        except (OSError, FaceAppError) as error:
-            self.statusBar().showMessage(f"Cannot save the snapshot: {getattr(error, 'strerror', None) or error}", 8000)
-            return None
-        self.statusBar().showMessage(f"Saved {path}", 5000)
-        return path
+        """Save the frame on screen as a PNG (see :mod:`faceapp.gui.snapshots`)."""
+        return snapshots.save_snapshot(self)
 
     # -- other windows ----------------------------------------------------------------------
     def open_enroll_dialog(self) -> EnrollDialog:
@@ -345,8 +348,23 @@ class MainWindow(QMainWindow):
         return dialog
 
     def open_gallery_dialog(self) -> GalleryDialog:
-        dialog = GalleryDialog(self.gallery, self.asker, add_photos=self.open_photos_dialog, jobs=self.controller.gallery_jobs, parent=self)
+        dialog = GalleryDialog(self.gallery, self.asker, add_photos=self.open_photos_dialog, jobs=self.controller.gallery_jobs,
+                               parent=self)
         self.gallery_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def open_settings_dialog(self) -> SettingsDialog:
+        """Show the settings (not blocking); the choice is applied when accepted."""
+        dialog = SettingsDialog(preferences.current_choice(self), self.recognizer.card.threshold_presets, self.asker, self)
+        dialog.accepted.connect(lambda: dialog.choice is not None and preferences.apply_choice(self, dialog.choice))
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def open_about_dialog(self) -> AboutDialog:
+        dialog = AboutDialog(self.recognizer.card, self.gallery.path, self.settings.location, self.device, self)
+        self.about_dialog = dialog
         dialog.open()
         return dialog
 
@@ -366,6 +384,6 @@ class MainWindow(QMainWindow):
         self._closed = True
         try:
             self.settings.geometry = QByteArray(self.saveGeometry())
-        except Exception:  # settings are a nicety; never block closing
+        except Exception:
             logger.debug("could not save the window geometry", exc_info=True)
         return self.controller.shutdown(1.0)

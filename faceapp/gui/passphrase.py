@@ -13,7 +13,9 @@ import os
 
 from PySide6.QtWidgets import QWidget
 
+from faceapp.files import on_read_only_filesystem
 from faceapp.gui.asker import Asker
+from faceapp.gui.i18n import translate
 from faceapp.storage import crypto
 from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.gallery import Gallery
@@ -44,34 +46,36 @@ def open_gallery(path: str | os.PathLike[str], asker: Asker, parent: QWidget | N
     Returns None when the user cancels the passphrase question. Other problems raise
     GalleryError as :class:`Gallery` does.
     """
+    # On read-only media the gallery still opens, for reading (changes are then refused).
+    read_only = os.path.exists(path) and on_read_only_filesystem(path)
     if not Gallery.is_encrypted_file(path):
-        return Gallery(path)
+        return Gallery(path, read_only=read_only)
     name = os.path.basename(os.fspath(path)) or os.fspath(path)
     problem = ""
     for source, passphrase in (
         (f"${crypto.PASSPHRASE_ENV}", crypto.passphrase_from_env()),
-        ("the keyring", crypto.keyring_passphrase(path)),
+        (translate("Passphrase", "the keyring"), crypto.keyring_passphrase(path)),
     ):
         if passphrase is None:
             continue
         try:
-            return Gallery(path, passphrase=passphrase)
+            return Gallery(path, passphrase=passphrase, read_only=read_only)
         except PassphraseError:
             logger.warning("the passphrase from %s does not open %s", source, path)
-            problem = f"The passphrase from {source} is wrong."
-    label = f"The gallery {name} is encrypted. Passphrase:"
+            problem = translate("Passphrase", "The passphrase from {source} is wrong.").format(source=source)
+    label = translate("Passphrase", "The gallery {name} is encrypted. Passphrase:").format(name=name)
     while True:
         question = f"{problem}\n\n{label}" if problem else label
-        passphrase = asker.password(parent, "Unlock the gallery", question)
+        passphrase = asker.password(parent, translate("Passphrase", "Unlock the gallery"), question)
         if passphrase is None:
             return None
         if not passphrase:
-            problem = "The passphrase cannot be empty."
+            problem = translate("Passphrase", "The passphrase cannot be empty.")
             continue
         try:
-            gallery = Gallery(path, passphrase=passphrase)
+            gallery = Gallery(path, passphrase=passphrase, read_only=read_only)
         except PassphraseError:
-            problem = "Wrong passphrase."
+            problem = translate("Passphrase", "Wrong passphrase.")
             continue
         offer_to_remember(path, passphrase, asker, parent)
         return gallery
@@ -81,24 +85,26 @@ def offer_to_remember(path: str | os.PathLike[str], passphrase: str, asker: Aske
     """Ask whether to keep ``passphrase`` in the OS keyring (only when one exists)."""
     if not keyring_available():
         return False
-    if not asker.confirm(parent, "Remember the passphrase", "Remember this gallery's passphrase in the system keyring?"):
+    if not asker.confirm(parent, translate("Passphrase", "Remember the passphrase"),
+                         translate("Passphrase", "Remember this gallery's passphrase in the system keyring?")):
         return False
     return crypto.store_keyring_passphrase(path, passphrase)
 
 
-def ask_new_passphrase(asker: Asker, parent: QWidget | None, title: str, what: str = "New passphrase") -> str:
+def ask_new_passphrase(asker: Asker, parent: QWidget | None, title: str, what: str | None = None) -> str:
     """A new passphrase, typed twice. Raises :class:`Cancelled` when cancelled and
     PassphraseError (a plain line) when empty or the two differ."""
-    first = asker.password(parent, title, f"{what}:")
+    what = what or translate("Passphrase", "New passphrase")
+    first = asker.password(parent, title, translate("Passphrase", "{what}:").format(what=what))
     if first is None:
         raise Cancelled
     if not first:
-        raise PassphraseError("the passphrase cannot be empty")
-    second = asker.password(parent, title, f"{what} again, to be sure:")
+        raise PassphraseError(translate("Passphrase", "the passphrase cannot be empty"))
+    second = asker.password(parent, title, translate("Passphrase", "{what} again, to be sure:").format(what=what))
     if second is None:
         raise Cancelled
     if second != first:
-        raise PassphraseError("the two passphrases differ; nothing was changed")
+        raise PassphraseError(translate("Passphrase", "the two passphrases differ; nothing was changed"))
     return first
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from PySide6.QtCore import QT_TRANSLATE_NOOP
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QMenuBar
 
 from faceapp.errors import FaceAppError
+from faceapp.gui.i18n import translate
 from faceapp.gui.passphrase import Cancelled, ask_new_passphrase, offer_to_remember, open_gallery
 from faceapp.gui.workers.jobs import describe
 from faceapp.media.privacy import BLUR_CHOICES
@@ -33,7 +36,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BLUR_LABELS = {"none": "No faces", "unknown": "Unknown faces", "all": "All faces"}
+BLUR_LABELS = {
+    "none": QT_TRANSLATE_NOOP("PrivacyMenu", "No faces"),
+    "unknown": QT_TRANSLATE_NOOP("PrivacyMenu", "Unknown faces"),
+    "all": QT_TRANSLATE_NOOP("PrivacyMenu", "All faces"),
+}
 
 
 class PrivacyWindow(Protocol):
@@ -60,27 +67,27 @@ class PrivacyMenu:
     def __init__(self, window: PrivacyWindow) -> None:
         self.window = window
         self._jobs: dict[int, tuple[str, Callable[[Any], str | None] | None]] = {}  # job id -> (what, on success)
-        menu: QMenu = window.menuBar().addMenu("&Privacy")
+        menu: QMenu = window.menuBar().addMenu(translate("PrivacyMenu", "&Privacy"))
         self.menu = menu
         action = window.make_action
-        self.embeddings_only_action = action("Embeddings only (no face thumbnails)", self.set_embeddings_only, checkable=True)
-        self.embeddings_only_action.setToolTip("Store only embeddings: thumbnails are deleted and never saved again")
-        self.encrypt_action = action("Encrypt the gallery…", self.encrypt_gallery)
-        self.change_passphrase_action = action("Change the passphrase…", self.change_passphrase)
-        self.decrypt_action = action("Decrypt the gallery…", self.decrypt_gallery)
-        self.reopen_gallery_action = action("Reopen the gallery…", self.reopen_gallery)
+        self.embeddings_only_action = action(translate("PrivacyMenu", "Embeddings only (no face thumbnails)"), self.set_embeddings_only, checkable=True)
+        self.embeddings_only_action.setToolTip(translate("PrivacyMenu", "Store only embeddings: thumbnails are deleted and never saved again"))
+        self.encrypt_action = action(translate("PrivacyMenu", "Encrypt the gallery…"), self.encrypt_gallery)
+        self.change_passphrase_action = action(translate("PrivacyMenu", "Change the passphrase…"), self.change_passphrase)
+        self.decrypt_action = action(translate("PrivacyMenu", "Decrypt the gallery…"), self.decrypt_gallery)
+        self.reopen_gallery_action = action(translate("PrivacyMenu", "Reopen the gallery…"), self.reopen_gallery)
         menu.addAction(self.embeddings_only_action)
         menu.addSeparator()
         for item in (self.encrypt_action, self.change_passphrase_action, self.decrypt_action):
             menu.addAction(item)
         menu.addSeparator()
-        blur_menu = menu.addMenu("Blur in snapshots")
+        blur_menu = menu.addMenu(translate("PrivacyMenu", "Blur in snapshots"))
         self.blur_group = QActionGroup(window)
         self.blur_group.setExclusive(True)
         self.blur_actions: dict[str, QAction] = {}
         current = window.settings.snapshot_blur
         for choice in BLUR_CHOICES:
-            item = QAction(BLUR_LABELS[choice], window)
+            item = QAction(translate("PrivacyMenu", BLUR_LABELS[choice]), window)
             item.setCheckable(True)
             item.setChecked(choice == current)
             item.triggered.connect(lambda _=False, choice=choice: self.set_blur(choice))
@@ -131,7 +138,8 @@ class PrivacyMenu:
         """Which faces snapshots blur ("none", "unknown", "all"); remembered."""
         self.window.settings.snapshot_blur = choice
         self.blur_actions[choice].setChecked(True)
-        self.window.say(f"Snapshots blur: {BLUR_LABELS[choice].lower()}.", 5000)
+        label = translate("PrivacyMenu", BLUR_LABELS[choice])
+        self.window.say(translate("PrivacyMenu", "Snapshots blur: {faces}.").format(faces=label.lower()), 5000)
 
     def set_embeddings_only(self, enabled: bool) -> int | None:
         """Turn the gallery's embeddings-only mode on (after confirming: thumbnails are
@@ -146,17 +154,19 @@ class PrivacyMenu:
             return None
         if enabled and not window.asker.confirm(
             window,
-            "Embeddings only",
-            "Store only embeddings from now on? Every face thumbnail in the gallery will be deleted "
-            "(this cannot be undone); recognition keeps working and the gallery shows initials.",
+            translate("PrivacyMenu", "Embeddings only"),
+            translate("PrivacyMenu", "Store only embeddings from now on? Every face thumbnail in the gallery will be deleted "
+                                     "(this cannot be undone); recognition keeps working and the gallery shows initials."),
         ):
             self.update_actions()
             return None
 
         def done(deleted: int) -> str:
-            return f"Embeddings-only mode is on: {deleted} thumbnail(s) deleted." if enabled else "Embeddings-only mode is off."
+            if enabled:
+                return translate("PrivacyMenu", "Embeddings-only mode is on: {count} thumbnail(s) deleted.").format(count=deleted)
+            return translate("PrivacyMenu", "Embeddings-only mode is off.")
 
-        what = "Deleting every thumbnail" if enabled else "Turning embeddings-only mode off"
+        what = translate("PrivacyMenu", "Deleting every thumbnail") if enabled else translate("PrivacyMenu", "Turning embeddings-only mode off")
         return self._run(what, lambda gallery: gallery.set_embeddings_only(enabled), done)
 
     # -- jobs ------------------------------------------------------------------------------
@@ -164,7 +174,7 @@ class PrivacyMenu:
         gallery = self.window.gallery
         job_id = self.window.controller.gallery_jobs.submit(lambda: work(gallery))
         self._jobs[job_id] = (what, on_success)
-        self.window.say(f"{what}…", 0)
+        self.window.say(translate("PrivacyMenu", "{task}…").format(task=what), 0)
         self.update_actions()
         return job_id
 
@@ -174,15 +184,15 @@ class PrivacyMenu:
         what, on_success = self._jobs.pop(job_id)
         self.update_actions()
         message = on_success(result) if on_success is not None else None
-        self.window.say(message or f"{what}: done.")
+        self.window.say(message or translate("PrivacyMenu", "{task}: done.").format(task=what))
 
     def _job_failed(self, job_id: int, error: BaseException) -> None:
         if job_id not in self._jobs:
             return
         what, _ = self._jobs.pop(job_id)
         self.update_actions()
-        message = "wrong passphrase; nothing was changed" if isinstance(error, PassphraseError) else describe(error)
-        self.window.say(f"{what} failed: {message}")
+        message = translate("PrivacyMenu", "wrong passphrase; nothing was changed") if isinstance(error, PassphraseError) else describe(error)
+        self.window.say(translate("PrivacyMenu", "{task} failed: {reason}").format(task=what, reason=message))
 
     # -- encryption --------------------------------------------------------------------------
     def _new_passphrase(self, title: str, *labels: str) -> str | None:
@@ -197,22 +207,22 @@ class PrivacyMenu:
 
     def encrypt_gallery(self) -> int | None:
         """Ask for a new passphrase (twice) and encrypt the gallery on the gallery thread."""
-        passphrase = self._new_passphrase("Encrypt the gallery", "Passphrase for the gallery")
+        passphrase = self._new_passphrase(translate("PrivacyMenu", "Encrypt the gallery"), translate("PrivacyMenu", "Passphrase for the gallery"))
         if passphrase is None:
             return None
         path = self.window.gallery.path
 
         def done(_):
             offer_to_remember(path, passphrase, self.window.asker, self.window)
-            return "The gallery is encrypted. Keep the passphrase safe: without it the gallery cannot be opened."
+            return translate("PrivacyMenu", "The gallery is encrypted. Keep the passphrase safe: without it the gallery cannot be opened.")
 
-        return self._run("Encrypting the gallery", lambda gallery: gallery.encrypt(passphrase), done)
+        return self._run(translate("PrivacyMenu", "Encrypting the gallery"), lambda gallery: gallery.encrypt(passphrase), done)
 
     def change_passphrase(self) -> int | None:
-        old = self.window.asker.password(self.window, "Change the passphrase", "Current passphrase:")
+        old = self.window.asker.password(self.window, translate("PrivacyMenu", "Change the passphrase"), translate("PrivacyMenu", "Current passphrase:"))
         if old is None:
             return None
-        new = self._new_passphrase("Change the passphrase")
+        new = self._new_passphrase(translate("PrivacyMenu", "Change the passphrase"))
         if new is None:
             return None
         path = self.window.gallery.path
@@ -220,28 +230,34 @@ class PrivacyMenu:
         def done(_):
             if crypto.keyring_passphrase(path) is not None:
                 crypto.store_keyring_passphrase(path, new)
-            return "The gallery's passphrase is changed."
+            return translate("PrivacyMenu", "The gallery's passphrase is changed.")
 
-        return self._run("Changing the passphrase", lambda gallery: gallery.change_passphrase(old, new), done)
+        return self._run(translate("PrivacyMenu", "Changing the passphrase"), lambda gallery: gallery.change_passphrase(old, new), done)
 
     def decrypt_gallery(self) -> int | None:
-        old = self.window.asker.password(self.window, "Decrypt the gallery", "Current passphrase (the gallery will be stored unencrypted):")
+        old = self.window.asker.password(self.window, translate("PrivacyMenu", "Decrypt the gallery"), translate("PrivacyMenu", "Current passphrase (the gallery will be stored unencrypted):"))
         if old is None:
             return None
         path = self.window.gallery.path
 
         def done(_):
             crypto.forget_keyring_passphrase(path)
-            return "The gallery is decrypted: it is stored unencrypted now."
+            return translate("PrivacyMenu", "The gallery is decrypted: it is stored unencrypted now.")
 
-        return self._run("Decrypting the gallery", lambda gallery: gallery.decrypt(old), done)
+        return self._run(translate("PrivacyMenu", "Decrypting the gallery"), lambda gallery: gallery.decrypt(old), done)
 
     def reopen_gallery(self) -> bool:
         """Open the gallery file again (asking for its passphrase if it is encrypted now)
         and switch recognition and every window to it. False if cancelled or it failed."""
+        return self.switch_gallery(self.window.gallery.path)
+
+    def switch_gallery(self, path) -> bool:
+        """Open the gallery ``path`` (a new name makes a new, empty gallery), asking for its
+        passphrase if it is encrypted, and switch recognition and every window to it."""
         window = self.window
+        reopening = Path(path).expanduser().resolve() == Path(window.gallery.path).expanduser().resolve()
         try:
-            new = open_gallery(window.gallery.path, window.asker, window)
+            new = open_gallery(path, window.asker, window)
         except FaceAppError as error:
             window.say(error)
             return False
@@ -256,8 +272,10 @@ class PrivacyMenu:
             recognizer.gallery = new
             old.close()
 
+        done = (translate("PrivacyMenu", "The gallery was opened again.") if reopening else
+                translate("PrivacyMenu", "Now using the gallery {path}.").format(path=new.path))
         job_id = window.controller.submit(swap)
-        self._jobs[job_id] = ("Reopening the gallery", lambda _: "The gallery was opened again.")
-        window.say("Reopening the gallery…", 0)
+        self._jobs[job_id] = (translate("PrivacyMenu", "Opening the gallery"), lambda _: done)
+        window.say(translate("PrivacyMenu", "Opening the gallery…"), 0)
         self.update_actions()
         return True

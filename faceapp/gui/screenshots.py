@@ -1,10 +1,11 @@
-"""Screenshots of the three windows for the docs, taken from inside the running app.
+"""Screenshots of the windows for the docs, taken from inside the running app.
 
 Run the app under Xvfb with ``FACEAPP_SCREENSHOTS=docs/screenshots`` on a video where
 enrolled people appear (see ``docs/gui.md``). A timer then waits for the live view to
 name two people, grabs the main window, opens the enroll dialog and waits for a few
-accepted samples, grabs it, opens the gallery manager, grabs it, and quits. Images are
-saved as 8-bit PNGs to stay small.
+accepted samples, grabs it, then the gallery manager, the settings and the About dialog,
+and quits. In another language than English the files are named ``<window>.<locale>.png``.
+Images are saved as 8-bit PNGs to stay small.
 """
 
 from __future__ import annotations
@@ -67,16 +68,23 @@ class _Steps:
 
 def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> None:
     """Schedule the screenshots of ``window`` (a MainWindow) into ``folder``, then quit."""
+    from PySide6.QtCore import QLocale
+
     folder = Path(folder)
-    window.resize(1000, 680)
+    window.resize(1040, 700)
     state: dict = {}
+    language = QLocale().name()
+    suffix = "" if language.startswith("en") or language == "C" else f".{language}"
+
+    def shot(widget: QWidget, name: str) -> None:
+        save_png(widget, folder / f"{name}{suffix}.png")
 
     def named_two() -> bool:
         names = set(window.view.overlay_names()) - {"Unknown"}
         return len(names) >= 2
 
     def open_enroll() -> None:
-        save_png(window, folder / "main-window.png")
+        shot(window, "main-window")
         dialog = window.open_enroll_dialog()
         dialog.resize(560, 620)
         dialog.name_edit.setText("Barack")
@@ -88,22 +96,34 @@ def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> Non
 
     def open_gallery() -> None:
         dialog = state["enroll"]
-        save_png(dialog, folder / "enroll-dialog.png")
+        shot(dialog, "enroll-dialog")
         dialog.reject()
         gallery = window.open_gallery_dialog()
         if gallery.visible_names():
             gallery.select(gallery.visible_names()[0])
         state["gallery"] = gallery
 
-    def finish() -> None:
-        save_png(state["gallery"], folder / "gallery-dialog.png")
+    def open_settings() -> None:
+        shot(state["gallery"], "gallery-dialog")
         state["gallery"].accept()
+        state["settings"] = window.open_settings_dialog()
+
+    def open_about() -> None:
+        shot(state["settings"], "settings-dialog")
+        state["settings"].reject()
+        state["about"] = window.open_about_dialog()
+
+    def finish() -> None:
+        shot(state["about"], "about-dialog")
+        state["about"].reject()
         window.close()
 
     state["steps"] = _Steps(
         [
             (named_two, open_enroll),
             (three_samples, open_gallery),
+            (lambda: True, open_settings),
+            (lambda: True, open_about),
             (lambda: True, finish),
         ],
         timeout_s,

@@ -130,6 +130,68 @@ class AppSettings:
         self._set("enroll/samples", int(value))
 
     @property
+    def camera(self) -> int:
+        """The webcam index opened by default (0 unless chosen in the settings)."""
+        return max(0, min(99, self._get("source/camera", int, 0)))
+
+    @camera.setter
+    def camera(self, value: int) -> None:
+        self._set("source/camera", int(value))
+
+    @property
+    def capture_size(self) -> tuple[int, int] | None:
+        """The size asked of a camera, (width, height); None: the camera's own."""
+        text = self._get("source/capture_size", str, "")
+        try:
+            width, height = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            return None
+        return (width, height) if 16 <= width <= 8192 and 16 <= height <= 8192 else None
+
+    @capture_size.setter
+    def capture_size(self, value: tuple[int, int] | None) -> None:
+        self._set("source/capture_size", None if value is None else f"{int(value[0])}x{int(value[1])}")
+
+    @property
+    def min_face_size(self) -> int | None:
+        """Faces smaller than this (pixels) are ignored; None: the detector's default."""
+        value = self._get("recognition/min_face", int, None)
+        return None if value is None else max(0, min(2000, value))
+
+    @min_face_size.setter
+    def min_face_size(self, value: int | None) -> None:
+        self._set("recognition/min_face", None if value is None else int(value))
+
+    @property
+    def tracking(self) -> bool:
+        """Follow faces across frames (vote-stable names, embed only when needed)."""
+        return self._get("recognition/tracking", bool, True)
+
+    @tracking.setter
+    def tracking(self, value: bool) -> None:
+        self._set("recognition/tracking", bool(value))
+
+    @property
+    def gallery_path(self) -> Path | None:
+        """The gallery chosen in the settings (None: ``$FACEAPP_GALLERY`` or the default)."""
+        text = self._get("gallery/path", str, "")
+        return Path(text) if text.strip() else None
+
+    @gallery_path.setter
+    def gallery_path(self, value: str | os.PathLike | None) -> None:
+        self._set("gallery/path", None if value is None or not str(value).strip() else str(value))
+
+    @property
+    def language(self) -> str | None:
+        """The interface language chosen (a locale name such as "zh_CN"); None: the system's."""
+        value = self._get("ui/language", str, "")
+        return value or None
+
+    @language.setter
+    def language(self, value: str | None) -> None:
+        self._set("ui/language", value or None)
+
+    @property
     def geometry(self) -> QByteArray | None:
         value = self._store.value("window/geometry", None)
         return value if isinstance(value, QByteArray) else None

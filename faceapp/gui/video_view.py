@@ -14,6 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from faceapp.gui.i18n import translate
 from faceapp.media.overlay import KNOWN_COLOUR, UNKNOWN_COLOUR, label_for
 from faceapp.types import FrameResult
 
@@ -124,7 +125,7 @@ class VideoView(QWidget):
             painter.setPen(QPen(colour, 2.5))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(box)
-            text = item.label
+            text = label_for(item.name, item.similarity, item.track_id, unknown=translate("VideoView", "Unknown"))
             text_box = QRectF(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
             top = box.top() - text_box.height()
             text_box.moveTo(QPointF(box.left() - 1, top if top >= target.top() else box.bottom()))

@@ -22,7 +22,8 @@ BACKGROUND = (96, 96, 96)
 
 @dataclass(frozen=True)
 class Scene:
-    """``photo`` relative to the fixtures folder (None: empty frames); ``people`` in it."""
+    """``photo`` relative to the fixtures folder (None: empty frames; several photos
+    separated by ``+``: side by side, scaled to one height); ``people`` in it."""
 
     photo: str | None
     people: tuple[str, ...]
@@ -39,6 +40,14 @@ DEFAULT_SCENES: tuple[Scene, ...] = (
     Scene("biden/biden_1.jpg", ("biden",), 10),
     Scene("groups/obama_and_biden_2.jpg", ("biden", "obama"), 16),
     Scene(None, (), 3),
+)
+
+#: Only the two portraits the fixtures' README allows in published screenshots: both
+#: side by side, then each alone (the enroll dialog takes its samples there).
+PORTRAIT_SCENES: tuple[Scene, ...] = (
+    Scene("obama/obama_1.jpg+biden/biden_2.jpg", ("obama", "biden"), 30, pan=False),
+    Scene("obama/obama_1.jpg", ("obama",), 30, pan=False),
+    Scene("biden/biden_2.jpg", ("biden",), 20, pan=False),
 )
 
 
@@ -67,6 +76,18 @@ def _place(canvas: np.ndarray, photo: np.ndarray, offset_x: int) -> None:
         canvas[top : top + photo.shape[0], left_dst : left_dst + span] = photo[:, left_src : left_src + span]
 
 
+def _side_by_side(images: list[np.ndarray]) -> np.ndarray:
+    """The images in a row, each scaled to the smallest one's height."""
+    import cv2
+
+    if len(images) == 1:
+        return images[0]
+    height = min(image.shape[0] for image in images)
+    scaled = [cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height), interpolation=cv2.INTER_AREA)
+              for image in images]
+    return np.concatenate(scaled, axis=1)
+
+
 def render_frames(fixtures: Path, scenes=DEFAULT_SCENES, size: tuple[int, int] = (640, 480)):
     """Yield ``(BGR frame, people)`` for every frame of ``scenes``."""
     import cv2
@@ -75,7 +96,7 @@ def render_frames(fixtures: Path, scenes=DEFAULT_SCENES, size: tuple[int, int] =
     for scene in scenes:
         photo = None
         if scene.photo:
-            image = read_image(fixtures / scene.photo)
+            image = _side_by_side([read_image(fixtures / name) for name in scene.photo.split("+")])
             scale = min((height - 40) / image.shape[0], (width - 20) / image.shape[1])
             photo = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
         for index in range(scene.frames):

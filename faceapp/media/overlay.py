@@ -10,9 +10,10 @@ KNOWN_COLOUR = (80, 200, 60)  # BGR green
 UNKNOWN_COLOUR = (40, 60, 230)  # BGR red
 
 
-def label_for(name: str | None, similarity: float, track_id: int | None = None) -> str:
+def label_for(name: str | None, similarity: float, track_id: int | None = None, unknown: str = "Unknown") -> str:
+    """``"#3 obama 0.71"``: the track id, the name (``unknown`` when there is none), the similarity."""
     prefix = f"#{track_id} " if track_id is not None else ""
-    return f"{prefix}{name or 'Unknown'} {similarity:.2f}"
+    return f"{prefix}{name or unknown} {similarity:.2f}"
 
 
 def draw_results(image: np.ndarray, result: FrameResult) -> np.ndarray:

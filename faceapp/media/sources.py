@@ -122,12 +122,15 @@ class FrameSource:
 class VideoCaptureSource(FrameSource):
     """A webcam, video file or stream through ``cv2.VideoCapture``."""
 
-    def __init__(self, spec: SourceSpec):
+    def __init__(self, spec: SourceSpec, capture_size: tuple[int, int] | None = None):
         import cv2
 
         self.spec = spec
         target: int | str = int(spec.value) if spec.kind == "webcam" else spec.value
         self._capture = cv2.VideoCapture(target)
+        if capture_size and spec.is_live and self._capture.isOpened():  # ask a camera for this size (it may pick the nearest)
+            self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, capture_size[0])
+            self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, capture_size[1])
         if not self._capture.isOpened():
             self._capture.release()
             what = {"webcam": "cannot open webcam", "url": "cannot open stream", "file": "cannot open video file",
@@ -258,11 +261,27 @@ def frames_with_timeout(source: FrameSource, timeout_s: float) -> Iterator[Frame
         stop.set()
 
 
-def open_source(source: str | int | SourceSpec) -> FrameSource:
-    """Open a webcam index, video file, stream URL or image folder."""
+def open_source(source: str | int | SourceSpec, capture_size: tuple[int, int] | None = None) -> FrameSource:
+    """Open a webcam index, video file, stream URL or image folder. ``capture_size``
+    (width, height) is asked of a camera; files keep their own size."""
     spec = source if isinstance(source, SourceSpec) else SourceSpec.parse(source)
     if spec.kind == "folder":
         return FolderSource(spec)
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own messages (AV_LOG_QUIET)
-    return VideoCaptureSource(spec)
+    return VideoCaptureSource(spec, capture_size)
+
+
+def camera_names(limit: int = 10) -> dict[int, str]:
+    """The cameras this machine names, by index (Linux: ``/sys/class/video4linux``), without
+    opening any of them; empty where the system does not say."""
+    names: dict[int, str] = {}
+    root = Path("/sys/class/video4linux")
+    if root.is_dir():
+        for entry in sorted(root.glob("video*")):
+            try:
+                index = int(entry.name[len("video"):])
+                names[index] = (entry / "name").read_text(encoding="utf-8", errors="replace").strip() or entry.name
+            except (ValueError, OSError):
+                continue
+    return {index: name for index, name in sorted(names.items()) if index < limit}

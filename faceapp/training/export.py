@@ -82,6 +82,8 @@ def export_model(backbone, out_dir: str | os.PathLike, *, thresholds: dict[str, 
     card = {
         "model_id": model_id,
         "architecture": "sface",
+        # A fine-tuned SFace is a derivative of the Apache-2.0 weights; the data's own terms add to it.
+        "license": "Apache-2.0 (derived from SFace); check the terms of the training data",
         "weights": weights.name,
         "weights_sha256": sha256_of(weights),
         "embedding_dim": int(backbone.output_shape[-1]),

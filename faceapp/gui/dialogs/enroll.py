@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from faceapp.errors import FaceAppError
 from faceapp.gui.asker import Asker
 from faceapp.gui.dialogs.saving import Saved, save_samples
+from faceapp.gui.i18n import translate
 from faceapp.gui.images import icon_from_bgr
 from faceapp.gui.video_view import VideoView
 from faceapp.gui.workers.controller import LiveController
@@ -42,7 +43,22 @@ from faceapp.storage.gallery import Gallery, normalize_name
 logger = logging.getLogger(__name__)
 
 THUMBNAIL = 72
-NO_CAMERA = "No camera picture: choose a working source in the main window, or use “Add from photos”."
+NO_CAMERA = QT_TRANSLATE_NOOP("EnrollDialog", "No camera picture: choose a working source in the main window, or use “Add from photos”.")
+#: The core's words for what is wrong with a sample (faceapp.vision.quality, faceapp.recognition.enrollment).
+PROBLEMS = (
+    QT_TRANSLATE_NOOP("Quality", "move closer"),
+    QT_TRANSLATE_NOOP("Quality", "too dark"),
+    QT_TRANSLATE_NOOP("Quality", "too bright"),
+    QT_TRANSLATE_NOOP("Quality", "hold still (image is blurred)"),
+    QT_TRANSLATE_NOOP("Quality", "turn to the camera"),
+    QT_TRANSLATE_NOOP("Quality", "no face in view"),
+    QT_TRANSLATE_NOOP("Quality", "one person at a time, please"),
+)
+
+
+def problem_text(problem: str) -> str:
+    """A sample's problems ("too dark; move closer") in the interface's language."""
+    return "; ".join(translate("Quality", part) for part in problem.split("; "))
 
 
 class EnrollDialog(QDialog):
@@ -59,7 +75,7 @@ class EnrollDialog(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Enroll from the camera")
+        self.setWindowTitle(self.tr("Enroll from the camera"))
         self._controller = controller
         self._gallery = gallery
         self._asker = asker
@@ -70,17 +86,17 @@ class EnrollDialog(QDialog):
         self.saved: Saved | None = None
 
         self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("the person's name")
+        self.name_edit.setPlaceholderText(self.tr("the person's name"))
         self.count_spin = QSpinBox()
         self.count_spin.setRange(1, 20)
         self.count_spin.setValue(sample_count)
         self.count_spin.valueChanged.connect(self._resize_samples)
         form = QFormLayout()
-        form.addRow("Name", self.name_edit)
-        form.addRow("Samples", self.count_spin)
+        form.addRow(self.tr("Name"), self.name_edit)
+        form.addRow(self.tr("Samples"), self.count_spin)
 
         self.preview = VideoView(minimum=QSize(400, 300))
-        self.status = QLabel("Type a name, look at the camera, then press “Start capture”.")
+        self.status = QLabel(self.tr("Type a name, look at the camera, then press “Start capture”."))
         self.status.setWordWrap(True)
         self.status.setMinimumHeight(36)
 
@@ -96,13 +112,13 @@ class EnrollDialog(QDialog):
         placeholder.fill(QColor(215, 215, 215))
         self._placeholder = QIcon(placeholder)
 
-        self.capture_button = QPushButton("Start capture")
+        self.capture_button = QPushButton(self.tr("Start capture"))
         self.capture_button.clicked.connect(self.toggle_capture)
-        self.retake_button = QPushButton("Retake selected")
+        self.retake_button = QPushButton(self.tr("Retake selected"))
         self.retake_button.clicked.connect(self.retake_selected)
-        self.save_button = QPushButton("Save")
+        self.save_button = QPushButton(self.tr("Save"))
         self.save_button.clicked.connect(self.save)
-        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button = QPushButton(self.tr("Cancel"))
         self.cancel_button.clicked.connect(self.reject)
         buttons = QHBoxLayout()
         for button in (self.capture_button, self.retake_button):
@@ -147,7 +163,7 @@ class EnrollDialog(QDialog):
     def toggle_capture(self) -> None:
         if self.capturing:
             self.capturing = False
-            self._say("Capture paused.")
+            self._say(self.tr("Capture paused."))
         else:
             try:
                 normalize_name(self.name_edit.text())
@@ -156,10 +172,11 @@ class EnrollDialog(QDialog):
                 self.name_edit.setFocus()
                 return
             if self.complete:
-                self._say("All samples are taken: select one and press “Retake selected”, or Save.")
+                self._say(self.tr("All samples are taken: select one and press “Retake selected”, or Save."))
                 return
             self.capturing = True
-            self._say(f"Capturing sample {self._next_slot() + 1} of {len(self.samples)}: look at the camera.")
+            self._say(self.tr("Capturing sample {number} of {total}: look at the camera.").format(
+                number=self._next_slot() + 1, total=len(self.samples)))
         self._update_buttons()
 
     def retake_selected(self) -> None:
@@ -184,7 +201,8 @@ class EnrollDialog(QDialog):
         total = len(self.samples)
         candidate = packet.candidate
         if candidate.sample is None:
-            self._say(f"Sample {slot + 1} of {total}: {candidate.problem}")
+            self._say(self.tr("Sample {number} of {total}: {problem}").format(number=slot + 1, total=total,
+                                                                             problem=problem_text(candidate.problem)))
             return
         now = time.monotonic()
         if now - self._last_accepted < self._min_interval_s:
@@ -194,14 +212,15 @@ class EnrollDialog(QDialog):
         self._refresh_thumbnails()
         if self.complete:
             self.capturing = False
-            self._say(f"All {total} samples taken. Save, or select one and retake it.")
+            self._say(self.tr("All {total} samples taken. Save, or select one and retake it.").format(total=total))
         else:
-            self._say(f"Sample {slot + 1} of {total} taken; move your head a little for the next one.")
+            self._say(self.tr("Sample {number} of {total} taken; move your head a little for the next one.").format(
+                number=slot + 1, total=total))
         self._update_buttons()
 
     def _on_source_status(self, status: SourceStatus) -> None:
         if status.state in (SourceState.FAILED, SourceState.STOPPED, SourceState.ENDED) and self._controller.latest is None:
-            self.preview.clear(NO_CAMERA)
+            self.preview.clear(translate("EnrollDialog", NO_CAMERA))
         self.preview.set_banner(status.message if status.state is SourceState.RECONNECTING else "")
 
     def _refresh_thumbnails(self) -> None:
@@ -211,24 +230,24 @@ class EnrollDialog(QDialog):
             item = QListWidgetItem(f"{number}")
             if sample is not None:
                 item.setIcon(icon_from_bgr(sample.face.image, THUMBNAIL))
-                item.setToolTip(f"quality {sample.quality.score:.2f}")
+                item.setToolTip(self.tr("quality {score:.2f}").format(score=sample.quality.score))
             else:
                 item.setIcon(self._placeholder)
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
-                item.setToolTip("not taken yet")
+                item.setToolTip(self.tr("not taken yet"))
             self.thumbnails.addItem(item)
             item.setSelected(number - 1 in selected and sample is not None)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        self.capture_button.setText("Stop capture" if self.capturing else "Start capture")
+        self.capture_button.setText(self.tr("Stop capture") if self.capturing else self.tr("Start capture"))
         self.retake_button.setEnabled(bool(self.thumbnails.selectedIndexes()))
         self.save_button.setEnabled(self.complete)
 
     # -- save / cancel ---------------------------------------------------------------------
     def save(self) -> None:
         if not self.complete:
-            self._say("Take all the samples first.")
+            self._say(self.tr("Take all the samples first."))
             return
         self.capturing = False
         try:
@@ -237,7 +256,7 @@ class EnrollDialog(QDialog):
             self._say(" ".join(str(error).split()))
             return
         if saved is None:
-            self._say("Not saved. Change the name, or press Save again.")
+            self._say(self.tr("Not saved. Change the name, or press Save again."))
             return
         self.saved = saved
         self.accept()

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QSize, Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -52,7 +52,8 @@ ZIP_FILTER = "FaceApp gallery (*.zip);;All files (*)"
 NAME, COUNT, ADDED = range(3)
 #: Item data role holding the initials drawn instead of a thumbnail ("" when a thumbnail is shown).
 INITIALS_ROLE = Qt.ItemDataRole.UserRole + 1
-ENCRYPT, PLAIN = "Encrypt with a passphrase", "Export without encryption"
+ENCRYPT = QT_TRANSLATE_NOOP("GalleryDialog", "Encrypt with a passphrase")
+PLAIN = QT_TRANSLATE_NOOP("GalleryDialog", "Export without encryption")
 
 
 def _when(timestamp: float) -> str:
@@ -66,7 +67,7 @@ class GalleryDialog(QDialog):
     def __init__(self, gallery: Gallery, asker: Asker, add_photos=None, poll_ms: int = 1000, jobs: JobRunner | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Gallery — {gallery.path}")
+        self.setWindowTitle(self.tr("Gallery — {path}").format(path=gallery.path))
         # Changes run off the GUI thread: on the window's gallery thread, or on our own.
         self._own_jobs = jobs is None
         self._jobs = jobs or JobRunner("faceapp-gallery-dialog", parent=self)
@@ -82,12 +83,12 @@ class GalleryDialog(QDialog):
         self.embeddings_only = False
 
         self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("Filter by name")
+        self.filter_edit.setPlaceholderText(self.tr("Filter by name"))
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.textChanged.connect(self._fill_table)
 
         self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["Name", "Templates", "Added"])
+        self.table.setHorizontalHeaderLabels([self.tr("Name"), self.tr("Templates"), self.tr("Added")])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -107,14 +108,14 @@ class GalleryDialog(QDialog):
         self.templates.setResizeMode(QListView.ResizeMode.Adjust)
         self.templates.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.templates.itemSelectionChanged.connect(self._update_buttons)
-        self.templates_label = QLabel("Templates")
+        self.templates_label = QLabel(self.tr("Templates"))
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.templates_label)
         right_layout.addWidget(self.templates, 1)
-        self.delete_template_button = QPushButton("Delete template")
+        self.delete_template_button = QPushButton(self.tr("Delete template"))
         self.delete_template_button.clicked.connect(self.delete_selected_templates)
         right_layout.addWidget(self.delete_template_button)
 
@@ -124,20 +125,20 @@ class GalleryDialog(QDialog):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
 
-        self.rename_button = QPushButton("Rename…")
+        self.rename_button = QPushButton(self.tr("Rename…"))
         self.rename_button.clicked.connect(self.rename_selected)
-        self.merge_button = QPushButton("Merge into…")
+        self.merge_button = QPushButton(self.tr("Merge into…"))
         self.merge_button.clicked.connect(self.merge_selected)
-        self.delete_button = QPushButton("Delete…")
+        self.delete_button = QPushButton(self.tr("Delete…"))
         self.delete_button.clicked.connect(self.delete_selected)
-        self.add_photos_button = QPushButton("Add photos…")
+        self.add_photos_button = QPushButton(self.tr("Add photos…"))
         self.add_photos_button.clicked.connect(self._on_add_photos)
         self.add_photos_button.setVisible(add_photos is not None)
-        self.import_button = QPushButton("Import…")
+        self.import_button = QPushButton(self.tr("Import…"))
         self.import_button.clicked.connect(self.import_archive)
-        self.export_button = QPushButton("Export…")
+        self.export_button = QPushButton(self.tr("Export…"))
         self.export_button.clicked.connect(self.export_archive)
-        close_button = QPushButton("Close")
+        close_button = QPushButton(self.tr("Close"))
         close_button.clicked.connect(self.accept)
         buttons = QHBoxLayout()
         for button in (self.rename_button, self.merge_button, self.delete_button, self.add_photos_button):
@@ -224,13 +225,14 @@ class GalleryDialog(QDialog):
         self.templates.clear()
         name = self.selected_name()
         person = next((p for p in self._people if p.name == name), None)
-        self.templates_label.setText(f"Templates of {name}" if person else "Templates (select a person)")
+        self.templates_label.setText(self.tr("Templates of {name}").format(name=name) if person else self.tr("Templates (select a person)"))
         if person is not None:
             for template in self._templates.get(person.id, []):
                 item = QListWidgetItem(_when(template.created_at)[5:])
                 self._set_icon(item, template.thumbnail, person.name, 80)
                 item.setData(Qt.ItemDataRole.UserRole, template.id)
-                item.setToolTip(f"from {template.source or 'unknown'}; quality {template.quality:.2f}")
+                item.setToolTip(self.tr("from {source}; quality {quality:.2f}").format(
+                    source=template.source or self.tr("unknown"), quality=template.quality))
                 self.templates.addItem(item)
         self._update_buttons()
 
@@ -262,7 +264,7 @@ class GalleryDialog(QDialog):
         """Run one gallery change off the GUI thread; then show its outcome (or its
         error) on one line and reload. ``on_error`` may handle an error itself (True)."""
         if self.busy:
-            self._say("Please wait: the last change is still being made.")
+            self._say(self.tr("Please wait: the last change is still being made."))
             return None
 
         def done(result: Any) -> None:
@@ -274,7 +276,7 @@ class GalleryDialog(QDialog):
         job_id = self._jobs.submit(action)
         self._job = (job_id, done, on_error)
         self._set_buttons_enabled(False)
-        self._say("Working…")
+        self._say(self.tr("Working…"))
         return job_id
 
     def _job_finished(self, job_id: int, result: Any) -> None:
@@ -322,74 +324,81 @@ class GalleryDialog(QDialog):
         name = self.selected_name()
         if name is None:
             return
-        new = self._asker.text(self, "Rename", f"New name for '{name}':", name)
+        new = self._asker.text(self, self.tr("Rename"), self.tr("New name for '{name}':").format(name=name), name)
         if new is None or new.strip() == name:
             return
-        self._change(lambda: self._gallery.rename(name, new), f"renamed '{name}' to '{new.strip()}'", lambda: self.select(new.strip()))
+        self._change(lambda: self._gallery.rename(name, new), self.tr("renamed '{old}' to '{new}'").format(old=name, new=new.strip()),
+                     lambda: self.select(new.strip()))
 
     def merge_selected(self) -> None:
         name = self.selected_name()
         if name is None:
             return
         others = [p.name for p in self._people if p.name != name]
-        target = self._asker.pick(self, "Merge", f"Move all templates of '{name}' to:", others)
+        target = self._asker.pick(self, self.tr("Merge"), self.tr("Move all templates of '{name}' to:").format(name=name), others)
         if target is None:
             return
-        if not self._asker.confirm(self, "Merge", f"Merge '{name}' into '{target}'? '{name}' will be removed."):
+        if not self._asker.confirm(self, self.tr("Merge"), self.tr("Merge '{name}' into '{target}'? '{name}' will be removed.").format(
+                name=name, target=target)):
             return
-        self._change(lambda: self._gallery.merge(name, target), f"merged '{name}' into '{target}'", lambda: self.select(target))
+        self._change(lambda: self._gallery.merge(name, target), self.tr("merged '{name}' into '{target}'").format(name=name, target=target),
+                     lambda: self.select(target))
 
     def delete_selected(self) -> None:
         name = self.selected_name()
         if name is None:
             return
         person = next(p for p in self._people if p.name == name)
-        question = f"Delete '{name}' and their {person.template_count} template(s)? This cannot be undone."
-        if not self._asker.confirm(self, "Delete person", question):
+        question = self.tr("Delete '{name}' and their {count} template(s)? This cannot be undone.").format(
+            name=name, count=person.template_count)
+        if not self._asker.confirm(self, self.tr("Delete person"), question):
             return
-        self._change(lambda: self._gallery.remove(name), f"deleted '{name}'")
+        self._change(lambda: self._gallery.remove(name), self.tr("deleted '{name}'").format(name=name))
 
     def delete_selected_templates(self) -> None:
         ids = [item.data(Qt.ItemDataRole.UserRole) for item in self.templates.selectedItems()]
         name = self.selected_name()
         if not ids or name is None:
             return
-        count = f"{len(ids)} template{'s' if len(ids) != 1 else ''}"
-        if not self._asker.confirm(self, "Delete templates", f"Delete {count} of '{name}'?"):
+        count = self.tr("1 template") if len(ids) == 1 else self.tr("{count} templates").format(count=len(ids))
+        if not self._asker.confirm(self, self.tr("Delete templates"), self.tr("Delete {count} of '{name}'?").format(count=count, name=name)):
             return
 
-        self._change(lambda: self._gallery.remove_templates([int(i) for i in ids]), f"deleted {count} of '{name}'",
+        self._change(lambda: self._gallery.remove_templates([int(i) for i in ids]), self.tr("deleted {count} of '{name}'").format(count=count, name=name),
                      lambda: self.select(name))
 
     def export_archive(self) -> None:
-        path = self._asker.save_file(self, "Export the gallery", "faceapp-gallery.zip", ZIP_FILTER)
+        path = self._asker.save_file(self, self.tr("Export the gallery"), "faceapp-gallery.zip", ZIP_FILTER)
         if not path:
             return
         answer = self._asker.choose(
-            self, "Export", "Encrypt the exported file? Anyone with the file can read an unencrypted export.", [ENCRYPT, PLAIN, "Cancel"]
+            self, self.tr("Export"), self.tr("Encrypt the exported file? Anyone with the file can read an unencrypted export."),
+            [self.tr(ENCRYPT), self.tr(PLAIN), self.tr("Cancel")]
         )
-        if answer not in (ENCRYPT, PLAIN):
+        if answer not in (self.tr(ENCRYPT), self.tr(PLAIN)):
             return
         passphrase = None
-        if answer == ENCRYPT:
+        if answer == self.tr(ENCRYPT):
             try:
-                passphrase = ask_new_passphrase(self._asker, self, "Encrypt the export", "Passphrase for the exported file")
+                passphrase = ask_new_passphrase(self._asker, self, self.tr("Encrypt the export"), self.tr("Passphrase for the exported file"))
             except Cancelled:
                 return
             except FaceAppError as error:  # empty, or the two differ
                 self._say(error)
                 return
-        done = f"exported {len(self._people)} people to {path}" + (" (encrypted)" if passphrase else "")
+        done = (self.tr("exported {count} people to {path} (encrypted)") if passphrase else
+                self.tr("exported {count} people to {path}")).format(count=len(self._people), path=path)
         self._change(lambda: export_gallery(self._gallery, path, passphrase=passphrase), done)
 
     def import_archive(self) -> None:
-        path = self._asker.open_file(self, "Import a gallery", ZIP_FILTER)
+        path = self._asker.open_file(self, self.tr("Import a gallery"), ZIP_FILTER)
         if not path:
             return
         on_conflict = "error"
         if self._people:
-            merge, skip = "Merge their templates", "Skip that person"
-            answer = self._asker.choose(self, "Import", "When a name in the file is already in the gallery:", [merge, skip, "Cancel"])
+            merge, skip = self.tr("Merge their templates"), self.tr("Skip that person")
+            answer = self._asker.choose(self, self.tr("Import"), self.tr("When a name in the file is already in the gallery:"),
+                                        [merge, skip, self.tr("Cancel")])
             if answer not in (merge, skip):
                 return
             on_conflict = "merge" if answer == merge else "skip"
@@ -399,20 +408,20 @@ class GalleryDialog(QDialog):
         """Import ``path`` as a job; an encrypted file's passphrase is asked again while wrong."""
         passphrase = None
         if archive_is_encrypted(path):
-            label = "This file is encrypted. Passphrase:"
-            passphrase = self._asker.password(self, "Import", f"{problem}\n\n{label}" if problem else label)
+            label = self.tr("This file is encrypted. Passphrase:")
+            passphrase = self._asker.password(self, self.tr("Import"), f"{problem}\n\n{label}" if problem else label)
             if passphrase is None:
                 return
 
         def summary(result) -> str:
-            return (f"imported {result.people_added} new people, merged {result.people_merged}, "
-                    f"skipped {result.people_skipped}; {result.templates_added} template(s) added")
+            return self.tr("imported {added} new people, merged {merged}, skipped {skipped}; {templates} template(s) added").format(
+                added=result.people_added, merged=result.people_merged, skipped=result.people_skipped, templates=result.templates_added)
 
         def wrong_passphrase(error: BaseException) -> bool:
             if not isinstance(error, PassphraseError) or passphrase is None:
                 return False
-            again = "Wrong passphrase." if passphrase else "The passphrase cannot be empty."
-            self._say(f"{again} Nothing was imported.")
+            again = self.tr("Wrong passphrase.") if passphrase else self.tr("The passphrase cannot be empty.")
+            self._say(self.tr("{problem} Nothing was imported.").format(problem=again))
             self._import(path, on_conflict, again)
             return True
 

@@ -57,7 +57,7 @@ class PhotosDialog(QDialog):
 
     def __init__(self, controller: LiveController, gallery: Gallery, asker: Asker, name: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Add from photos")
+        self.setWindowTitle(self.tr("Add from photos"))
         self._controller = controller
         self._gallery = gallery
         self._asker = asker
@@ -68,19 +68,19 @@ class PhotosDialog(QDialog):
         self.name_combo.setEditable(True)
         self.name_combo.addItems([person.name for person in gallery.people()])
         self.name_combo.setCurrentText(name)
-        self.name_combo.lineEdit().setPlaceholderText("a new name, or choose someone enrolled")
+        self.name_combo.lineEdit().setPlaceholderText(self.tr("a new name, or choose someone enrolled"))
         self.files = QListWidget()
-        self.choose_button = QPushButton("Choose photos…")
+        self.choose_button = QPushButton(self.tr("Choose photos…"))
         self.choose_button.clicked.connect(self.choose_photos)
-        self.add_button = QPushButton("Add")
+        self.add_button = QPushButton(self.tr("Add"))
         self.add_button.clicked.connect(self.add)
-        self.close_button = QPushButton("Close")
+        self.close_button = QPushButton(self.tr("Close"))
         self.close_button.clicked.connect(self.reject)
-        self.status = QLabel("One face per photo; the person alone.")
+        self.status = QLabel(self.tr("One face per photo; the person alone."))
         self.status.setWordWrap(True)
 
         form = QFormLayout()
-        form.addRow("Person", self.name_combo)
+        form.addRow(self.tr("Person"), self.name_combo)
         buttons = QHBoxLayout()
         buttons.addWidget(self.choose_button)
         buttons.addStretch(1)
@@ -104,7 +104,7 @@ class PhotosDialog(QDialog):
         self.files.addItems([str(p) for p in paths])
 
     def choose_photos(self) -> None:
-        paths = self._asker.open_files(self, "Choose photos of this person", IMAGE_FILTER)
+        paths = self._asker.open_files(self, self.tr("Choose photos of this person"), IMAGE_FILTER)
         if paths:
             self.set_paths(paths)
 
@@ -116,10 +116,10 @@ class PhotosDialog(QDialog):
             return
         paths = self.paths()
         if not paths:
-            self.status.setText("Choose one or more photos first.")
+            self.status.setText(self.tr("Choose one or more photos first."))
             return
         self._busy(True)
-        self.status.setText(f"Reading {len(paths)} photo{'s' if len(paths) != 1 else ''}…")
+        self.status.setText(self.tr("Reading 1 photo…") if len(paths) == 1 else self.tr("Reading {count} photos…").format(count=len(paths)))
         self._job = self._controller.submit(photos_job(paths))
 
     def _busy(self, busy: bool) -> None:
@@ -137,7 +137,7 @@ class PhotosDialog(QDialog):
             self.status.setText(" ".join(str(error).split()))
             return
         if saved is None:
-            self.status.setText("Not saved.")
+            self.status.setText(self.tr("Not saved."))
             return
         self.saved = saved
         logger.info("%s from %s", saved.message, ", ".join(Path(p).name for p in self.paths()))

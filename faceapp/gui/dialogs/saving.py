@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from PySide6.QtWidgets import QWidget
 
 from faceapp.gui.asker import Asker
+from faceapp.gui.i18n import translate
 from faceapp.recognition.enrollment import Sample, likely_person, stack_embeddings
 from faceapp.recognition.pipeline import Recognizer
 from faceapp.storage.gallery import Gallery, Person, normalize_name
@@ -46,28 +47,30 @@ def save_samples(
     if not samples:
         raise ValueError("no samples to save")
     templates = [sample.template(recognizer.embedder.model_id) for sample in samples]
-    count = f"{len(templates)} sample{'s' if len(templates) != 1 else ''}"
+    count = (translate("Saving", "1 sample") if len(templates) == 1 else
+             translate("Saving", "{count} samples").format(count=len(templates)))
     if any(person.name == name for person in gallery.people()):
-        add = f"Add to '{name}'"
-        answer = asker.choose(parent, "Already enrolled", f"'{name}' is already in the gallery. Add these {count} to '{name}'?", [add, "Cancel"])
+        add = translate("Saving", "Add to '{name}'").format(name=name)
+        question = translate("Saving", "'{name}' is already in the gallery. Add these {count} to '{name}'?").format(name=name, count=count)
+        answer = asker.choose(parent, translate("Saving", "Already enrolled"), question, [add, translate("Saving", "Cancel")])
         if answer != add:
             return None
         person = gallery.add_templates(name, templates)
-        return Saved(person, f"added {count} to '{person.name}' (now {person.template_count})")
+        return Saved(person, translate("Saving", "added {count} to '{name}' (now {total})").format(
+            count=count, name=person.name, total=person.template_count))
     similar = likely_person(recognizer.matcher(), stack_embeddings(samples))
     if similar is not None:
-        add, create = f"Add to '{similar}'", f"Create '{name}' anyway"
-        answer = asker.choose(
-            parent,
-            "Already enrolled?",
-            f"This face matches '{similar}' in the gallery. Add these {count} to '{similar}', or create '{name}' anyway?",
-            [add, create, "Cancel"],
-        )
+        add = translate("Saving", "Add to '{name}'").format(name=similar)
+        create = translate("Saving", "Create '{name}' anyway").format(name=name)
+        question = translate("Saving", "This face matches '{similar}' in the gallery. Add these {count} to '{similar}', "
+                                       "or create '{name}' anyway?").format(similar=similar, count=count, name=name)
+        answer = asker.choose(parent, translate("Saving", "Already enrolled?"), question, [add, create, translate("Saving", "Cancel")])
         if answer == add:
             person = gallery.add_templates(similar, templates)
-            return Saved(person, f"added {count} to '{person.name}' (now {person.template_count})")
+            return Saved(person, translate("Saving", "added {count} to '{name}' (now {total})").format(
+                count=count, name=person.name, total=person.template_count))
         if answer != create:
             return None
     person = gallery.add_person(name, templates)
     logger.info("enrolled %r with %d template(s)", person.name, person.template_count)
-    return Saved(person, f"enrolled '{person.name}' with {count}")
+    return Saved(person, translate("Saving", "enrolled '{name}' with {count}").format(name=person.name, count=count))

@@ -32,7 +32,7 @@ class SourcePickerDialog(QDialog):
 
     def __init__(self, asker: Asker, current: SourceSpec | None = None, loop: bool = True, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Choose a source")
+        self.setWindowTitle(self.tr("Choose a source"))
         self.setMinimumWidth(480)
         self._asker = asker
         self.spec: SourceSpec | None = None
@@ -41,7 +41,7 @@ class SourcePickerDialog(QDialog):
         self.buttons_by_kind: dict[str, QRadioButton] = {}
         group = QButtonGroup(self)
         grid = QGridLayout()
-        labels = {"webcam": "Webcam", "file": "Video file", "url": "Stream URL", "folder": "Image folder"}
+        labels = {"webcam": self.tr("Webcam"), "file": self.tr("Video file"), "url": self.tr("Stream URL"), "folder": self.tr("Image folder")}
         for row, kind in enumerate(KINDS):
             button = QRadioButton(labels[kind])
             group.addButton(button)
@@ -50,7 +50,7 @@ class SourcePickerDialog(QDialog):
 
         self.webcam_index = QSpinBox()
         self.webcam_index.setRange(0, 63)
-        self.webcam_index.setPrefix("index ")
+        self.webcam_index.setPrefix(self.tr("index "))
         grid.addWidget(self.webcam_index, 0, 1)
 
         self.file_path = QLineEdit()
@@ -58,14 +58,14 @@ class SourcePickerDialog(QDialog):
         grid.addLayout(self._with_browse(self.file_path, self._browse_file), 1, 1)
 
         self.url = QLineEdit()
-        self.url.setPlaceholderText("rtsp://camera.local/stream or http://…")
+        self.url.setPlaceholderText(self.tr("rtsp://camera.local/stream or http://…"))
         grid.addWidget(self.url, 2, 1)
 
         self.folder_path = QLineEdit()
         self.folder_path.setPlaceholderText("/path/to/photos")
         grid.addLayout(self._with_browse(self.folder_path, self._browse_folder), 3, 1)
 
-        self.loop_box = QCheckBox("Loop video files and folders (else stop at the end)")
+        self.loop_box = QCheckBox(self.tr("Loop video files and folders (else stop at the end)"))
         self.loop_box.setChecked(loop)
 
         self.error = QLabel()
@@ -91,7 +91,7 @@ class SourcePickerDialog(QDialog):
     def _with_browse(self, edit: QLineEdit, handler) -> QHBoxLayout:
         row = QHBoxLayout()
         row.addWidget(edit)
-        button = QPushButton("Browse…")
+        button = QPushButton(self.tr("Browse…"))
         button.clicked.connect(handler)
         row.addWidget(button)
         return row
@@ -108,13 +108,13 @@ class SourcePickerDialog(QDialog):
             {"file": self.file_path, "url": self.url, "folder": self.folder_path}[kind].setText(spec.value)
 
     def _browse_file(self) -> None:
-        path = self._asker.open_file(self, "Open a video file", VIDEO_FILTER)
+        path = self._asker.open_file(self, self.tr("Open a video file"), VIDEO_FILTER)
         if path:
             self.file_path.setText(path)
             self.buttons_by_kind["file"].setChecked(True)
 
     def _browse_folder(self) -> None:
-        path = self._asker.folder(self, "Choose a folder of images", self.folder_path.text())
+        path = self._asker.folder(self, self.tr("Choose a folder of images"), self.folder_path.text())
         if path:
             self.folder_path.setText(path)
             self.buttons_by_kind["folder"].setChecked(True)
@@ -129,12 +129,13 @@ class SourcePickerDialog(QDialog):
             return SourceSpec("webcam", str(self.webcam_index.value()))
         text = {"file": self.file_path, "url": self.url, "folder": self.folder_path}[kind].text().strip()
         if not text:
-            raise SourceError({"file": "choose a video file", "url": "type a stream URL", "folder": "choose an image folder"}[kind])
+            raise SourceError({"file": self.tr("choose a video file"), "url": self.tr("type a stream URL"),
+                               "folder": self.tr("choose an image folder")}[kind])
         if kind == "url" and "://" not in text:
-            raise SourceError(f"{text}: a stream URL looks like rtsp://host/path or http://host/path")
+            raise SourceError(self.tr("{text}: a stream URL looks like rtsp://host/path or http://host/path").format(text=text))
         spec = SourceSpec.parse(text)
         if spec.kind != kind and not (kind == "file" and spec.kind == "device"):
-            raise SourceError(f"{text}: not a {'folder' if kind == 'folder' else 'file'}")
+            raise SourceError((self.tr("{text}: not a folder") if kind == "folder" else self.tr("{text}: not a file")).format(text=text))
         return spec
 
     def accept(self) -> None:

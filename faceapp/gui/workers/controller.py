@@ -179,6 +179,14 @@ class LiveController(QObject):
         if self._capture is not None:
             self._capture.worker.set_loop(self._loop)  # type: ignore[union-attr]
 
+    @property
+    def tracking(self) -> bool:
+        """Whether faces are followed across frames (vote-stable names)."""
+        return self._recognition_worker().tracking
+
+    def set_tracking(self, enabled: bool) -> None:
+        self._recognition_worker().tracking = bool(enabled)
+
     # -- enrollment and jobs ---------------------------------------------------------------
     def set_enrollment(self, enabled: bool) -> None:
         """Ask the recognition worker to judge every frame as an enrollment sample."""

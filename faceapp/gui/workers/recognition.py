@@ -95,6 +95,8 @@ class RecognitionWorker(QObject):
         self.generation = 0
         #: When True, every packet carries an enrollment :class:`Candidate`.
         self.enrollment = False
+        #: When False, every face of every frame is recognised on its own (no tracking).
+        self.tracking = True
 
     # -- control, from any thread ---------------------------------------------------
     def stop(self) -> None:
@@ -127,7 +129,7 @@ class RecognitionWorker(QObject):
 
     def _process(self, frame: CapturedFrame) -> None:
         try:
-            if self.enrollment:  # each sample needs this very frame's embedding
+            if self.enrollment or not self.tracking:  # each enrollment sample needs this very frame's embedding
                 result = self._recognizer.process(frame.image)
             else:
                 if frame.generation != self._live_generation:  # another source: new tracks

@@ -1,0 +1,182 @@
+"""The settings dialog: camera and capture size, threshold preset, minimum face size,
+tracking, privacy, the gallery's location and the interface language.
+
+The dialog edits a :class:`SettingsChoice` and returns it; the main window applies it
+(:meth:`~faceapp.gui.main_window.MainWindow.apply_settings`) and keeps it with the
+app's settings (QSettings), so the dialog itself changes nothing until OK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceapp.gui.asker import Asker
+from faceapp.gui.i18n import available_languages
+from faceapp.media.privacy import BLUR_CHOICES
+
+CAPTURE_SIZES: tuple[tuple[int, int] | None, ...] = (None, (640, 480), (1280, 720), (1920, 1080))
+GALLERY_FILTER = "FaceApp gallery (*.sqlite3 *.db);;All files (*)"
+
+
+@dataclass(frozen=True)
+class SettingsChoice:
+    """What the dialog shows and returns."""
+
+    camera: int
+    capture_size: tuple[int, int] | None
+    threshold: float
+    min_face_size: int
+    tracking: bool
+    embeddings_only: bool
+    snapshot_blur: str
+    gallery_path: Path
+    language: str | None  # None: the system's
+
+
+def camera_list(limit: int = 10) -> list[tuple[int, str]]:
+    """``(index, name)`` of the cameras: named by QtMultimedia where it is installed,
+    else by the system (Linux), else just the first few indexes."""
+    try:
+        from PySide6.QtMultimedia import QMediaDevices
+
+        devices = QMediaDevices.videoInputs()
+        if devices:
+            return [(index, device.description()) for index, device in enumerate(devices[:limit])]
+    except ImportError:
+        pass
+    from faceapp.media.sources import camera_names
+
+    named = camera_names(limit)
+    return list(named.items()) if named else [(index, "") for index in range(4)]
+
+
+class SettingsDialog(QDialog):
+    """Edits a :class:`SettingsChoice`; :attr:`choice` holds the answer once accepted."""
+
+    def __init__(self, current: SettingsChoice, presets: dict[str, float], asker: Asker, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Settings"))
+        self._asker = asker
+        self._current = current
+        self.choice: SettingsChoice | None = None
+
+        self.camera = QComboBox()
+        cameras = camera_list()
+        if current.camera not in [index for index, _ in cameras]:
+            cameras.append((current.camera, ""))
+        for index, name in cameras:
+            label = self.tr("Camera {index}").format(index=index) + (f" — {name}" if name else "")
+            self.camera.addItem(label, index)
+        self.camera.setCurrentIndex(self.camera.findData(current.camera))
+        self.capture = QComboBox()
+        sizes = list(CAPTURE_SIZES) + ([current.capture_size] if current.capture_size not in CAPTURE_SIZES else [])
+        self._sizes = sizes
+        for size in sizes:
+            self.capture.addItem(self.tr("The camera's own") if size is None else f"{size[0]} × {size[1]}")
+        self.capture.setCurrentIndex(sizes.index(current.capture_size))
+
+        self.threshold = QComboBox()
+        names = {"strict": self.tr("Strict"), "balanced": self.tr("Balanced"), "lenient": self.tr("Lenient")}
+        for name, value in presets.items():
+            self.threshold.addItem(f"{names.get(name, name)} ({value:.3f})", value)
+        if all(abs(value - current.threshold) > 1e-6 for value in presets.values()):
+            self.threshold.addItem(self.tr("Custom ({value:.3f})").format(value=current.threshold), current.threshold)
+        self.threshold.setCurrentIndex(next(i for i in range(self.threshold.count())
+                                            if abs(self.threshold.itemData(i) - current.threshold) < 1e-6))
+        self.min_face = QSpinBox()
+        self.min_face.setRange(0, 1000)
+        self.min_face.setSuffix(self.tr(" px"))
+        self.min_face.setValue(current.min_face_size)
+        self.min_face.setToolTip(self.tr("Faces smaller than this, in pixels, are ignored"))
+        self.tracking = QCheckBox(self.tr("Follow faces across frames (steadier names, less work)"))
+        self.tracking.setChecked(current.tracking)
+
+        self.embeddings_only = QCheckBox(self.tr("Embeddings only: store no face images (deletes every thumbnail)"))
+        self.embeddings_only.setChecked(current.embeddings_only)
+        self.blur = QComboBox()
+        blur_names = {"none": self.tr("No faces"), "unknown": self.tr("Unknown faces"), "all": self.tr("All faces")}
+        for choice in BLUR_CHOICES:
+            self.blur.addItem(blur_names[choice], choice)
+        self.blur.setCurrentIndex(self.blur.findData(current.snapshot_blur))
+
+        self.gallery = QLineEdit(str(current.gallery_path))
+        browse = QPushButton(self.tr("Choose…"))
+        browse.clicked.connect(self._browse_gallery)
+        gallery_row = QHBoxLayout()
+        gallery_row.addWidget(self.gallery, 1)
+        gallery_row.addWidget(browse)
+
+        self.language = QComboBox()
+        self.language.addItem(self.tr("The system's"), None)
+        for code, name in available_languages().items():
+            self.language.addItem(name, code)
+        self.language.setCurrentIndex(max(0, self.language.findData(current.language)))
+        self.language.setToolTip(self.tr("Applies when FaceApp starts again"))
+
+        video = QGroupBox(self.tr("Camera"))
+        video_form = QFormLayout(video)
+        video_form.addRow(self.tr("Webcam"), self.camera)
+        video_form.addRow(self.tr("Capture size"), self.capture)
+        recognition = QGroupBox(self.tr("Recognition"))
+        recognition_form = QFormLayout(recognition)
+        recognition_form.addRow(self.tr("Threshold"), self.threshold)
+        recognition_form.addRow(self.tr("Minimum face size"), self.min_face)
+        recognition_form.addRow("", self.tracking)
+        privacy = QGroupBox(self.tr("Privacy"))
+        privacy_form = QFormLayout(privacy)
+        privacy_form.addRow("", self.embeddings_only)
+        privacy_form.addRow(self.tr("Blur in snapshots"), self.blur)
+        general = QGroupBox(self.tr("Gallery and language"))
+        general_form = QFormLayout(general)
+        general_form.addRow(self.tr("Gallery file"), gallery_row)
+        general_form.addRow(self.tr("Language"), self.language)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        for group in (video, recognition, privacy, general):
+            layout.addWidget(group)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(560)
+
+    def _browse_gallery(self) -> None:
+        path = self._asker.save_file(self, self.tr("Gallery file (an existing one, or a new name)"), self.gallery.text(), GALLERY_FILTER)
+        if path:
+            self.gallery.setText(path)
+
+    def chosen(self) -> SettingsChoice:
+        """The form's values."""
+        text = self.gallery.text().strip()
+        return replace(
+            self._current,
+            camera=int(self.camera.currentData()),
+            capture_size=self._sizes[self.capture.currentIndex()],
+            threshold=float(self.threshold.currentData()),
+            min_face_size=int(self.min_face.value()),
+            tracking=self.tracking.isChecked(),
+            embeddings_only=self.embeddings_only.isChecked(),
+            snapshot_blur=str(self.blur.currentData()),
+            gallery_path=Path(text).expanduser() if text else self._current.gallery_path,
+            language=self.language.currentData(),
+        )
+
+    def accept(self) -> None:
+        self.choice = self.chosen()
+        super().accept()

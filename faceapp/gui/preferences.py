@@ -1,0 +1,79 @@
+"""Applying the settings dialog's choices to the running app, and keeping them.
+
+:func:`current_choice` reads what the app does now; :func:`apply_choice` makes the app do
+what was chosen: the webcam and capture size (the webcam in view is reopened), the
+threshold, the minimum face size, tracking, embeddings-only mode and snapshot blur
+(through the Privacy menu, which asks before deleting thumbnails), the gallery (opened,
+asking for its passphrase, and swapped in), and the language (from the next start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from faceapp.errors import FaceAppError
+from faceapp.gui.dialogs.settings import SettingsChoice
+from faceapp.gui.i18n import translate
+from faceapp.media.sources import SourceSpec
+
+if TYPE_CHECKING:
+    from faceapp.gui.main_window import MainWindow
+
+logger = logging.getLogger(__name__)
+
+
+def current_choice(window: MainWindow) -> SettingsChoice:
+    """What the app does now, as the settings dialog shows it."""
+    try:
+        embeddings_only = window.gallery.embeddings_only
+    except FaceAppError:
+        embeddings_only = window.privacy.embeddings_only_action.isChecked()
+    return SettingsChoice(
+        camera=window.settings.camera,
+        capture_size=window.settings.capture_size,
+        threshold=window.recognizer.threshold,
+        min_face_size=window.recognizer.detector.config.min_face_size,
+        tracking=window.controller.tracking,
+        embeddings_only=embeddings_only,
+        snapshot_blur=window.settings.snapshot_blur,
+        gallery_path=Path(window.gallery.path),
+        language=window.settings.language,
+    )
+
+
+def set_min_face_size(recognizer, value: int) -> None:
+    """Faces smaller than ``value`` pixels are ignored from the next frame on (the
+    detector's configuration is one immutable object, swapped whole)."""
+    detector = recognizer.detector
+    detector.config = dataclasses.replace(detector.config, min_face_size=int(value))
+
+
+def apply_choice(window: MainWindow, choice: SettingsChoice) -> None:
+    """Make the running app follow ``choice``, and remember it."""
+    before = current_choice(window)
+    settings = window.settings
+    settings.camera, settings.capture_size = choice.camera, choice.capture_size
+    spec = window.controller.spec
+    if spec is not None and spec.kind == "webcam" and (choice.camera, choice.capture_size) != (before.camera, before.capture_size):
+        window.open_spec(SourceSpec("webcam", str(choice.camera)))
+    if abs(choice.threshold - before.threshold) > 1e-9:
+        window.set_threshold(choice.threshold)
+    if choice.min_face_size != before.min_face_size:
+        set_min_face_size(window.recognizer, choice.min_face_size)
+        settings.min_face_size = choice.min_face_size
+    if choice.tracking != before.tracking:
+        window.controller.set_tracking(choice.tracking)
+        settings.tracking = choice.tracking
+    if choice.snapshot_blur != before.snapshot_blur:
+        window.privacy.set_blur(choice.snapshot_blur)
+    if choice.embeddings_only != before.embeddings_only:
+        window.privacy.set_embeddings_only(choice.embeddings_only)
+    if choice.language != before.language:
+        settings.language = choice.language
+        window.say(translate("Preferences", "The language changes when FaceApp starts again."))
+    moved = choice.gallery_path.expanduser().resolve() != Path(before.gallery_path).expanduser().resolve()
+    if moved and window.privacy.switch_gallery(choice.gallery_path):
+        settings.gallery_path = choice.gallery_path
