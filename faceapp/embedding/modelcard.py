@@ -37,6 +37,7 @@ class EmbeddingCard:
     threshold_presets: dict[str, float]
     default_preset: str
     license: str = "not stated"
+    open_set: dict | None = None  # the open-set calibration (faceapp.recognition.decision)
 
     @property
     def default_threshold(self) -> float:
@@ -91,6 +92,7 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
             threshold_presets=presets,
             default_preset=str(thresholds["default"]),
             license=str(data.get("license", "not stated")),
+            open_set=data.get("open_set") if isinstance(data.get("open_set"), dict) else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:  # e.g. presets not a mapping
         raise ModelError(f"model card {path} is malformed: {error!r}") from None

@@ -1,8 +1,11 @@
 """Open-set matching of embeddings against the gallery: one matrix product.
 
 Each person may have several templates; a person's score for a query is the best of
-their templates' cosine similarities. The decision is open-set: the best person is
-named only if their score reaches the threshold, otherwise the face is "unknown".
+their templates' cosine similarities. The decision is open-set and per person: the
+best-scoring person is named only if their score reaches *their* threshold (see
+:mod:`faceapp.recognition.decision`) and the face is not nearer to one of their
+*negative* templates (photos marked "not this person", e.g. a look-alike) than to their
+positive ones; otherwise the next person that passes is taken, else "unknown".
 """
 
 from __future__ import annotations
@@ -12,76 +15,130 @@ import numpy as np
 from faceapp.types import Match
 
 
+def _reduce_max(scores: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    return np.maximum.reduceat(scores, starts, axis=1) if scores.shape[1] else scores
+
+
 class Matcher:
     """Matches unit embeddings against a fixed set of templates.
 
-    ``embeddings``: float32 ``(N, D)`` unit rows; ``person_index``: int ``(N,)`` indices into
-    ``names``. Build a new Matcher when the gallery changes (cheap).
+    ``embeddings``: float32 ``(N, D)`` unit rows; ``person_index``: int ``(N,)`` indices
+    into ``names``. ``threshold``: one number, or float ``(len(names),)`` per person.
+    ``negatives`` / ``negative_index``: float32 ``(M, D)`` templates that are *not* the
+    person ``negative_index`` names. Build a new Matcher when the gallery changes (cheap).
+    ``threshold`` (the attribute) is the gallery-level threshold, for display.
     """
 
-    def __init__(self, embeddings: np.ndarray, person_index: np.ndarray, names: tuple[str, ...] | list[str], threshold: float):
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        person_index: np.ndarray,
+        names: tuple[str, ...] | list[str],
+        threshold: float | np.ndarray,
+        *,
+        gallery_threshold: float | None = None,
+        negatives: np.ndarray | None = None,
+        negative_index: np.ndarray | None = None,
+    ):
         embeddings = np.asarray(embeddings, np.float32)
         person_index = np.asarray(person_index, np.int64)
         if embeddings.ndim != 2 or len(embeddings) != len(person_index):
             raise ValueError(f"embeddings {embeddings.shape} and person_index {person_index.shape} disagree")
         if len(person_index) and (person_index.min() < 0 or person_index.max() >= len(names)):
             raise ValueError("person_index points outside names")
+        self.names = tuple(names)
         order = np.argsort(person_index, kind="stable")
         self._embeddings = embeddings[order]
-        sorted_index = person_index[order]
         # Start of each present person's run of rows, for np.maximum.reduceat.
-        self._people, self._starts = np.unique(sorted_index, return_index=True)
-        self.names = tuple(names)
-        self.threshold = float(threshold)
+        self._people, self._starts = np.unique(person_index[order], return_index=True)
+        per_person = np.broadcast_to(np.asarray(threshold, np.float32), (len(self.names),)).astype(np.float32)
+        self._thresholds = per_person[self._people] if len(self._people) else np.zeros(0, np.float32)
+        if gallery_threshold is not None:
+            self.threshold = float(gallery_threshold)
+        elif np.ndim(threshold) == 0:
+            self.threshold = float(threshold)
+        else:
+            self.threshold = float(np.median(per_person)) if len(per_person) else 0.0
+        # Negatives, as rows of the same product, mapped to the present people's columns.
+        self._negatives = np.zeros((0, embeddings.shape[1] if embeddings.ndim == 2 else 0), np.float32)
+        self._negative_columns = np.zeros(0, np.int64)
+        if negatives is not None and len(negatives):
+            negative_index = np.asarray(negative_index, np.int64)
+            column_of = {int(person): column for column, person in enumerate(self._people)}
+            keep = np.array([int(p) in column_of for p in negative_index], bool)
+            self._negatives = np.asarray(negatives, np.float32)[keep]
+            self._negative_columns = np.array([column_of[int(p)] for p in negative_index[keep]], np.int64)
 
     @classmethod
     def empty(cls, dim: int, threshold: float) -> Matcher:
-        return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64), (), threshold)
+        return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64), (), threshold, gallery_threshold=threshold)
 
     @property
     def person_count(self) -> int:
         return len(self._people)
 
-    def person_scores(self, queries: np.ndarray) -> np.ndarray:
-        """float32 ``(Q, P)``: each query's best similarity to each present person, in
-        the order of :attr:`present_names`."""
-        queries = np.asarray(queries, np.float32)
-        if queries.ndim != 2:
-            raise ValueError(f"queries must be (Q, D), got {queries.shape}")
-        if not len(self._people) or not len(queries):
-            return np.zeros((len(queries), len(self._people)), np.float32)
-        template_scores = queries @ self._embeddings.T
-        return np.maximum.reduceat(template_scores, self._starts, axis=1)
-
     @property
     def present_names(self) -> tuple[str, ...]:
         return tuple(self.names[i] for i in self._people)
 
+    @property
+    def person_thresholds(self) -> np.ndarray:
+        """float32 ``(P,)``: each present person's threshold, in :attr:`present_names` order."""
+        return self._thresholds
+
+    def person_scores(self, queries: np.ndarray) -> np.ndarray:
+        """float32 ``(Q, P)``: each query's best similarity to each present person, in
+        the order of :attr:`present_names`."""
+        return self._scores(queries)[0]
+
+    def _scores(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(positive scores, vetoed)``, both ``(Q, P)``: vetoed where a person's best
+        negative template is at least as similar as their best positive one."""
+        queries = np.asarray(queries, np.float32)
+        if queries.ndim != 2:
+            raise ValueError(f"queries must be (Q, D), got {queries.shape}")
+        if not len(self._people) or not len(queries):
+            empty = np.zeros((len(queries), len(self._people)), np.float32)
+            return empty, empty.astype(bool)
+        if len(self._negatives):
+            both = queries @ np.concatenate([self._embeddings, self._negatives]).T  # one product
+            positive = _reduce_max(both[:, : len(self._embeddings)], self._starts)
+            negative = np.full_like(positive, -np.inf)
+            np.maximum.at(negative.T, self._negative_columns, both[:, len(self._embeddings):].T)
+            return positive, negative >= positive
+        positive = _reduce_max(queries @ self._embeddings.T, self._starts)
+        return positive, np.zeros(positive.shape, bool)
+
     def match(self, queries: np.ndarray, unique: bool = True) -> list[Match]:
         """Decide each query. With ``unique``, one name is given to at most one query
         (faces of the same frame): the strongest claim wins and the other face falls
-        back to its next person above the threshold, else "unknown"."""
-        scores = self.person_scores(queries)
+        back to its next person that passes, else "unknown"."""
+        scores, vetoed = self._scores(queries)
         names = self.present_names
+        passing = (scores >= self._thresholds[None]) & ~vetoed
         results: list[Match] = []
-        for row in scores:
+        for row, ok in zip(scores, passing):
             if not len(row):
                 results.append(Match(None, 0.0, None, 0.0, self.threshold))
                 continue
             order = np.argsort(-row)
             best = float(row[order[0]])
             second = float(row[order[1]]) if len(row) > 1 else 0.0
-            results.append(Match(names[order[0]] if best >= self.threshold else None, best, names[order[0]], best - second, self.threshold))
+            chosen = next((int(p) for p in order if ok[p]), None)
+            if chosen is None:
+                results.append(Match(None, best, names[order[0]], best - second, float(self._thresholds[order[0]])))
+            else:
+                results.append(Match(names[chosen], float(row[chosen]), names[order[0]], best - second, float(self._thresholds[chosen])))
         if unique and len(results) > 1:
-            results = self._make_unique(scores, results)
+            results = self._make_unique(scores, passing, results)
         return results
 
-    def _make_unique(self, scores: np.ndarray, results: list[Match]) -> list[Match]:
+    def _make_unique(self, scores: np.ndarray, passing: np.ndarray, results: list[Match]) -> list[Match]:
         names = self.present_names
         taken_people: set[int] = set()
         decided: dict[int, int | None] = {}
-        pairs = [(float(scores[q, p]), q, p) for q in range(scores.shape[0]) for p in range(scores.shape[1]) if scores[q, p] >= self.threshold]
-        for score, query, person in sorted(pairs, reverse=True):
+        pairs = [(float(scores[q, p]), q, p) for q, p in zip(*np.nonzero(passing))]
+        for _score, query, person in sorted(pairs, reverse=True):
             if query in decided or person in taken_people:
                 continue
             decided[query] = person
@@ -92,5 +149,6 @@ class Matcher:
             if person is None:
                 out.append(Match(None, match.similarity, match.best_name, match.margin, match.threshold))
             else:
-                out.append(Match(names[person], float(scores[query, person]), match.best_name, match.margin, match.threshold))
+                out.append(Match(names[person], float(scores[query, person]), match.best_name, match.margin,
+                                 float(self._thresholds[person])))
         return out

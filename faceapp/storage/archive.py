@@ -1,6 +1,6 @@
 """Export a gallery to one zip file, and import such a file into a gallery.
 
-Archive layout (format "faceapp-gallery", version 1)::
+Archive layout (format "faceapp-gallery", version 2)::
 
     manifest.json            see below
     embeddings/NNNN.npy      float32 (n, D) per person with n >= 1 templates (row i = template i)
@@ -8,12 +8,14 @@ Archive layout (format "faceapp-gallery", version 1)::
 
 manifest.json::
 
-    {"format": "faceapp-gallery", "version": 1, "model_id": str | null, "dim": int | null,
+    {"format": "faceapp-gallery", "version": 2, "model_id": str | null, "dim": int | null,
      "created_at": float,
-     "people": [{"name": str, "created_at": float,
+     "people": [{"name": str, "created_at": float, "threshold": float | null,
                  "templates": [{"id": int, "quality": float, "source": str, "created_at": float,
                                 "embedding_file": str, "embedding_row": int,
-                                "thumbnail": str | null}]}]}
+                                "thumbnail": str | null, "kind": "positive" | "negative"}]}]}
+
+Version 1 archives (no "kind", no "threshold") are read too.
 
 Importing validates the whole archive in memory (sizes are capped before anything is
 read; ``.npy`` headers are checked against the data before any array is allocated and
@@ -69,7 +71,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "faceapp-gallery"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: templates have a "kind" (positive/negative), people a "threshold"; 1 is still read
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 
 MAX_MEMBER_BYTES = 64 << 20  # uncompressed size of any one member
@@ -127,10 +130,12 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
                     "embedding_file": emb_name,
                     "embedding_row": row,
                     "thumbnail": thumb_name,
+                    "kind": t.kind,
                 }
             )
             next_id += 1
-        entries.append({"name": person.name, "created_at": person.created_at, "templates": tmpl_entries})
+        entries.append({"name": person.name, "created_at": person.created_at, "threshold": person.threshold,
+                        "templates": tmpl_entries})
 
     manifest = {
         "format": FORMAT_NAME,
@@ -338,8 +343,8 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
     if manifest.get("format") != FORMAT_NAME:
         raise _Bad(f"format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
     version = manifest.get("version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise _Bad(f"unsupported format version {version!r} (this FaceApp reads version {FORMAT_VERSION})")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise _Bad(f"unsupported format version {version!r} (this FaceApp reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     model_id = manifest.get("model_id")
     dim = manifest.get("dim")
     if model_id is not None and (not isinstance(model_id, str) or not model_id):
@@ -351,7 +356,7 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
         raise _Bad("people must be a list")
 
     # First pass: structure of every entry, and which rows of which .npy are used.
-    parsed: list[tuple[str, float, list[dict[str, Any]]]] = []
+    parsed: list[tuple[str, float, list[dict[str, Any]], float | None]] = []
     rows_used: dict[str, set[int]] = {}
     ids: set[int] = set()
     names: set[str] = set()
@@ -364,6 +369,9 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
             raise _Bad(f"the name {name!r} appears twice")
         names.add(name)
         created = _num(p.get("created_at"), f"created_at of {name!r}")
+        threshold = p.get("threshold")
+        if threshold is not None:
+            threshold = _num(threshold, f"threshold of {name!r}")
         tlist = p.get("templates")
         if not isinstance(tlist, list):
             raise _Bad(f"templates of {name!r} must be a list")
@@ -392,6 +400,9 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
             source = t.get("source", "")
             if not isinstance(source, str):
                 raise _Bad(f"source of {what} must be a string")
+            kind = t.get("kind", "positive")
+            if kind not in ("positive", "negative"):
+                raise _Bad(f"kind of {what} must be 'positive' or 'negative', not {kind!r:.40}")
             ts.append(
                 {
                     "quality": _num(t.get("quality"), f"quality of {what}"),
@@ -400,9 +411,10 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
                     "embedding_file": emb_file,
                     "embedding_row": row,
                     "thumbnail": thumb,
+                    "kind": kind,
                 }
             )
-        parsed.append((name, created, ts))
+        parsed.append((name, created, ts, threshold))
     if rows_used and (model_id is None or dim is None):
         raise _Bad("model_id and dim are required when there are templates")
 
@@ -420,7 +432,7 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
 
     thumbs: dict[str, bytes] = {}
     records: list[PersonRecord] = []
-    for name, created, ts in parsed:
+    for name, created, ts, threshold in parsed:
         news = []
         for t in ts:
             thumb = None
@@ -437,9 +449,10 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
                     thumbnail=thumb,
                     source=t["source"],
                     created_at=t["created_at"],
+                    kind=t["kind"],
                 )
             )
-        records.append(PersonRecord(name=name, created_at=created, templates=tuple(news)))
+        records.append(PersonRecord(name=name, created_at=created, templates=tuple(news), threshold=threshold))
     return records, model_id
 
 

@@ -13,6 +13,7 @@ stay plaintext.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -36,6 +37,7 @@ from faceapp.storage.records import (
     TemplateRow,
     check_unit_rows,
     decode_person,
+    decode_threshold,
     decode_template,
     lookup_name,
     name_key,
@@ -43,6 +45,7 @@ from faceapp.storage.records import (
     prepare_all,
     prepare_all_consistent,
     sort_key,
+    finite_number,
     timestamp,
 )
 from faceapp.storage.schema import SCHEMA_VERSION
@@ -53,6 +56,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+_PEOPLE_SQL = (
+    "SELECT p.id, p.name, p.created_at, "
+    "COUNT(CASE WHEN t.kind = 'positive' THEN 1 END), COUNT(CASE WHEN t.kind = 'negative' THEN 1 END), p.threshold "
+    "FROM people p LEFT JOIN templates t ON t.person_id = p.id"
+)
 
 
 class Gallery(GalleryDatabase):
@@ -88,14 +98,10 @@ class Gallery(GalleryDatabase):
         return int(row[0])
 
     def _person(self, conn: sqlite3.Connection, name: str) -> Person:
-        row = conn.execute(
-            "SELECT p.id, p.name, p.created_at, COUNT(t.id) FROM people p "
-            "LEFT JOIN templates t ON t.person_id = p.id WHERE p.name = ? GROUP BY p.id",
-            (name,),
-        ).fetchone()
+        row = conn.execute(_PEOPLE_SQL + " WHERE p.name = ? GROUP BY p.id", (name,)).fetchone()
         if row is None:
             raise UnknownPersonError(f"no person named {name!r} in the gallery")
-        return Person(int(row[0]), row[1], float(row[2]), int(row[3]))
+        return decode_person(row, f"gallery {self._path}")
 
     def _check_compatible(self, conn: sqlite3.Connection, rows: Sequence[TemplateRow]) -> None:
         """Refuse rows whose model_id or dim differs from the templates already stored."""
@@ -121,8 +127,8 @@ class Gallery(GalleryDatabase):
         row = conn.execute("SELECT value FROM meta WHERE key = 'embeddings_only'").fetchone()
         keep_thumbnails = not (row and row[0])
         conn.executemany(
-            "INSERT INTO templates(id, person_id, embedding, dim, model_id, quality, thumbnail, source, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO templates(id, person_id, embedding, dim, model_id, quality, thumbnail, source, created_at, kind) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     tid,
@@ -134,6 +140,7 @@ class Gallery(GalleryDatabase):
                     self._seal(r.thumbnail if keep_thumbnails else None, tid, "thumbnail"),
                     r.source,
                     now if r.created_at is None else r.created_at,
+                    r.kind,
                 )
                 for tid, r in enumerate(rows, first)
             ],
@@ -172,10 +179,7 @@ class Gallery(GalleryDatabase):
             return self._people(conn)
 
     def _people(self, conn: sqlite3.Connection) -> list[Person]:
-        rows = conn.execute(
-            "SELECT p.id, p.name, p.created_at, COUNT(t.id) FROM people p "
-            "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id"
-        ).fetchall()
+        rows = conn.execute(_PEOPLE_SQL + " GROUP BY p.id").fetchall()
         people = [decode_person(r, f"gallery {self._path}") for r in rows]
         people.sort(key=lambda p: sort_key(p.name))
         return people
@@ -193,7 +197,7 @@ class Gallery(GalleryDatabase):
             return self._templates(conn, pid)
 
     def _templates(self, conn: sqlite3.Connection, person_id: int | None) -> list[Template]:
-        sql = "SELECT id, person_id, embedding, model_id, quality, thumbnail, source, created_at, dim FROM templates"
+        sql = "SELECT id, person_id, embedding, model_id, quality, thumbnail, source, created_at, dim, kind FROM templates"
         if person_id is None:
             rows = conn.execute(sql + " ORDER BY id").fetchall()
         else:
@@ -218,7 +222,9 @@ class Gallery(GalleryDatabase):
         return None if row is None else str(row[0])
 
     def matrix(self, model_id: str) -> GalleryMatrix:
-        """All templates as one matrix for matching with embeddings from ``model_id``.
+        """All templates as one matrix for matching with embeddings from ``model_id``:
+        the positive ones as ``embeddings``, the negative ones ("not this person") as
+        ``negatives``, and each person's own threshold (NaN: automatic).
 
         Raises ModelMismatchError if any stored template comes from another model.
         """
@@ -232,11 +238,13 @@ class Gallery(GalleryDatabase):
                     f"re-enroll the gallery with {model_id!r} or use the matching model {other[0]!r}"
                 )
             rows = conn.execute(
-                "SELECT p.name, t.embedding, t.dim, t.id FROM templates t JOIN people p ON p.id = t.person_id "
+                "SELECT p.name, t.embedding, t.dim, t.id, t.kind, p.threshold FROM templates t JOIN people p ON p.id = t.person_id "
                 "ORDER BY p.id, t.id"
             ).fetchall()
         if self._key is not None:
-            rows = [(r[0], self._open_blob(r[1], r[3], "embedding"), r[2], r[3]) for r in rows]
+            rows = [(r[0], self._open_blob(r[1], r[3], "embedding"), *r[2:]) for r in rows]
+        negative_rows = [r for r in rows if r[4] == "negative"]
+        rows = [r for r in rows if r[4] != "negative"]
         if not rows:
             return GalleryMatrix(np.zeros((0, 0), np.float32), np.zeros((0,), np.int64), (), None)
         dims = {r[2] for r in rows}
@@ -250,7 +258,15 @@ class Gallery(GalleryDatabase):
         emb = emb.astype(np.float32)  # native-endian, writable copy
         check_unit_rows(emb, f"gallery {self._path}")
         idx = np.fromiter((order[r[0]] for r in rows), dtype=np.int64, count=len(rows))
-        return GalleryMatrix(emb, idx, names, model_id)
+        thresholds = np.full(len(names), np.nan)
+        for r in rows:
+            if r[5] is not None:
+                thresholds[order[r[0]]] = decode_threshold(r[5], f"gallery {self._path}")
+        negative_rows = [r for r in negative_rows if r[0] in order and isinstance(r[1], bytes) and len(r[1]) == 4 * dim]
+        negatives = np.frombuffer(b"".join(r[1] for r in negative_rows), dtype="<f4").reshape(len(negative_rows), dim).astype(np.float32)
+        check_unit_rows(negatives, f"gallery {self._path}", "a negative template")
+        negative_index = np.fromiter((order[r[0]] for r in negative_rows), dtype=np.int64, count=len(negative_rows))
+        return GalleryMatrix(emb, idx, names, model_id, negatives, negative_index, thresholds)
 
     def revision(self) -> int:
         """A counter bumped by every committed change, from any process."""
@@ -292,6 +308,36 @@ class Gallery(GalleryDatabase):
             self._insert(conn, pid, rows, now)
             person = self._person(conn, key)
         logger.info("gallery: added %d template(s) to %r", len(rows), key)
+        return person
+
+    def add_negatives(self, name: str, templates: Sequence[NewTemplate]) -> Person:
+        """Store faces that are *not* ``name`` (a look-alike the app named wrongly): a
+        face nearer to these than to the person's own templates is not given their name."""
+        key = lookup_name(name)
+        rows = [dataclasses.replace(row, kind="negative") for row in prepare_all(templates)]
+        if not rows:
+            raise GalleryError("no faces to add")
+        now = time.time()
+        with self._write() as conn:
+            pid = self._person_id(conn, key)
+            self._check_compatible(conn, rows)
+            self._insert(conn, pid, rows, now)
+            person = self._person(conn, key)
+        logger.info("gallery: %d face(s) marked as not %r", len(rows), key)
+        return person
+
+    def set_threshold(self, name: str, threshold: float | None) -> Person:
+        """Give ``name`` their own decision threshold (a cosine similarity in [-1, 1]), or
+        None to go back to the automatic one."""
+        key = lookup_name(name)
+        value = None if threshold is None else finite_number(threshold, "a threshold")
+        if value is not None and not -1.0 <= value <= 1.0:
+            raise GalleryError(f"a threshold must be between -1 and 1 (got {value:g})")
+        with self._write() as conn:
+            pid = self._person_id(conn, key)
+            conn.execute("UPDATE people SET threshold = ? WHERE id = ?", (value, pid))
+            person = self._person(conn, key)
+        logger.info("gallery: threshold of %r set to %s", key, "automatic" if value is None else value)
         return person
 
     def rename(self, old: str, new: str) -> Person:
@@ -397,7 +443,7 @@ class Gallery(GalleryDatabase):
         """
         if on_conflict not in ("merge", "skip", "error"):
             raise GalleryError(f"on_conflict must be 'merge', 'skip' or 'error', not {on_conflict!r}")
-        prepared: list[tuple[str, float, list[TemplateRow]]] = []
+        prepared: list[tuple[str, float, list[TemplateRow], float | None]] = []
         seen: set[str] = set()
         all_rows: list[TemplateRow] = []
         for rec in records:
@@ -412,17 +458,21 @@ class Gallery(GalleryDatabase):
                 rows = prepare_all(rec.templates)
             except GalleryError as e:
                 raise type(e)(f"{key!r}: {e}") from e
-            prepared.append((key, created, rows))
+            threshold = None if rec.threshold is None else finite_number(rec.threshold, f"threshold of {key!r}")
+            if threshold is not None and not -1.0 <= threshold <= 1.0:
+                raise GalleryError(f"the threshold of {key!r} must be between -1 and 1 (got {threshold:g})")
+            prepared.append((key, created, rows, threshold))
             all_rows.extend(rows)
         prepare_all_consistent(all_rows)
         added = merged = skipped = count = 0
         now = time.time()
         with self._write() as conn:
             self._check_compatible(conn, all_rows)
-            for key, created, rows in prepared:
+            for key, created, rows, threshold in prepared:
                 row = conn.execute("SELECT id FROM people WHERE name = ?", (key,)).fetchone()
                 if row is None:
                     pid = self._new_person(conn, key, created)
+                    conn.execute("UPDATE people SET threshold = ? WHERE id = ?", (threshold, pid))
                     added += 1
                 elif on_conflict == "error":
                     raise GalleryError(

@@ -30,14 +30,21 @@ OnConflict = Literal["merge", "skip", "error"]
 # --------------------------------------------------------------------------- data
 
 
+KINDS = ("positive", "negative")  # a template of the person, or a face that is *not* them
+
+
 @dataclass(frozen=True)
 class Person:
-    """One enrolled person. ``created_at`` is unix time (s)."""
+    """One enrolled person. ``created_at`` is unix time (s); ``template_count`` counts
+    their templates, ``negative_count`` the faces marked "not them"; ``threshold`` is
+    their own decision threshold, or None (automatic)."""
 
     id: int
     name: str
     created_at: float
     template_count: int
+    negative_count: int = 0
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,9 @@ class NewTemplate:
     """A template the pipeline hands in.
 
     ``embedding``: float32 (D,), L2-normalised (length 1 within 1e-3; stored as float32).
-    ``thumbnail``: PNG or JPEG encoded bytes of the aligned 112x112 face, or None. ``created_at``: unix time; None means "now" (archives set it to keep
-    the original time).
+    ``thumbnail``: PNG or JPEG encoded bytes of the aligned 112x112 face, or None.
+    ``created_at``: unix time; None means "now" (archives set it to keep the original
+    time). ``kind``: "positive" (the person) or "negative" (a face that is not them).
     """
 
     embedding: np.ndarray
@@ -55,6 +63,7 @@ class NewTemplate:
     thumbnail: bytes | None = None
     source: str = ""
     created_at: float | None = None
+    kind: str = "positive"
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class Template:
     thumbnail: bytes | None
     source: str
     created_at: float
+    kind: str = "positive"
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,9 @@ class GalleryMatrix:
     person_index: np.ndarray
     names: tuple[str, ...]
     model_id: str | None
+    negatives: np.ndarray | None = None  # float32 (M, D): faces that are *not* the person negative_index names
+    negative_index: np.ndarray | None = None  # int64 (M,), into names
+    thresholds: np.ndarray | None = None  # float64 (len(names),): each person's own threshold, NaN = automatic
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,7 @@ class PersonRecord:
     name: str
     created_at: float
     templates: tuple[NewTemplate, ...]
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,7 @@ class TemplateRow:
     thumbnail: bytes | None
     source: str
     created_at: float | None
+    kind: str = "positive"
 
 
 # --------------------------------------------------------------------------- validation
@@ -234,7 +249,9 @@ def prepare(t: NewTemplate, index: int) -> TemplateRow:
     if not isinstance(t.source, str):
         raise GalleryError(f"{where}: source must be a string")
     created = None if t.created_at is None else timestamp(t.created_at, f"{where}: created_at")
-    return TemplateRow(vec.tobytes(), int(vec.shape[0]), t.model_id, quality, thumb, t.source, created)
+    if t.kind not in KINDS:
+        raise GalleryError(f"{where}: kind must be one of {', '.join(KINDS)}, not {t.kind!r}")
+    return TemplateRow(vec.tobytes(), int(vec.shape[0]), t.model_id, quality, thumb, t.source, created, t.kind)
 
 
 def prepare_all(templates: Sequence[NewTemplate]) -> list[TemplateRow]:
@@ -277,11 +294,20 @@ def _stored(value: object, what: str, where: str) -> float:
 
 
 def decode_person(row: tuple, where: str) -> Person:
-    """``(id, name, created_at, template_count)`` from the database -> Person."""
+    """``(id, name, created_at, templates, negatives, threshold)`` from the database -> Person."""
     created = _stored(row[2], f"the time person {row[0]} was added", where)
     if not MIN_TIMESTAMP <= created <= MAX_TIMESTAMP or not isinstance(row[1], str):
         raise GalleryError(f"{where} is corrupt: person {row[0]} has an impossible name or time ({created:g})")
-    return Person(int(row[0]), row[1], created, int(row[3]))
+    threshold = None if row[5] is None else decode_threshold(row[5], where)
+    return Person(int(row[0]), row[1], created, int(row[3]), int(row[4]), threshold)
+
+
+def decode_threshold(value: object, where: str) -> float:
+    """A stored per-person threshold, checked."""
+    threshold = _stored(value, "a person's threshold", where)
+    if not -1.0 <= threshold <= 1.0:
+        raise GalleryError(f"{where} is corrupt: a person's threshold is {threshold:g}")
+    return threshold
 
 
 def decode_template(row: tuple, embedding: bytes, thumbnail: bytes | None, dim: int, where: str) -> Template:
@@ -296,7 +322,10 @@ def decode_template(row: tuple, embedding: bytes, thumbnail: bytes | None, dim: 
     created = _stored(row[7], f"the time of template {tid}", where)
     if not MIN_TIMESTAMP <= created <= MAX_TIMESTAMP:
         raise GalleryError(f"{where} is corrupt: template {tid} has an impossible time ({created:g})")
-    return Template(tid, int(row[1]), vector, str(row[3]), quality, thumbnail, str(row[6]), created)
+    kind = row[9] if len(row) > 9 else "positive"
+    if kind not in KINDS:
+        raise GalleryError(f"{where} is corrupt: template {tid} is of the unknown kind {kind!r}")
+    return Template(tid, int(row[1]), vector, str(row[3]), quality, thumbnail, str(row[6]), created, kind)
 
 
 def check_unit_rows(embeddings: np.ndarray, where: str, what: str = "a template") -> None:

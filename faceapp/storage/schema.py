@@ -1,13 +1,14 @@
 """The gallery file's schema: migrations, version checks and structural checks.
 
-Schema (version 2)::
+Schema (version 3)::
 
     meta(key TEXT PRIMARY KEY, value)            -- schema_version, revision, and optionally
                                                  -- kdf (JSON), key_check (BLOB), embeddings_only
-    people(id INTEGER PK, name TEXT UNIQUE NOT NULL, created_at REAL)
+    people(id INTEGER PK, name TEXT UNIQUE NOT NULL, created_at REAL, threshold REAL NULL)
     templates(id INTEGER PK, person_id -> people ON DELETE CASCADE,
               embedding BLOB (float32 little-endian), dim INTEGER, model_id TEXT,
-              quality REAL, thumbnail BLOB NULL, source TEXT, created_at REAL)
+              quality REAL, thumbnail BLOB NULL, source TEXT, created_at REAL,
+              kind TEXT 'positive' | 'negative')
 
 Migration ``i`` takes the schema from version ``i`` to ``i + 1``; they run in order, in
 one transaction, when a gallery is opened.
@@ -74,13 +75,21 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('embeddings_only', 0)")
 
 
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    """Version 3: open-set decisions. ``templates.kind`` ('positive', or 'negative': a face
+    that is *not* the person), ``people.threshold`` (the person's own threshold, NULL =
+    automatic)."""
+    conn.execute("ALTER TABLE templates ADD COLUMN kind TEXT NOT NULL DEFAULT 'positive' CHECK (kind IN ('positive', 'negative'))")
+    conn.execute("ALTER TABLE people ADD COLUMN threshold REAL")
+
+
 # Migration i (0-based) takes the schema from version i to version i + 1. Append only.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2, _migrate_v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Columns the current schema must have (checked when opening an existing file).
 _EXPECTED_COLUMNS = {
-    "people": {"id", "name", "created_at"},
+    "people": {"id", "name", "created_at", "threshold"},
     "templates": {
         "id",
         "person_id",
@@ -91,6 +100,7 @@ _EXPECTED_COLUMNS = {
         "thumbnail",
         "source",
         "created_at",
+        "kind",
     },
 }
 

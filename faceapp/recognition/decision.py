@@ -1,0 +1,190 @@
+"""The open-set decision: when is the best-matching person named?
+
+A fixed similarity threshold lets more strangers through as the gallery grows: a
+stranger is compared with every enrolled person, and the best of N impostor scores rises
+with N. So the presets are *false-alarm targets* (strict 0.1 %, balanced 1 %, lenient 5 %
+of strangers' faces named), and the threshold that meets the target is computed for the
+gallery in use from a model of impostor scores measured on LFW (in the model card's
+``open_set`` section, written by ``tools/calibrate_open_set.py``):
+
+* ``q(t)``, the chance that one stranger's face scores at least ``t`` against one
+  template of someone else: the empirical distribution up to ``u``, a generalized Pareto
+  tail above it (extreme-value theory; it extrapolates to the rare scores of large galleries).
+* A person with ``k`` templates is "hit" about ``k**beta`` times as often as with one
+  (templates of one person are correlated: ``beta`` < 1, measured on LFW).
+* A stranger is named by mistake with probability ``alpha`` when
+  ``q(T) * sum_p k_p**beta = alpha``: that gives the gallery's threshold ``T``.
+* Each person's threshold is then moved by ``cohort_weight`` times how much their
+  templates resemble other enrolled people more than the gallery's median person does
+  (people who attract impostors get a stricter threshold), never below ``floor``.
+* A per-person override (``faceapp gallery threshold NAME VALUE``) replaces the result.
+
+:func:`person_thresholds` is computed when the gallery changes (one matrix product with
+a sample of the templates); matching a face stays one product plus per-person arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Preset -> the share of strangers' faces allowed to be named (false-alarm target).
+DEFAULT_TARGETS = {"strict": 0.001, "balanced": 0.01, "lenient": 0.05}
+COHORT_SAMPLE = 2000  # at most this many templates serve as everyone's cohort
+
+
+@dataclass(frozen=True)
+class ImpostorTail:
+    """``exceedance(t)``: P(one stranger's face scores >= t against one template).
+
+    ``body``: ``(t, q)`` points with t ascending (q descending) up to ``u``; above ``u``,
+    ``p_u`` times a generalized Pareto survival function (``shape``, ``scale``)."""
+
+    body: tuple[tuple[float, float], ...]
+    u: float
+    p_u: float
+    shape: float
+    scale: float
+
+    def _gpd_sf(self, excess: float) -> float:
+        if abs(self.shape) < 1e-9:
+            return math.exp(-excess / self.scale)
+        base = 1.0 + self.shape * excess / self.scale
+        return 0.0 if base <= 0 else base ** (-1.0 / self.shape)
+
+    def _gpd_isf(self, p: float) -> float:
+        if abs(self.shape) < 1e-9:
+            return -self.scale * math.log(p)
+        return self.scale / self.shape * (p ** (-self.shape) - 1.0)
+
+    def exceedance(self, t: float) -> float:
+        if t >= self.u:
+            return self.p_u * self._gpd_sf(t - self.u)
+        ts = np.array([p[0] for p in self.body])
+        qs = np.log([max(p[1], 1e-300) for p in self.body])
+        return float(math.exp(np.interp(t, ts, qs)))
+
+    def threshold(self, q: float) -> float:
+        """The score ``t`` with ``exceedance(t) == q`` (q in (0, 1))."""
+        q = min(max(q, 1e-300), 1.0)
+        if q <= self.p_u:
+            return self.u + self._gpd_isf(q / self.p_u)
+        ts = np.array([p[0] for p in self.body])
+        qs = np.log([max(p[1], 1e-300) for p in self.body])
+        return float(np.interp(math.log(q), qs[::-1], ts[::-1]))
+
+
+@dataclass(frozen=True)
+class OpenSetCalibration:
+    """The model card's ``open_set`` section (see the module docstring)."""
+
+    tail: ImpostorTail
+    template_exponent: float = 0.9
+    cohort_weight: float = 0.5
+    cohort_top: int = 20
+    floor: float = 0.30
+    ceiling: float = 0.95
+    targets: Mapping[str, float] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.targets is None:
+            object.__setattr__(self, "targets", dict(DEFAULT_TARGETS))
+
+    @classmethod
+    def from_card(cls, data: Mapping[str, Any] | None) -> OpenSetCalibration | None:
+        """Parse a card's ``open_set`` section (None when the card has none)."""
+        if not data:
+            return None
+        tail = data["impostor_tail"]
+        return cls(
+            tail=ImpostorTail(tuple((float(t), float(q)) for t, q in tail["body"]), float(tail["u"]), float(tail["p_u"]),
+                              float(tail["shape"]), float(tail["scale"])),
+            template_exponent=float(data.get("template_exponent", 0.9)),
+            cohort_weight=float(data.get("cohort_weight", 0.5)),
+            cohort_top=int(data.get("cohort_top", 20)),
+            floor=float(data.get("floor", 0.30)),
+            ceiling=float(data.get("ceiling", 0.95)),
+            targets={str(k): float(v) for k, v in data.get("targets", DEFAULT_TARGETS).items()},
+        )
+
+    def trials(self, template_counts: np.ndarray) -> float:
+        """The gallery's effective number of independent comparisons: ``sum k_p**beta``."""
+        counts = np.asarray(template_counts, np.float64)
+        return float(np.sum(counts[counts > 0] ** self.template_exponent))
+
+    def gallery_threshold(self, template_counts: np.ndarray, alpha: float) -> float:
+        """The threshold naming a stranger with probability ``alpha`` in this gallery."""
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"a false-alarm target must be in (0, 1), got {alpha}")
+        trials = max(self.trials(template_counts), 1.0)
+        return float(np.clip(self.tail.threshold(alpha / trials), self.floor, self.ceiling))
+
+    def expected_false_alarms(self, template_counts: np.ndarray, threshold: float) -> float:
+        """The share of strangers' faces the model predicts named at ``threshold``."""
+        return float(min(1.0, self.tail.exceedance(threshold) * self.trials(template_counts)))
+
+
+def cohort_scores(embeddings: np.ndarray, person_index: np.ndarray, people: int, top: int, sample: int = COHORT_SAMPLE,
+                  seed: int = 0) -> np.ndarray:
+    """float64 ``(people,)``: for each person, the mean of the ``top`` highest
+    similarities between their templates and (a sample of) other people's templates:
+    how much they look like others. NaN for a person alone in the gallery."""
+    embeddings = np.asarray(embeddings, np.float32)
+    person_index = np.asarray(person_index, np.int64)
+    if len(embeddings) > sample:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(embeddings), sample, replace=False))
+    else:
+        chosen = np.arange(len(embeddings))
+    similarity = embeddings @ embeddings[chosen].T  # (N, S)
+    order = np.argsort(person_index, kind="stable")
+    starts = np.unique(person_index[order], return_index=True)[1]
+    present = np.unique(person_index[order])
+    best = np.maximum.reduceat(similarity[order], starts, axis=0)  # (present people, S): best template of each person
+    scores = np.full(people, np.nan)
+    owners = person_index[chosen]
+    for row, person in enumerate(present):
+        others = best[row][owners != person]
+        if len(others):
+            scores[person] = float(np.sort(others)[-top:].mean())
+    return scores
+
+
+def person_thresholds(
+    calibration: OpenSetCalibration | None,
+    embeddings: np.ndarray,
+    person_index: np.ndarray,
+    people: int,
+    *,
+    alpha: float | None = None,
+    fixed: float | None = None,
+    overrides: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """float32 ``(people,)`` thresholds, and the gallery-level threshold.
+
+    With ``fixed``, everyone gets that threshold; else the calibrated one for ``alpha``,
+    moved per person by the cohort term. ``overrides`` (``(people,)``, NaN = automatic)
+    replace the result person by person."""
+    counts = np.bincount(np.asarray(person_index, np.int64), minlength=people)
+    if fixed is not None or calibration is None:
+        if fixed is None:
+            raise ValueError("a fixed threshold is needed when the model has no open-set calibration")
+        base = float(fixed)
+        thresholds = np.full(people, base)
+    else:
+        base = calibration.gallery_threshold(counts, float(alpha if alpha is not None else calibration.targets["balanced"]))
+        thresholds = np.full(people, base)
+        if calibration.cohort_weight and people > 2 and len(embeddings):
+            cohort = cohort_scores(embeddings, person_index, people, calibration.cohort_top)
+            known = np.isfinite(cohort)
+            if known.sum() > 2:
+                shift = calibration.cohort_weight * (cohort[known] - np.median(cohort[known]))
+                thresholds[known] = np.clip(base + shift, calibration.floor, calibration.ceiling)
+    if overrides is not None:
+        overrides = np.asarray(overrides, np.float64)
+        chosen = np.isfinite(overrides)
+        thresholds[chosen] = overrides[chosen]
+    return thresholds.astype(np.float32), base

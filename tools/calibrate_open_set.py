@@ -1,0 +1,181 @@
+"""Calibrate the open-set decision of the shipped model on LFW and write it into the
+model card (``models/sface_2021dec.json``, section ``open_set``).
+
+    python tools/calibrate_open_set.py [--lfw DIR] [--write] [--cache FILE.npz]
+
+1. Every LFW image is embedded by the app's own pipeline (detector, alignment, SFace).
+2. Impostor scores: every pair of images of two different people (about 29 million).
+   Their exceedance ``q(t)`` is kept as a table up to the 99.9th percentile ``u`` and a
+   generalized Pareto distribution is fitted to the excesses above ``u``.
+3. The template exponent ``beta``: how much more often a person with ``k`` templates is
+   hit than with one, ``q_k(t) ~ k**beta q_1(t)``, fitted on people with 5+ images.
+4. A held-out check: calibrate on half of the people, then measure on the other half how
+   many strangers' faces each preset lets through in galleries of 10, 100 and all people.
+
+Without ``--write`` it only prints what it would write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from faceapp.recognition.decision import DEFAULT_TARGETS, ImpostorTail, OpenSetCalibration, person_thresholds  # noqa: E402
+
+CARD = ROOT / "models" / "sface_2021dec.json"
+BODY_GRID = np.round(np.arange(0.10, 0.60, 0.01), 2)
+
+
+def embed_lfw(lfw: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    if cache and cache.is_file():
+        data = np.load(cache, allow_pickle=True)
+        return data["emb"][data["usable"]], data["names"][data["usable"]]
+    from faceapp.evaluation.ident import discover_people
+    from faceapp.evaluation.images import embed_images
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
+    from faceapp.vision.faces import FacePolicy
+
+    recognizer = Recognizer.create(PipelineConfig(device="cpu"))
+    people = discover_people(lfw)
+    paths = [p for ps in people.values() for p in ps]
+    names = np.array([name for name, ps in people.items() for _ in ps])
+    result = embed_images(recognizer, paths, FacePolicy(no_face="skip"), flip=False, progress=True)
+    if cache:
+        np.savez(cache, emb=result.plain, usable=result.usable, names=names)
+    return result.plain[result.usable], names[result.usable]
+
+
+def impostor_scores(emb: np.ndarray, names: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Every cross-person pair's cosine similarity (float32)."""
+    out = []
+    for start in range(0, len(emb), chunk):
+        block = emb[start : start + chunk] @ emb[start:].T
+        rows = np.arange(start, min(start + chunk, len(emb)))[:, None]
+        cols = np.arange(start, len(emb))[None]
+        keep = (cols > rows) & (names[rows] != names[cols])
+        out.append(block[keep].astype(np.float32))
+    return np.concatenate(out)
+
+
+def fit_tail(scores: np.ndarray, tail_fraction: float = 1e-3) -> ImpostorTail:
+    from scipy.stats import genpareto
+
+    u = float(np.quantile(scores, 1 - tail_fraction))
+    p_u = float(np.mean(scores > u))
+    shape, _, scale = genpareto.fit(scores[scores > u] - u, floc=0)
+    grid = BODY_GRID[BODY_GRID < u]
+    ordered = np.sort(scores)
+    body = tuple((float(t), float(1 - np.searchsorted(ordered, t, side="left") / len(ordered))) for t in [*grid, u])
+    return ImpostorTail(body, u, p_u, float(shape), float(scale))
+
+
+def template_exponent(emb: np.ndarray, names: np.ndarray) -> float:
+    """``beta`` in ``q_k ~ k**beta q_1``, from people with 5+ images against one image of everyone else."""
+    by = defaultdict(list)
+    for index, name in enumerate(names):
+        by[name].append(index)
+    big = [name for name, idx in by.items() if len(idx) >= 5]
+    probes = np.array([idx[0] for idx in by.values()])
+    probe_names = np.array(list(by))
+    ratios = []
+    for threshold in (0.30, 0.33, 0.36):
+        rates = {}
+        for k in (1, 2, 3, 5):
+            hits = total = 0
+            for name in big:
+                best = (emb[probes] @ emb[by[name][:k]].T).max(axis=1)[probe_names != name]
+                hits += int((best >= threshold).sum())
+                total += len(best)
+            rates[k] = hits / total
+        ratios += [(np.log(k), np.log(rates[k] / rates[1])) for k in (2, 3, 5)]
+    x, y = np.array(ratios).T
+    return float(np.sum(x * y) / np.sum(x * x))
+
+
+def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int = 2, seeds: int = 5) -> list[dict]:
+    """Calibrate on half of the people, measure on the other half (galleries of 10, 100, all)."""
+    people = sorted(set(names))
+    order = np.random.default_rng(0).permutation(len(people))
+    half = {people[i]: k % 2 for k, i in enumerate(order)}
+    part = np.array([half[n] for n in names])
+    tail = fit_tail(impostor_scores(emb[part == 0], names[part == 0]))
+    calibration = OpenSetCalibration(tail, template_exponent=beta)
+    by = defaultdict(list)
+    for index, name in enumerate(names):
+        if half[name] == 1:
+            by[name].append(index)
+    known = [n for n, idx in by.items() if len(idx) > enroll]
+    stranger_images = [i for n, idx in by.items() if len(idx) <= enroll for i in idx]
+    rows = []
+    for size in (10, 100, len(known)):
+        figures = defaultdict(list)
+        for seed in range(seeds if size < len(known) else 1):
+            chosen = sorted(np.random.default_rng(seed).choice(known, size, replace=False))
+            gallery = [i for n in chosen for i in by[n][:enroll]]
+            gallery_person = np.repeat(np.arange(len(chosen)), enroll)
+            probes = [i for n in chosen for i in by[n][enroll:]]
+            probe_person = np.array([k for k, n in enumerate(chosen) for _ in by[n][enroll:]])
+            everyone = np.array(probes + stranger_images)
+            is_known = np.arange(len(everyone)) < len(probes)
+            similarity = emb[everyone] @ emb[gallery].T
+            per_person = np.full((len(everyone), len(chosen)), -np.inf)
+            np.maximum.at(per_person.T, gallery_person, similarity.T)
+            for preset, alpha in [*DEFAULT_TARGETS.items(), ("fixed 0.40", None)]:
+                thresholds, _ = person_thresholds(calibration, emb[gallery], gallery_person, len(chosen),
+                                                  alpha=alpha, fixed=0.40 if alpha is None else None)
+                passing = np.where(per_person >= thresholds[None], per_person, -np.inf)
+                named = passing.max(axis=1) > -np.inf
+                who = passing.argmax(axis=1)
+                figures[preset].append((named[~is_known].mean(), (named[is_known] & (who[is_known] == probe_person)).mean()))
+        for preset, values in figures.items():
+            fa, dir_ = np.mean(values, axis=0)
+            rows.append({"people": size, "preset": preset, "target": DEFAULT_TARGETS.get(preset),
+                         "strangers_named": round(float(fa), 4), "known_named_rightly": round(float(dir_), 4)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "data" / "lfw")
+    parser.add_argument("--cache", type=Path, help="keep the LFW embeddings in this .npz (and reuse it)")
+    parser.add_argument("--write", action="store_true", help="write the section into the model card")
+    args = parser.parse_args(argv)
+    emb, names = embed_lfw(args.lfw, args.cache)
+    scores = impostor_scores(emb, names)
+    tail = fit_tail(scores)
+    beta = template_exponent(emb, names)
+    check = held_out_check(emb, names, beta)
+    section = {
+        "impostor_tail": {"body": [list(p) for p in tail.body], "u": tail.u, "p_u": tail.p_u,
+                          "shape": tail.shape, "scale": tail.scale},
+        "template_exponent": round(beta, 4),
+        "cohort_weight": 0.5,
+        "cohort_top": 20,
+        "floor": 0.30,
+        "ceiling": 0.95,
+        "targets": DEFAULT_TARGETS,
+        "source": (f"tools/calibrate_open_set.py on the shared LFW set: {len(emb)} images, {len(scores):,} impostor pairs; "
+                   "the held-out check calibrates on half of the people and measures on the other half"),
+        "held_out_check": check,
+    }
+    print(json.dumps({k: v for k, v in section.items() if k != "impostor_tail"}, indent=1))
+    print(f"tail: u={tail.u:.4f} p_u={tail.p_u:.2e} shape={tail.shape:.4f} scale={tail.scale:.4f}; beta={beta:.3f}")
+    if args.write:
+        card = json.loads(CARD.read_text(encoding="utf-8"))
+        card["open_set"] = section
+        CARD.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        print(f"written to {CARD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
