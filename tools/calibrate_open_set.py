@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from faceapp.recognition.decision import DEFAULT_TARGETS, ImpostorTail, OpenSetCalibration, person_thresholds  # noqa: E402
+from faceapp.recognition.decision import DEFAULT_TARGETS, ImpostorTail, OpenSetCalibration, person_thresholds
 
 CARD = ROOT / "models" / "sface_2021dec.json"
 BODY_GRID = np.round(np.arange(0.10, 0.60, 0.01), 2)

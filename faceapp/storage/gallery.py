@@ -37,15 +37,15 @@ from faceapp.storage.records import (
     TemplateRow,
     check_unit_rows,
     decode_person,
-    decode_threshold,
     decode_template,
+    decode_threshold,
+    finite_number,
     lookup_name,
     name_key,
     normalize_name,
     prepare_all,
     prepare_all_consistent,
     sort_key,
-    finite_number,
     timestamp,
 )
 from faceapp.storage.schema import SCHEMA_VERSION
