@@ -20,7 +20,8 @@ def sha256_of(path: Path) -> str:
 def verified_file(path: Path, expected_sha256: str | None, what: str) -> Path:
     """Return ``path`` if it exists and has the expected sha256, else raise ModelError."""
     if not path.is_file():
-        raise ModelError(f"{what} file is missing: {path}")
+        kind = "is not a regular file" if path.exists() else "is missing"
+        raise ModelError(f"{what} file {kind}: {path}")
     if expected_sha256 and sha256_of(path) != expected_sha256:
         raise ModelError(f"{what} file is damaged (sha256 mismatch): {path}")
     return path

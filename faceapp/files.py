@@ -148,7 +148,30 @@ def check_output_path(path: str | os.PathLike, protected: Iterable[tuple[str, st
         raise FaceAppError(f"{p}: {os_error_line(error)}") from None
     if is_folder:
         raise FaceAppError(f"{p}: is a folder; the {what} needs a file name")
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISBLK(mode)):
+        raise SpecialFileError(f"{p}: is {_kind(mode)}; the {what} needs a regular file (or a character device)")
     return p
+
+
+def regular_target(path: str | os.PathLike, what: str = "output") -> Path:
+    """The file a whole-file write should replace: a symlink's target (the link stays),
+    never a folder, device, FIFO or socket (renaming over one would replace it; opening
+    a FIFO blocks). Raises FaceAppError."""
+    text = os.fspath(path)
+    dest = Path(os.path.realpath(text)) if os.path.islink(text) else Path(text)
+    try:
+        mode = dest.stat().st_mode
+    except FileNotFoundError:
+        return dest
+    except OSError as error:
+        raise FaceAppError(f"cannot write the {what} {dest}: {os_error_line(error)}") from None
+    if not stat.S_ISREG(mode):
+        raise SpecialFileError(f"cannot write the {what} {dest}: it is {_kind(mode)}; choose a file name")
+    return dest
 
 
 class AtomicOutput:
@@ -164,7 +187,9 @@ class AtomicOutput:
     def __init__(self, path: str | os.PathLike, mode: str = "wb", *, what: str = "file", **open_kwargs: Any) -> None:
         if mode not in ("w", "wb"):
             raise ValueError("AtomicOutput writes text ('w') or bytes ('wb')")
-        self.path = Path(os.fspath(path))
+        # Through a symlink, write its target and keep the link.
+        text = os.fspath(path)
+        self.path = Path(os.path.realpath(text)) if os.path.islink(text) else Path(text)
         self.mode = mode
         self.what = what
         self.open_kwargs = open_kwargs

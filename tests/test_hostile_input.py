@@ -149,6 +149,7 @@ def _npy(array: np.ndarray) -> bytes:
     ("nan", ("NaN",)),
     ("far-future", ("not a plausible time",)),
     ("text-quality", ("must be a finite number",)),
+    ("huge-integer", ("must be a finite number",)),
 ])
 def test_imports_that_do_not_fit_the_model_are_refused(damage, words, gallery, tmp_path, capfd):
     members = _export(gallery, tmp_path, capfd)
@@ -166,6 +167,8 @@ def test_imports_that_do_not_fit_the_model_are_refused(damage, words, gallery, t
         members[first] = _npy(rows)
     elif damage == "far-future":
         manifest["people"][0]["created_at"] = 1e300
+    elif damage == "huge-integer":  # float() of it overflows
+        manifest["people"][0]["templates"][0]["quality"] = 10**400
     else:
         manifest["people"][0]["templates"][0]["quality"] = "high"
     members["manifest.json"] = json.dumps(manifest).encode()

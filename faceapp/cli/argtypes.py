@@ -36,3 +36,19 @@ def positive_float(text: str) -> float:
     if not (value > 0 and value < float("inf")):
         raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text}")
     return value
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number from 0 to 2**32 - 1 (what numpy and TensorFlow take)."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2**32 - 1}, got {text}")
+    return value
+
+
+def fold_count(text: str) -> int:
+    """A number of cross-validation folds: 2 or more."""
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be 2 or more (one fold leaves nothing to train or calibrate on), got {text}")
+    return value

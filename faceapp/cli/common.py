@@ -8,12 +8,15 @@ prints them as one line on stderr and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import logging
 import math
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +112,16 @@ def open_gallery(args: argparse.Namespace, create: bool = False, read_only: bool
     from faceapp.storage.gallery import Gallery
 
     path = gallery_path(args)
-    if read_only and not path.exists() and not args.gallery:
-        read_only = False  # the default gallery before the first enrollment: an empty gallery
+    if not create and not args.gallery and not os.path.lexists(path):
+        # The default gallery before the first enrollment: reading sees an empty gallery
+        # (a temporary one, so nothing is left behind); changing it has nothing to change.
+        if not read_only:
+            from faceapp.errors import FaceAppError
+
+            raise FaceAppError(f"no gallery yet at {path}: enroll someone first")
+        folder = tempfile.mkdtemp(prefix="faceapp-empty-")
+        atexit.register(shutil.rmtree, folder, True)
+        return Gallery(Path(folder) / path.name, create=True)
     passphrase = ask_passphrase(args, str(path)) if Gallery.is_encrypted_file(path) else None
     return Gallery(path, passphrase=passphrase, read_only=read_only, create=create or not args.gallery)
 

@@ -10,7 +10,7 @@ import argparse
 import logging
 from typing import Any
 
-from faceapp.cli.argtypes import positive_int
+from faceapp.cli.argtypes import fold_count, positive_int, seed
 from faceapp.cli.common import build_recognizer, check_output_folder, print_report
 from faceapp.errors import ConfigError
 
@@ -151,9 +151,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                        help="images enrolled per known person; people need K+1 images to be known (default: 2)")
     ident.add_argument("--strangers", "-m", type=_strangers, default=0.2, metavar="M",
                        help="people never enrolled: a fraction of all people if < 1, else a count (default: 0.2)")
-    ident.add_argument("--folds", type=positive_int, metavar="N",
+    ident.add_argument("--folds", type=fold_count, metavar="N",
                        help="k-fold cross-validation: N groups of people, each the strangers once (overrides --strangers)")
-    ident.add_argument("--seed", type=int, default=0, help="seed of the random choice of strangers (default: 0)")
+    ident.add_argument("--seed", type=seed, default=0, help="seed of the random choice of strangers (default: 0)")
     ident.add_argument("--out", metavar="DIR", default="eval-ident", help="where report.json goes (default: ./eval-ident)")
     ident.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     ident.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False, help="use flip-fused embeddings (default: off; --flip-fusion too)")

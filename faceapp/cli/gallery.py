@@ -32,7 +32,7 @@ def _list(args, gallery) -> None:
     if args.json:
         print_json([{"name": p.name, "templates": p.template_count, "created": _when(p.created_at)} for p in people])
     elif not people:
-        print(f"the gallery {gallery.path} is empty")
+        print(f"the gallery {gallery_path(args)} is empty")
     else:
         width = max(len(p.name) for p in people)
         for p in people:

@@ -11,6 +11,7 @@ stderr and exit with status 1, never a traceback; the gallery is left as it was.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -63,6 +64,20 @@ def _printable_streams() -> None:
                 pass
 
 
+def _one_line(text: str) -> str:
+    """An error as one printable line: whitespace runs become one space, other control
+    characters (an escape sequence hidden in a file name) are shown escaped."""
+    text = " ".join(text.split())
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr)
+    except (OSError, ValueError):  # stderr closed: the exit status still tells
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     _printable_streams()
@@ -75,14 +90,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return launch_gui(args)
         return args.func(args)
     except FaceAppError as error:
-        print(f"faceapp: error: {' '.join(str(error).split())}", file=sys.stderr)
+        _say(_one_line(f"faceapp: error: {error}"))
         return EXIT_USER_ERROR
     except OSError as error:  # a path the user named: too long, read-only, full, missing...
         where = f"{display_name(error.filename)}: " if error.filename else ""
-        print(f"faceapp: error: {where}{os_error_line(error)}", file=sys.stderr)
+        if error.errno == errno.EPIPE or (sys.stdout is None or getattr(sys.stdout, "closed", False)):
+            _say("faceapp: error: standard output is closed or a broken pipe")
+            return EXIT_USER_ERROR
+        _say(_one_line(f"faceapp: error: {where}{os_error_line(error)}"))
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("faceapp: interrupted", file=sys.stderr)
+        _say("faceapp: interrupted")
         return EXIT_INTERRUPTED
 
 

@@ -53,15 +53,15 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from faceapp.media.overlay import draw_results
     from faceapp.media.privacy import PrivacyPolicy, check_image_write
 
-    if args.out:
+    if args.out is not None:
         check_output_path(args.out, protected_files(args, ("the input photo", args.image)), "image")
     with open_gallery(args, read_only=True) as gallery:
-        if args.out:  # no face image is written from an embeddings-only gallery
+        if args.out is not None:  # no face image is written from an embeddings-only gallery
             check_image_write(PrivacyPolicy.for_gallery(gallery, "none"), f"the image {args.out}")
         recognizer = build_recognizer(args, gallery)
         image = read_image(args.image)
         result = recognizer.process(image)
-    if args.out:
+    if args.out is not None:
         write_image(args.out, draw_results(image, result))
     if args.json:
         print_json({"image": str(args.image), "threshold": recognizer.threshold, "faces": [f.to_json() for f in result.faces]})

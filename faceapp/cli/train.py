@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from faceapp.cli.argtypes import fraction, positive_int
+from faceapp.cli.argtypes import fold_count, fraction, positive_int, seed
 from faceapp.cli.common import check_output_folder, pipeline_config, print_report
 from faceapp.errors import FaceAppError
+from faceapp.files import check_input_file
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,11 @@ class TrainingError(FaceAppError):
 
 def _read_people_file(path: str) -> tuple[str, ...]:
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = check_input_file(path, "people list").read_text(encoding="utf-8").splitlines()
+    except FaceAppError as error:
+        raise TrainingError(f"cannot read the people list: {error}") from None
+    except UnicodeDecodeError:
+        raise TrainingError(f"cannot read the people list {path}: not UTF-8 text") from None
     except OSError as error:
         raise TrainingError(f"cannot read the people list {path}: {error.strerror or error}") from None
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
@@ -198,7 +203,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--val-fraction", type=fraction, default=0.2, metavar="F", help="share of the people held out for validation (default: 0.2)")
     group.add_argument("--no-face", choices=NO_FACE, default="skip", help="image without a detected face: skip it or align it at the image centre (default: skip; both are listed)")
     group.add_argument("--cache-dir", metavar="DIR", help="where aligned faces are cached (default: the user cache)")
-    group.add_argument("--seed", type=int, default=0, help="seeds the split, the pairs and the augmentation (default: 0)")
+    group.add_argument("--seed", type=seed, default=0, help="seeds the split, the pairs and the augmentation (default: 0)")
     group = train.add_argument_group("model and optimisation")
     group.add_argument("--epochs", type=positive_int, default=10)
     group.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="global batch size (default: 64)")
@@ -219,7 +224,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed float16 on a GPU with auto (default)")
     group.add_argument("--val-pairs", type=positive_int, default=600, metavar="N", help="validation pairs, half same-person (default: 600)")
     group = train.add_argument_group("research")
-    group.add_argument("--folds", type=int, metavar="K", help="K-fold cross-validation by person (mean and std; no model written)")
+    group.add_argument("--folds", type=fold_count, metavar="K", help="K-fold cross-validation by person (mean and std; no model written)")
     group.add_argument("--search", type=positive_int, metavar="N", help="random search of N trials over learning rate, margin, frozen depth")
     train.add_argument("--json", action="store_true", help="print the report as JSON")
     train.set_defaults(func=cmd_train)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,10 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
     unreadable = []
     for path in candidates:
         try:
+            if not path.is_file():  # a FIFO would block, a device never end
+                raise OSError(f"{path.name} is not a regular file")
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             logger.debug("not a model card: %s (%s)", path, error)
             unreadable.append(f"{path.name}: {error}")
             continue
@@ -96,6 +99,10 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:  # e.g. presets not a mapping
         raise ModelError(f"model card {path} is malformed: {error!r}") from None
+    if not 0 < card.embedding_dim <= 65536:
+        raise ModelError(f"model card {path}: embedding_dim must be between 1 and 65536, got {card.embedding_dim}")
+    if not all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in presets.values()):
+        raise ModelError(f"model card {path}: threshold presets must be similarities between -1 and 1")
     if card.default_preset not in presets:
         raise ModelError(f"model card {path}: default preset {card.default_preset!r} is not defined")
     return card

@@ -106,6 +106,8 @@ def read_pairs(path: str | PathLike[str]) -> list[Pair]:
             person twice, or a number of pair lines that disagrees with the header.
     """
     file = Path(path)
+    if file.exists() and not file.is_file():  # a FIFO would block, a device never end
+        raise ValueError(f"{file} is not a regular file")
     text = file.read_text(encoding="utf-8")
     lines = [
         (lineno, line.split())

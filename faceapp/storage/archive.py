@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.errors import GalleryError, ModelMismatchError
-from faceapp.files import os_error_line
+from faceapp.errors import FaceAppError, GalleryError, ModelMismatchError
+from faceapp.files import os_error_line, regular_target
 from faceapp.storage import crypto
 from faceapp.storage.gallery import (
     MAX_THUMBNAIL_BYTES,
@@ -93,7 +93,10 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
     a failed export leaves no partial file. With ``passphrase`` the file is encrypted
     (see the module docstring). Returns the path written.
     """
-    dest = Path(os.fspath(path))
+    try:
+        dest = regular_target(path, "export")
+    except FaceAppError as error:
+        raise GalleryError(str(error)) from None
     people, templates = gallery.snapshot()
     model_ids = {t.model_id for t in templates}
     if len(model_ids) > 1:
@@ -270,9 +273,15 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 
 def _num(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _Bad(f"{what} must be a finite number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        raise _Bad(f"{what} must be a finite number") from None
+    if not math.isfinite(number):
+        raise _Bad(f"{what} must be a finite number")
+    return number
 
 
 def _int(value: Any, what: str) -> int:

@@ -131,7 +131,10 @@ def _check_passphrase(passphrase: object) -> bytes:
         raise PassphraseError(f"a passphrase must be text, not {type(passphrase).__name__}")
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise PassphraseError("the passphrase cannot be empty")
-    return passphrase.encode("utf-8")
+    try:
+        return passphrase.encode("utf-8")
+    except UnicodeEncodeError:  # bytes from a non-UTF-8 environment, kept as surrogates
+        raise PassphraseError("the passphrase is not valid UTF-8 text (check the terminal's or variable's encoding)") from None
 
 
 def derive_key(passphrase: str, params: KdfParams) -> bytes:

@@ -203,7 +203,10 @@ def timestamp(value: object, what: str) -> float:
 def finite_number(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise GalleryError(f"{what} must be a number, not {type(value).__name__}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:
+        raise GalleryError(f"{what} must be finite (got a huge integer)") from None
     if not math.isfinite(out):
         raise GalleryError(f"{what} must be finite (got {out})")
     return out

@@ -1,0 +1,90 @@
+"""Hostile input, continued: special files and links as outputs, odd bytes in
+passphrases and file names, out-of-range options (found by an adversarial run)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from cli_helpers import file_digest, run_here
+
+OBAMA = "obama/obama_1.jpg"
+
+
+@pytest.fixture
+def gallery(enrolled_gallery_file, tmp_path) -> Path:
+    path = tmp_path / "gallery.sqlite3"
+    shutil.copyfile(enrolled_gallery_file, path)
+    return path
+
+
+def _one_error(result, *words: str) -> str:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("faceapp: error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["export", "identify"])
+def test_a_fifo_output_is_refused_and_kept(command, gallery, tmp_path, capfd, fixtures_dir):
+    fifo = tmp_path / ("out.zip" if command == "export" else "out.jpg")
+    os.mkfifo(fifo)
+    argv = (["gallery", "export", fifo] if command == "export"
+            else ["identify", fixtures_dir / OBAMA, "--out", fifo])
+    _one_error(run_here(capfd, "--gallery", gallery, *argv), "FIFO")
+    assert fifo.is_fifo()  # not replaced by a regular file
+
+
+def test_export_through_a_symlink_writes_its_target(gallery, tmp_path, capfd):
+    target = tmp_path / "backups" / "real.zip"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.zip"
+    link.symlink_to(target)
+    assert run_here(capfd, "--gallery", gallery, "gallery", "export", link).returncode == 0
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_bytes()[:2] == b"PK"  # the new archive, through the link
+
+
+def test_an_empty_out_is_an_error_not_ignored(gallery, capfd, fixtures_dir):
+    _one_error(run_here(capfd, "--gallery", gallery, "identify", fixtures_dir / OBAMA, "--out", ""), "empty")
+
+
+def test_control_characters_in_a_name_are_shown_escaped(gallery, capfd, tmp_path):
+    result = run_here(capfd, "--gallery", gallery, "identify", tmp_path / "a\x1b[31mb.jpg")
+    line = _one_error(result)
+    assert "\x1b" not in line and "\\x1b[31m" in line
+
+
+def test_a_passphrase_that_is_not_utf8_is_refused(gallery, tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("ODD_PASSPHRASE", os.fsdecode(b"caf\xe9 secret"))
+    before = file_digest(gallery)
+    result = run_here(capfd, "--gallery", gallery, "gallery", "export", tmp_path / "x.zip", "--encrypt",
+                      "--new-passphrase-env", "ODD_PASSPHRASE")
+    _one_error(result, "UTF-8")
+    assert file_digest(gallery) == before and not (tmp_path / "x.zip").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--seed", "-1"], "--seed"),
+    (["train", "--seed", str(2**40)], "--seed"),
+    (["train", "--folds", "1"], "--folds"),
+    (["eval", "ident", "--folds", "1"], "--folds"),
+])
+def test_out_of_range_options_are_usage_errors(argv, words, capfd):
+    with pytest.raises(SystemExit) as stop:
+        run_here(capfd, *argv)
+    assert stop.value.code == 2
+    assert words in capfd.readouterr().err
+
+
+def test_a_fifo_model_card_is_refused_without_hanging(tmp_path, capfd, fixtures_dir):
+    models = tmp_path / "models"
+    models.mkdir()
+    os.mkfifo(models / "sface_2021dec.json")
+    result = run_here(capfd, "--model", models, "identify", fixtures_dir / OBAMA)
+    _one_error(result, "not a regular file")
