@@ -391,6 +391,12 @@ def test_identification_over_mixed_size_photos_stays_under_1_5_gb(fixtures_dir, 
     ("Unknown #3", "reserved"),
     ("OBAMA", "only by case"),
     ("obama\u200d", "only by case"),
+    ("\u3164", "visible letters"),  # Hangul filler: a "letter" that draws nothing
+    ("\u2800", "visible letters"),  # blank braille pattern
+    ("\u0301", "visible letters"),  # a lone combining accent
+    ("\uff35\uff4e\uff4b\uff4e\uff4f\uff57\uff4e", "reserved"),  # full-width "Unknown"
+    ("\uff4f\uff42\uff41\uff4d\uff41", "only by case"),  # full-width "obama"
+    ("obama\u3164", "only by case"),
 ])
 def test_bad_names_are_refused(name, words, gallery, capfd, fixtures_dir):
     before = file_digest(gallery)

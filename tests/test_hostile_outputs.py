@@ -88,3 +88,33 @@ def test_a_fifo_model_card_is_refused_without_hanging(tmp_path, capfd, fixtures_
     os.mkfifo(models / "sface_2021dec.json")
     result = run_here(capfd, "--model", models, "identify", fixtures_dir / OBAMA)
     _one_error(result, "not a regular file")
+
+
+def test_recording_a_folder_never_overwrites_one_of_its_photos(gallery, tmp_path, capfd, fixtures_dir):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, photo in (("a.jpg", OBAMA), ("b.jpg", "biden/biden_1.jpg")):
+        shutil.copyfile(fixtures_dir / photo, folder / name)
+    before = {p.name: file_digest(p) for p in folder.iterdir()}
+    for option in ("--out", "--events"):
+        _one_error(run_here(capfd, "--gallery", gallery, "recognize", "--source", folder, option, folder / "b.jpg"),
+                   "an input photo")
+    assert {p.name: file_digest(p) for p in folder.iterdir()} == before
+
+
+def test_a_refused_gallery_is_left_without_side_files(gallery, capfd):
+    import sqlite3
+
+    with sqlite3.connect(gallery) as conn:
+        conn.execute("UPDATE meta SET value = 999 WHERE key = 'schema_version'")
+    conn.close()
+    before = sorted(p.name for p in gallery.parent.iterdir())
+    _one_error(run_here(capfd, "--gallery", gallery, "gallery", "list"), "newer FaceApp")
+    assert sorted(p.name for p in gallery.parent.iterdir()) == before  # no -wal / -shm left behind
+
+
+def test_a_one_fold_pairs_file_is_refused(tmp_path, capfd, lfw_dir):
+    lines = (lfw_dir / "pairs.txt").read_text().splitlines()
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"1\t1\n{lines[1]}\n{lines[301]}\n")
+    _one_error(run_here(capfd, "eval", "lfw", "--pairs", pairs, "--out", tmp_path / "out"), "2 or more")

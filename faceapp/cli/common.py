@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -101,7 +102,14 @@ def gallery_path(args: argparse.Namespace) -> Path:
 
     if args.gallery is not None and not str(args.gallery).strip():
         raise FaceAppError('--gallery "" names no file: give a gallery path, or leave --gallery out for the default one')
-    return Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
+    path = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
+    if os.path.islink(path) and not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise FaceAppError(f"{path}: is a symlink loop, not a gallery") from None
+    return path
 
 
 def open_gallery(args: argparse.Namespace, create: bool = False, read_only: bool = False):
@@ -132,22 +140,28 @@ def no_trace_on_failure(path: Path):
     gallery file and the folders it created, so a failed enroll or import leaves nothing."""
     from faceapp.files import gallery_files
 
-    existed = path.exists()
+    # What was there before (a symlink, even a dangling one, and any side files) stays;
+    # through a symlink, what the command created at its target goes too.
+    targets = [path] + ([Path(os.path.realpath(path))] if os.path.islink(path) else [])
+    before = {f for target in targets for f in gallery_files(target) if os.path.lexists(f)}
     missing_parents = []
-    parent = path.parent
+    parent = targets[-1].parent
     while not parent.exists() and parent != parent.parent:
         missing_parents.append(parent)
         parent = parent.parent
     try:
         yield
     except BaseException:
-        if not existed:
-            for file in gallery_files(path):
-                with contextlib.suppress(OSError):
-                    file.unlink(missing_ok=True)
-            for folder in missing_parents:  # innermost first
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+        if targets[-1] in before:  # the gallery was there: never touch it or its side files
+            raise
+        for target in targets:
+            for file in gallery_files(target):
+                if file not in before:
+                    with contextlib.suppress(OSError):
+                        file.unlink(missing_ok=True)
+        for folder in missing_parents:  # innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
 

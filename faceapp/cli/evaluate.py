@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from faceapp.cli.argtypes import fold_count, positive_int, seed
-from faceapp.cli.common import build_recognizer, check_output_folder, print_report
+from faceapp.cli.common import build_recognizer, check_output_folder, print_report, show_progress
 from faceapp.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
         policy=FacePolicy(scales=args.scales, pick="centre", no_face=args.no_face),
         flip=args.flip,
         batch_size=args.batch_size,
-        progress=not args.quiet,
+        progress=show_progress(args),
     )
     print_report(args, report, format_lfw_table(report))
     return 0
@@ -112,7 +112,7 @@ def cmd_eval_ident(args: argparse.Namespace) -> int:
         flip=args.flip or args.flip_fusion,
         out_dir=check_output_folder(args.out, "report"),
         batch_size=args.batch_size,
-        progress=not args.quiet,
+        progress=show_progress(args),
     )
     print_report(args, report, format_ident_table(report))
     return 0

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")  # its errors are reported by FaceApp itself
     os.environ.setdefault("ORT_LOG_LEVEL", "3")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from faceapp.cli.argtypes import fold_count, fraction, positive_int, seed
-from faceapp.cli.common import check_output_folder, pipeline_config, print_report
+from faceapp.cli.common import check_output_folder, pipeline_config, print_report, show_progress
 from faceapp.errors import FaceAppError
 from faceapp.files import check_input_file
 
@@ -131,7 +131,7 @@ def cmd_train(args) -> int:
     out = check_output_folder(args.out, "model")
     from faceapp.training.data import load_faces, split_people
 
-    loaded = load_faces(data, model_dir=args.model, progress=not args.quiet, detection=pipeline_config(args))
+    loaded = load_faces(data, model_dir=args.model, progress=show_progress(args), detection=pipeline_config(args))
     if loaded.no_face:
         print(f"{len(loaded.no_face)} image(s) without a detected face ({'centre-aligned' if data.no_face == 'centre' else 'left out'}), "
               f"e.g. {loaded.no_face[0]}; all listed in {out / 'no_face.txt'}", file=sys.stderr)
@@ -162,7 +162,7 @@ def cmd_train(args) -> int:
         return 0
     from faceapp.training.run import train_and_export
 
-    report = train_and_export(data, config, out, model_dir=args.model, progress=not args.quiet, loaded=loaded)
+    report = train_and_export(data, config, out, model_dir=args.model, progress=show_progress(args), loaded=loaded)
     print_report(args, report, format_train_report(report))
     return 0
 

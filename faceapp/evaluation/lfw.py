@@ -120,6 +120,9 @@ def run_lfw(
     pairs, names = dataset.pairs, dataset.names
     left, right = dataset.pair_indices()
     labels, folds = pair_arrays(list(pairs))
+    if len(np.unique(folds)) < 2:
+        raise DatasetError(f"the pairs file has {len(np.unique(folds))} fold(s): k-fold evaluation needs 2 or more "
+                           "(each fold's threshold is chosen on the others)")
 
     embeddings = embed_images(
         recognizer, [dataset.images_dir / name for name in names], policy,

@@ -169,6 +169,10 @@ def run_recognition(
     guarded = list(protected)
     if spec.kind in ("file", "device"):
         guarded.append(("the input video", spec.value))
+    elif spec.kind == "folder":  # each of the folder's photos is an input
+        from faceapp.media.sources import IMAGE_SUFFIXES
+
+        guarded += [("an input photo", p) for p in Path(spec.value).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
     for path, what in ((out, "video"), (events, "event log")):
         if path is not None:
             check_output_path(path, guarded, what)

@@ -38,6 +38,8 @@ from faceapp.storage.schema import (
     migrate,
     one_line,
     read_version,
+    side_files_present,
+    tidy_side_files,
     validate_existing,
 )
 
@@ -163,6 +165,7 @@ class GalleryDatabase:
         try:
             if not p.is_file() or p.stat().st_size == 0:
                 return False
+            before = side_files_present(p)
             ro = connect_read_only(p, DEFAULT_BUSY_TIMEOUT_MS / 1000)
         except (OSError, sqlite3.Error):
             return False
@@ -173,6 +176,7 @@ class GalleryDatabase:
             return False
         finally:
             ro.close()
+            tidy_side_files(p, before)
 
     @property
     def encrypted(self) -> bool:

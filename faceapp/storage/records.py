@@ -178,11 +178,21 @@ def normalize_name(name: object) -> str:
     return name
 
 
+#: Characters that draw nothing though Unicode calls them letters or symbols: the Hangul
+#: fillers and the blank braille pattern.
+BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def name_key(name: str) -> str:
-    """What two names that look the same share: NFC, case-folded, invisible characters
-    dropped and white space collapsed ("Obama" and "obama\u200d " have one key)."""
-    visible = "".join(c for c in unicodedata.normalize("NFC", name) if unicodedata.category(c) not in ("Cf", "Cc"))
-    return " ".join(visible.casefold().split())
+    """What two names that look the same share: NFKC (full-width letters become plain
+    ones), case-folded, invisible and blank-looking characters dropped, white space
+    collapsed ("Obama", "obama\u200d " and "ｏｂａｍａ" have one key). A name of only
+    combining marks has an empty key."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    visible = "".join(c for c in folded if unicodedata.category(c) not in ("Cf", "Cc") and c not in BLANK_LOOKING)
+    if all(unicodedata.category(c).startswith("M") or c.isspace() for c in visible):
+        return ""
+    return " ".join(visible.split())
 
 
 def lookup_name(name: object) -> str:

@@ -17,6 +17,7 @@ one transaction, when a gallery is opened.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -147,10 +148,30 @@ def check_header(path: Path) -> None:
 
 
 
+def side_files_present(path: Path) -> set[Path]:
+    """The ``-wal``/``-shm`` files of ``path`` that exist now (see :func:`tidy_side_files`)."""
+    return {f for f in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")) if f.exists()}
+
+
+def tidy_side_files(path: Path, before: set[Path]) -> None:
+    """After a read-only probe of a WAL gallery is closed: remove the ``-wal``/``-shm``
+    files it made (SQLite leaves them behind a read-only connection). Only when the
+    ``-wal`` is empty, i.e. nobody has written through them."""
+    made = side_files_present(path) - before
+    wal = path.with_name(path.name + "-wal")
+    if not made or (wal.exists() and wal.stat().st_size > 0):
+        return
+    for file in made:
+        try:
+            file.unlink()
+        except OSError:
+            pass
+
+
 def connect_read_only(path: Path, timeout_s: float, **kwargs) -> sqlite3.Connection:
     """A read-only connection to ``path``. Where SQLite cannot even create its
     shared-memory file (read-only media), the file is read as immutable."""
-    uri = "file:" + quote(str(path.resolve()))
+    uri = "file:" + quote(os.fsencode(path.resolve()))
     conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout_s, isolation_level=None, **kwargs)
     try:
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
@@ -174,9 +195,11 @@ def validate_existing(path: Path, busy_timeout_ms: int) -> None:
         raise GalleryError(f"cannot read gallery {p}: {e.strerror or e}") from e
     except ValueError as e:
         raise GalleryError(f"{p} is not a valid FaceApp gallery ({e})") from e
+    before = side_files_present(p)
     try:
         ro = connect_read_only(p, busy_timeout_ms / 1000)
     except sqlite3.Error as e:
+        tidy_side_files(p, before)
         raise GalleryError(f"cannot open gallery {p}: {one_line(e)}") from e
     try:
         result = [r[0] for r in ro.execute("PRAGMA quick_check")]
@@ -206,6 +229,7 @@ def validate_existing(path: Path, busy_timeout_ms: int) -> None:
         raise GalleryError(f"{p} is not a valid FaceApp gallery ({one_line(e)})") from e
     finally:
         ro.close()
+        tidy_side_files(p, before)
 
 
 def migrate(write, path: Path, current: int) -> None:
