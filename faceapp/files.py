@@ -56,6 +56,8 @@ class SpecialFileError(FaceAppError):
 def os_error_line(error: OSError) -> str:
     """The reason of an OSError in a few words (never a traceback)."""
     reason = _REASONS.get(error.errno or -1) or error.strerror or str(error)
+    if error.errno == errno.EEXIST and error.filename and os.path.isfile(error.filename):
+        reason = f"a part of the path is a file, not a folder ({display_name(error.filename)})"  # mkdir through a file
     return " ".join(str(reason).split())
 
 
@@ -155,6 +157,15 @@ def check_output_path(path: str | os.PathLike, protected: Iterable[tuple[str, st
     if mode is not None and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISBLK(mode)):
         raise SpecialFileError(f"{p}: is {_kind(mode)}; the {what} needs a regular file (or a character device)")
     return p
+
+
+def remove_empty_folders(folders: Iterable[Path]) -> None:
+    """Remove each of ``folders`` (innermost first) that is empty; never raises."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def regular_target(path: str | os.PathLike, what: str = "output") -> Path:

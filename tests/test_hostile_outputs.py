@@ -118,3 +118,24 @@ def test_a_one_fold_pairs_file_is_refused(tmp_path, capfd, lfw_dir):
     pairs = tmp_path / "pairs.txt"
     pairs.write_text(f"1\t1\n{lines[1]}\n{lines[301]}\n")
     _one_error(run_here(capfd, "eval", "lfw", "--pairs", pairs, "--out", tmp_path / "out"), "2 or more")
+
+
+def test_a_hand_edited_revision_counter_is_survived(gallery, capfd, fixtures_dir):
+    import sqlite3
+
+    with sqlite3.connect(gallery) as conn:
+        conn.execute("UPDATE meta SET value = 'abc' WHERE key = 'revision'")
+    conn.close()
+    result = run_here(capfd, "--gallery", gallery, "enroll", "--add", "obama", fixtures_dir / "obama/obama_3.jpg")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_failed_export_leaves_no_new_folders(gallery, tmp_path, capfd):
+    target = tmp_path / "new" / "deeper" / ("L" * 300 + ".zip")
+    _one_error(run_here(capfd, "--gallery", gallery, "gallery", "export", target), "too long")
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_gallery_path_through_a_file_is_said_plainly(capfd, fixtures_dir):
+    _one_error(run_here(capfd, "--gallery", fixtures_dir / OBAMA / "g.sqlite3", "enroll", "carol", fixtures_dir / OBAMA),
+               "is a file, not a folder")

@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from faceapp.cli.app import launch_gui
 
             return launch_gui(args)
+        if sys.stdout is None:  # started with stdout closed: what it printed would be lost
+            _say("faceapp: error: standard output is closed; nothing could be printed")
+            return EXIT_USER_ERROR
         return args.func(args)
     except FaceAppError as error:
         _say(_one_line(f"faceapp: error: {error}"))

@@ -76,7 +76,7 @@ def load_lfw(data_dir: str | os.PathLike | None = None, pairs_file: str | os.Pat
     if not directory.is_dir():
         raise DatasetError(f"LFW folder not found: {directory} (give DATA_DIR or set FACEAPP_LFW_DIR)")
     if not pairs_path.is_file():
-        raise DatasetError(f"pairs file not found: {pairs_path}")
+        raise DatasetError(f"pairs file {'is not a regular file' if pairs_path.exists() else 'not found'}: {pairs_path}")
     if not images_dir.is_dir():
         raise DatasetError(f"images folder not found: {images_dir} (expected DATA_DIR/images/NAME_NNNN.jpg)")
     try:

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from faceapp.errors import FaceAppError, GalleryError, ModelMismatchError
-from faceapp.files import os_error_line, regular_target
+from faceapp.files import os_error_line, regular_target, remove_empty_folders
 from faceapp.storage import crypto
 from faceapp.storage.gallery import (
     MAX_THUMBNAIL_BYTES,
@@ -120,7 +120,9 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
         tmpl_entries = []
         for row, t in enumerate(ts):
             thumb_name = None
-            if t.thumbnail is not None:
+            if t.thumbnail is not None and not t.thumbnail.startswith((b"\x89PNG", b"\xff\xd8")):
+                logger.warning("%r: a thumbnail that is neither PNG nor JPEG is left out", person.name)
+            elif t.thumbnail is not None:
                 ext = "png" if t.thumbnail.startswith(b"\x89PNG") else "jpg"
                 thumb_name = f"thumbnails/{next_id:06d}.{ext}"
                 members.append((thumb_name, t.thumbnail))
@@ -150,11 +152,13 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
     }
     manifest_bytes = json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
+    made = [p for p in dest.parents if not p.exists()]  # innermost first: removed again on failure
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     except OSError as e:
-        raise GalleryError(f"cannot write {dest}: {e.strerror or e}") from e
+        remove_empty_folders(made)
+        raise GalleryError(f"cannot write {dest}: {os_error_line(e)}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             target: Any = io.BytesIO() if passphrase is not None else f
@@ -174,8 +178,9 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
             os.unlink(tmp)
         except OSError:
             pass
+        remove_empty_folders(made)
         if isinstance(e, OSError):
-            raise GalleryError(f"cannot write {dest}: {e.strerror or e}") from e
+            raise GalleryError(f"cannot write {dest}: {os_error_line(e)}") from None
         raise
     logger.info("exported %d people, %d templates to %s", len(people), len(templates), dest)
     return dest

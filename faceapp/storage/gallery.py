@@ -276,7 +276,11 @@ class Gallery(GalleryDatabase):
                 row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
             except sqlite3.Error as e:
                 raise self._db_error(e) from e
-        return int(row[0]) if row else 0
+        try:
+            return int(row[0]) if row else 0
+        except (TypeError, ValueError):  # hand-edited; the next change writes a number again
+            logger.warning("gallery %s: its revision counter %r is not a number; taken as 0", self._path, row[0])
+            return 0
 
     # ----- writing
 

@@ -75,7 +75,7 @@ def test_failed_export_leaves_no_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(zipfile.ZipFile, "writestr", boom)
-    with pytest.raises(GalleryError, match="No space"):
+    with pytest.raises(GalleryError, match="no space left"):
         export_gallery(filled, tmp_path / "e.zip")
     assert not (tmp_path / "e.zip").exists()
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
