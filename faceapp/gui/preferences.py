@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from faceapp.errors import FaceAppError
 from faceapp.gui.dialogs.settings import SettingsChoice
@@ -20,12 +20,30 @@ from faceapp.gui.i18n import translate
 from faceapp.media.sources import SourceSpec
 
 if TYPE_CHECKING:
-    from faceapp.gui.main_window import MainWindow
+    from faceapp.gui.privacy_menu import PrivacyMenu
+    from faceapp.gui.settings import AppSettings
+    from faceapp.gui.workers.controller import LiveController
+    from faceapp.recognition.pipeline import Recognizer
+    from faceapp.storage.gallery import Gallery
 
 logger = logging.getLogger(__name__)
 
 
-def current_choice(window: MainWindow) -> SettingsChoice:
+class SettingsWindow(Protocol):
+    """What applying settings needs of its window (the main window)."""
+
+    settings: AppSettings
+    gallery: Gallery
+    recognizer: Recognizer
+    controller: LiveController
+    privacy: PrivacyMenu
+
+    def say(self, text: object, ms: int = 8000) -> None: ...
+    def open_spec(self, spec: SourceSpec, loop: bool | None = None) -> None: ...
+    def set_threshold(self, value: float) -> None: ...
+
+
+def current_choice(window: SettingsWindow) -> SettingsChoice:
     """What the app does now, as the settings dialog shows it."""
     try:
         embeddings_only = window.gallery.embeddings_only
@@ -51,7 +69,7 @@ def set_min_face_size(recognizer, value: int) -> None:
     detector.config = dataclasses.replace(detector.config, min_face_size=int(value))
 
 
-def apply_choice(window: MainWindow, choice: SettingsChoice) -> None:
+def apply_choice(window: SettingsWindow, choice: SettingsChoice) -> None:
     """Make the running app follow ``choice``, and remember it."""
     before = current_choice(window)
     settings = window.settings

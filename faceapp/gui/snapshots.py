@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from faceapp.errors import FaceAppError
 from faceapp.gui.i18n import translate
@@ -15,9 +15,21 @@ from faceapp.media.imageio import write_image
 from faceapp.media.privacy import PrivacyError, PrivacyPolicy, check_image_write, render_output
 
 if TYPE_CHECKING:
-    from faceapp.gui.main_window import MainWindow
+    from faceapp.gui.settings import AppSettings
+    from faceapp.gui.workers.controller import LiveController
+    from faceapp.storage.gallery import Gallery
 
 logger = logging.getLogger(__name__)
+
+
+class SnapshotWindow(Protocol):
+    """What a snapshot needs of its window (the main window)."""
+
+    settings: AppSettings
+    gallery: Gallery
+    controller: LiveController
+
+    def say(self, text: object, ms: int = 8000) -> None: ...
 
 
 def next_free_path(folder: Path) -> Path:
@@ -30,7 +42,7 @@ def next_free_path(folder: Path) -> Path:
     return path
 
 
-def save_snapshot(window: MainWindow) -> Path | None:
+def save_snapshot(window: SnapshotWindow) -> Path | None:
     """Save the frame ``window`` shows; the path written, or None (the status bar says why)."""
     packet = window.controller.latest
     if packet is None:
