@@ -301,34 +301,28 @@ class Gallery(GalleryDatabase):
 
     def add_templates(self, name: str, templates: Sequence[NewTemplate]) -> Person:
         """Add templates to an existing person; returns the updated person."""
-        key = lookup_name(name)
         rows = prepare_all(templates)
         if not rows:
             raise GalleryError("no templates to add")
-        now = time.time()
+        return self._add_rows(name, rows, "gallery: added %d template(s) to %r")
+
+    def _add_rows(self, name: str, rows: Sequence[TemplateRow], message: str) -> Person:
+        key = lookup_name(name)
         with self._write() as conn:
             pid = self._person_id(conn, key)
             self._check_compatible(conn, rows)
-            self._insert(conn, pid, rows, now)
+            self._insert(conn, pid, rows, time.time())
             person = self._person(conn, key)
-        logger.info("gallery: added %d template(s) to %r", len(rows), key)
+        logger.info(message, len(rows), key)
         return person
 
     def add_negatives(self, name: str, templates: Sequence[NewTemplate]) -> Person:
         """Store faces that are *not* ``name`` (a look-alike the app named wrongly): a
         face nearer to these than to the person's own templates is not given their name."""
-        key = lookup_name(name)
         rows = [dataclasses.replace(row, kind="negative") for row in prepare_all(templates)]
         if not rows:
             raise GalleryError("no faces to add")
-        now = time.time()
-        with self._write() as conn:
-            pid = self._person_id(conn, key)
-            self._check_compatible(conn, rows)
-            self._insert(conn, pid, rows, now)
-            person = self._person(conn, key)
-        logger.info("gallery: %d face(s) marked as not %r", len(rows), key)
-        return person
+        return self._add_rows(name, rows, "gallery: %d face(s) marked as not %r")
 
     def set_threshold(self, name: str, threshold: float | None) -> Person:
         """Give ``name`` their own decision threshold (a cosine similarity in [-1, 1]), or

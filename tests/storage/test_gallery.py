@@ -383,3 +383,24 @@ def test_matrix_model_mismatch(filled: Gallery) -> None:
     assert "other-model" in msg and MODEL in msg and "re-enroll" in msg and "\n" not in msg
 
 
+
+
+def test_negatives_and_own_thresholds_reach_the_matrix_and_archives(gallery: Gallery, tmp_path: Path) -> None:
+    from faceapp.storage.archive import export_gallery, import_gallery
+
+    gallery.add_person("ann", [tmpl(), tmpl()])
+    gallery.add_person("bo", [tmpl()])
+    gallery.add_negatives("ann", [tmpl()])
+    gallery.set_threshold("bo", 0.55)
+    m = gallery.matrix(MODEL)
+    assert len(m.embeddings) == 3 and m.negatives.shape == (1, DIM)  # negatives are not positives
+    assert m.names[m.negative_index[0]] == "ann"
+    thresholds = dict(zip(m.names, m.thresholds))
+    assert np.isnan(thresholds["ann"]) and thresholds["bo"] == pytest.approx(0.55)
+    with pytest.raises(GalleryError):
+        gallery.set_threshold("bo", 1.5)
+    archive = export_gallery(gallery, tmp_path / "a.zip")
+    with Gallery(tmp_path / "copy.db") as copy:
+        import_gallery(copy, archive)
+        again = copy.matrix(MODEL)
+        assert again.negatives.shape == (1, DIM) and dict(zip(again.names, again.thresholds))["bo"] == pytest.approx(0.55)
