@@ -139,3 +139,16 @@ def test_a_failed_export_leaves_no_new_folders(gallery, tmp_path, capfd):
 def test_a_gallery_path_through_a_file_is_said_plainly(capfd, fixtures_dir):
     _one_error(run_here(capfd, "--gallery", fixtures_dir / OBAMA / "g.sqlite3", "enroll", "carol", fixtures_dir / OBAMA),
                "is a file, not a folder")
+
+
+def test_a_damaged_png_is_refused_in_one_line(tmp_path, capfd, fixtures_dir):
+    import cv2
+
+    ok, png = cv2.imencode(".png", cv2.imread(str(fixtures_dir / OBAMA)))
+    data = bytearray(png.tobytes())
+    data[29] ^= 0xFF  # inside IHDR: its CRC no longer matches (libpng would print its own line)
+    photo = tmp_path / "bad-crc.png"
+    photo.write_bytes(bytes(data))
+    result = run_here(capfd, "identify", photo)
+    _one_error(result, "damaged")
+    assert "libpng" not in result.stderr

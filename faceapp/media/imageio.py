@@ -68,7 +68,7 @@ def decode_image(data: bytes | np.ndarray, label: str = "image") -> np.ndarray:
     buffer = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buffer.size == 0:
         raise ImageReadError(f"{label}: empty file")
-    if _png_is_truncated(buffer):
+    if _png_is_truncated(buffer) or _png_is_damaged(buffer):
         raise ImageReadError(f"{label}: damaged or truncated PNG")
     declared = declared_size(buffer)
     if declared is not None and declared[0] * declared[1] > MAX_PIXELS:
@@ -85,6 +85,21 @@ def decode_image(data: bytes | np.ndarray, label: str = "image") -> np.ndarray:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_is_damaged(buffer: np.ndarray) -> bool:
+    """A PNG whose chunk checksums do not match (checked by Pillow, silently, before
+    libpng would print its own error line on the way to refusing it)."""
+    if bytes(buffer[:8]) != _PNG_SIGNATURE:
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(buffer.tobytes())) as image:
+            image.verify()
+    except Exception:  # noqa: BLE001 - any complaint of Pillow's means a damaged file
+        return True
+    return False
 
 
 def _png_is_truncated(buffer: np.ndarray) -> bool:
