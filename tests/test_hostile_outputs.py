@@ -144,7 +144,7 @@ def test_a_gallery_path_through_a_file_is_said_plainly(capfd, fixtures_dir):
 def test_a_damaged_png_is_refused_in_one_line(tmp_path, capfd, fixtures_dir):
     import cv2
 
-    ok, png = cv2.imencode(".png", cv2.imread(str(fixtures_dir / OBAMA)))
+    _, png = cv2.imencode(".png", cv2.imread(str(fixtures_dir / OBAMA)))
     data = bytearray(png.tobytes())
     data[29] ^= 0xFF  # inside IHDR: its CRC no longer matches (libpng would print its own line)
     photo = tmp_path / "bad-crc.png"

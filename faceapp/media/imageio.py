@@ -68,11 +68,13 @@ def decode_image(data: bytes | np.ndarray, label: str = "image") -> np.ndarray:
     buffer = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buffer.size == 0:
         raise ImageReadError(f"{label}: empty file")
-    if _png_is_truncated(buffer) or _png_is_damaged(buffer):
+    if _png_is_truncated(buffer):
         raise ImageReadError(f"{label}: damaged or truncated PNG")
     declared = declared_size(buffer)
     if declared is not None and declared[0] * declared[1] > MAX_PIXELS:
         raise ImageReadError(f"{label}: image too large ({declared[0]}x{declared[1]} pixels; at most {MAX_PIXELS:,} are read)")
+    if _png_is_damaged(buffer):
+        raise ImageReadError(f"{label}: damaged PNG (a chunk's checksum does not match)")
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     except cv2.error:
