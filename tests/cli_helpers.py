@@ -50,3 +50,14 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 def file_digest(path: Path) -> str | None:
     """sha256 of the file, or None when it does not exist (it must not be created)."""
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def refused(result: subprocess.CompletedProcess, *words: str) -> str:
+    """The one error line of a refused command (asserting its shape and words)."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("faceapp: error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]

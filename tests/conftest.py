@@ -105,15 +105,21 @@ def enrolled_gallery_file(recognizer, fixtures_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def enrolled_gallery(enrolled_gallery_file, tmp_path):
-    """A private, open copy of ``enrolled_gallery_file``."""
+def enrolled_gallery_path(enrolled_gallery_file, tmp_path) -> Path:
+    """A private copy of ``enrolled_gallery_file`` (closed: for commands to open)."""
     import shutil
-
-    from faceapp.storage.gallery import Gallery
 
     path = tmp_path / "gallery.sqlite3"
     shutil.copyfile(enrolled_gallery_file, path)
-    with Gallery(path) as gallery:
+    return path
+
+
+@pytest.fixture
+def enrolled_gallery(enrolled_gallery_path):
+    """A private, open copy of ``enrolled_gallery_file``."""
+    from faceapp.storage.gallery import Gallery
+
+    with Gallery(enrolled_gallery_path) as gallery:
         yield gallery
 
 

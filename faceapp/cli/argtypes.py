@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str, low: int, high: int | None, expected: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole(text, 1, None, "a positive whole number")
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+    return _whole(text, 0, None, "0 or more")
 
 
 def fraction(text: str) -> float:
@@ -40,15 +41,9 @@ def positive_float(text: str) -> float:
 
 def seed(text: str) -> int:
     """A random seed: a whole number from 0 to 2**32 - 1 (what numpy and TensorFlow take)."""
-    value = int(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2**32 - 1}, got {text}")
-    return value
+    return _whole(text, 0, 2**32 - 1, f"a whole number from 0 to {2**32 - 1}")
 
 
 def fold_count(text: str) -> int:
     """A number of cross-validation folds: 2 or more."""
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be 2 or more (one fold leaves nothing to train or calibrate on), got {text}")
-    return value
+    return _whole(text, 2, None, "2 or more (one fold leaves nothing to train or calibrate on)")

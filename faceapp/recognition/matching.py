@@ -68,6 +68,8 @@ class Matcher:
             keep = np.array([int(p) in column_of for p in negative_index], bool)
             self._negatives = np.asarray(negatives, np.float32)[keep]
             self._negative_columns = np.array([column_of[int(p)] for p in negative_index[keep]], np.int64)
+        # Stacked once here, not for every frame.
+        self._all_rows = np.concatenate([self._embeddings, self._negatives]) if len(self._negatives) else self._embeddings
 
     @classmethod
     def empty(cls, dim: int, threshold: float) -> Matcher:
@@ -101,7 +103,7 @@ class Matcher:
             empty = np.zeros((len(queries), len(self._people)), np.float32)
             return empty, empty.astype(bool)
         if len(self._negatives):
-            both = queries @ np.concatenate([self._embeddings, self._negatives]).T  # one product
+            both = queries @ self._all_rows.T  # positives and negatives in one product
             positive = _reduce_max(both[:, : len(self._embeddings)], self._starts)
             negative = np.full_like(positive, -np.inf)
             np.maximum.at(negative.T, self._negative_columns, both[:, len(self._embeddings):].T)
