@@ -129,8 +129,8 @@ def make_recognizer(recognizer):
     with its own gallery (the session ``recognizer`` itself stays without one)."""
     from faceapp.recognition.pipeline import Recognizer
 
-    def make(gallery=None, threshold: float | None = None):
-        chosen = recognizer.threshold if threshold is None else threshold
+    def make(gallery=None, threshold: float | str | None = None):
+        chosen = recognizer.decision if threshold is None else threshold
         return Recognizer(recognizer.card, recognizer.detector, recognizer.embedder, chosen, gallery)
 
     return make

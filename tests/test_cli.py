@@ -20,6 +20,7 @@ from cli_helpers import file_digest, ok, run_cli, run_here
 from conftest import GROUP_PHOTO_PEOPLE, copy_model_dir, fixture_photos, flip_byte
 
 from faceapp.embedding.modelcard import load_card
+from faceapp.recognition.decision import OpenSetCalibration
 from faceapp.storage.gallery import Gallery
 
 
@@ -67,7 +68,10 @@ def test_enroll_identify_verify_recognize_manage_export_import(tmp_path, fixture
     # The gallery survives into a new process: both named, each in their place.
     photo = "groups/obama_and_biden_2.jpg"
     result = json.loads(ok(run_cli(*g, "identify", fixtures_dir / photo, "--json")).stdout)
-    assert result["threshold"] == pytest.approx(load_card().default_threshold)  # the model card's
+    # The default preset, calibrated for a gallery of two people with 4 and 2 templates.
+    calibration = OpenSetCalibration.from_card(load_card().open_set)
+    assert result["decision"] == load_card().default_preset
+    assert result["threshold"] == pytest.approx(calibration.gallery_threshold(np.array([4, 2]), 0.01), abs=1e-6)
     for name, point in GROUP_PHOTO_PEOPLE[photo]:
         (face,) = [f for f in result["faces"] if contains(f["box"], point)]
         assert face["name"] == name and face["best_name"] == name and face["similarity"] > 0.5

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from faceapp.embedding.modelcard import load_card
-from faceapp.recognition.decision import OpenSetCalibration, person_thresholds
+from faceapp.recognition.decision import DecisionRule, OpenSetCalibration, calibrate_gallery
 from faceapp.recognition.matching import Matcher
 
 
@@ -53,17 +53,30 @@ def test_person_thresholds_fixed_cohort_and_override(calibration):
     centres[5] = _unit([centres[4] + 0.3 * rng.normal(size=32)])[0]  # 4 and 5 look alike
     embeddings = _unit(np.repeat(centres, 3, axis=0) + 0.05 * rng.normal(size=(people * 3, 32)))
     index = np.repeat(np.arange(people), 3)
-    fixed, base = person_thresholds(calibration, embeddings, index, people, fixed=0.42)
-    assert base == pytest.approx(0.42) and np.allclose(fixed, 0.42)
-    auto, base = person_thresholds(calibration, embeddings, index, people, alpha=0.01)
-    assert auto[4] > base and auto[5] > base  # look-alikes get stricter thresholds
-    assert np.all(auto >= calibration.floor)
+    fixed = calibrate_gallery(calibration, embeddings, index, people, DecisionRule(fixed=0.42))
+    assert fixed.gallery_threshold == pytest.approx(0.42) and np.allclose(fixed.thresholds, 0.42)
+    assert fixed.target is None and fixed.expected_false_alarms is not None
+    auto = calibrate_gallery(calibration, embeddings, index, people, DecisionRule("balanced"))
+    base = auto.gallery_threshold
+    assert auto.target == pytest.approx(0.01)
+    assert auto.thresholds[4] > base and auto.thresholds[5] > base  # look-alikes get stricter thresholds
+    assert np.all(auto.thresholds >= calibration.floor)
+    # The model's own prediction for the thresholds it chose is the target, near enough.
+    assert 0.003 < auto.expected_false_alarms < 0.03
+    strict = calibrate_gallery(calibration, embeddings, index, people, DecisionRule("strict"))
+    assert strict.gallery_threshold > base
     overrides = np.full(people, np.nan)
     overrides[2] = 0.6
-    mine, _ = person_thresholds(calibration, embeddings, index, people, alpha=0.01, overrides=overrides)
-    assert mine[2] == pytest.approx(0.6) and mine[0] == pytest.approx(auto[0])
+    mine = calibrate_gallery(calibration, embeddings, index, people, DecisionRule("balanced"), overrides=overrides)
+    assert mine.thresholds[2] == pytest.approx(0.6) and mine.automatic[2] == pytest.approx(auto.thresholds[2])
+    assert mine.thresholds[0] == pytest.approx(auto.thresholds[0])
     with pytest.raises(ValueError):
-        person_thresholds(None, embeddings, index, people)
+        calibrate_gallery(None, embeddings, index, people, DecisionRule("balanced"))
+    uncalibrated = calibrate_gallery(None, embeddings, index, people, DecisionRule("balanced"),
+                                     preset_thresholds={"balanced": 0.4})
+    assert np.allclose(uncalibrated.thresholds, 0.4) and uncalibrated.expected_false_alarms is None
+    with pytest.raises(ValueError):
+        DecisionRule("balanced", 0.4)
 
 
 def test_per_person_thresholds_and_negative_veto():

@@ -129,7 +129,7 @@ def spied(recognizer, enrolled):
     from faceapp.recognition.pipeline import Recognizer
 
     spy = CountingEmbedder(recognizer.embedder)
-    return Recognizer(recognizer.card, recognizer.detector, spy, recognizer.threshold, enrolled), spy
+    return Recognizer(recognizer.card, recognizer.detector, spy, recognizer.decision, enrolled), spy
 
 
 def test_video_each_track_keeps_one_name(spied, fixture_video):

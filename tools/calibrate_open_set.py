@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from faceapp.recognition.decision import DEFAULT_TARGETS, ImpostorTail, OpenSetCalibration, person_thresholds
+from faceapp.recognition.decision import DEFAULT_TARGETS, DecisionRule, ImpostorTail, OpenSetCalibration, calibrate_gallery
 
 CARD = ROOT / "models" / "sface_2021dec.json"
 BODY_GRID = np.round(np.arange(0.10, 0.60, 0.01), 2)
@@ -130,8 +130,8 @@ def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int 
             per_person = np.full((len(everyone), len(chosen)), -np.inf)
             np.maximum.at(per_person.T, gallery_person, similarity.T)
             for preset, alpha in [*DEFAULT_TARGETS.items(), ("fixed 0.40", None)]:
-                thresholds, _ = person_thresholds(calibration, emb[gallery], gallery_person, len(chosen),
-                                                  alpha=alpha, fixed=0.40 if alpha is None else None)
+                rule = DecisionRule(fixed=0.40) if alpha is None else DecisionRule(preset)
+                thresholds = calibrate_gallery(calibration, emb[gallery], gallery_person, len(chosen), rule).thresholds
                 passing = np.where(per_person >= thresholds[None], per_person, -np.inf)
                 named = passing.max(axis=1) > -np.inf
                 who = passing.argmax(axis=1)

@@ -61,10 +61,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
         recognizer = build_recognizer(args, gallery)
         image = read_image(args.image)
         result = recognizer.process(image)
+        threshold = recognizer.threshold  # the gallery's, as the decision rule chose it
     if args.out is not None:
         write_image(args.out, draw_results(image, result))
     if args.json:
-        print_json({"image": str(args.image), "threshold": recognizer.threshold, "faces": [f.to_json() for f in result.faces]})
+        print_json({"image": str(args.image), "decision": recognizer.decision.label, "threshold": threshold, "faces": [f.to_json() for f in result.faces]})
         return 0
     if not result.faces:
         print(f"{args.image}: no face found")
@@ -96,12 +97,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     first = _largest_face_embedding(recognizer, args.first)
     second = _largest_face_embedding(recognizer, args.second)
     similarity = float(first @ second)
-    same = similarity >= recognizer.threshold
+    threshold = recognizer.verification_threshold
+    same = similarity >= threshold
     if args.json:
-        print_json({"same_person": same, "similarity": round(similarity, 4), "threshold": recognizer.threshold})
+        print_json({"same_person": same, "similarity": round(similarity, 4), "threshold": threshold})
     else:
         verdict = "same person" if same else "different people"
-        print(f"{verdict}: similarity {similarity:.3f} (threshold {recognizer.threshold:.3f})")
+        print(f"{verdict}: similarity {similarity:.3f} (threshold {threshold:.3f})")
     return 0
 
 

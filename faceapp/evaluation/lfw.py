@@ -128,7 +128,7 @@ def run_lfw(
         recognizer, [dataset.images_dir / name for name in names], policy,
         flip=flip, batch_size=batch_size, progress=progress, description="LFW images",
     )
-    threshold = float(recognizer.threshold)
+    threshold = float(recognizer.verification_threshold)  # 1:1 pairs: the card's preset value
     scores = {"plain": pair_scores(embeddings.plain, left, right, embeddings.usable)}
     if embeddings.flip is not None:
         scores["flip"] = pair_scores(embeddings.flip, left, right, embeddings.usable)

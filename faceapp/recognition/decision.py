@@ -19,7 +19,7 @@ gallery in use from a model of impostor scores measured on LFW (in the model car
   (people who attract impostors get a stricter threshold), never below ``floor``.
 * A per-person override (``faceapp gallery threshold NAME VALUE``) replaces the result.
 
-:func:`person_thresholds` is computed when the gallery changes (one matrix product with
+:func:`calibrate_gallery` is computed when the gallery changes (one matrix product with
 a sample of the templates); matching a face stays one product plus per-person arrays.
 """
 
@@ -153,38 +153,90 @@ def cohort_scores(embeddings: np.ndarray, person_index: np.ndarray, people: int,
     return scores
 
 
-def person_thresholds(
+@dataclass(frozen=True)
+class DecisionRule:
+    """What decides whether the best-matching person is named: a preset (``strict``,
+    ``balanced``, ``lenient``: a false-alarm target when the model card is calibrated, the
+    card's fixed threshold otherwise) or one fixed similarity threshold for everyone."""
+
+    preset: str | None = None
+    fixed: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.preset is None) == (self.fixed is None):
+            raise ValueError("a decision rule is either a preset or a fixed threshold")
+
+    @property
+    def label(self) -> str:
+        """``balanced`` or ``fixed 0.420``: what the user chose, in words."""
+        return self.preset if self.preset is not None else f"fixed {self.fixed:.3f}"
+
+    def to_text(self) -> str:
+        """The rule as it is given on the command line: a preset name or a number."""
+        return self.preset if self.preset is not None else f"{self.fixed:g}"
+
+
+@dataclass(frozen=True)
+class GalleryCalibration:
+    """The decision chosen for one gallery: everything ``faceapp gallery calibrate`` shows.
+
+    Per-person arrays are ``(people,)`` in the gallery matrix's ``names`` order."""
+
+    rule: DecisionRule
+    target: float | None  # the false-alarm target (None: a fixed threshold)
+    gallery_threshold: float  # before the per-person terms
+    templates: np.ndarray  # int64: positive templates per person
+    cohort: np.ndarray  # float64: mean of the top similarities to other people (NaN: not computed)
+    automatic: np.ndarray  # float32: the threshold the rule gives each person
+    overrides: np.ndarray  # float64: the person's own threshold (NaN: automatic)
+    thresholds: np.ndarray  # float32: what matching uses
+    expected_false_alarms: float | None  # the model's prediction for these thresholds (None: uncalibrated model)
+
+
+def calibrate_gallery(
     calibration: OpenSetCalibration | None,
     embeddings: np.ndarray,
     person_index: np.ndarray,
     people: int,
+    rule: DecisionRule,
     *,
-    alpha: float | None = None,
-    fixed: float | None = None,
+    preset_thresholds: Mapping[str, float] | None = None,
     overrides: np.ndarray | None = None,
-) -> tuple[np.ndarray, float]:
-    """float32 ``(people,)`` thresholds, and the gallery-level threshold.
+) -> GalleryCalibration:
+    """Each person's threshold for ``rule`` in the gallery of ``embeddings`` (float32
+    ``(N, D)`` unit rows) owned by ``person_index`` (``(N,)`` into ``people``).
 
-    With ``fixed``, everyone gets that threshold; else the calibrated one for ``alpha``,
-    moved per person by the cohort term. ``overrides`` (``(people,)``, NaN = automatic)
-    replace the result person by person."""
-    counts = np.bincount(np.asarray(person_index, np.int64), minlength=people)
-    if fixed is not None or calibration is None:
-        if fixed is None:
-            raise ValueError("a fixed threshold is needed when the model has no open-set calibration")
-        base = float(fixed)
-        thresholds = np.full(people, base)
+    A fixed rule gives everyone that threshold. A preset is the calibrated false-alarm
+    target (:meth:`OpenSetCalibration.gallery_threshold`, then moved per person by the
+    cohort term); without a calibration it is ``preset_thresholds[preset]``.
+    ``overrides`` (``(people,)``, NaN = automatic) replace the result person by person."""
+    counts = np.bincount(np.asarray(person_index, np.int64), minlength=people)[:people]
+    cohort = np.full(people, np.nan)
+    target = None
+    if rule.fixed is not None or calibration is None or rule.preset not in calibration.targets:
+        if rule.fixed is not None:
+            base = float(rule.fixed)
+        elif preset_thresholds and rule.preset in preset_thresholds:
+            base = float(preset_thresholds[rule.preset])
+        else:
+            raise ValueError(f"no threshold is known for the preset {rule.preset!r}")
+        automatic = np.full(people, base)
     else:
-        base = calibration.gallery_threshold(counts, float(alpha if alpha is not None else calibration.targets["balanced"]))
-        thresholds = np.full(people, base)
+        target = float(calibration.targets[rule.preset])
+        base = calibration.gallery_threshold(counts, target)
+        automatic = np.full(people, base)
         if calibration.cohort_weight and people > 2 and len(embeddings):
             cohort = cohort_scores(embeddings, person_index, people, calibration.cohort_top)
             known = np.isfinite(cohort)
             if known.sum() > 2:
                 shift = calibration.cohort_weight * (cohort[known] - np.median(cohort[known]))
-                thresholds[known] = np.clip(base + shift, calibration.floor, calibration.ceiling)
-    if overrides is not None:
-        overrides = np.asarray(overrides, np.float64)
-        chosen = np.isfinite(overrides)
-        thresholds[chosen] = overrides[chosen]
-    return thresholds.astype(np.float32), base
+                automatic[known] = np.clip(base + shift, calibration.floor, calibration.ceiling)
+    own = np.full(people, np.nan) if overrides is None else np.asarray(overrides, np.float64)[:people]
+    thresholds = np.where(np.isfinite(own), own, automatic).astype(np.float32)
+    expected = None
+    if calibration is not None and people:
+        present = counts > 0
+        hits = [calibration.tail.exceedance(float(t)) for t in thresholds[present]]
+        expected = float(min(1.0, np.sum(np.array(hits) * counts[present] ** calibration.template_exponent)))
+    return GalleryCalibration(rule, target, float(base), counts.astype(np.int64), cohort, automatic.astype(np.float32),
+                              own, thresholds, expected)

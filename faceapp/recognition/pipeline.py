@@ -2,7 +2,9 @@
 
 :class:`Recognizer` owns one detector, the embedder and a matcher built from the
 gallery; it notices gallery changes (any process) through ``Gallery.revision()`` and
-rebuilds the matcher, so enrolments show up without a restart.
+rebuilds the matcher, so enrolments show up without a restart. The matcher's per-person
+thresholds come from the recognizer's :class:`~faceapp.recognition.decision.DecisionRule`
+(a preset is a false-alarm target, calibrated for the gallery in use).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 from faceapp.embedding.flip import embed_with_flip
 from faceapp.embedding.modelcard import EmbeddingCard, load_card
 from faceapp.embedding.runtime import Embedder
-from faceapp.errors import ConfigError
+from faceapp.errors import ConfigError, ModelError
+from faceapp.recognition.decision import DecisionRule, GalleryCalibration, OpenSetCalibration, calibrate_gallery
 from faceapp.recognition.matching import Matcher
-from faceapp.storage.gallery import Gallery
+from faceapp.storage.gallery import Gallery, GalleryMatrix
 from faceapp.types import AlignedFace, Detection, FaceResult, FrameResult, StageTimes
 from faceapp.vision.alignment import align_face
 from faceapp.vision.detection import DetectorConfig, YuNetDetector, yunet_path
@@ -39,7 +42,7 @@ class PipelineConfig:
     model_dir: str | Path | None = None
     device: str = "auto"
     backend: str = "auto"
-    threshold: str | float | None = None  # preset name, number, or None for the card's default
+    threshold: str | float | None = None  # preset name, number (a fixed threshold), or None for the card's default
     flip: bool = False  # test-time flip fusion (see faceapp.embedding.flip)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
 
@@ -65,23 +68,43 @@ def build_detector(config: PipelineConfig | None = None) -> YuNetDetector:
     return YuNetDetector(yunet_path(config.model_dir), config.detector)
 
 
+def decision_rule(card: EmbeddingCard, value: DecisionRule | str | float | None) -> DecisionRule:
+    """A preset name, a number (a fixed threshold; also as text) or None (the card's
+    default preset) -> a DecisionRule. ModelError (one line) for anything else."""
+    if isinstance(value, DecisionRule):
+        return value
+    if value is None:
+        return DecisionRule(card.default_preset)
+    if isinstance(value, str) and value.strip().lower() in card.threshold_presets:
+        return DecisionRule(value.strip().lower())
+    return DecisionRule(fixed=card.threshold(value))  # validates the number
+
+
 class Recognizer:
-    """Detects, aligns, embeds and names the faces of BGR frames."""
+    """Detects, aligns, embeds and names the faces of BGR frames.
+
+    ``decision``: a :class:`DecisionRule`, a preset name, a number (a fixed threshold for
+    everyone) or None (the model card's default preset)."""
 
     def __init__(
-        self, card: EmbeddingCard, detector: YuNetDetector, embedder: Embedder, threshold: float,
-        gallery: Gallery | None = None, flip: bool = False,
+        self, card: EmbeddingCard, detector: YuNetDetector, embedder: Embedder,
+        decision: DecisionRule | str | float | None = None, gallery: Gallery | None = None, flip: bool = False,
     ):
         self.card = card
         self.flip = flip
         self.detector = detector
         self.embedder = embedder
         self.gallery = gallery
-        self._threshold = float(threshold)
+        try:
+            self.calibration = OpenSetCalibration.from_card(card.open_set)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelError(f"model card {card.directory}: its open_set section is unreadable ({error})") from None
+        self._decision = decision_rule(card, decision)
         self._lock = threading.Lock()
-        # What the current matcher was built from: (gallery object, its revision, threshold).
+        # What the current matcher was built from: (gallery object, its revision, decision rule).
         self._built_from: tuple | None = None
-        self._matcher = Matcher.empty(card.embedding_dim, self._threshold)
+        self._matcher = Matcher.empty(card.embedding_dim, 0.0)
+        self._calibrated: GalleryCalibration | None = None
 
     @classmethod
     def create(cls, config: PipelineConfig | None = None, gallery: Gallery | None = None) -> Recognizer:
@@ -91,33 +114,72 @@ class Recognizer:
         detector = build_detector(config)
         card = load_card(config.model_dir)
         embedder = Embedder(card, device=config.device, backend=config.backend)
-        return cls(card, detector, embedder, card.threshold(config.threshold), gallery, flip=config.flip)
+        return cls(card, detector, embedder, decision_rule(card, config.threshold), gallery, flip=config.flip)
 
-    # -- threshold and gallery ----------------------------------------------------
+    # -- decision rule and gallery -------------------------------------------------
+    @property
+    def decision(self) -> DecisionRule:
+        return self._decision
+
+    @decision.setter
+    def decision(self, value: DecisionRule | str | float | None) -> None:
+        rule = decision_rule(self.card, value)
+        with self._lock:
+            self._decision = rule  # matcher() rebuilds with the new rule
+
     @property
     def threshold(self) -> float:
-        return self._threshold
+        """The gallery-level threshold in use now (a preset's calibrated value for the
+        current gallery, or the fixed one); people may have their own (see :meth:`calibrated`)."""
+        return self.matcher().threshold
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        with self._lock:
-            self._threshold = float(value)  # matcher() rebuilds with the new threshold
+        self.decision = DecisionRule(fixed=self.card.threshold(value))
+
+    @property
+    def verification_threshold(self) -> float:
+        """The threshold for comparing two faces (1:1, no gallery): the card's value for
+        the preset (calibrated on LFW pairs), or the fixed one."""
+        rule = self._decision
+        return float(rule.fixed) if rule.fixed is not None else self.card.threshold(rule.preset)
+
+    def calibrate(self, data: GalleryMatrix | None) -> GalleryCalibration:
+        """The decision :attr:`decision` gives for a gallery matrix (None: empty gallery)."""
+        if data is None or not len(data.embeddings):
+            data = GalleryMatrix(np.zeros((0, self.card.embedding_dim), np.float32), np.zeros(0, np.int64), (), None)
+        try:
+            return calibrate_gallery(self.calibration, data.embeddings, data.person_index, len(data.names),
+                                     self._decision, preset_thresholds=self.card.threshold_presets, overrides=data.thresholds)
+        except ValueError as error:
+            raise ModelError(f"model card {self.card.directory}: {error}") from None
+
+    def calibrated(self) -> GalleryCalibration:
+        """The decision for the gallery as it is now (what the current matcher uses)."""
+        self.matcher()
+        assert self._calibrated is not None
+        return self._calibrated
 
     def matcher(self) -> Matcher:
-        """The matcher for the gallery as it is now (rebuilt only when it changed)."""
+        """The matcher for the gallery as it is now (rebuilt only when it or the rule changed)."""
         with self._lock:
             gallery = self.gallery
             revision = None if gallery is None else gallery.revision()
             built = self._built_from
             # Another gallery object (or none) may share the old one's revision number.
-            if built is None or built[0] is not gallery or built[1:] != (revision, self._threshold):
+            if built is None or built[0] is not gallery or built[1:] != (revision, self._decision):
                 data = None if gallery is None else gallery.matrix(self.embedder.model_id)
+                chosen = self.calibrate(data)
                 if data is not None and len(data.embeddings):
-                    self._matcher = Matcher(data.embeddings, data.person_index, data.names, self._threshold)
+                    self._matcher = Matcher(data.embeddings, data.person_index, data.names, chosen.thresholds,
+                                            gallery_threshold=chosen.gallery_threshold,
+                                            negatives=data.negatives, negative_index=data.negative_index)
                 else:
-                    self._matcher = Matcher.empty(self.card.embedding_dim, self._threshold)
-                self._built_from = (gallery, revision, self._threshold)
-                logger.debug("gallery revision %s: %d people", revision, self._matcher.person_count)
+                    self._matcher = Matcher.empty(self.card.embedding_dim, chosen.gallery_threshold)
+                self._calibrated = chosen
+                self._built_from = (gallery, revision, self._decision)
+                logger.debug("gallery revision %s: %d people, %s -> threshold %.3f", revision,
+                             self._matcher.person_count, self._decision.label, chosen.gallery_threshold)
             return self._matcher
 
     # -- stages -------------------------------------------------------------------

@@ -125,7 +125,7 @@ def live_recognizer(recognizer, gallery):
     """A recognizer over the test's gallery, sharing the session's loaded models."""
     from faceapp.recognition.pipeline import Recognizer
 
-    return Recognizer(recognizer.card, recognizer.detector, recognizer.embedder, recognizer.card.default_threshold, gallery)
+    return Recognizer(recognizer.card, recognizer.detector, recognizer.embedder, None, gallery)
 
 
 # --------------------------------------------------------------------------- fake cameras
