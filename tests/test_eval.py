@@ -433,8 +433,25 @@ def test_ident_end_to_end(tiny_lfw: Path, recognizer, tmp_path: Path, capsys: py
         assert split["known_people"] == 1 and split["stranger_people"] == 1
         assert split["rank1"] == 1.0  # one known person: closed-set is trivial
     assert report["summary"]["rank1"]["mean"] == 1.0
-    assert set(report["summary"]["at_presets"]) == set(recognizer.card.threshold_presets)
+    # The app's own decision, each preset, and the fixed threshold of before, all measured.
+    decisions = report["summary"]["decisions"]
+    assert set(recognizer.card.threshold_presets) | {"fixed 0.400"} == set(decisions)
+    assert report["summary"]["app_decision"]["rule"] == recognizer.decision.label == "balanced"
+    assert report["summary"]["app_decision"]["target"] == pytest.approx(0.01)
+    for split in report["splits"]:
+        assert split["app_decision"] == split["decisions"]["balanced"]
+        assert split["at_fixed"]["threshold"] == pytest.approx(0.4)
     assert (tmp_path / "ident" / "report.json").is_file()
     # The LFW layout itself, through the CLI, is the same dataset.
-    assert _run_cli(["eval", "ident", str(tiny_lfw), "-k", "1", "--strangers", "1", "--out", str(tmp_path / "i2"), "-q"]) == 0
-    assert "identification: 2 people" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a gallery of one person is no open-set test
+        _run_cli(["eval", "ident", str(tiny_lfw), "--gallery-sizes", "1,1"])
+    assert "gallery sizes of 2 people or more" in capsys.readouterr().err
+    assert _run_cli(["eval", "ident", str(tiny_lfw), "-k", "1", "--strangers", "1", "--out", str(tmp_path / "i2"), "-q",
+                     "--threshold", "strict", "--gallery-sizes", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "identification: 2 people" in text and "at the app's decision (strict, target 0.1% of strangers" in text
+    assert "by gallery size" in text and "strict (app)" in text
+    # More people than the dataset has: one line, no traceback.
+    assert _run_cli(["eval", "ident", str(tiny_lfw), "-k", "1", "--strangers", "1", "--out", str(tmp_path / "i3"), "-q",
+                     "--gallery-sizes", "5"]) == 1
+    assert "a gallery of 5 people needs 5 people with more than 1 image(s); the dataset has 2" in capsys.readouterr().err

@@ -38,7 +38,8 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--gallery", metavar="PATH", default=default(None), help="gallery file (default: $FACEAPP_GALLERY, else the user data directory)")
     group.add_argument("--model", metavar="DIR", default=default(None), help="model directory (default: $FACEAPP_MODELS, else the shipped models/)")
     group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
-    group.add_argument("--threshold", metavar="T", default=default(None), help="match threshold: a cosine similarity, or a preset: strict, balanced, lenient (default: the model card's)")
+    group.add_argument("--threshold", metavar="T", default=default(None), help="decision rule: a preset, strict, balanced or lenient (at most 0.1%%, 1%%, 5%% of strangers' faces named, "
+                       "calibrated for the gallery's size), or a cosine similarity for one fixed threshold (default: balanced)")
     group.add_argument("--det-score", type=fraction, default=default(0.8), metavar="S", help="face detector score threshold (default: 0.8)")
     group.add_argument("--min-face", type=non_negative_int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
     group.add_argument("--flip-fusion", action="store_true", default=default(False),

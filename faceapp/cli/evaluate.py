@@ -42,9 +42,14 @@ their images are unknown probes. Every other person with more than K images (--e
 is known: their first K images (file-name order) are enrolled, the rest are probes;
 people with fewer images are left out. Reports closed-set rank-1 accuracy, the
 detection-and-identification rate (DIR) at false alarm rates 1% and 0.1%, and at the
-app's threshold (--threshold, default the model card's) the precision, recall and F1 of
-"known vs unknown", DIR and false alarm rate. --folds N: k-fold cross-validation, each
-of N groups of people being the strangers once (mean and std reported)."""
+app's actual decision (--threshold: a preset, calibrated for each split's gallery as the
+app does, or a fixed number; default balanced) the share of strangers' photos named,
+DIR, and precision, recall and F1 of "named"; the same for every preset and for the
+fixed threshold the app used before. --folds N: k-fold cross-validation, each of N
+groups of people being the strangers once (mean and std reported). --gallery-sizes
+10,100,1000: the same figures for galleries of that many people drawn from the dataset,
+everyone else being a stranger (more people need more images: use --enroll 1 for 1000
+people of the shared LFW set)."""
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -55,6 +60,16 @@ def _scales(text: str) -> tuple[float, ...]:
     if not values or not all(1.0 <= value <= 8.0 for value in values):
         raise argparse.ArgumentTypeError(f"expected one or more factors in [1, 8], got {text!r}")
     return values
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers of people separated by commas, e.g. 10,100,1000; got {text!r}") from None
+    if not values or min(values) < 2:
+        raise argparse.ArgumentTypeError(f"expected one or more gallery sizes of 2 people or more, got {text!r}")
+    return tuple(sorted(set(values)))
 
 
 def _strangers(text: str) -> float:
@@ -113,6 +128,7 @@ def cmd_eval_ident(args: argparse.Namespace) -> int:
         out_dir=check_output_folder(args.out, "report"),
         batch_size=args.batch_size,
         progress=show_progress(args),
+        gallery_sizes=args.gallery_sizes,
     )
     print_report(args, report, format_ident_table(report))
     return 0
@@ -164,4 +180,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     ident.add_argument("--no-face", choices=("skip", "centre"), default="skip",
                        help="an image with no detected face is left out (default) or aligned at LFW's mean face position")
     ident.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
+    ident.add_argument("--gallery-sizes", type=_sizes, default=(), metavar="N[,N...]",
+                       help="also measure galleries of N people drawn from the dataset (K images enrolled each, "
+                       "everyone else a stranger), e.g. 10,100,1000: strangers named and DIR for each decision rule")
     ident.set_defaults(func=cmd_eval_ident)

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from faceapp.cli import decisions
 from faceapp.cli.common import (
     ask_passphrase,
     gallery_path,
@@ -30,13 +31,16 @@ def _when(timestamp: float, spec: str | None = None) -> str:
 def _list(args, gallery) -> None:
     people = gallery.people()
     if args.json:
-        print_json([{"name": p.name, "templates": p.template_count, "created": _when(p.created_at)} for p in people])
+        print_json([{"name": p.name, "templates": p.template_count, "not_them": p.negative_count,
+                     "threshold": p.threshold, "created": _when(p.created_at)} for p in people])
     elif not people:
         print(f"the gallery {gallery_path(args)} is empty")
     else:
         width = max(len(p.name) for p in people)
         for p in people:
-            print(f"{p.name:<{width}}  {p.template_count:>3} template(s)  added {_when(p.created_at, '%Y-%m-%d %H:%M')}")
+            extra = (f"  {p.negative_count} not them" if p.negative_count else "") + (
+                f"  own threshold {p.threshold:.3f}" if p.threshold is not None else "")
+            print(f"{p.name:<{width}}  {p.template_count:>3} template(s)  added {_when(p.created_at, '%Y-%m-%d %H:%M')}{extra}")
 
 
 def _export(args, gallery) -> None:
@@ -127,6 +131,8 @@ READING = ("list", "export")
 
 def cmd_gallery(args: argparse.Namespace) -> int:
     action = args.gallery_command
+    if action in decisions.ACTIONS:
+        return decisions.cmd_decision(args)
     if action == "import":  # may create the gallery: a failed import leaves no trace
         with no_trace_on_failure(gallery_path(args)), open_gallery(args, create=True) as gallery:
             ACTIONS[action](args, gallery)
@@ -177,4 +183,5 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     reembed.add_argument("--force", action="store_true",
                          help="also remove templates that have no stored face (and re-embed a gallery already made by this model)")
     reembed.add_argument("--json", action="store_true", help="print the report as JSON")
+    decisions.register(actions, common)
     gallery.set_defaults(func=cmd_gallery)

@@ -12,11 +12,14 @@ A probe's score for a person is the best of that person's template similarities,
 the app's :class:`~faceapp.recognition.matching.Matcher`.
 
 Reported per split: closed-set rank-1 accuracy (known probes only), open-set
-detection-and-identification rate (DIR) at false alarm rates 1% and 0.1%, and, at the
-app's threshold, the precision, recall and F1 of the "known vs unknown" decision plus
-DIR and false alarm rate. With ``folds``, people are dealt into that many groups and
-each group is the strangers once; the report gives each fold and the mean and standard
-deviation.
+detection-and-identification rate (DIR) at false alarm rates 1% and 0.1%; at the app's
+*actual decision* (its decision rule, calibrated for each split's gallery, through the
+same Matcher as the live loop: :mod:`faceapp.evaluation.app_decision`) and at each
+preset, the DIR, the false alarm rate and precision, recall and F1 of "named"; and, for
+comparison, the same at the fixed threshold the app used before (``at_fixed``). With
+``folds``, people are dealt into that many groups and each group is the strangers once;
+the report gives each fold and the mean and standard deviation. With ``gallery_sizes``,
+also a table for galleries of those many people drawn from the dataset.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from faceapp.evaluation.app_decision import decision_point, format_size_table, gallery_size_table, rules_to_compare, split_gallery
 from faceapp.evaluation.images import DatasetError, embed_images
 from faceapp.evaluation.open_set import known_unknown_prf, open_set_dir_at_far, rank1_accuracy
 from faceapp.evaluation.report import write_report
@@ -294,21 +298,35 @@ def evaluate_split(embeddings: np.ndarray, split: Split, threshold: float, prese
     )
 
 
+def _stats(values: list[float]) -> dict[str, float]:
+    array = np.array(values, float)
+    return {"mean": round(float(array.mean()), 6), "std": round(float(array.std()), 6)}
+
+
+def _rounded(point: dict[str, Any]) -> dict[str, Any]:
+    return {key: round(float(v), 6) if isinstance(v, float) and math.isfinite(v) else v for key, v in point.items()}
+
+
+_DECISION_KEYS = ("dir", "false_alarm_rate", "precision", "recall", "f1", "gallery_threshold")
+_FIXED_KEYS = ("precision", "recall", "f1", "dir_at_threshold", "false_alarm_rate")
+_SPLIT_KEYS = ("rank1", "dir_at_far", "known_probes", "unknown_probes", "templates")
+
+
+def _mean_decision(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation (ddof=0) over folds of a decision's figures."""
+    out: dict[str, Any] = {"rule": points[0]["rule"], "target": points[0]["target"]}
+    out.update({key: _stats([p[key] for p in points]) for key in _DECISION_KEYS})
+    return out
+
+
 def _summary(results: list[IdentResult]) -> dict[str, Any]:
-    """Mean and standard deviation (ddof=0) over folds of each rate."""
-    rows = [r.to_json() for r in results]
-    keys = ("rank1", "precision", "recall", "f1", "dir_at_threshold", "false_alarm_rate")
-    summary: dict[str, Any] = {}
-    for key in keys:
-        values = np.array([row[key] for row in rows], float)
-        summary[key] = {"mean": round(float(values.mean()), 6), "std": round(float(values.std()), 6)}
+    """Mean and standard deviation (ddof=0) over folds of the threshold-free rates and
+    of the figures at the fixed threshold (``at_fixed``)."""
+    summary: dict[str, Any] = {"rank1": _stats([r.rank1 for r in results])}
     for far in FAR_TARGETS:
-        values = np.array([r.dir_at_far[far][0] for r in results], float)
-        summary[f"dir_at_far_{far:g}"] = {"mean": round(float(values.mean()), 6), "std": round(float(values.std()), 6)}
-    summary["at_presets"] = {
-        name: {key: round(float(np.mean([r.at_presets[name][key] for r in results])), 6) for key in point}
-        for name, point in results[0].at_presets.items()
-    }
+        summary[f"dir_at_far_{far:g}"] = _stats([r.dir_at_far[far][0] for r in results])
+    rows = [r.to_json() for r in results]
+    summary["at_fixed"] = {"threshold": rows[0]["threshold"], **{key: _stats([row[key] for row in rows]) for key in _FIXED_KEYS}}
     return summary
 
 
@@ -324,11 +342,13 @@ def run_ident(
     batch_size: int = 64,
     progress: bool = False,
     people: dict[str, list[Path]] | None = None,
+    gallery_sizes: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Run the identification evaluation and return the report (a JSON-ready dict);
     with ``out_dir``, also write ``report.json`` there. ``flip`` uses flip-fused
-    embeddings. The decision threshold is ``recognizer.threshold``. ``people``: the
-    result of ``discover_people(data_dir)`` if already known."""
+    embeddings. The app's decision is ``recognizer.decision``. ``people``: the result of
+    ``discover_people(data_dir)`` if already known. ``gallery_sizes``: also measure
+    galleries of these many people (every image is embedded then)."""
     config = config or IdentConfig()
     policy = policy or FacePolicy(no_face="skip")
     try:
@@ -342,7 +362,8 @@ def run_ident(
     names = list(people)
     groups = stranger_groups(names, config)
     # Embed only the images some split uses.
-    used = {name for name, images in people.items() if len(images) > config.enroll or any(name in g for g in groups)}
+    used = {name for name, images in people.items()
+            if gallery_sizes or len(images) > config.enroll or any(name in g for g in groups)}
     paths = [path for name in names if name in used for path in people[name]]
     embeddings = embed_images(recognizer, paths, policy, flip=flip, batch_size=batch_size, progress=progress, description="images")
     matrix = embeddings.flip if flip else embeddings.plain
@@ -351,12 +372,18 @@ def run_ident(
     usable_people = {
         name: [row_of[p] for p in people[name] if embeddings.usable[row_of[p]]] if name in used else [] for name in names
     }
-    threshold = float(recognizer.threshold)
-    splits, results = [], []
+    card = recognizer.card
+    fixed = card.threshold_presets[card.default_preset]  # the app's fixed threshold before the calibrated decision
+    rules = rules_to_compare(recognizer)
+    splits, results, decided = [], [], []
     for strangers in groups:
         split = make_split(usable_people, config.enroll, strangers)
         splits.append(split)
-        results.append(evaluate_split(matrix, split, threshold, recognizer.card.threshold_presets))
+        results.append(evaluate_split(matrix, split, fixed, card.threshold_presets))
+        gallery = split_gallery(matrix, split.gallery, split.gallery_labels, recognizer.embedder.model_id)
+        decided.append({rule.label: decision_point(recognizer, gallery, matrix[split.probes], split.probe_labels,
+                                                   split.probe_known, rule) for rule in rules})
+    app = recognizer.decision.label
     no_face = embeddings.no_face()
     report: dict[str, Any] = {
         "protocol": (
@@ -380,13 +407,22 @@ def run_ident(
                 "known_people": s.known_people,
                 "stranger_people": s.stranger_people,
                 "unused_people": s.unused_people,
-                **r.to_json(),
+                **{key: value for key, value in r.to_json().items() if key in _SPLIT_KEYS},
+                "app_decision": _rounded(d[app]),
+                "decisions": {label: _rounded(point) for label, point in d.items()},
+                "at_fixed": {key: value for key, value in r.to_json().items() if key in ("threshold", *_FIXED_KEYS)},
             }
-            for s, r in zip(splits, results)
+            for s, r, d in zip(splits, results, decided)
         ],
-        "summary": _summary(results),
+        "summary": {**_summary(results), "app_decision": _mean_decision([d[app] for d in decided]),
+                    "decisions": {label: _mean_decision([d[label] for d in decided]) for label in decided[0]}},
         "seconds": round(embeddings.seconds, 1),
     }
+    if gallery_sizes:
+        report["gallery_sizes"] = [
+            {**row, "rank1": round(row["rank1"], 6), "rules": {k: _rounded(v) for k, v in row["rules"].items()}}
+            for row in gallery_size_table(recognizer, matrix, usable_people, gallery_sizes, enroll=config.enroll, seed=config.seed)
+        ]
     if out_dir is not None:
         out = Path(out_dir)
         try:
@@ -416,27 +452,25 @@ def format_ident_table(report: dict[str, Any]) -> str:
             f"{split['unused_people']} unused{first}"
         ),
     ]
-    at = f"at threshold {split['threshold']:.3f}: "
-    pad = " " * len(at)
-    rows = (
-        ("rank-1 accuracy (closed set)", "rank1"),
-        ("DIR at false alarm rate 1%", "dir_at_far_0.01"),
-        ("DIR at false alarm rate 0.1%", "dir_at_far_0.001"),
-        (f"{at}known precision", "precision"),
-        (f"{pad}known recall", "recall"),
-        (f"{pad}known F1", "f1"),
-        (f"{pad}DIR", "dir_at_threshold"),
-        (f"{pad}false alarm rate", "false_alarm_rate"),
-    )
-    for label, key in rows:
-        value = summary[key]
-        spread = f"  ± {100 * value['std']:.2f}" if folds > 1 else ""
-        lines.append(f"  {label:<40} {100 * value['mean']:7.2f}%{spread}")
-    for name, point in summary["at_presets"].items():
-        lines.append(
-            f"  preset {name} ({point['threshold']:.3f}): DIR {100 * point['dir']:.2f}%, "
-            f"false alarms {100 * point['false_alarm_rate']:.2f}%, known F1 {100 * point['f1']:.2f}%"
-        )
+
+    def cell(value: dict[str, float]) -> str:
+        return f"{100 * value['mean']:7.2f}%" + (f"  ± {100 * value['std']:.2f}" if folds > 1 else "")
+
+    for label, key in (("rank-1 accuracy (closed set)", "rank1"), ("DIR at false alarm rate 1%", "dir_at_far_0.01"),
+                       ("DIR at false alarm rate 0.1%", "dir_at_far_0.001")):
+        lines.append(f"  {label:<40} {cell(summary[key])}")
+    app = summary["app_decision"]
+    target = f", target {app['target']:.1%} of strangers" if app["target"] is not None else ""
+    lines.append(f"  at the app's decision ({app['rule']}{target}; gallery threshold {app['gallery_threshold']['mean']:.3f}):")
+    for label, key in (("strangers named (false alarm rate)", "false_alarm_rate"), ("known named rightly (DIR)", "dir"),
+                       ("known precision", "precision"), ("known recall", "recall"), ("known F1", "f1")):
+        lines.append(f"    {label:<38} {cell(app[key])}")
+    for label, point in summary["decisions"].items():
+        lines.append(f"  {label:<14} (threshold {point['gallery_threshold']['mean']:.3f}): strangers named "
+                     f"{100 * point['false_alarm_rate']['mean']:.2f}%, DIR {100 * point['dir']['mean']:.2f}%, "
+                     f"known F1 {100 * point['f1']['mean']:.2f}%")
+    if "gallery_sizes" in report:
+        lines += format_size_table(report["gallery_sizes"], app["rule"])
     if "outputs" in report:
         lines.append(f"report: {report['outputs']['report']}")
     return "\n".join(lines)

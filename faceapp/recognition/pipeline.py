@@ -144,13 +144,15 @@ class Recognizer:
         rule = self._decision
         return float(rule.fixed) if rule.fixed is not None else self.card.threshold(rule.preset)
 
-    def calibrate(self, data: GalleryMatrix | None) -> GalleryCalibration:
-        """The decision :attr:`decision` gives for a gallery matrix (None: empty gallery)."""
+    def calibrate(self, data: GalleryMatrix | None, rule: DecisionRule | str | float | None = None) -> GalleryCalibration:
+        """The decision ``rule`` (default: :attr:`decision`) gives for a gallery matrix
+        (None: an empty gallery)."""
         if data is None or not len(data.embeddings):
             data = GalleryMatrix(np.zeros((0, self.card.embedding_dim), np.float32), np.zeros(0, np.int64), (), None)
+        chosen = self._decision if rule is None else decision_rule(self.card, rule)
         try:
             return calibrate_gallery(self.calibration, data.embeddings, data.person_index, len(data.names),
-                                     self._decision, preset_thresholds=self.card.threshold_presets, overrides=data.thresholds)
+                                     chosen, preset_thresholds=self.card.threshold_presets, overrides=data.thresholds)
         except ValueError as error:
             raise ModelError(f"model card {self.card.directory}: {error}") from None
 
@@ -159,6 +161,19 @@ class Recognizer:
         self.matcher()
         assert self._calibrated is not None
         return self._calibrated
+
+    def matcher_for(self, data: GalleryMatrix | None, rule: DecisionRule | str | float | None = None, *,
+                    calibrated: GalleryCalibration | None = None) -> Matcher:
+        """A matcher deciding by ``rule`` (default: :attr:`decision`) over ``data``, as
+        the live loop would (evaluation builds galleries this way); ``calibrated``: the
+        result of :meth:`calibrate` for them, if already known."""
+        return self._build(data, calibrated if calibrated is not None else self.calibrate(data, rule))
+
+    def _build(self, data: GalleryMatrix | None, chosen: GalleryCalibration) -> Matcher:
+        if data is not None and len(data.embeddings):
+            return Matcher(data.embeddings, data.person_index, data.names, chosen.thresholds,
+                           gallery_threshold=chosen.gallery_threshold, negatives=data.negatives, negative_index=data.negative_index)
+        return Matcher.empty(self.card.embedding_dim, chosen.gallery_threshold)
 
     def matcher(self) -> Matcher:
         """The matcher for the gallery as it is now (rebuilt only when it or the rule changed)."""
@@ -170,12 +185,7 @@ class Recognizer:
             if built is None or built[0] is not gallery or built[1:] != (revision, self._decision):
                 data = None if gallery is None else gallery.matrix(self.embedder.model_id)
                 chosen = self.calibrate(data)
-                if data is not None and len(data.embeddings):
-                    self._matcher = Matcher(data.embeddings, data.person_index, data.names, chosen.thresholds,
-                                            gallery_threshold=chosen.gallery_threshold,
-                                            negatives=data.negatives, negative_index=data.negative_index)
-                else:
-                    self._matcher = Matcher.empty(self.card.embedding_dim, chosen.gallery_threshold)
+                self._matcher = self._build(data, chosen)
                 self._calibrated = chosen
                 self._built_from = (gallery, revision, self._decision)
                 logger.debug("gallery revision %s: %d people, %s -> threshold %.3f", revision,
