@@ -22,18 +22,8 @@ from faceapp.errors import FaceAppError
 logger = logging.getLogger(__name__)
 
 
-def own_templates_vetoed(own: np.ndarray, negatives: np.ndarray) -> int:
-    """How many of a person's own templates (float32 ``(K, D)`` unit rows) would be
-    nearer to ``negatives`` (``(M, D)``) than to their other templates: the count of
-    enrolment photos the new negatives would stop naming (leave-one-out)."""
-    if len(own) < 2 or not len(negatives):
-        return 0
-    own_similarity = own @ own.T
-    np.fill_diagonal(own_similarity, -np.inf)
-    return int(np.sum((own @ negatives.T).max(axis=1) >= own_similarity.max(axis=1)))
-
-
 def _not(args, gallery) -> None:
+    from faceapp.recognition.decision import looks_like_them, same_person_level
     from faceapp.recognition.enrollment import samples_from_files, stack_embeddings
 
     name = gallery.person(args.name).name  # an unknown name is refused before the model loads
@@ -42,12 +32,10 @@ def _not(args, gallery) -> None:
     faces = stack_embeddings(samples)
     data = gallery.matrix(recognizer.embedder.model_id)
     own = data.embeddings[data.person_index == data.names.index(name)] if name in data.names else faces[:0]
-    vetoed = own_templates_vetoed(own, faces)
-    if vetoed and not args.force:
-        raise FaceAppError(
-            f"these faces look like '{name}' themselves: {vetoed} of their own {len(own)} enrolment photo(s) would no "
-            f"longer be named; check the photos, or pass --force to store them anyway; nothing was changed"
-        )
+    why = looks_like_them(own, faces, same_person_level(recognizer.calibration, recognizer.card.threshold_presets))
+    if why and not args.force:
+        raise FaceAppError(f"these faces look like '{name}' themselves ({why}); check the photos, or pass --force "
+                           "to store them anyway; nothing was changed")
     person = gallery.add_negatives(name, [s.template(recognizer.embedder.model_id) for s in samples])
     print(f"stored {len(samples)} face(s) as not '{person.name}' (now {person.negative_count}); "
           f"a face nearer to them than to '{person.name}' is not given the name")

@@ -120,7 +120,7 @@ def gallery_size_table(
             counts.append((len(gallery_rows), int(known_mask.sum()), int((~known_mask).sum())))
             for rule in rules:
                 figures[rule.label].append(decision_point(recognizer, gallery, probes, labels, known_mask, rule))
-        templates, known_probes, stranger_probes = (int(round(np.mean(c))) for c in zip(*counts))
+        templates, known_probes, stranger_probes = (round(float(np.mean(c))) for c in zip(*counts))
         table.append({
             "people": size, "draws": repeats, "templates": templates, "known_probes": known_probes,
             "stranger_probes": stranger_probes, "rank1": float(np.mean(rank1)),

@@ -240,3 +240,37 @@ def calibrate_gallery(
         expected = float(min(1.0, np.sum(np.array(hits) * counts[present] ** calibration.template_exponent)))
     return GalleryCalibration(rule, target, float(base), counts.astype(np.int64), cohort, automatic.astype(np.float32),
                               own, thresholds, expected)
+
+
+#: A face scoring this rarely (or less) as a stranger against one template is taken for the person.
+SAME_PERSON_EXCEEDANCE = 1e-6
+
+
+def same_person_level(calibration: OpenSetCalibration | None, presets: Mapping[str, float]) -> float:
+    """The similarity above which a face is surely the person themselves: a stranger's
+    face reaches it about once in a million comparisons (the impostor tail), else the
+    highest preset threshold."""
+    if calibration is not None:
+        return calibration.tail.threshold(SAME_PERSON_EXCEEDANCE)
+    return max(presets.values())
+
+
+def looks_like_them(own: np.ndarray, negatives: np.ndarray, same_level: float) -> str | None:
+    """Why faces offered as "not this person" (float32 ``(M, D)`` unit rows) look like
+    the person themselves (their templates ``own``, ``(K, D)``), or None.
+
+    They do when one of them scores ``same_level`` or more against the person, or when
+    one of the person's own templates is nearer to them than to the person's other
+    templates (it would no longer be named: leave-one-out)."""
+    if not len(own) or not len(negatives):
+        return None
+    similarity = float((negatives @ own.T).max())
+    if similarity >= same_level:
+        return f"similarity {similarity:.3f}, which strangers almost never reach"
+    if len(own) >= 2:
+        own_similarity = own @ own.T
+        np.fill_diagonal(own_similarity, -np.inf)
+        vetoed = int(np.sum((own @ negatives.T).max(axis=1) >= own_similarity.max(axis=1)))
+        if vetoed:
+            return f"{vetoed} of their own {len(own)} enrolment photo(s) would no longer be named"
+    return None
