@@ -1,4 +1,5 @@
-<?xml version='1.0' encoding='utf-8'?>
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
 <TS version="2.1" language="zh_CN">
 <context>
     <name>AboutDialog</name>
@@ -44,6 +45,49 @@
     </message>
 </context>
 <context>
+    <name>DecisionControls</name>
+    <message>
+        <source>Strict</source>
+        <translation>严格</translation>
+    </message>
+    <message>
+        <source>Balanced</source>
+        <translation>均衡</translation>
+    </message>
+    <message>
+        <source>Lenient</source>
+        <translation>宽松</translation>
+    </message>
+    <message>
+        <source>{name} (at most {share} of strangers named)</source>
+        <translation>{name}（最多 {share} 的陌生人被命名）</translation>
+    </message>
+    <message>
+        <source>Fixed threshold {value}</source>
+        <translation>固定阈值 {value}</translation>
+    </message>
+    <message>
+        <source>Names</source>
+        <translation>命名</translation>
+    </message>
+    <message>
+        <source>Fixed threshold</source>
+        <translation>固定阈值</translation>
+    </message>
+    <message>
+        <source>When a face is named: a preset allows a share of strangers&apos; faces to be named, whatever the number of people enrolled; or one fixed similarity threshold</source>
+        <translation>何时为人脸命名：预设限定陌生人脸被命名的比例，与已登记人数无关；或使用一个固定的相似度阈值</translation>
+    </message>
+    <message>
+        <source>The threshold {preset} chooses for this gallery; type a value to fix it</source>
+        <translation>{preset} 为此图库选择的阈值；输入数值可将其固定</translation>
+    </message>
+    <message>
+        <source>Cosine similarity needed to name a face</source>
+        <translation>为人脸命名所需的余弦相似度</translation>
+    </message>
+</context>
+<context>
     <name>EnrollDialog</name>
     <message>
         <source>No camera picture: choose a working source in the main window, or use “Add from photos”.</source>
@@ -54,7 +98,7 @@
         <translation>从摄像头登记</translation>
     </message>
     <message>
-        <source>the person's name</source>
+        <source>the person&apos;s name</source>
         <translation>此人的姓名</translation>
     </message>
     <message>
@@ -131,10 +175,37 @@
     </message>
 </context>
 <context>
+    <name>FaceMenu</name>
+    <message>
+        <source>Not {name}</source>
+        <translation>不是 {name}</translation>
+    </message>
+    <message>
+        <source>This face has not been recognised yet; try again in a moment.</source>
+        <translation>尚未识别此人脸，请稍后再试。</translation>
+    </message>
+    <message>
+        <source>Not {name}?</source>
+        <translation>不是 {name}？</translation>
+    </message>
+    <message>
+        <source>This face looks like {name} themselves ({why}). Store it as not {name} anyway?</source>
+        <translation>此人脸看起来就是 {name} 本人（{why}）。仍要将其保存为“不是 {name}”吗？</translation>
+    </message>
+    <message>
+        <source>Stored: this face is not {name} ({count} face(s) marked so far).</source>
+        <translation>已保存：此人脸不是 {name}（目前已标记 {count} 张人脸）。</translation>
+    </message>
+    <message>
+        <source>Could not store the face as not {name}: {error}</source>
+        <translation>无法将此人脸保存为“不是 {name}”：{error}</translation>
+    </message>
+</context>
+<context>
     <name>GalleryDialog</name>
     <message>
         <source>Encrypt with a passphrase</source>
-        <extracomment>Item data role holding the initials drawn instead of a thumbnail ("" when a thumbnail is shown).</extracomment>
+        <extracomment>Item data role holding the initials drawn instead of a thumbnail (&quot;&quot; when a thumbnail is shown).</extracomment>
         <translation>用口令加密</translation>
     </message>
     <message>
@@ -202,12 +273,20 @@
         <translation>模板（请选择一个人）</translation>
     </message>
     <message>
+        <source>not them</source>
+        <translation>非本人</translation>
+    </message>
+    <message>
         <source>from {source}; quality {quality:.2f}</source>
         <translation>来自 {source}；质量 {quality:.2f}</translation>
     </message>
     <message>
         <source>unknown</source>
         <translation>未知</translation>
+    </message>
+    <message>
+        <source>Not {name}: a face that is not given this name; </source>
+        <translation>不是 {name}：不会被赋予此名字的人脸；</translation>
     </message>
     <message>
         <source>Please wait: the last change is still being made.</source>
@@ -222,11 +301,11 @@
         <translation>重命名</translation>
     </message>
     <message>
-        <source>New name for '{name}':</source>
+        <source>New name for &apos;{name}&apos;:</source>
         <translation>“{name}”的新名字：</translation>
     </message>
     <message>
-        <source>renamed '{old}' to '{new}'</source>
+        <source>renamed &apos;{old}&apos; to &apos;{new}&apos;</source>
         <translation>已将“{old}”重命名为“{new}”</translation>
     </message>
     <message>
@@ -234,19 +313,19 @@
         <translation>合并</translation>
     </message>
     <message>
-        <source>Move all templates of '{name}' to:</source>
+        <source>Move all templates of &apos;{name}&apos; to:</source>
         <translation>把“{name}”的全部模板移到：</translation>
     </message>
     <message>
-        <source>Merge '{name}' into '{target}'? '{name}' will be removed.</source>
+        <source>Merge &apos;{name}&apos; into &apos;{target}&apos;? &apos;{name}&apos; will be removed.</source>
         <translation>把“{name}”合并到“{target}”？“{name}”将被删除。</translation>
     </message>
     <message>
-        <source>merged '{name}' into '{target}'</source>
+        <source>merged &apos;{name}&apos; into &apos;{target}&apos;</source>
         <translation>已把“{name}”合并到“{target}”</translation>
     </message>
     <message>
-        <source>Delete '{name}' and their {count} template(s)? This cannot be undone.</source>
+        <source>Delete &apos;{name}&apos; and their {count} template(s)? This cannot be undone.</source>
         <translation>删除“{name}”及其 {count} 个模板？此操作无法撤销。</translation>
     </message>
     <message>
@@ -254,7 +333,7 @@
         <translation>删除人员</translation>
     </message>
     <message>
-        <source>deleted '{name}'</source>
+        <source>deleted &apos;{name}&apos;</source>
         <translation>已删除“{name}”</translation>
     </message>
     <message>
@@ -270,11 +349,11 @@
         <translation>删除模板</translation>
     </message>
     <message>
-        <source>Delete {count} of '{name}'?</source>
+        <source>Delete {count} of &apos;{name}&apos;?</source>
         <translation>删除“{name}”的 {count}？</translation>
     </message>
     <message>
-        <source>deleted {count} of '{name}'</source>
+        <source>deleted {count} of &apos;{name}&apos;</source>
         <translation>已删除“{name}”的 {count}</translation>
     </message>
     <message>
@@ -348,6 +427,14 @@
     <message>
         <source>{problem} Nothing was imported.</source>
         <translation>{problem}未导入任何内容。</translation>
+    </message>
+    <message>
+        <source>{name} has the automatic threshold again.</source>
+        <translation>{name} 已恢复自动阈值。</translation>
+    </message>
+    <message>
+        <source>{name} is named only at a similarity of {value} or more.</source>
+        <translation>仅当相似度达到 {value} 或以上时才命名 {name}。</translation>
     </message>
 </context>
 <context>
@@ -449,14 +536,6 @@
         <translation>关于 FaceApp</translation>
     </message>
     <message>
-        <source>Threshold</source>
-        <translation>阈值</translation>
-    </message>
-    <message>
-        <source>Cosine similarity needed to name a face (presets: {presets})</source>
-        <translation>认出一个人所需的余弦相似度（预设：{presets}）</translation>
-    </message>
-    <message>
         <source>The gallery was encrypted, decrypted or given a new passphrase by another program: choose Privacy ▸ Reopen the gallery… to open it again.</source>
         <translation>另一个程序对人脸库进行了加密、解密或更换了口令：请选择“隐私 ▸ 重新打开人脸库…”再次打开它。</translation>
     </message>
@@ -516,7 +595,7 @@
         <translation>记住口令</translation>
     </message>
     <message>
-        <source>Remember this gallery's passphrase in the system keyring?</source>
+        <source>Remember this gallery&apos;s passphrase in the system keyring?</source>
         <translation>要把这个人脸库的口令保存在系统钥匙串中吗？</translation>
     </message>
     <message>
@@ -713,7 +792,7 @@
         <translation>当前口令：</translation>
     </message>
     <message>
-        <source>The gallery's passphrase is changed.</source>
+        <source>The gallery&apos;s passphrase is changed.</source>
         <translation>人脸库的口令已更改。</translation>
     </message>
     <message>
@@ -757,7 +836,7 @@
     <name>Quality</name>
     <message>
         <source>move closer</source>
-        <extracomment>The core's words for what is wrong with a sample (faceapp.vision.quality, faceapp.recognition.enrollment).</extracomment>
+        <extracomment>The core&apos;s words for what is wrong with a sample (faceapp.vision.quality, faceapp.recognition.enrollment).</extracomment>
         <translation>请靠近一些</translation>
     </message>
     <message>
@@ -796,11 +875,11 @@
         <translation>{count} 个样本</translation>
     </message>
     <message>
-        <source>Add to '{name}'</source>
+        <source>Add to &apos;{name}&apos;</source>
         <translation>添加到“{name}”</translation>
     </message>
     <message>
-        <source>'{name}' is already in the gallery. Add these {count} to '{name}'?</source>
+        <source>&apos;{name}&apos; is already in the gallery. Add these {count} to &apos;{name}&apos;?</source>
         <translation>“{name}”已在人脸库中。要把这 {count} 添加到“{name}”吗？</translation>
     </message>
     <message>
@@ -812,15 +891,15 @@
         <translation>取消</translation>
     </message>
     <message>
-        <source>added {count} to '{name}' (now {total})</source>
+        <source>added {count} to &apos;{name}&apos; (now {total})</source>
         <translation>已为“{name}”添加 {count}（现共 {total} 个）</translation>
     </message>
     <message>
-        <source>Create '{name}' anyway</source>
+        <source>Create &apos;{name}&apos; anyway</source>
         <translation>仍然新建“{name}”</translation>
     </message>
     <message>
-        <source>This face matches '{similar}' in the gallery. Add these {count} to '{similar}', or create '{name}' anyway?</source>
+        <source>This face matches &apos;{similar}&apos; in the gallery. Add these {count} to &apos;{similar}&apos;, or create &apos;{name}&apos; anyway?</source>
         <translation>这张脸与人脸库中的“{similar}”相符。要把这 {count} 添加到“{similar}”，还是仍然新建“{name}”？</translation>
     </message>
     <message>
@@ -828,7 +907,7 @@
         <translation>已经登记过？</translation>
     </message>
     <message>
-        <source>enrolled '{name}' with {count}</source>
+        <source>enrolled &apos;{name}&apos; with {count}</source>
         <translation>已用 {count} 登记“{name}”</translation>
     </message>
 </context>
@@ -843,24 +922,12 @@
         <translation>摄像头 {index}</translation>
     </message>
     <message>
-        <source>The camera's own</source>
+        <source>The camera&apos;s own</source>
         <translation>摄像头默认</translation>
     </message>
     <message>
-        <source>Strict</source>
-        <translation>严格</translation>
-    </message>
-    <message>
-        <source>Balanced</source>
-        <translation>平衡</translation>
-    </message>
-    <message>
-        <source>Lenient</source>
-        <translation>宽松</translation>
-    </message>
-    <message>
-        <source>Custom ({value:.3f})</source>
-        <translation>自定义（{value:.3f}）</translation>
+        <source>When a face is named: each preset allows a share of strangers&apos; faces to be named, whatever the number of people enrolled (type a fixed threshold in the toolbar)</source>
+        <translation>何时为人脸命名：每个预设限定陌生人脸被命名的比例，与已登记人数无关（可在工具栏中输入固定阈值）</translation>
     </message>
     <message>
         <source> px</source>
@@ -895,7 +962,7 @@
         <translation>选择…</translation>
     </message>
     <message>
-        <source>The system's</source>
+        <source>The system&apos;s</source>
         <translation>跟随系统</translation>
     </message>
     <message>
@@ -919,8 +986,8 @@
         <translation>识别</translation>
     </message>
     <message>
-        <source>Threshold</source>
-        <translation>阈值</translation>
+        <source>Names faces</source>
+        <translation>命名方式</translation>
     </message>
     <message>
         <source>Minimum face size</source>
@@ -1035,6 +1102,25 @@
     <message>
         <source>{text}: not a file</source>
         <translation>{text}：不是文件</translation>
+    </message>
+</context>
+<context>
+    <name>ThresholdField</name>
+    <message>
+        <source>Automatic</source>
+        <translation>自动</translation>
+    </message>
+    <message>
+        <source>Let the decision rule choose this person&apos;s threshold for the gallery</source>
+        <translation>由判定规则为此人在图库中选择阈值</translation>
+    </message>
+    <message>
+        <source>This person is named only at this cosine similarity or more</source>
+        <translation>仅当余弦相似度达到此值或以上时才命名此人</translation>
+    </message>
+    <message>
+        <source>Own threshold</source>
+        <translation>个人阈值</translation>
     </message>
 </context>
 <context>

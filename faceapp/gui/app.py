@@ -78,8 +78,11 @@ def run_app(config: PipelineConfig | None = None, gallery_path: str | os.PathLik
         return 1
     try:
         recognizer = Recognizer.create(config, gallery)
-        if config.threshold is None and settings.threshold is not None:
-            recognizer.threshold = settings.threshold
+        if config.threshold is None and settings.decision is not None:
+            try:
+                recognizer.decision = settings.decision
+            except FaceAppError:
+                logger.warning("ignoring the unreadable remembered decision %r", settings.decision)
     except FaceAppError as error:
         gallery.close()
         return _fail(app, str(error))

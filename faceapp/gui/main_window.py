@@ -20,7 +20,6 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -34,12 +33,14 @@ from PySide6.QtWidgets import (
 from faceapp.errors import FaceAppError, GalleryChangedError, SourceError
 from faceapp.gui import preferences, snapshots
 from faceapp.gui.asker import Asker, QtAsker
+from faceapp.gui.decision_controls import DecisionControls, decision_options
 from faceapp.gui.dialogs.about import AboutDialog
 from faceapp.gui.dialogs.enroll import EnrollDialog
 from faceapp.gui.dialogs.gallery import GalleryDialog
 from faceapp.gui.dialogs.photos import PhotosDialog
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.source_picker import SourcePickerDialog
+from faceapp.gui.face_menu import FaceMenu
 from faceapp.gui.icons import action_icon, app_icon
 from faceapp.gui.privacy_menu import PrivacyMenu
 from faceapp.gui.settings import AppSettings
@@ -49,6 +50,7 @@ from faceapp.gui.workers.jobs import describe
 from faceapp.gui.workers.recognition import FramePacket
 from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, SourceState, SourceStatus
 from faceapp.media.sources import SourceSpec, open_source
+from faceapp.recognition.decision import DecisionRule
 from faceapp.recognition.pipeline import Recognizer
 from faceapp.storage.gallery import Gallery
 
@@ -135,6 +137,7 @@ class MainWindow(QMainWindow):
 
         self._build_toolbar()
         self.privacy = PrivacyMenu(self)
+        self.face_menu = FaceMenu(self)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
         help_menu.addAction(self.about_action)
         self.source_label = QLabel(self.tr("no source"))
@@ -199,16 +202,8 @@ class MainWindow(QMainWindow):
         for action in (self.source_action, self.reopen_action, self.pause_action, self.snapshot_action, self.loop_action):
             bar.addAction(action)
         bar.addSeparator()
-        bar.addWidget(QLabel(" " + self.tr("Threshold") + " "))
-        self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setRange(-1.0, 1.0)
-        self.threshold_spin.setSingleStep(0.01)
-        self.threshold_spin.setDecimals(3)
-        self.threshold_spin.setValue(self.recognizer.threshold)
-        presets = ", ".join(f"{name} {value:.3f}" for name, value in self.recognizer.card.threshold_presets.items())
-        self.threshold_spin.setToolTip(self.tr("Cosine similarity needed to name a face (presets: {presets})").format(presets=presets))
-        self.threshold_spin.valueChanged.connect(self.set_threshold)
-        bar.addWidget(self.threshold_spin)
+        self.decision_controls = DecisionControls(bar, self.recognizer, self.set_decision)
+        self.threshold_spin = self.decision_controls.spin
         bar.addSeparator()
         for action in (self.enroll_action, self.photos_action, self.gallery_action, self.settings_action):
             bar.addAction(action)
@@ -306,6 +301,7 @@ class MainWindow(QMainWindow):
     # -- frames ------------------------------------------------------------------------------
     def _on_packet(self, packet: FramePacket) -> None:
         self.view.show_frame(packet.qimage, packet.result)
+        self.decision_controls.show_threshold(self.recognizer.last_threshold)
         self.performance_label.setText(performance_line(packet, self.device))
 
     # -- controls ----------------------------------------------------------------------------
@@ -320,12 +316,16 @@ class MainWindow(QMainWindow):
         self.controller.set_loop(loop)
         self.settings.loop_video = loop
 
+    def set_decision(self, rule: DecisionRule | str | float) -> None:
+        """Apply a decision rule (a preset or a fixed threshold) at once (next frame) and
+        remember it."""
+        self.recognizer.decision = rule
+        self.settings.decision = self.recognizer.decision.to_text()
+        self.decision_controls.show_rule(self.recognizer.decision)
+
     def set_threshold(self, value: float) -> None:
-        """Apply a new match threshold at once (next frame) and remember it."""
-        self.recognizer.threshold = value
-        self.settings.threshold = value
-        if abs(self.threshold_spin.value() - value) > 1e-9:
-            self.threshold_spin.setValue(value)
+        """Name faces at one fixed threshold from the next frame on (remembered)."""
+        self.set_decision(DecisionRule(fixed=float(value)))
 
     def snapshot(self) -> Path | None:
         """Save the frame on screen as a PNG (see :mod:`faceapp.gui.snapshots`)."""
@@ -356,7 +356,8 @@ class MainWindow(QMainWindow):
 
     def open_settings_dialog(self) -> SettingsDialog:
         """Show the settings (not blocking); the choice is applied when accepted."""
-        dialog = SettingsDialog(preferences.current_choice(self), self.recognizer.card.threshold_presets, self.asker, self)
+        dialog = SettingsDialog(preferences.current_choice(self), decision_options(self.recognizer, self.recognizer.decision),
+                                self.asker, self)
         dialog.accepted.connect(lambda: dialog.choice is not None and preferences.apply_choice(self, dialog.choice))
         self.settings_dialog = dialog
         dialog.open()

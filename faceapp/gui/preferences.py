@@ -40,7 +40,7 @@ class SettingsWindow(Protocol):
 
     def say(self, text: object, ms: int = 8000) -> None: ...
     def open_spec(self, spec: SourceSpec, loop: bool | None = None) -> None: ...
-    def set_threshold(self, value: float) -> None: ...
+    def set_decision(self, rule: str) -> None: ...
 
 
 def current_choice(window: SettingsWindow) -> SettingsChoice:
@@ -52,7 +52,7 @@ def current_choice(window: SettingsWindow) -> SettingsChoice:
     return SettingsChoice(
         camera=window.settings.camera,
         capture_size=window.settings.capture_size,
-        threshold=window.recognizer.threshold,
+        decision=window.recognizer.decision.to_text(),
         min_face_size=window.recognizer.detector.config.min_face_size,
         tracking=window.controller.tracking,
         embeddings_only=embeddings_only,
@@ -77,8 +77,8 @@ def apply_choice(window: SettingsWindow, choice: SettingsChoice) -> None:
     spec = window.controller.spec
     if spec is not None and spec.kind == "webcam" and (choice.camera, choice.capture_size) != (before.camera, before.capture_size):
         window.open_spec(SourceSpec("webcam", str(choice.camera)))
-    if abs(choice.threshold - before.threshold) > 1e-9:
-        window.set_threshold(choice.threshold)
+    if choice.decision != before.decision:
+        window.set_decision(choice.decision)
     if choice.min_face_size != before.min_face_size:
         set_min_face_size(window.recognizer, choice.min_face_size)
         settings.min_face_size = choice.min_face_size

@@ -67,13 +67,19 @@ class AppSettings:
         self._store.sync()
 
     @property
-    def threshold(self) -> float | None:
-        """The match threshold the user chose last (None: the model card's default)."""
-        return self._get("recognition/threshold", float, None)
+    def decision(self) -> str | None:
+        """The decision rule the user chose last: a preset name or a fixed threshold as
+        text (None: the model card's default preset). A threshold remembered by an
+        older FaceApp (``recognition/threshold``) is a fixed one."""
+        rule = self._get("recognition/decision", str, None)
+        if rule is None and (old := self._get("recognition/threshold", float, None)) is not None:
+            return f"{old:g}"
+        return rule
 
-    @threshold.setter
-    def threshold(self, value: float | None) -> None:
-        self._set("recognition/threshold", None if value is None else float(value))
+    @decision.setter
+    def decision(self, value: str | None) -> None:
+        self._store.remove("recognition/threshold")
+        self._set("recognition/decision", value)
 
     @property
     def source(self) -> str | None:

@@ -3,20 +3,21 @@
 The overlay is kept as plain data (:attr:`VideoView.overlay`, a list of
 :class:`OverlayItem`) so tests can read what the user sees without parsing pixels.
 Painting only scales the frame's QImage (already converted on the worker thread) and
-draws boxes and labels; nothing heavy runs here.
+draws boxes and labels; nothing heavy runs here. A right click on a face emits
+:attr:`VideoView.faceMenuRequested` with that face (see :mod:`faceapp.gui.face_menu`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from faceapp.gui.i18n import translate
 from faceapp.media.overlay import KNOWN_COLOUR, UNKNOWN_COLOUR, label_for
-from faceapp.types import FrameResult
+from faceapp.types import FaceResult, FrameResult
 
 KNOWN = QColor(KNOWN_COLOUR[2], KNOWN_COLOUR[1], KNOWN_COLOUR[0])  # the core's colours are BGR
 UNKNOWN = QColor(UNKNOWN_COLOUR[2], UNKNOWN_COLOUR[1], UNKNOWN_COLOUR[0])
@@ -46,7 +47,12 @@ def overlay_items(result: FrameResult) -> list[OverlayItem]:
 
 
 class VideoView(QWidget):
-    """Shows a frame scaled to fit (letterboxed), its overlay, and an optional banner."""
+    """Shows a frame scaled to fit (letterboxed), its overlay, and an optional banner.
+
+    ``faceMenuRequested(face, global_position)``: the user right-clicked ``face`` (a
+    :class:`~faceapp.types.FaceResult` of the frame on screen)."""
+
+    faceMenuRequested = Signal(object, QPoint)
 
     def __init__(self, parent: QWidget | None = None, minimum: QSize | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +60,7 @@ class VideoView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._image: QImage | None = None
+        self.result: FrameResult | None = None
         self.overlay: list[OverlayItem] = []
         self.banner = ""
         self.placeholder = ""
@@ -62,11 +69,13 @@ class VideoView(QWidget):
     # -- data -----------------------------------------------------------------------------
     def show_frame(self, image: QImage, result: FrameResult | None) -> None:
         self._image = image
+        self.result = result
         self.overlay = overlay_items(result) if result is not None else []
         self.update()
 
     def clear(self, placeholder: str = "") -> None:
         self._image = None
+        self.result = None
         self.overlay = []
         self.stale = False
         self.placeholder = placeholder
@@ -93,6 +102,32 @@ class VideoView(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(640, 480)
 
+    def _frame_rect(self) -> tuple[QRectF, float]:
+        """Where the frame is drawn in the widget, and its scale."""
+        width, height = self._image.width(), self._image.height()
+        scale = min(self.width() / width, self.height() / height)
+        return QRectF((self.width() - width * scale) / 2, (self.height() - height * scale) / 2, width * scale, height * scale), scale
+
+    def face_at(self, position: QPointF) -> FaceResult | None:
+        """The face drawn under ``position`` (widget coordinates), the smallest if boxes
+        overlap; None over no face, or while the frame is stale."""
+        if self._image is None or self.result is None or self.stale:
+            return None
+        target, scale = self._frame_rect()
+        x, y = (position.x() - target.left()) / scale, (position.y() - target.top()) / scale
+        under = [f for f in self.result.faces
+                 if f.detection.box[0] <= x <= f.detection.box[0] + f.detection.box[2]
+                 and f.detection.box[1] <= y <= f.detection.box[1] + f.detection.box[3]]
+        return min(under, key=lambda f: f.detection.box[2] * f.detection.box[3], default=None)
+
+    def contextMenuEvent(self, event) -> None:
+        face = self.face_at(QPointF(event.pos()))
+        if face is not None:
+            self.faceMenuRequested.emit(face, event.globalPos())
+            event.accept()
+        else:
+            event.ignore()
+
     # -- painting -------------------------------------------------------------------------
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
@@ -103,9 +138,7 @@ class VideoView(QWidget):
                 painter.drawText(self.rect().adjusted(24, 24, -24, -24), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
             self._paint_banner(painter)
             return
-        width, height = self._image.width(), self._image.height()
-        scale = min(self.width() / width, self.height() / height)
-        target = QRectF((self.width() - width * scale) / 2, (self.height() - height * scale) / 2, width * scale, height * scale)
+        target, scale = self._frame_rect()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(target, self._image)
         if self.stale:

@@ -83,6 +83,17 @@ class Matcher:
     def present_names(self) -> tuple[str, ...]:
         return tuple(self.names[i] for i in self._people)
 
+    def templates_of(self, name: str) -> np.ndarray:
+        """float32 ``(K, D)``: the positive templates of ``name`` (none if absent)."""
+        if name not in self.names:
+            return self._embeddings[:0]
+        person = self.names.index(name)
+        column = np.searchsorted(self._people, person)
+        if column >= len(self._people) or self._people[column] != person:
+            return self._embeddings[:0]
+        end = self._starts[column + 1] if column + 1 < len(self._starts) else len(self._embeddings)
+        return self._embeddings[self._starts[column] : end]
+
     @property
     def person_thresholds(self) -> np.ndarray:
         """float32 ``(P,)``: each present person's threshold, in :attr:`present_names` order."""

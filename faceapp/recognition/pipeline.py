@@ -138,6 +138,12 @@ class Recognizer:
         self.decision = DecisionRule(fixed=self.card.threshold(value))
 
     @property
+    def last_threshold(self) -> float | None:
+        """The gallery-level threshold of the matcher built last (None before the first),
+        without looking at the gallery: for display on the GUI thread."""
+        return None if self._built_from is None else self._matcher.threshold
+
+    @property
     def verification_threshold(self) -> float:
         """The threshold for comparing two faces (1:1, no gallery): the card's value for
         the preset (calibrated on LFW pairs), or the fixed one."""

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from PySide6.QtWidgets import QApplication
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +41,8 @@ def test_settings_are_applied_and_kept(qtbot, make_window, settings, live_recogn
     assert isinstance(dialog, SettingsDialog)
     dialog.min_face.setValue(64)
     dialog.tracking.setChecked(False)
-    dialog.threshold.setCurrentIndex(dialog.threshold.findData(live_recognizer.card.threshold_presets["strict"]))
+    assert dialog.threshold.currentData() == "balanced"  # the default preset
+    dialog.threshold.setCurrentIndex(dialog.threshold.findData("strict"))
     dialog.capture.setCurrentIndex(CAPTURE_SIZES.index((1280, 720)))
     dialog.blur.setCurrentIndex(dialog.blur.findData("unknown"))
     dialog.language.setCurrentIndex(dialog.language.findData("zh_CN"))
@@ -52,8 +52,10 @@ def test_settings_are_applied_and_kept(qtbot, make_window, settings, live_recogn
     qtbot.waitUntil(lambda: window.recognizer.gallery is window.gallery and window.gallery.path == new_gallery, timeout=20_000)
     assert live_recognizer.detector.config.min_face_size == 64
     assert not window.controller.tracking
-    assert window.recognizer.threshold == pytest.approx(live_recognizer.card.threshold_presets["strict"])
+    assert window.recognizer.decision.label == "strict"
+    assert window.decision_controls.combo.currentData() == "strict"
     kept = type(settings).at(settings.location)
+    assert kept.decision == "strict"
     assert (kept.min_face_size, kept.tracking, kept.capture_size, kept.snapshot_blur, kept.language) == (64, False, (1280, 720), "unknown", "zh_CN")
     assert kept.gallery_path == new_gallery
     live_recognizer.detector.config = type(live_recognizer.detector.config)()  # the detector is shared by the session

@@ -105,10 +105,23 @@ def test_threshold_applies_at_once_and_is_remembered(qtbot, make_window, gallery
     window = make_window(opener=camera_factory(biden_frames).open)
     window.open_source_text("0")
     qtbot.waitUntil(lambda: window.view.overlay_names() == ["biden"], timeout=WAIT_MS)
-    window.threshold_spin.setValue(0.99)
+    # The default preset's threshold, calibrated for this one-person gallery, is shown.
+    controls = window.decision_controls
+    assert controls.combo.currentData() == "balanced"
+    assert window.threshold_spin.value() == pytest.approx(window.recognizer.last_threshold, abs=1e-3)
+    window.threshold_spin.setValue(0.99)  # typing a value fixes the threshold
     assert window.recognizer.threshold == pytest.approx(0.99)
+    assert controls.combo.currentData() == "fixed"
     qtbot.waitUntil(lambda: window.view.overlay_names() == ["Unknown"], timeout=WAIT_MS)
-    assert AppSettings.at(settings.location).threshold == pytest.approx(0.99)
+    assert AppSettings.at(settings.location).decision == "0.99"
+    # Back to a preset from the combo box: named again, and remembered.
+    controls.combo.setCurrentIndex(controls.combo.findData("lenient"))
+    controls.combo.activated.emit(controls.combo.currentIndex())
+    assert window.recognizer.decision.label == "lenient"
+    qtbot.waitUntil(lambda: window.view.overlay_names() == ["biden"], timeout=WAIT_MS)
+    assert window.threshold_spin.value() == pytest.approx(window.recognizer.last_threshold, abs=1e-3)
+    assert window.recognizer.last_threshold < 0.99
+    assert AppSettings.at(settings.location).decision == "lenient"
 
 
 def test_pause_resume_and_snapshot(qtbot, make_window, gallery_with, biden_frames, camera_factory, settings):

@@ -16,18 +16,32 @@ CPU = PipelineConfig(device="cpu")
 def test_settings_persist_between_runs(tmp_path):
     path = tmp_path / "settings.ini"
     first = AppSettings.at(path)
-    assert first.threshold is None and first.loop_video and first.sample_count == 5
-    first.threshold = 0.42
+    assert first.decision is None and first.loop_video and first.sample_count == 5
+    first.decision = "strict"
     first.source = "/videos/door.mp4"
     first.loop_video = False
     first.sample_count = 7
     again = AppSettings.at(path)
-    assert (again.threshold, again.source, again.loop_video, again.sample_count) == (0.42, "/videos/door.mp4", False, 7)
+    assert (again.decision, again.source, again.loop_video, again.sample_count) == ("strict", "/videos/door.mp4", False, 7)
+
+
+def test_a_threshold_remembered_by_an_older_faceapp_is_a_fixed_one(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    path = tmp_path / "old.ini"
+    old = QSettings(str(path), QSettings.Format.IniFormat)
+    old.setValue("recognition/threshold", 0.42)
+    old.sync()
+    settings = AppSettings.at(path)
+    assert settings.decision == "0.42"
+    settings.decision = "balanced"  # a new choice replaces the old key
+    assert AppSettings.at(path).decision == "balanced"
+    assert QSettings(str(path), QSettings.Format.IniFormat).value("recognition/threshold") is None
 
 
 def test_settings_file_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "env.ini"))
-    AppSettings.open().threshold = 0.5
+    AppSettings.open().decision = "0.5"
     assert (tmp_path / "env.ini").is_file()
 
 
@@ -36,7 +50,7 @@ def test_run_app_opens_the_window_on_the_source_and_closes_cleanly(qtbot, tmp_pa
 
     gallery = gallery_with("obama", "biden")
     monkeypatch.setenv(SETTINGS_ENV, str(tmp_path / "app.ini"))
-    AppSettings.open().threshold = 0.3  # remembered from a previous run
+    AppSettings.open().decision = "0.3"  # remembered from a previous run
     seen: dict = {}
 
     def check_and_close():

@@ -1,7 +1,7 @@
 """The gallery manager: people with a thumbnail, template count and date added.
 
 Filter by name; rename, merge, delete a person (after confirmation), delete single
-templates; export and import the gallery as a zip (:mod:`faceapp.storage.archive`), optionally
+templates (faces marked "not them" are listed too), set a person's own threshold; export and import the gallery as a zip (:mod:`faceapp.storage.archive`), optionally
 encrypted with a passphrase. A template without a thumbnail (always, in an
 embeddings-only gallery) shows the person's initials instead. Every change
 is one gallery transaction; the live window picks it up at once through the gallery's
@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from faceapp.errors import FaceAppError
 from faceapp.gui.asker import Asker
+from faceapp.gui.dialogs.person_threshold import ThresholdField
 from faceapp.gui.images import icon_from_bytes, initials_icon
 from faceapp.gui.passphrase import Cancelled, ask_new_passphrase
 from faceapp.gui.workers.jobs import JobRunner, describe
@@ -118,6 +119,9 @@ class GalleryDialog(QDialog):
         self.delete_template_button = QPushButton(self.tr("Delete template"))
         self.delete_template_button.clicked.connect(self.delete_selected_templates)
         right_layout.addWidget(self.delete_template_button)
+        self.threshold_field = ThresholdField()
+        self.threshold_field.changed.connect(self.set_own_threshold)
+        right_layout.addWidget(self.threshold_field)
 
         splitter = QSplitter()
         splitter.addWidget(self.table)
@@ -228,12 +232,16 @@ class GalleryDialog(QDialog):
         self.templates_label.setText(self.tr("Templates of {name}").format(name=name) if person else self.tr("Templates (select a person)"))
         if person is not None:
             for template in self._templates.get(person.id, []):
-                item = QListWidgetItem(_when(template.created_at)[5:])
+                negative = template.kind == "negative"
+                item = QListWidgetItem((self.tr("not them") + " " if negative else "") + _when(template.created_at)[5:])
                 self._set_icon(item, template.thumbnail, person.name, 80)
                 item.setData(Qt.ItemDataRole.UserRole, template.id)
-                item.setToolTip(self.tr("from {source}; quality {quality:.2f}").format(
-                    source=template.source or self.tr("unknown"), quality=template.quality))
+                tip = self.tr("from {source}; quality {quality:.2f}").format(source=template.source or self.tr("unknown"),
+                                                                               quality=template.quality)
+                item.setToolTip(self.tr("Not {name}: a face that is not given this name; ").format(name=person.name) + tip
+                                if negative else tip)
                 self.templates.addItem(item)
+        self.threshold_field.show_person(person)
         self._update_buttons()
 
     def _set_icon(self, item, thumbnail: bytes | None, name: str, size: int) -> None:
@@ -427,6 +435,16 @@ class GalleryDialog(QDialog):
 
         self._change(lambda: import_gallery(self._gallery, path, on_conflict=on_conflict, passphrase=passphrase or None),
                      summary, on_error=wrong_passphrase)
+
+    def set_own_threshold(self, value: float | None) -> int | None:
+        """Give the selected person their own threshold, or (None) the automatic one."""
+        name = self.selected_name()
+        if name is None:
+            return None
+        gallery = self._gallery
+        message = (self.tr("{name} has the automatic threshold again.").format(name=name) if value is None else
+                   self.tr("{name} is named only at a similarity of {value} or more.").format(name=name, value=f"{value:.3f}"))
+        return self._change(lambda: gallery.set_threshold(name, value), message)
 
     def _on_add_photos(self) -> None:
         if self._add_photos is not None:

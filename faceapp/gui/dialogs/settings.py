@@ -1,4 +1,4 @@
-"""The settings dialog: camera and capture size, threshold preset, minimum face size,
+"""The settings dialog: camera and capture size, decision rule, minimum face size,
 tracking, privacy, the gallery's location and the interface language.
 
 The dialog edits a :class:`SettingsChoice` and returns it; the main window applies it
@@ -40,7 +40,7 @@ class SettingsChoice:
 
     camera: int
     capture_size: tuple[int, int] | None
-    threshold: float
+    decision: str  # a preset name, or a fixed threshold as text
     min_face_size: int
     tracking: bool
     embeddings_only: bool
@@ -69,7 +69,8 @@ def camera_list(limit: int = 10) -> list[tuple[int, str]]:
 class SettingsDialog(QDialog):
     """Edits a :class:`SettingsChoice`; :attr:`choice` holds the answer once accepted."""
 
-    def __init__(self, current: SettingsChoice, presets: dict[str, float], asker: Asker, parent: QWidget | None = None) -> None:
+    def __init__(self, current: SettingsChoice, decisions: list[tuple[str, str]], asker: Asker,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._asker = asker
@@ -91,14 +92,12 @@ class SettingsDialog(QDialog):
             self.capture.addItem(self.tr("The camera's own") if size is None else f"{size[0]} × {size[1]}")
         self.capture.setCurrentIndex(sizes.index(current.capture_size))
 
-        self.threshold = QComboBox()
-        names = {"strict": self.tr("Strict"), "balanced": self.tr("Balanced"), "lenient": self.tr("Lenient")}
-        for name, value in presets.items():
-            self.threshold.addItem(f"{names.get(name, name)} ({value:.3f})", value)
-        if all(abs(value - current.threshold) > 1e-6 for value in presets.values()):
-            self.threshold.addItem(self.tr("Custom ({value:.3f})").format(value=current.threshold), current.threshold)
-        self.threshold.setCurrentIndex(next(i for i in range(self.threshold.count())
-                                            if abs(self.threshold.itemData(i) - current.threshold) < 1e-6))
+        self.threshold = QComboBox()  # the decision rule: (rule as text, label) from the main window
+        for rule, label in decisions:
+            self.threshold.addItem(label, rule)
+        self.threshold.setCurrentIndex(max(0, self.threshold.findData(current.decision)))
+        self.threshold.setToolTip(self.tr("When a face is named: each preset allows a share of strangers' faces to be "
+                                          "named, whatever the number of people enrolled (type a fixed threshold in the toolbar)"))
         self.min_face = QSpinBox()
         self.min_face.setRange(0, 1000)
         self.min_face.setSuffix(self.tr(" px"))
@@ -135,7 +134,7 @@ class SettingsDialog(QDialog):
         video_form.addRow(self.tr("Capture size"), self.capture)
         recognition = QGroupBox(self.tr("Recognition"))
         recognition_form = QFormLayout(recognition)
-        recognition_form.addRow(self.tr("Threshold"), self.threshold)
+        recognition_form.addRow(self.tr("Names faces"), self.threshold)
         recognition_form.addRow(self.tr("Minimum face size"), self.min_face)
         recognition_form.addRow("", self.tracking)
         privacy = QGroupBox(self.tr("Privacy"))
@@ -168,7 +167,7 @@ class SettingsDialog(QDialog):
             self._current,
             camera=int(self.camera.currentData()),
             capture_size=self._sizes[self.capture.currentIndex()],
-            threshold=float(self.threshold.currentData()),
+            decision=str(self.threshold.currentData()),
             min_face_size=int(self.min_face.value()),
             tracking=self.tracking.isChecked(),
             embeddings_only=self.embeddings_only.isChecked(),
