@@ -247,21 +247,29 @@ def test_reembed_switches_the_gallery_and_names_people_to_reenroll(trained, enro
     vector = enrolled_gallery.templates("obama")[0].embedding
     enrolled_gallery.add_person("no thumbnail", [NewTemplate(vector, old_id, thumbnail=None)])
     enrolled_gallery.add_templates("biden", [NewTemplate(vector, old_id, thumbnail=None)])
+    # Faces marked "not obama": one with its crop (re-embedded), one without (removed).
+    biden = enrolled_gallery.templates("biden")[0]
+    enrolled_gallery.add_negatives("obama", [NewTemplate(biden.embedding, old_id, thumbnail=biden.thumbnail),
+                                             NewTemplate(biden.embedding, old_id, thumbnail=None)])
     embedder = Embedder(load_card(out), device="cpu", backend="tensorflow")
     with pytest.raises(ModelMismatchError):
         enrolled_gallery.matrix(embedder.model_id)
     dry = reembed_gallery(enrolled_gallery, embedder, dry_run=True)
-    assert dry.reembedded == 6 and enrolled_gallery.model_id() == old_id
+    assert dry.reembedded == 7 and enrolled_gallery.model_id() == old_id
     from faceapp.errors import GalleryError
 
     with pytest.raises(GalleryError, match="--force"):  # removing templates needs consent
         reembed_gallery(enrolled_gallery, embedder)
     assert enrolled_gallery.model_id() == old_id
     report = reembed_gallery(enrolled_gallery, embedder, force=True)
-    assert (report.reembedded, report.removed) == (6, 2)
+    assert (report.reembedded, report.removed) == (7, 3)
+    # Obama lost only a "not them" face: he is neither to re-enroll nor partly re-embedded.
     assert report.must_reenroll == ("no thumbnail",) and report.partly_reembedded == ("biden",)
     matrix = enrolled_gallery.matrix(embedder.model_id)
     assert matrix.embeddings.shape == (6, 128) and set(matrix.names) == {"obama", "biden"}
+    assert matrix.negatives.shape == (1, 128) and matrix.names[matrix.negative_index[0]] == "obama"
+    assert np.allclose(matrix.negatives[0] @ matrix.embeddings[matrix.person_index == matrix.names.index("biden")][0], 1.0,
+                       atol=1e-4)  # the same crop as biden's template, through the new model
     assert np.allclose(np.linalg.norm(matrix.embeddings, axis=1), 1.0, atol=1e-5)
     with pytest.raises(ModelMismatchError):
         enrolled_gallery.matrix(old_id)

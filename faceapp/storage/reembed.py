@@ -94,8 +94,10 @@ def reembed_gallery(
     for start in range(0, len(faces), batch_size):
         batch = embedder.embed(np.stack(faces[start : start + batch_size]))
         embeddings.update(zip(ids[start : start + batch_size], batch))
-    kept_people = {t.person_id for t in templates if t.id in embeddings}
-    lost_people = {t.person_id for t in missing}
+    # Who must be enrolled again depends on their own (positive) templates; faces marked
+    # "not them" are re-embedded (or removed) alike but name nobody.
+    kept_people = {t.person_id for t in templates if t.id in embeddings and t.kind == "positive"}
+    lost_people = {t.person_id for t in missing if t.kind == "positive"}
     must = tuple(sorted((names[p] for p in lost_people - kept_people), key=str.casefold))
     partly = tuple(sorted((names[p] for p in lost_people & kept_people), key=str.casefold))
     no_template = tuple(p.name for p in people if p.template_count == 0)
