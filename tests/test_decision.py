@@ -92,3 +92,18 @@ def test_per_person_thresholds_and_negative_veto():
     again, real = vetoed.match(np.stack([look_alike, a]), unique=False)
     assert again.name is None  # corrected once: "not Ann" for this face
     assert real.name == "Ann"  # Ann herself still recognised
+
+
+def test_cohort_scores_match_a_brute_force_count():
+    from faceapp.recognition.decision import cohort_scores
+
+    rng = np.random.default_rng(1)
+    for people, per_person in ((6, 3), (50, 2), (3, 1)):
+        embeddings = _unit(rng.normal(size=(people * per_person, 32)))
+        index = rng.permutation(np.repeat(np.arange(people), per_person))
+        got = cohort_scores(embeddings, index, people + 1, top=20)
+        similarity = embeddings @ embeddings.T
+        for person in range(people):  # the mean of the 20 best others, each other's template scored by my best one
+            best = similarity[index == person].max(axis=0)[index != person]
+            assert got[person] == pytest.approx(np.sort(best)[-20:].mean(), abs=1e-6)
+        assert np.isnan(got[people])  # nobody enrolled under that index

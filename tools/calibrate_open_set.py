@@ -1,7 +1,10 @@
 """Calibrate the open-set decision of the shipped model on LFW and write it into the
 model card (``models/sface_2021dec.json``, section ``open_set``).
 
-    python tools/calibrate_open_set.py [--lfw DIR] [--write] [--cache FILE.npz]
+    python tools/calibrate_open_set.py [--lfw DIR] [--model DIR] [--write] [--cache FILE.npz]
+
+``--model DIR`` calibrates another model (e.g. one made by ``faceapp train``): its
+directory's card gets the section. Without it, the shipped model.
 
 1. Every LFW image is embedded by the app's own pipeline (detector, alignment, SFace).
 2. Impostor scores: every pair of images of two different people (about 29 million).
@@ -35,7 +38,7 @@ CARD = ROOT / "models" / "sface_2021dec.json"
 BODY_GRID = np.round(np.arange(0.10, 0.60, 0.01), 2)
 
 
-def embed_lfw(lfw: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def embed_lfw(lfw: Path, cache: Path | None, model: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     if cache and cache.is_file():
         data = np.load(cache, allow_pickle=True)
         return data["emb"][data["usable"]], data["names"][data["usable"]]
@@ -44,7 +47,7 @@ def embed_lfw(lfw: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
     from faceapp.recognition.pipeline import PipelineConfig, Recognizer
     from faceapp.vision.faces import FacePolicy
 
-    recognizer = Recognizer.create(PipelineConfig(device="cpu"))
+    recognizer = Recognizer.create(PipelineConfig(model_dir=model, device="cpu"))
     people = discover_people(lfw)
     paths = [p for ps in people.values() for p in ps]
     names = np.array([name for name, ps in people.items() for _ in ps])
@@ -52,6 +55,14 @@ def embed_lfw(lfw: Path, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
     if cache:
         np.savez(cache, emb=result.plain, usable=result.usable, names=names)
     return result.plain[result.usable], names[result.usable]
+
+
+def card_path(model: Path) -> Path:
+    """The card file of a model directory (``card.json`` for trained models)."""
+    for name in ("card.json", CARD.name):
+        if (model / name).is_file():
+            return model / name
+    sys.exit(f"no model card in {model}")
 
 
 def impostor_scores(emb: np.ndarray, names: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -147,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "data" / "lfw")
     parser.add_argument("--cache", type=Path, help="keep the LFW embeddings in this .npz (and reuse it)")
+    parser.add_argument("--model", type=Path, help="model directory (default: the shipped models/)")
     parser.add_argument("--write", action="store_true", help="write the section into the model card")
     args = parser.parse_args(argv)
-    emb, names = embed_lfw(args.lfw, args.cache)
+    emb, names = embed_lfw(args.lfw, args.cache, args.model)
     scores = impostor_scores(emb, names)
     tail = fit_tail(scores)
     beta = template_exponent(emb, names)
@@ -170,10 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: v for k, v in section.items() if k != "impostor_tail"}, indent=1))
     print(f"tail: u={tail.u:.4f} p_u={tail.p_u:.2e} shape={tail.shape:.4f} scale={tail.scale:.4f}; beta={beta:.3f}")
     if args.write:
-        card = json.loads(CARD.read_text(encoding="utf-8"))
+        from faceapp.embedding.modelcard import load_card
+
+        path = CARD if args.model is None else card_path(args.model)
+        card = json.loads(path.read_text(encoding="utf-8"))
         card["open_set"] = section
-        CARD.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        print(f"written to {CARD}")
+        path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        print(f"written to {path} (model {load_card(path.parent).model_id})")
     return 0
 
 

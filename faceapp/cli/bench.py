@@ -79,6 +79,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 if crops:
                     embedding_rows = speed.bench_embedding(recognizer.card, np.stack(crops[:8]), onnx if onnx.is_file() else None,
                                                            rounds=args.rounds)
+    from faceapp.evaluation.match_speed import MATCH_GALLERY, bench_matching, format_match_table
+
+    people, templates, faces = MATCH_GALLERY
+    match_rows, calibrate_ms = bench_matching(recognizer.calibration, people=people, templates=templates, faces=faces,
+                                              rounds=args.rounds)
     if args.json:
         print_json({
             "video": str(args.video or "fixture video"),
@@ -88,6 +93,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "pipelines": [r.to_json() for r in results],
             "embedding": [{"runtime": r.name, "batch": r.batch, "ms_per_face": round(r.ms_per_face, 3),
                            "vs_reference": None if r.vs_reference is None else round(r.vs_reference, 3)} for r in embedding_rows],
+            "matching": {"people": people, "templates": templates, "faces": faces, "calibrate_ms": round(calibrate_ms, 1),
+                         "rows": [{"name": r.name, "us_per_frame": round(r.us_per_frame, 1),
+                                   "vs_fixed": None if r.vs_reference is None else round(r.vs_reference, 3)} for r in match_rows]},
         })
         return 0
     print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} from {args.video or 'the fixture video'}; "
@@ -96,6 +104,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if embedding_rows:
         print()
         print(speed.format_embedding_table(embedding_rows))
+    print()
+    print(format_match_table(match_rows, calibrate_ms, people, templates, faces))
     return 0
 
 
@@ -107,7 +117,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Time FaceApp's pipeline (tracking on and off) and OpenCV's own YuNet + SFace pipeline on the same "
         "decoded frames, in alternating rounds (A B C, C B A, ...): fps is the median of the rounds and the ratio to "
         "OpenCV the median of the per-round ratios, so the machine's drift cancels. Then the embedding network alone "
-        "under LiteRT, plain TensorFlow and OpenCV's DNN on the same aligned crops, likewise.",
+        "under LiteRT, plain TensorFlow and OpenCV's DNN on the same aligned crops, likewise; and the open-set "
+        "decision alone (one fixed threshold against per-person thresholds and 'not them' templates, 1000 people).",
     )
     bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, 640x480)")
     bench.add_argument("--frames", type=positive_int, metavar="N", help="use at most N frames")

@@ -139,17 +139,22 @@ def cohort_scores(embeddings: np.ndarray, person_index: np.ndarray, people: int,
         chosen = np.sort(np.random.default_rng(seed).choice(len(embeddings), sample, replace=False))
     else:
         chosen = np.arange(len(embeddings))
-    similarity = embeddings @ embeddings[chosen].T  # (N, S)
     order = np.argsort(person_index, kind="stable")
-    starts = np.unique(person_index[order], return_index=True)[1]
-    present = np.unique(person_index[order])
-    best = np.maximum.reduceat(similarity[order], starts, axis=0)  # (present people, S): best template of each person
+    present, starts = np.unique(person_index[order], return_index=True)
+    similarity = embeddings[chosen] @ embeddings[order].T  # (S, N), each person's templates side by side
+    best = np.maximum.reduceat(similarity, starts, axis=1).T  # (present people, S): best template of each person
     scores = np.full(people, np.nan)
     owners = person_index[chosen]
-    for row, person in enumerate(present):
-        others = best[row][owners != person]
-        if len(others):
-            scores[person] = float(np.sort(others)[-top:].mean())
+    others = present[:, None] != owners[None, :]  # (present people, S): the sample's templates of someone else
+    best = np.where(others, best, -np.inf)
+    counts = others.sum(axis=1)
+    k = int(min(top, counts.max())) if len(counts) else 0
+    if k:
+        highest = -np.partition(-best, k - 1, axis=1)[:, :k]  # the k highest of each row (unordered)
+        # A person with fewer than k others in the sample: the mean over those there are.
+        finite = np.isfinite(highest)
+        means = np.where(finite, highest, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
+        scores[present[counts > 0]] = means[counts > 0]
     return scores
 
 

@@ -59,15 +59,19 @@ class Matcher:
             self.threshold = float(threshold)
         else:
             self.threshold = float(np.median(per_person)) if len(per_person) else 0.0
-        # Negatives, as rows of the same product, mapped to the present people's columns.
-        self._negatives = np.zeros((0, embeddings.shape[1] if embeddings.ndim == 2 else 0), np.float32)
-        self._negative_columns = np.zeros(0, np.int64)
+        # Negatives, as rows of the same product, sorted by the present person they belong to.
+        dim = embeddings.shape[1]
+        self._negatives = np.zeros((0, dim), np.float32)
+        self._negative_people = np.zeros(0, np.int64)  # columns (present people) with negatives
+        self._negative_starts = np.zeros(0, np.int64)
         if negatives is not None and len(negatives):
             negative_index = np.asarray(negative_index, np.int64)
             column_of = {int(person): column for column, person in enumerate(self._people)}
-            keep = np.array([int(p) in column_of for p in negative_index], bool)
-            self._negatives = np.asarray(negatives, np.float32)[keep]
-            self._negative_columns = np.array([column_of[int(p)] for p in negative_index[keep]], np.int64)
+            columns = np.array([column_of.get(int(p), -1) for p in negative_index], np.int64)
+            keep = columns >= 0
+            order = np.argsort(columns[keep], kind="stable")
+            self._negatives = np.asarray(negatives, np.float32)[keep][order]
+            self._negative_people, self._negative_starts = np.unique(columns[keep][order], return_index=True)
         # Stacked once here, not for every frame.
         self._all_rows = np.concatenate([self._embeddings, self._negatives]) if len(self._negatives) else self._embeddings
 
@@ -116,9 +120,10 @@ class Matcher:
         if len(self._negatives):
             both = queries @ self._all_rows.T  # positives and negatives in one product
             positive = _reduce_max(both[:, : len(self._embeddings)], self._starts)
-            negative = np.full_like(positive, -np.inf)
-            np.maximum.at(negative.T, self._negative_columns, both[:, len(self._embeddings):].T)
-            return positive, negative >= positive
+            vetoed = np.zeros(positive.shape, bool)
+            nearest_negative = _reduce_max(both[:, len(self._embeddings) :], self._negative_starts)
+            vetoed[:, self._negative_people] = nearest_negative >= positive[:, self._negative_people]
+            return positive, vetoed
         positive = _reduce_max(queries @ self._embeddings.T, self._starts)
         return positive, np.zeros(positive.shape, bool)
 
@@ -129,19 +134,22 @@ class Matcher:
         scores, vetoed = self._scores(queries)
         names = self.present_names
         passing = (scores >= self._thresholds[None]) & ~vetoed
+        if not scores.shape[1]:
+            return [Match(None, 0.0, None, 0.0, self.threshold) for _ in range(len(scores))]
+        rows = np.arange(len(scores))
+        best = scores.argmax(axis=1)  # the first of equal scores, like a stable sort
+        best_score = scores[rows, best]
+        second = np.partition(scores, -2, axis=1)[:, -2] if scores.shape[1] > 1 else np.zeros(len(scores), np.float32)
+        chosen = np.where(passing, scores, -np.inf).argmax(axis=1)  # the best person that passes
+        named = passing.any(axis=1)
         results: list[Match] = []
-        for row, ok in zip(scores, passing):
-            if not len(row):
-                results.append(Match(None, 0.0, None, 0.0, self.threshold))
-                continue
-            order = np.argsort(-row)
-            best = float(row[order[0]])
-            second = float(row[order[1]]) if len(row) > 1 else 0.0
-            chosen = next((int(p) for p in order if ok[p]), None)
-            if chosen is None:
-                results.append(Match(None, best, names[order[0]], best - second, float(self._thresholds[order[0]])))
+        for q in range(len(scores)):
+            top, margin = float(best_score[q]), float(best_score[q] - second[q])
+            if not named[q]:
+                results.append(Match(None, top, names[best[q]], margin, float(self._thresholds[best[q]])))
             else:
-                results.append(Match(names[chosen], float(row[chosen]), names[order[0]], best - second, float(self._thresholds[chosen])))
+                person = int(chosen[q])
+                results.append(Match(names[person], float(scores[q, person]), names[best[q]], margin, float(self._thresholds[person])))
         if unique and len(results) > 1:
             results = self._make_unique(scores, passing, results)
         return results
