@@ -22,3 +22,10 @@ def test_bench_json_has_one_object_per_pipeline(fixtures_dir, capsys):
     assert len({p["faces"] for p in report["pipelines"] if "dlib" not in p["name"]}) == 1
     runtimes = {row["runtime"] for row in report["embedding"]}
     assert {"faceapp (LiteRT/XNNPACK)", "plain TensorFlow tf.function", "OpenCV DNN (same ONNX)"} <= runtimes
+    # The open-set decision alone: a fixed threshold (the reference) against per-person
+    # thresholds and "not them" faces, over the same synthetic gallery.
+    matching = report["matching"]
+    assert (matching["people"], matching["templates"]) == (1000, 5) and matching["calibrate_ms"] > 0
+    rows = matching["rows"]
+    assert [r["vs_fixed"] is None for r in rows] == [True, False, False]
+    assert all(r["us_per_frame"] > 0 for r in rows)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from faceapp.evaluation.speed import paired_ratio, round_orders
+from faceapp.evaluation.speed import alternate, paired_ratio
 from faceapp.recognition.decision import DecisionRule, OpenSetCalibration, calibrate_gallery
 from faceapp.recognition.matching import Matcher
 
@@ -64,12 +65,7 @@ def bench_matching(calibration: OpenSetCalibration | None, *, people: int = 1000
             matcher.match(queries)
         return (time.perf_counter() - begin) * 1e6 / repeats
 
-    for matcher in matchers.values():
-        timed(matcher)  # warm-up
-    per_round: dict[str, list[float]] = {label: [] for label in labels}
-    for order in round_orders(len(labels), rounds):
-        for i in order:
-            per_round[labels[i]].append(timed(matchers[labels[i]]))
+    per_round = alternate({label: partial(timed, matcher) for label, matcher in matchers.items()}, rounds)
     reference = per_round[labels[0]]
     rows = [MatchSpeed(label, float(np.median(per_round[label])),
                        None if label == labels[0] else paired_ratio(reference, per_round[label])) for label in labels]

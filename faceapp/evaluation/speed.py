@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,19 @@ def round_orders(count: int, rounds: int) -> list[list[int]]:
     """The order of ``count`` pipelines in each round: forward, then reversed, alternately."""
     forward = list(range(count))
     return [forward if r % 2 == 0 else forward[::-1] for r in range(rounds)]
+
+
+def alternate(measures: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Each measure's result (e.g. ms) in every round: one warm-up call each, then
+    ``rounds`` alternating rounds (:func:`round_orders`)."""
+    names = list(measures)
+    for measure in measures.values():
+        measure()  # warm-up
+    per_round: dict[str, list[float]] = {name: [] for name in names}
+    for order in round_orders(len(names), rounds):
+        for index in order:
+            per_round[names[index]].append(measures[names[index]]())
+    return per_round
 
 
 def paired_ratio(values: Sequence[float], reference: Sequence[float]) -> float:
@@ -278,12 +292,7 @@ def bench_embedding(card, crops: np.ndarray, sface_onnx: Path | None, rounds: in
                 function(crops[first : first + batch])
             return (time.perf_counter() - start) * 1e3 / len(crops)
 
-        for function in runners.values():
-            call(function)  # warm-up
-        per_round: dict[str, list[float]] = {name: [] for name in names}
-        for order in round_orders(len(names), rounds):
-            for index in order:
-                per_round[names[index]].append(call(runners[names[index]]))
+        per_round = alternate({name: partial(call, function) for name, function in runners.items()}, rounds)
         reference = per_round.get(EMBEDDING_REFERENCE)
         for name in names:
             ratio = None if reference is None else paired_ratio(reference, per_round[name])
