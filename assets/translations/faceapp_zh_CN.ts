@@ -75,8 +75,8 @@
         <translation>固定阈值</translation>
     </message>
     <message>
-        <source>When a face is named: a preset allows a share of strangers&apos; faces to be named, whatever the number of people enrolled; or one fixed similarity threshold</source>
-        <translation>何时为人脸命名：预设限定陌生人脸被命名的比例，与已登记人数无关；或使用一个固定的相似度阈值</translation>
+        <source>When a face is named: a preset allows a share of strangers&apos; faces to be named (in brackets), whatever the number of people enrolled; or one fixed similarity threshold</source>
+        <translation>何时为人脸命名：预设限定陌生人脸被命名的比例（括号内），与已登记人数无关；或使用一个固定的相似度阈值</translation>
     </message>
     <message>
         <source>The threshold {preset} chooses for this gallery; type a value to fix it</source>

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QT_TRANSLATE_NOOP
+from PySide6.QtCore import QT_TRANSLATE_NOOP, Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QToolBar
 
 from faceapp.gui.i18n import translate
@@ -28,13 +28,16 @@ PRESET_NAMES = {
 FIXED = "fixed"
 
 
-def preset_label(recognizer: Recognizer, preset: str) -> str:
-    """``Balanced (at most 1% of strangers named)``, or with the fixed value when the
-    model has no open-set calibration."""
+def preset_label(recognizer: Recognizer, preset: str, short: bool = False) -> str:
+    """``Balanced (at most 1% of strangers named)`` (``short``: ``Balanced (1%)``), or
+    with the fixed value when the model has no open-set calibration."""
     name = translate("DecisionControls", PRESET_NAMES[preset]) if preset in PRESET_NAMES else preset
     calibration = recognizer.calibration
     if calibration is not None and preset in calibration.targets:
-        return translate("DecisionControls", "{name} (at most {share} of strangers named)").format(name=name, share=f"{calibration.targets[preset]:.1%}")
+        share = f"{calibration.targets[preset]:.1%}".replace(".0%", "%")
+        if short:
+            return f"{name} ({share})"
+        return translate("DecisionControls", "{name} (at most {share} of strangers named)").format(name=name, share=share)
     return f"{name} ({recognizer.card.threshold_presets[preset]:.3f})"
 
 
@@ -56,10 +59,12 @@ class DecisionControls:
         bar.addWidget(QLabel(" " + translate("DecisionControls", "Names") + " "))
         self.combo = QComboBox()
         for preset in recognizer.card.threshold_presets:
-            self.combo.addItem(preset_label(recognizer, preset), preset)
+            self.combo.addItem(preset_label(recognizer, preset, short=True), preset)
+            self.combo.setItemData(self.combo.count() - 1, preset_label(recognizer, preset), Qt.ItemDataRole.ToolTipRole)
         self.combo.addItem(translate("DecisionControls", "Fixed threshold"), FIXED)
-        self.combo.setToolTip(translate("DecisionControls", "When a face is named: a preset allows a share of strangers' faces to be named, "
-                                 "whatever the number of people enrolled; or one fixed similarity threshold"))
+        self.combo.setToolTip(translate("DecisionControls", "When a face is named: a preset allows a share of strangers' faces "
+                                        "to be named (in brackets), whatever the number of people enrolled; or one fixed "
+                                        "similarity threshold"))
         self.combo.activated.connect(self._chosen)
         bar.addWidget(self.combo)
         self.spin = QDoubleSpinBox()
