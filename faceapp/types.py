@@ -69,6 +69,7 @@ class FaceResult:
     match: Match
     track_id: int | None = None  # set when the face is tracked across frames
     aligned: AlignedFace | None = field(default=None, repr=False, compare=False)
+    visitor: int | None = None  # an unknown face's remembered visitor ("Unknown #N"), see recognition.memory
 
     def to_json(self) -> dict:
         x, y, w, h = self.detection.box
@@ -76,6 +77,7 @@ class FaceResult:
             "track_id": self.track_id,
             "box": [round(x, 1), round(y, 1), round(w, 1), round(h, 1)],
             "name": self.match.name,
+            "visitor": self.visitor,
             "similarity": round(self.match.similarity, 4),
             "best_name": self.match.best_name,
             "margin": round(self.match.margin, 4),

@@ -10,7 +10,7 @@ import argparse
 import logging
 from typing import Any
 
-from faceapp.cli.argtypes import fold_count, positive_int, seed
+from faceapp.cli.argtypes import fold_count, fraction, positive_int, seed
 from faceapp.cli.common import build_recognizer, check_output_folder, print_report, show_progress
 from faceapp.errors import ConfigError
 
@@ -134,6 +134,21 @@ def cmd_eval_ident(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_unknowns(args: argparse.Namespace) -> int:
+    """``faceapp eval unknowns``."""
+    from faceapp.evaluation.clustering import format_unknowns, run_unknowns
+    from faceapp.recognition.visitors import VisitorConfig
+
+    recognizer = build_recognizer(args)
+    config = VisitorConfig.from_card(recognizer.card.visitors)
+    config = VisitorConfig(args.join if args.join is not None else config.join,
+                           args.min_faces if args.min_faces is not None else config.min_faces)
+    report = run_unknowns(recognizer, args.data_dir, min_photos=args.min_photos, config=config, seed=args.seed,
+                          progress=show_progress(args))
+    print_report(args, report, format_unknowns(report))
+    return 0
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``eval`` (actions ``lfw`` and ``ident``) to the CLI's subparsers ``commands``;
     every parser takes ``parents=[common]``."""
@@ -184,3 +199,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                        help="also measure galleries of N people drawn from the dataset (K images enrolled each, "
                        "everyone else a stranger), e.g. 10,100,1000: strangers named and DIR for each decision rule")
     ident.set_defaults(func=cmd_eval_ident)
+    unknowns = actions.add_parser(
+        "unknowns", parents=[common], help="how well unknown faces are clustered into visitors (BCubed)",
+        description="Cluster the photos of every person with --min-photos or more (in a random order, as unknown "
+        "faces arriving one by one) with the live rule and with DBSCAN, and report BCubed precision, recall and F "
+        "and the number of clusters against the number of people.",
+    )
+    unknowns.add_argument("data_dir", metavar="DATA_DIR", help="NAME/*.jpg folders, or NAME_NNNN.jpg files (in DATA_DIR or DATA_DIR/images)")
+    unknowns.add_argument("--min-photos", type=positive_int, default=4, metavar="N", help="people with at least N photos (default: 4)")
+    unknowns.add_argument("--join", type=fraction, metavar="S", help="similarity to join a visitor (default: the model card's)")
+    unknowns.add_argument("--min-faces", type=positive_int, metavar="N", help="close faces a new visitor needs (default: the model card's)")
+    unknowns.add_argument("--seed", type=seed, default=0, help="seed of the order the faces arrive in (default: 0)")
+    unknowns.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    unknowns.set_defaults(func=cmd_eval_unknowns)

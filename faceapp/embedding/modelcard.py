@@ -39,6 +39,7 @@ class EmbeddingCard:
     default_preset: str
     license: str = "not stated"
     open_set: dict | None = None  # the open-set calibration (faceapp.recognition.decision)
+    visitors: dict | None = None  # unknown visitors' clustering (faceapp.recognition.visitors)
 
     @property
     def default_threshold(self) -> float:
@@ -96,6 +97,7 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
             default_preset=str(thresholds["default"]),
             license=str(data.get("license", "not stated")),
             open_set=data.get("open_set") if isinstance(data.get("open_set"), dict) else None,
+            visitors=data.get("visitors") if isinstance(data.get("visitors"), dict) else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:  # e.g. presets not a mapping
         raise ModelError(f"model card {path} is malformed: {error!r}") from None

@@ -31,6 +31,7 @@ class OverlayItem:
     name: str | None
     similarity: float
     track_id: int | None = None
+    visitor: int | None = None
 
     @property
     def known(self) -> bool:
@@ -38,12 +39,13 @@ class OverlayItem:
 
     @property
     def label(self) -> str:
-        return label_for(self.name, self.similarity, self.track_id)
+        return label_for(self.name, self.similarity, self.track_id, visitor=self.visitor)
 
 
 def overlay_items(result: FrameResult) -> list[OverlayItem]:
     """What to draw for a frame's recognition result."""
-    return [OverlayItem(face.detection.box, face.match.name, face.match.similarity, face.track_id) for face in result.faces]
+    return [OverlayItem(face.detection.box, face.match.name, face.match.similarity, face.track_id, face.visitor)
+            for face in result.faces]
 
 
 class VideoView(QWidget):
@@ -92,8 +94,8 @@ class VideoView(QWidget):
             self.update()
 
     def overlay_names(self) -> list[str]:
-        """The names drawn now ("Unknown" for unknown faces)."""
-        return [item.name or "Unknown" for item in self.overlay]
+        """The names drawn now ("Unknown" for unknown faces, "Unknown #N" for a remembered visitor)."""
+        return [item.name or ("Unknown" if item.visitor is None else f"Unknown #{item.visitor}") for item in self.overlay]
 
     @property
     def has_frame(self) -> bool:
@@ -158,7 +160,8 @@ class VideoView(QWidget):
             painter.setPen(QPen(colour, 2.5))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(box)
-            text = label_for(item.name, item.similarity, item.track_id, unknown=translate("VideoView", "Unknown"))
+            text = label_for(item.name, item.similarity, item.track_id, unknown=translate("VideoView", "Unknown"),
+                             visitor=item.visitor)
             text_box = QRectF(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
             top = box.top() - text_box.height()
             text_box.moveTo(QPointF(box.left() - 1, top if top >= target.top() else box.bottom()))

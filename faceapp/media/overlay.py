@@ -10,10 +10,14 @@ KNOWN_COLOUR = (80, 200, 60)  # BGR green
 UNKNOWN_COLOUR = (40, 60, 230)  # BGR red
 
 
-def label_for(name: str | None, similarity: float, track_id: int | None = None, unknown: str = "Unknown") -> str:
-    """``"#3 obama 0.71"``: the track id, the name (``unknown`` when there is none), the similarity."""
+def label_for(name: str | None, similarity: float, track_id: int | None = None, unknown: str = "Unknown",
+              visitor: int | None = None) -> str:
+    """``"#3 obama 0.71"``: the track id, the name (``unknown`` when there is none, or
+    ``Unknown #12`` for a remembered unknown visitor), the similarity."""
     prefix = f"#{track_id} " if track_id is not None else ""
-    return f"{prefix}{name or unknown} {similarity:.2f}"
+    if name:
+        return f"{prefix}{name} {similarity:.2f}"
+    return f"{prefix}{unknown}" + (f" #{visitor}" if visitor is not None else f" {similarity:.2f}")
 
 
 def draw_results(image: np.ndarray, result: FrameResult) -> np.ndarray:
@@ -27,7 +31,7 @@ def draw_results(image: np.ndarray, result: FrameResult) -> np.ndarray:
         x, y, w, h = (round(v) for v in face.detection.box)
         colour = KNOWN_COLOUR if face.match.name else UNKNOWN_COLOUR
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
-        text = label_for(face.match.name, face.match.similarity, face.track_id)
+        text = label_for(face.match.name, face.match.similarity, face.track_id, visitor=face.visitor)
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
         top = max(0, y - th - baseline - 4)
         cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + baseline + 4), colour, -1)

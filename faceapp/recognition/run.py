@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceapp.errors import SourceError
 from faceapp.files import AtomicOutput, OutputClashError, check_output_path, os_error_line, same_file
@@ -18,6 +19,9 @@ from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S, Backoff, Opener, Reade
 from faceapp.media.sources import SourceSpec, open_source
 from faceapp.recognition.pipeline import Recognizer
 from faceapp.types import FrameResult
+
+if TYPE_CHECKING:
+    from faceapp.recognition.memory import Memory
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,7 @@ class RecognitionSummary:
     events: str | None = None
     reconnects: int = 0
     interrupted: bool = False
+    sightings: int | None = None  # sightings remembered (None: not kept)
 
     def describe(self) -> str:
         seen = ", ".join(f"{name} ({count} frames)" for name, count in self.names.most_common()) or "nobody known"
@@ -39,6 +44,8 @@ class RecognitionSummary:
             text += f"; video: {self.out}"
         if self.events:
             text += f"; events: {self.events}"
+        if self.sightings is not None:
+            text += f"; {self.sightings} sighting(s) remembered"
         if self.interrupted:
             text += "; stopped by Ctrl+C"
         if self.reconnects:
@@ -47,12 +54,13 @@ class RecognitionSummary:
 
 
 def event_lines(frame_index: int, time_s: float, result: FrameResult):
-    """One dict per face: frame, time_s, box [x, y, w, h], name (or None), similarity."""
+    """One dict per face: frame, time_s, box [x, y, w, h], name (or None), visitor (an
+    unknown's "Unknown #N" id, or None), similarity."""
     for face in result.faces:
         data = face.to_json()
         yield {
             "frame": frame_index, "time_s": round(time_s, 3), "track_id": data["track_id"],
-            "box": data["box"], "name": data["name"], "similarity": data["similarity"],
+            "box": data["box"], "name": data["name"], "visitor": data["visitor"], "similarity": data["similarity"],
         }
 
 
@@ -133,6 +141,7 @@ def run_recognition(
     max_reconnects: int | None = None,
     backoff: Backoff | None = None,
     protected: Iterable[tuple[str, str | os.PathLike]] = (),
+    memory: Memory | None = None,
 ) -> RecognitionSummary:
     """Recognise every frame of ``source``; write the annotated video and the events.
 
@@ -151,6 +160,10 @@ def run_recognition(
     across frames and are re-embedded only when needed
     (:class:`faceapp.recognition.live.Tracking`); without it, and always for a folder of
     images, every face of every frame is recognised on its own.
+
+    ``memory`` (a :class:`~faceapp.recognition.memory.Memory`) remembers every track as
+    a sighting (every face of a folder's photo, with the photo's path) and tells unknown
+    visitors; it is closed (everything written) at the end.
 
     ``blur`` ("unknown", "all", or None/"none") blurs those faces in the ``out`` video
     (:func:`faceapp.media.privacy.blur_faces`). When the recognizer's gallery is in
@@ -210,6 +223,9 @@ def run_recognition(
                         total = hint if max_frames is None else min(max_frames, hint or max_frames)
                         progress = tqdm(total=total, unit="frame", desc="recognising", leave=False)
                 result = recognizer.process(frame.image, tracking_stage)
+                if memory is not None:
+                    photo = os.path.abspath(os.path.join(spec.value, frame.label)) if spec.kind == "folder" else None
+                    result = memory.observe(result, frame.index, file=photo)
                 summary.frames += 1
                 summary.faces += len(result.faces)
                 summary.names.update(f.match.name for f in result.faces if f.match.name)
@@ -229,6 +245,9 @@ def run_recognition(
         finally:
             frames.close()
             summary.reconnects = reader.reconnects
+            if memory is not None:
+                memory.close()
+                summary.sightings = memory.closed_sightings
             if progress:
                 progress.close()
         if writer:

@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
+#: Every encrypted column: (table, the kind its associated data names, blob columns).
+ENCRYPTED_BLOBS = (("templates", "template", ("embedding", "thumbnail")), ("sightings", "sighting", ("thumbnail", "embeddings")))
+
+
 class GalleryDatabase:
     """A gallery file's connection. Usable from several threads (calls are serialised by
     a lock). :class:`~faceapp.storage.gallery.Gallery` adds the operations on its tables."""
@@ -221,36 +225,36 @@ class GalleryDatabase:
                 "program; close it and open it again"
             )
 
-    def _seal(self, data: bytes | None, template_id: int, column: str) -> bytes | None:
+    def _seal(self, data: bytes | None, row_id: int, column: str, table: str = "template") -> bytes | None:
+        """Encrypt a blob of row ``row_id`` (bound to its table, row and column) when the gallery is."""
         if data is None or self._key is None:
             return data
-        return crypto.seal(self._key, data, f"faceapp:template:{template_id}:{column}".encode())
+        return crypto.seal(self._key, data, f"faceapp:{table}:{row_id}:{column}".encode())
 
-    def _open_blob(self, data: bytes | None, template_id: int, column: str) -> bytes | None:
+    def _open_blob(self, data: bytes | None, row_id: int, column: str, table: str = "template") -> bytes | None:
         if data is None or self._key is None:
             return data
         try:
-            return crypto.unseal(self._key, data, f"faceapp:template:{template_id}:{column}".encode())
+            return crypto.unseal(self._key, data, f"faceapp:{table}:{row_id}:{column}".encode())
         except ValueError as e:
             raise GalleryError(
-                f"gallery {self._path} is damaged: the {column} of template {template_id} cannot be decrypted ({e})"
+                f"gallery {self._path} is damaged: the {column} of {table} {row_id} cannot be decrypted ({e})"
             ) from None
-
 
     def _rekey(self, new_key: bytes | None, kdf: KdfParams | None) -> None:
         """Rewrite every blob under ``new_key`` (None: plaintext) in ONE transaction."""
         new_check = None if new_key is None else crypto.make_key_check(new_key)
         with self._write() as conn:
-            rows = conn.execute("SELECT id, embedding, thumbnail FROM templates ORDER BY id").fetchall()
-            updates = []
-            for tid, emb, thumb in rows:
-                emb, thumb = self._open_blob(emb, tid, "embedding"), self._open_blob(thumb, tid, "thumbnail")
-                if new_key is not None:
-                    emb = crypto.seal(new_key, emb, f"faceapp:template:{tid}:embedding".encode())
-                    if thumb is not None:
-                        thumb = crypto.seal(new_key, thumb, f"faceapp:template:{tid}:thumbnail".encode())
-                updates.append((emb, thumb, tid))
-            conn.executemany("UPDATE templates SET embedding = ?, thumbnail = ? WHERE id = ?", updates)
+            for table, kind, columns in ENCRYPTED_BLOBS:
+                rows = conn.execute(f"SELECT id, {', '.join(columns)} FROM {table} ORDER BY id").fetchall()
+                updates = []
+                for row in rows:
+                    blobs = [self._open_blob(blob, row[0], column, kind) for blob, column in zip(row[1:], columns)]
+                    if new_key is not None:
+                        blobs = [None if blob is None else crypto.seal(new_key, blob, f"faceapp:{kind}:{row[0]}:{column}".encode())
+                                 for blob, column in zip(blobs, columns)]
+                    updates.append((*blobs, row[0]))
+                conn.executemany(f"UPDATE {table} SET {', '.join(c + ' = ?' for c in columns)} WHERE id = ?", updates)
             for key, value in (("kdf", None if kdf is None else kdf.to_json()), ("key_check", new_check)):
                 conn.execute(
                     "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -373,8 +377,9 @@ class GalleryDatabase:
         return GalleryError(reason or f"gallery {p}: database error: {one_line(e)}")
 
     @contextmanager
-    def _write(self, *, check_key: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE) that bumps the revision; rolls back on any error."""
+    def _write(self, *, check_key: bool = True, counter: str = "revision") -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE) that bumps ``counter`` (the gallery's
+        ``revision``, or ``memory_revision`` for sightings and visitors); rolls back on any error."""
         with self._lock:
             conn = self._require()
             try:
@@ -385,7 +390,7 @@ class GalleryDatabase:
                 if check_key:
                     self._check_key_current(conn)
                 yield conn
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = ?", (counter,))
                 conn.execute("COMMIT")
             except BaseException as e:
                 try:

@@ -24,6 +24,7 @@ import numpy as np
 from faceapp.errors import GalleryError, ModelMismatchError, UnknownPersonError
 from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.database import DEFAULT_BUSY_TIMEOUT_MS, GalleryDatabase
+from faceapp.storage.memory import MemoryMixin
 from faceapp.storage.records import (
     MAX_NAME_LENGTH,
     MAX_THUMBNAIL_BYTES,
@@ -65,7 +66,7 @@ _PEOPLE_SQL = (
 )
 
 
-class Gallery(GalleryDatabase):
+class Gallery(MemoryMixin, GalleryDatabase):
     """A gallery file: open it with ``Gallery(path, passphrase=...)`` (see
     :class:`~faceapp.storage.database.GalleryDatabase`), then read and change it."""
 
@@ -78,6 +79,7 @@ class Gallery(GalleryDatabase):
             deleted = 0
             if enabled:
                 deleted = conn.execute("UPDATE templates SET thumbnail = NULL WHERE thumbnail IS NOT NULL").rowcount
+                deleted += conn.execute("UPDATE sightings SET thumbnail = NULL WHERE thumbnail IS NOT NULL").rowcount
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('embeddings_only', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -362,13 +364,14 @@ class Gallery(GalleryDatabase):
             if src == dst:
                 raise GalleryError(f"cannot merge {src_key!r} into itself")
             conn.execute("UPDATE templates SET person_id = ? WHERE person_id = ?", (dst, src))
+            conn.execute("UPDATE sightings SET person_id = ? WHERE person_id = ?", (dst, src))
             conn.execute("DELETE FROM people WHERE id = ?", (src,))
             person = self._person(conn, dst_key)
         logger.info("gallery: merged %r into %r", src_key, dst_key)
         return person
 
     def remove(self, name: str) -> None:
-        """Delete a person and all their templates."""
+        """Delete a person with all their templates (negatives too) and sightings."""
         key = lookup_name(name)
         with self._write() as conn:
             pid = self._person_id(conn, key)

@@ -1,6 +1,6 @@
 """The gallery file's schema: migrations, version checks and structural checks.
 
-Schema (version 3)::
+Schema (version 4)::
 
     meta(key TEXT PRIMARY KEY, value)            -- schema_version, revision, and optionally
                                                  -- kdf (JSON), key_check (BLOB), embeddings_only
@@ -9,6 +9,13 @@ Schema (version 3)::
               embedding BLOB (float32 little-endian), dim INTEGER, model_id TEXT,
               quality REAL, thumbnail BLOB NULL, source TEXT, created_at REAL,
               kind TEXT 'positive' | 'negative')
+    visitors(id INTEGER PK AUTOINCREMENT, created_at REAL)     -- "Unknown #id"; ids never reused
+    sightings(id INTEGER PK, person_id -> people ON DELETE CASCADE NULL,
+              visitor_id -> visitors ON DELETE CASCADE NULL,  -- both NULL: an unknown not yet clustered
+              source TEXT, file TEXT NULL, first_seen REAL, last_seen REAL,
+              first_frame INTEGER NULL, last_frame INTEGER NULL, frames INTEGER,
+              best_similarity REAL, quality REAL, thumbnail BLOB NULL,
+              embeddings BLOB (k x dim float32 little-endian), dim INTEGER, model_id TEXT)
 
 Migration ``i`` takes the schema from version ``i`` to ``i + 1``; they run in order, in
 one transaction, when a gallery is opened.
@@ -84,8 +91,42 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE people ADD COLUMN threshold REAL")
 
 
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    """Version 4: people memory. ``visitors`` (unknown people seen, "Unknown #id") and
+    ``sightings`` (one per track: who, where, when, its best crop and embeddings);
+    ``meta.memory_revision`` counts their changes (the gallery's ``revision`` counts
+    changes of people and templates only, which is what the matcher follows)."""
+    conn.execute("CREATE TABLE visitors (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL)")
+    conn.execute(
+        """CREATE TABLE sightings (
+               id INTEGER PRIMARY KEY,
+               person_id INTEGER REFERENCES people(id) ON DELETE CASCADE,
+               visitor_id INTEGER REFERENCES visitors(id) ON DELETE CASCADE,
+               source TEXT NOT NULL,
+               file TEXT,
+               first_seen REAL NOT NULL,
+               last_seen REAL NOT NULL,
+               first_frame INTEGER,
+               last_frame INTEGER,
+               frames INTEGER NOT NULL,
+               best_similarity REAL NOT NULL,
+               quality REAL NOT NULL,
+               thumbnail BLOB,
+               embeddings BLOB NOT NULL,
+               dim INTEGER NOT NULL,
+               model_id TEXT NOT NULL,
+               CHECK (person_id IS NULL OR visitor_id IS NULL)
+           )"""
+    )
+    conn.execute("CREATE INDEX sightings_time ON sightings(last_seen)")
+    conn.execute("CREATE INDEX sightings_person ON sightings(person_id)")
+    conn.execute("CREATE INDEX sightings_visitor ON sightings(visitor_id)")
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('memory_revision', 0)")
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('retention_days', 30)")
+
+
 # Migration i (0-based) takes the schema from version i to version i + 1. Append only.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2, _migrate_v3)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Columns the current schema must have (checked when opening an existing file).
@@ -102,6 +143,11 @@ _EXPECTED_COLUMNS = {
         "source",
         "created_at",
         "kind",
+    },
+    "visitors": {"id", "created_at"},
+    "sightings": {
+        "id", "person_id", "visitor_id", "source", "file", "first_seen", "last_seen", "first_frame", "last_frame",
+        "frames", "best_similarity", "quality", "thumbnail", "embeddings", "dim", "model_id",
     },
 }
 

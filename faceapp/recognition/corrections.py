@@ -1,0 +1,97 @@
+"""Corrections from the people memory: templates from sightings' crops, and the offline
+re-clustering of unknown visitors.
+
+* :func:`templates_from_sightings`: naming a visitor ("Unknown #N is Ann") or a sighting
+  enrolls their best and most varied crops that pass the enrollment quality gate (size,
+  sharpness, brightness), never two near-identical ones.
+* :func:`recluster_gallery`: DBSCAN over every unknown sighting's faces
+  (:func:`faceapp.recognition.visitors.recluster`); each new cluster keeps the visitor id
+  most of its sightings had, so names on screen and in the log stay put where they can.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from faceapp.recognition.visitors import VisitorConfig, recluster
+from faceapp.storage.gallery import NewTemplate
+from faceapp.types import Detection
+from faceapp.vision.alignment import ALIGNED_SIZE, ARCFACE_TEMPLATE
+from faceapp.vision.quality import QualityConfig, assess
+
+logger = logging.getLogger(__name__)
+
+MIN_SIGHTING_QUALITY = 0.6  # face_quality of ~80 px at a confident detection: the enrollment gate's size
+MAX_TEMPLATES = 5
+TOO_SIMILAR = 0.92  # two crops this alike add nothing to each other
+
+
+def crop_passes(thumbnail: bytes | None, quality: float, config: QualityConfig | None = None) -> bool:
+    """Whether a sighting's stored crop is good enough to enroll: big enough when seen
+    (its ``quality``), sharp, and neither too dark nor too bright."""
+    from faceapp.storage.reembed import decode_thumbnail
+
+    image = decode_thumbnail(thumbnail)
+    if image is None or quality < MIN_SIGHTING_QUALITY:
+        return False
+    canonical = Detection((0.0, 0.0, float(ALIGNED_SIZE), float(ALIGNED_SIZE)), ARCFACE_TEMPLATE.astype(np.float32), 1.0)
+    report = assess(image, canonical, dataclasses.replace(config or QualityConfig(), min_face_size=0))
+    return report.ok
+
+
+def templates_from_sightings(recognizer, sightings: Sequence) -> list[NewTemplate]:
+    """Up to :data:`MAX_TEMPLATES` templates from the sightings' crops (best first, each
+    different enough from those taken), only crops that pass :func:`crop_passes`. The
+    crop's own embedding is re-computed by ``recognizer`` (the model in use)."""
+    from faceapp.storage.reembed import decode_thumbnail
+
+    chosen: list[tuple[np.ndarray, bytes, object]] = []
+    for sighting in sorted(sightings, key=lambda s: -s.quality):
+        if not crop_passes(sighting.thumbnail, sighting.quality):
+            continue
+        image = decode_thumbnail(sighting.thumbnail)
+        embedding = recognizer.embedder.embed(image[None])[0]
+        if any(float(embedding @ other) >= TOO_SIMILAR for other, _, _ in chosen):
+            continue
+        chosen.append((embedding, sighting.thumbnail, sighting))
+        if len(chosen) == MAX_TEMPLATES:
+            break
+    return [NewTemplate(e, recognizer.embedder.model_id, quality=float(s.quality), thumbnail=t, source=f"sighting {s.id}")
+            for e, t, s in chosen]
+
+
+def recluster_gallery(gallery, recognizer) -> str:
+    """Cluster every unknown sighting of ``gallery`` again; returns a one-line summary."""
+    config = VisitorConfig.from_card(recognizer.card.visitors)
+    faces, owners, sighting_ids = gallery.unknown_faces(recognizer.embedder.model_id)
+    if not len(faces):
+        return "no unknown sightings to cluster"
+    labels = recluster(faces, config.join, config.min_faces)
+    by_sighting: dict[int, Counter] = {}
+    for sid, label in zip(sighting_ids.tolist(), labels.tolist()):
+        by_sighting.setdefault(sid, Counter())[label] += 1
+    cluster_of = {sid: votes.most_common(1)[0][0] for sid, votes in by_sighting.items()}
+    old_of = {}
+    for sid, owner in zip(sighting_ids.tolist(), owners.tolist()):
+        old_of[sid] = owner
+    # Each cluster keeps the old visitor most of its sightings had (each old id once).
+    votes = Counter((cluster, old_of[sid]) for sid, cluster in cluster_of.items() if cluster >= 0 and old_of[sid] > 0)
+    keep: dict[int, int] = {}
+    used: set[int] = set()
+    for (cluster, old), _ in votes.most_common():
+        if cluster not in keep and old not in used:
+            keep[cluster], used = old, used | {old}
+    clusters = sorted({c for c in cluster_of.values() if c >= 0})
+    fresh = [c for c in clusters if c not in keep]
+    new_ids = gallery.create_visitors(len(fresh)) if fresh else []
+    keep.update(zip(fresh, new_ids))
+    assignments = {sid: (keep[c] if c >= 0 else None) for sid, c in cluster_of.items()}
+    gallery.set_visitors(assignments)
+    noise = sum(1 for c in cluster_of.values() if c < 0)
+    return (f"{len(cluster_of)} unknown sighting(s): {len(clusters)} visitor(s) ({len(fresh)} new), "
+            f"{noise} left unclustered (join {config.join:.2f}, at least {config.min_faces} faces)")
