@@ -174,7 +174,7 @@ ERROR_CASES = [
     ("not-unknown-name", lambda f: ["gallery", "not", "nobody", f["photos"] / "biden/biden_1.jpg"], "'nobody'"),
     ("not-no-face", lambda f: ["gallery", "not", "obama", f["blank"]], "no face found"),
     ("not-several-faces", lambda f: ["gallery", "not", "obama", f["photos"] / "groups/obama_and_biden_2.jpg"], "2 faces found"),
-    ("not-themselves", lambda f: ["gallery", "not", "obama", f["photos"] / "obama/obama_1.jpg"], "look like 'obama' themselves"),
+    ("not-themselves", lambda f: ["gallery", "not", "obama", f["photos"] / "obama/obama_1.jpg"], "obama_1.jpg: this face looks like 'obama' themselves"),
     ("not-a-photo", lambda f: ["gallery", "not", "obama", f["notes"]], "not an image"),
     ("threshold-out-of-range", lambda f: ["gallery", "threshold", "obama", "2"], "between -1 and 1"),
     ("threshold-unknown-name", lambda f: ["gallery", "threshold", "nobody", "auto"], "'nobody'"),

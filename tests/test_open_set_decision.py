@@ -121,7 +121,7 @@ def test_a_look_alike_corrected_once_is_not_named_again(tmp_path, capfd, lfw_dir
     # Marking George's own photo as "not George" is refused: it would stop naming him.
     before = file_digest(gallery)
     error = refused(run_here(capfd, "--gallery", gallery, "gallery", "not", "George W Bush", images / GEORGE_PROBES[0]))
-    assert "look like 'George W Bush' themselves (similarity 0." in error and "--force" in error
+    assert "this face looks like 'George W Bush' themselves (similarity 0." in error and "--force" in error
     assert file_digest(gallery) == before
     refused(run_here(capfd, "--gallery", gallery, "gallery", "not", "Nobody", images / JEB_MARKED))
     assert file_digest(gallery) == before

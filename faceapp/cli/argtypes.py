@@ -39,6 +39,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, got {text}")
+    return value
+
+
 def seed(text: str) -> int:
     """A random seed: a whole number from 0 to 2**32 - 1 (what numpy and TensorFlow take)."""
     return _whole(text, 0, 2**32 - 1, f"a whole number from 0 to {2**32 - 1}")

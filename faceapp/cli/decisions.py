@@ -28,14 +28,22 @@ def _not(args, gallery) -> None:
 
     name = gallery.person(args.name).name  # an unknown name is refused before the model loads
     recognizer = build_recognizer(args, gallery)
-    samples = samples_from_files(recognizer, args.images, progress=show_progress(args))
+    quiet = logging.getLogger("faceapp.recognition.enrollment")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # a look-alike's photo need not be an enrollment photo: no quality warnings
+    try:
+        samples = samples_from_files(recognizer, args.images, progress=show_progress(args))
+    finally:
+        quiet.setLevel(level)
     faces = stack_embeddings(samples)
     data = gallery.matrix(recognizer.embedder.model_id)
     own = data.embeddings[data.person_index == data.names.index(name)] if name in data.names else faces[:0]
-    why = looks_like_them(own, faces, same_person_level(recognizer.calibration, recognizer.card.threshold_presets))
-    if why and not args.force:
-        raise FaceAppError(f"these faces look like '{name}' themselves ({why}); check the photos, or pass --force "
-                           "to store them anyway; nothing was changed")
+    level_same = same_person_level(recognizer.calibration, recognizer.card.threshold_presets)
+    for sample, face in zip(samples, faces):
+        why = looks_like_them(own, face[None], level_same)
+        if why and not args.force:
+            raise FaceAppError(f"{sample.source}: this face looks like '{name}' themselves ({why}); check the photo, "
+                               "or pass --force to store it anyway; nothing was changed")
     person = gallery.add_negatives(name, [s.template(recognizer.embedder.model_id) for s in samples])
     print(f"stored {len(samples)} face(s) as not '{person.name}' (now {person.negative_count}); "
           f"a face nearer to them than to '{person.name}' is not given the name")
@@ -48,7 +56,7 @@ def _threshold(args, gallery) -> None:
         print(f"'{person.name}' has the automatic threshold again")
         return
     try:
-        number = float(value)
+        number = float(value) + 0.0  # -0 is 0
     except ValueError:
         raise FaceAppError(f"a threshold is a cosine similarity between -1 and 1, or 'auto', not {args.value!r}") from None
     if not math.isfinite(number) or not -1.0 <= number <= 1.0:
@@ -98,10 +106,11 @@ def format_calibration(report: dict[str, Any]) -> str:
     """The report of :func:`calibration_report` as text for a terminal."""
     lines = []
     if report["target"] is not None:
-        lines.append(f"decision: {report['decision']}: at most {report['target']:.1%} of strangers' faces named, "
+        lines.append(f"decision: {report['decision']}: a target of {report['target']:.1%} of strangers' faces named, "
                      f"for this gallery of {report['people']} people ({report['templates']} templates)")
     else:
-        lines.append(f"decision: {report['decision']} for everyone ({report['people']} people, {report['templates']} templates)")
+        lines.append(f"decision: {report['decision']} for everyone without an own threshold ({report['people']} people, "
+                     f"{report['templates']} templates)")
     if not report["calibrated_model"]:
         lines.append(f"the model {report['model_id']} has no open-set calibration: presets are its fixed thresholds")
     lines.append(f"gallery threshold: {report['gallery_threshold']:.3f}")

@@ -64,7 +64,7 @@ def _scales(text: str) -> tuple[float, ...]:
 
 def _sizes(text: str) -> tuple[int, ...]:
     try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
+        values = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers of people separated by commas, e.g. 10,100,1000; got {text!r}") from None
     if not values or min(values) < 2:

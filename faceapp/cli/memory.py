@@ -17,20 +17,21 @@ logger = logging.getLogger(__name__)
 
 
 def moment(text: str) -> float:
-    """``2026-12-01``, ``2026-12-01T13:05``, ``today``, ``yesterday``, or ``-3d`` / ``-2h``
-    / ``-30m`` (ago) -> unix time (local time zone)."""
+    """``2026-12-01``, ``2026-12-01T13:05``, ``today``, ``yesterday``, or ``3d`` / ``2h`` /
+    ``30m`` ago (also ``-3d``) -> unix time (local time zone)."""
     value = text.strip().lower()
     now = dt.datetime.now()
     try:
         if value in ("today", "yesterday"):
             day = now.replace(hour=0, minute=0, second=0, microsecond=0)
             return (day - dt.timedelta(days=1 if value == "yesterday" else 0)).timestamp()
-        if value.startswith("-") and value[-1:] in ("d", "h", "m") and value[1:-1].replace(".", "", 1).isdigit():
+        amount = value.lstrip("-")[:-1]
+        if value[-1:] in ("d", "h", "m") and amount.replace(".", "", 1).isdigit():
             unit = {"d": 86400, "h": 3600, "m": 60}[value[-1]]
-            return now.timestamp() - float(value[1:-1]) * unit
+            return now.timestamp() - float(amount) * unit
         return dt.datetime.fromisoformat(text.strip()).timestamp()
     except (ValueError, OverflowError, OSError):
-        raise argparse.ArgumentTypeError(f"expected a date or time (2026-12-01, 2026-12-01T13:05, today, -3d, -2h), "
+        raise argparse.ArgumentTypeError(f"expected a date or time (2026-12-01, 2026-12-01T13:05, today, 3d, 2h ago), "
                                          f"got {text!r}") from None
 
 
@@ -197,7 +198,7 @@ def _days(text: str) -> float:
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--since", type=moment, metavar="T", help="seen at or after T (2026-12-01, 2026-12-01T13:05, today, -3d, -2h)")
+    parser.add_argument("--since", type=moment, metavar="T", help="seen at or after T (2026-12-01, 2026-12-01T13:05, today, or 3d, 2h, 30m ago)")
     parser.add_argument("--until", type=moment, metavar="T", help="seen at or before T")
     parser.add_argument("--person", metavar="NAME", help="only this person's sightings")
     parser.add_argument("--unknown", action="store_true", help="only unknown faces' sightings")

@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from faceapp.cli.argtypes import non_negative_int, positive_float, positive_int
+from faceapp.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from faceapp.cli.common import build_recognizer, open_gallery, protected_files, show_progress
 from faceapp.errors import ConfigError
 from faceapp.media.privacy import BLUR_CHOICES
@@ -80,6 +80,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                            help="run CMD for each alert, with the event's JSON on its standard input (no shell)")
     recognize.add_argument("--alert", action="append", metavar="WHO",
                            help="alert for this person, 'unknown', 'known' or 'anyone' (repeatable; default: anyone)")
-    recognize.add_argument("--alert-cooldown", type=positive_float, default=60.0, metavar="S",
+    recognize.add_argument("--alert-cooldown", type=non_negative_float, default=60.0, metavar="S",
                            help="after an alert for someone, stay silent about them this long (default: 60 s)")
     recognize.set_defaults(func=cmd_recognize)

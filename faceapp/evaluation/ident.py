@@ -359,6 +359,10 @@ def run_ident(
     if policy.no_face == "reject":
         raise DatasetError("identification cannot 'reject' images: use the 'centre' or 'skip' no-face policy")
     people = people if people is not None else discover_people(data_dir)
+    eligible = sum(1 for images in people.values() if len(images) > config.enroll)
+    if gallery_sizes and max(gallery_sizes) > eligible:  # known before anything is embedded
+        raise DatasetError(f"a gallery of {max(gallery_sizes)} people needs {max(gallery_sizes)} people with more than "
+                           f"{config.enroll} image(s); the dataset has {eligible}")
     names = list(people)
     groups = stranger_groups(names, config)
     # Embed only the images some split uses.

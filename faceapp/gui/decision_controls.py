@@ -29,7 +29,7 @@ FIXED = "fixed"
 
 
 def preset_label(recognizer: Recognizer, preset: str, short: bool = False) -> str:
-    """``Balanced (at most 1% of strangers named)`` (``short``: ``Balanced (1%)``), or
+    """``Balanced (target: 1% of strangers named)`` (``short``: ``Balanced (1%)``), or
     with the fixed value when the model has no open-set calibration."""
     name = translate("DecisionControls", PRESET_NAMES[preset]) if preset in PRESET_NAMES else preset
     calibration = recognizer.calibration
@@ -37,7 +37,7 @@ def preset_label(recognizer: Recognizer, preset: str, short: bool = False) -> st
         share = f"{calibration.targets[preset]:.1%}".replace(".0%", "%")
         if short:
             return f"{name} ({share})"
-        return translate("DecisionControls", "{name} (at most {share} of strangers named)").format(name=name, share=share)
+        return translate("DecisionControls", "{name} (target: {share} of strangers named)").format(name=name, share=share)
     return f"{name} ({recognizer.card.threshold_presets[preset]:.3f})"
 
 
@@ -71,13 +71,20 @@ class DecisionControls:
         self.spin.setRange(-1.0, 1.0)
         self.spin.setSingleStep(0.01)
         self.spin.setDecimals(3)
+        self.spin.setKeyboardTracking(False)  # a typed value applies on Enter, not at every keystroke
         self.spin.valueChanged.connect(self._typed)
         bar.addWidget(self.spin)
         self.show_rule(recognizer.decision)
 
     def _chosen(self, index: int) -> None:
         data = self.combo.itemData(index)
-        self._apply(DecisionRule(fixed=round(self.spin.value(), 3)) if data == FIXED else DecisionRule(str(data)))
+        if data != FIXED:
+            self._apply(DecisionRule(str(data)))
+            return
+        # Fix the threshold in use now (never a placeholder the box showed before a frame).
+        rule, shown = self.recognizer.decision, self.recognizer.last_threshold
+        value = rule.fixed if rule.fixed is not None else shown if shown is not None else self.recognizer.verification_threshold
+        self._apply(DecisionRule(fixed=round(float(value), 3)))
 
     def _typed(self, value: float) -> None:
         self._apply(DecisionRule(fixed=float(value)))
@@ -87,18 +94,26 @@ class DecisionControls:
         self.combo.blockSignals(True)
         self.combo.setCurrentIndex(self.combo.findData(FIXED if rule.fixed is not None else rule.preset))
         self.combo.blockSignals(False)
-        self.show_threshold(rule.fixed if rule.fixed is not None else self.recognizer.last_threshold)
+        self._set_spin(rule.fixed if rule.fixed is not None else self.recognizer.last_threshold)
 
     def show_threshold(self, value: float | None) -> None:
-        """Show the threshold in use (a preset's value for the gallery as it is now)."""
-        if value is None or abs(self.spin.value() - value) < 5e-4:
-            return
-        self.spin.blockSignals(True)
-        self.spin.setValue(value)
-        self.spin.blockSignals(False)
+        """Show the threshold a preset chose for the gallery as it is now (a fixed rule
+        shows its own value, whatever a frame in flight says)."""
+        if self.recognizer.decision.fixed is None:
+            self._set_spin(value)
+
+    def _set_spin(self, value: float | None) -> None:
         rule = self.recognizer.decision
+        known = value is not None
+        self.spin.setEnabled(known)  # a preset's value is known from the next frame on
+        if known and abs(self.spin.value() - value) >= 5e-4:
+            self.spin.blockSignals(True)
+            self.spin.setValue(value)
+            self.spin.blockSignals(False)
         if rule.preset is not None:
-            self.spin.setToolTip(translate("DecisionControls", "The threshold {preset} chooses for this gallery; type a value to fix it").format(
-                preset=rule.preset))
+            tip = (translate("DecisionControls", "The threshold {preset} chooses for this gallery; type a value to fix it")
+                   if known else
+                   translate("DecisionControls", "The threshold {preset} chooses for this gallery is shown from the next frame on"))
+            self.spin.setToolTip(tip.format(preset=rule.preset))
         else:
             self.spin.setToolTip(translate("DecisionControls", "Cosine similarity needed to name a face"))

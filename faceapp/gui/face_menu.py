@@ -81,7 +81,7 @@ class FaceMenu:
             window.say(translate("FaceMenu", "This face has not been recognised yet; try again in a moment."))
             return None
         recognizer = window.recognizer
-        own = recognizer.matcher().templates_of(name)
+        own = recognizer.last_matcher.templates_of(name)  # no gallery read on the GUI thread
         why = looks_like_them(own, embedding[None], same_person_level(recognizer.calibration, recognizer.card.threshold_presets))
         if why and not window.asker.confirm(
             window.view, translate("FaceMenu", "Not {name}?").format(name=name),

@@ -40,7 +40,7 @@ def crop_passes(thumbnail: bytes | None, quality: float, config: QualityConfig |
     if image is None or quality < MIN_SIGHTING_QUALITY:
         return False
     canonical = Detection((0.0, 0.0, float(ALIGNED_SIZE), float(ALIGNED_SIZE)), ARCFACE_TEMPLATE.astype(np.float32), 1.0)
-    report = assess(image, canonical, dataclasses.replace(config or QualityConfig(), min_face_size=0))
+    report = assess(image, canonical, dataclasses.replace(config or QualityConfig(), min_face_size=1.0))
     return report.ok
 
 

@@ -170,6 +170,8 @@ class DecisionRule:
     def __post_init__(self) -> None:
         if (self.preset is None) == (self.fixed is None):
             raise ValueError("a decision rule is either a preset or a fixed threshold")
+        if self.fixed is not None and not -1.0 <= self.fixed <= 1.0:  # NaN too
+            raise ValueError(f"a fixed threshold is a similarity in [-1, 1], not {self.fixed}")
 
     @property
     def label(self) -> str:
@@ -196,6 +198,25 @@ class GalleryCalibration:
     overrides: np.ndarray  # float64: the person's own threshold (NaN: automatic)
     thresholds: np.ndarray  # float32: what matching uses
     expected_false_alarms: float | None  # the model's prediction for these thresholds (None: uncalibrated model)
+
+
+def _solve_base(calibration: OpenSetCalibration, counts: np.ndarray, shift: np.ndarray, target: float) -> float:
+    """The gallery threshold ``T`` whose per-person thresholds ``clip(T + shift)`` make
+    the predicted share of strangers named equal ``target`` (bisection; the prediction
+    falls as ``T`` rises)."""
+    present = counts > 0
+    weights = counts[present].astype(np.float64) ** calibration.template_exponent
+    moved = shift[present]
+
+    def predicted(base: float) -> float:
+        thresholds = np.clip(base + moved, calibration.floor, calibration.ceiling)
+        return float(np.sum([calibration.tail.exceedance(float(t)) for t in thresholds] * weights))
+
+    low, high = calibration.floor - float(moved.max(initial=0.0)), calibration.ceiling - float(moved.min(initial=0.0))
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if predicted(middle) > target else (low, middle)
+    return float(np.clip(high, calibration.floor, calibration.ceiling))
 
 
 def calibrate_gallery(
@@ -234,8 +255,10 @@ def calibrate_gallery(
             cohort = cohort_scores(embeddings, person_index, people, calibration.cohort_top)
             known = np.isfinite(cohort)
             if known.sum() > 2:
-                shift = calibration.cohort_weight * (cohort[known] - np.median(cohort[known]))
-                automatic[known] = np.clip(base + shift, calibration.floor, calibration.ceiling)
+                shift = np.zeros(people)
+                shift[known] = calibration.cohort_weight * (cohort[known] - np.median(cohort[known]))
+                base = _solve_base(calibration, counts, shift, target)
+                automatic = np.clip(base + shift, calibration.floor, calibration.ceiling)
     own = np.full(people, np.nan) if overrides is None else np.asarray(overrides, np.float64)[:people]
     thresholds = np.where(np.isfinite(own), own, automatic).astype(np.float32)
     expected = None

@@ -139,9 +139,16 @@ class Recognizer:
 
     @property
     def last_threshold(self) -> float | None:
-        """The gallery-level threshold of the matcher built last (None before the first),
-        without looking at the gallery: for display on the GUI thread."""
-        return None if self._built_from is None else self._matcher.threshold
+        """The gallery-level threshold of the matcher built last for the current rule
+        (None before the first, or when the rule changed since), without looking at the
+        gallery: for display on the GUI thread."""
+        built, matcher = self._built_from, self._matcher
+        return None if built is None or built[2] != self._decision else matcher.threshold
+
+    @property
+    def last_matcher(self) -> Matcher:
+        """The matcher built last (never rebuilt here, so cheap on any thread)."""
+        return self._matcher
 
     @property
     def verification_threshold(self) -> float:
