@@ -12,7 +12,9 @@ def test_bench_json_has_one_object_per_pipeline(fixtures_dir, capsys):
     assert main(["-q", "bench", "--frames", "12", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     names = [p["name"] for p in report["pipelines"]]
-    assert names[0].startswith("faceapp tracking on") and names[1].startswith("faceapp tracking off")
+    assert names[0].startswith("faceapp tracking on (") and names[1].startswith("faceapp tracking on + sightings")
+    assert names[2].startswith("faceapp tracking off")
+    assert report["sightings_vs_tracking_on"] > 0
     assert "opencv-yunet-sface" in names  # the reference ONNX is fetched for the tests
     for pipeline in report["pipelines"]:
         assert pipeline["frames"] == 12 and pipeline["fps"] > 0

@@ -52,8 +52,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if fixtures.is_dir():
                 _enroll_fixtures(recognizer, gallery, fixtures)
             device = "GPU" if recognizer.embedder.choice.kind == "gpu" else "CPU"
+            from faceapp.recognition.memory import Memory
+            from faceapp.recognition.memory_writer import MemoryWriter
+
+            writer = MemoryWriter(gallery)  # one writer thread for every round's memory
+
+            def with_memory():
+                tracking = Tracking()
+                memory = Memory(gallery, recognizer.embedder.model_id, recognizer.card.embedding_dim, "bench", writer=writer)
+                return lambda frame: memory.observe(recognizer.process(frame, tracking=tracking))
+
             pipelines = [
                 speed.faceapp_pipeline(f"faceapp tracking on ({device})", lambda: partial(recognizer.process, tracking=Tracking())),
+                speed.faceapp_pipeline(f"faceapp tracking on + sightings ({device})", with_memory),
                 speed.faceapp_pipeline(f"faceapp tracking off ({device})", lambda: recognizer.process),
             ]
             onnx = reference_sface_onnx()
@@ -68,7 +79,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 pipelines.append(speed.face_recognition_pipeline(photos))
             else:
                 logger.info("face_recognition (dlib) is not installed: its row is skipped (see the README)")
-            results = speed.run_pipelines(pipelines, frames, rounds=args.rounds, reference=speed.REFERENCE_NAME)
+            try:
+                results = speed.run_pipelines(pipelines, frames, rounds=args.rounds, reference=speed.REFERENCE_NAME)
+            finally:
+                writer.close()
             embedding_rows = []
             if not args.no_embedding:
                 crops = []
@@ -81,6 +95,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                                            rounds=args.rounds)
     from faceapp.evaluation.match_speed import MATCH_GALLERY, bench_matching, format_match_table
 
+    on, remembered = results[0], results[1]
+    sightings_ratio = speed.paired_ratio(remembered.round_fps, on.round_fps)
+
     people, templates, faces = MATCH_GALLERY
     match_rows, calibrate_ms = bench_matching(recognizer.calibration, people=people, templates=templates, faces=faces,
                                               rounds=args.rounds)
@@ -91,6 +108,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "frame_size": [frames[0].shape[1], frames[0].shape[0]],
             "rounds": args.rounds,
             "pipelines": [r.to_json() for r in results],
+            "sightings_vs_tracking_on": round(sightings_ratio, 3),
             "embedding": [{"runtime": r.name, "batch": r.batch, "ms_per_face": round(r.ms_per_face, 3),
                            "vs_reference": None if r.vs_reference is None else round(r.vs_reference, 3)} for r in embedding_rows],
             "matching": {"people": people, "templates": templates, "faces": faces, "calibrate_ms": round(calibrate_ms, 1),
@@ -101,6 +119,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"{len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} from {args.video or 'the fixture video'}; "
           "compare ratios between rows, not absolute times")
     print(speed.format_pipeline_table(results))
+    print(f"sightings on / off (tracking on): {sightings_ratio:.2f}x fps (median of the per-round ratios; "
+          f"the cost of remembering every track: {max(0.0, 1 - sightings_ratio):.0%})")
     if embedding_rows:
         print()
         print(speed.format_embedding_table(embedding_rows))
@@ -118,7 +138,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "decoded frames, in alternating rounds (A B C, C B A, ...): fps is the median of the rounds and the ratio to "
         "OpenCV the median of the per-round ratios, so the machine's drift cancels. Then the embedding network alone "
         "under LiteRT, plain TensorFlow and OpenCV's DNN on the same aligned crops, likewise; and the open-set "
-        "decision alone (one fixed threshold against per-person thresholds and 'not them' templates, 1000 people).",
+        "decision alone (one fixed threshold against per-person thresholds and 'not them' templates, 1000 people). "
+        "The 'sightings' row also remembers every track (written on its own thread): compare it with 'tracking on'.",
     )
     bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, 640x480)")
     bench.add_argument("--frames", type=positive_int, metavar="N", help="use at most N frames")

@@ -302,13 +302,13 @@ def bench_embedding(card, crops: np.ndarray, sface_onnx: Path | None, rounds: in
 
 def format_pipeline_table(results: list[PipelineResult]) -> str:
     stages = ("detect", "align", "embed", "match", "total")
-    header = (f"{'pipeline':<34} {'fps':>7} {'vs OpenCV':>9} {'faces':>6}  "
+    header = (f"{'pipeline':<40} {'fps':>7} {'vs OpenCV':>9} {'faces':>6}  "
               + "  ".join(f"{s + ' ms (p50/p95)':>22}" for s in stages))
     lines = [header, "-" * len(header)]
     for result in results:
         cells = "  ".join(f"{result.ms[s].median_ms:>10.2f} / {result.ms[s].p95_ms:<9.2f}" for s in stages)
         ratio = f"{result.vs_reference:>8.2f}x" if result.vs_reference is not None else f"{'n/a':>9}"
-        lines.append(f"{result.name:<34} {result.fps:>7.1f} {ratio} {result.faces:>6}  {cells}")
+        lines.append(f"{result.name:<40} {result.fps:>7.1f} {ratio} {result.faces:>6}  {cells}")
     rounds = results[0].rounds if results else 0
     lines.append(f"(fps: median of {rounds} alternating rounds; vs OpenCV: median of the per-round fps ratios)")
     return "\n".join(lines)
