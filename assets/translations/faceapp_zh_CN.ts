@@ -45,6 +45,13 @@
     </message>
 </context>
 <context>
+    <name>Alerts</name>
+    <message>
+        <source>{label} appeared ({source})</source>
+        <translation>{label} 出现了（{source}）</translation>
+    </message>
+</context>
+<context>
     <name>DecisionControls</name>
     <message>
         <source>Strict</source>
@@ -59,8 +66,8 @@
         <translation>宽松</translation>
     </message>
     <message>
-        <source>{name} (at most {share} of strangers named)</source>
-        <translation>{name}（最多 {share} 的陌生人被命名）</translation>
+        <source>{name} (target: {share} of strangers named)</source>
+        <translation>{name}（目标：{share} 的陌生人被命名）</translation>
     </message>
     <message>
         <source>Fixed threshold {value}</source>
@@ -83,8 +90,103 @@
         <translation>{preset} 为此图库选择的阈值；输入数值可将其固定</translation>
     </message>
     <message>
+        <source>The threshold {preset} chooses for this gallery is shown from the next frame on</source>
+        <translation>{preset} 为此图库选择的阈值将从下一帧起显示</translation>
+    </message>
+    <message>
         <source>Cosine similarity needed to name a face</source>
         <translation>为人脸命名所需的余弦相似度</translation>
+    </message>
+</context>
+<context>
+    <name>Docks</name>
+    <message>
+        <source>In view</source>
+        <translation>画面中</translation>
+    </message>
+    <message>
+        <source>Unknown #{number}</source>
+        <translation>未知 #{number}</translation>
+    </message>
+    <message>
+        <source>Unknown</source>
+        <translation>未知</translation>
+    </message>
+    <message>
+        <source>since {time}</source>
+        <translation>自 {time} 起</translation>
+    </message>
+    <message>
+        <source>Timeline</source>
+        <translation>时间线</translation>
+    </message>
+    <message>
+        <source>Everyone</source>
+        <translation>所有人</translation>
+    </message>
+    <message>
+        <source>{frames} frame(s)</source>
+        <translation>{frames} 帧</translation>
+    </message>
+    <message>
+        <source>Unknown visitors</source>
+        <translation>未知访客</translation>
+    </message>
+    <message>
+        <source>Name…</source>
+        <translation>命名…</translation>
+    </message>
+    <message>
+        <source>Merge…</source>
+        <translation>合并…</translation>
+    </message>
+    <message>
+        <source>Dismiss</source>
+        <translation>忽略</translation>
+    </message>
+    <message>
+        <source>Unknown #{number}: {count} sighting(s), last {last}</source>
+        <translation>未知 #{number}：{count} 次出现，最近 {last}</translation>
+    </message>
+    <message>
+        <source>Name Unknown #{number}</source>
+        <translation>为未知 #{number} 命名</translation>
+    </message>
+    <message>
+        <source>Who is this?</source>
+        <translation>这是谁？</translation>
+    </message>
+    <message>
+        <source>Unknown #{number} is {name} now.</source>
+        <translation>未知 #{number} 现在是 {name}。</translation>
+    </message>
+    <message>
+        <source>Merge Unknown #{number}</source>
+        <translation>合并未知 #{number}</translation>
+    </message>
+    <message>
+        <source>The same person as:</source>
+        <translation>与此人相同：</translation>
+    </message>
+    <message>
+        <source>Unknown #{number} merged into #{into}.</source>
+        <translation>未知 #{number} 已合并到 #{into}。</translation>
+    </message>
+    <message>
+        <source>Dismiss Unknown #{number}</source>
+        <translation>忽略未知 #{number}</translation>
+    </message>
+    <message>
+        <source>Forget Unknown #{number}, with their sightings and crops?</source>
+        <translation>忘记未知 #{number} 及其出现记录和人脸截图？</translation>
+    </message>
+    <message>
+        <source>Unknown #{number} forgotten.</source>
+        <translation>已忘记未知 #{number}。</translation>
+    </message>
+    <message>
+        <source>&amp;View</source>
+        <translation>视图(&amp;V)</translation>
     </message>
 </context>
 <context>
@@ -181,6 +283,18 @@
         <translation>不是 {name}</translation>
     </message>
     <message>
+        <source>Name this person…</source>
+        <translation>为此人命名…</translation>
+    </message>
+    <message>
+        <source>Name this person</source>
+        <translation>为此人命名</translation>
+    </message>
+    <message>
+        <source>Who is Unknown #{number}?</source>
+        <translation>未知 #{number} 是谁？</translation>
+    </message>
+    <message>
         <source>This face has not been recognised yet; try again in a moment.</source>
         <translation>尚未识别此人脸，请稍后再试。</translation>
     </message>
@@ -233,6 +347,10 @@
         <translation>添加时间</translation>
     </message>
     <message>
+        <source>Last seen</source>
+        <translation>最近出现</translation>
+    </message>
+    <message>
         <source>Delete template</source>
         <translation>删除模板</translation>
     </message>
@@ -263,6 +381,10 @@
     <message>
         <source>Close</source>
         <translation>关闭</translation>
+    </message>
+    <message>
+        <source>never</source>
+        <translation>从未</translation>
     </message>
     <message>
         <source>Templates of {name}</source>
@@ -970,6 +1092,46 @@
         <translation>FaceApp 下次启动时生效</translation>
     </message>
     <message>
+        <source>Remember sightings and unknown visitors</source>
+        <translation>记住出现记录和未知访客</translation>
+    </message>
+    <message>
+        <source>Off</source>
+        <translation>关闭</translation>
+    </message>
+    <message>
+        <source>Any unknown face</source>
+        <translation>任何未知人脸</translation>
+    </message>
+    <message>
+        <source>Anyone enrolled</source>
+        <translation>任何已登记的人</translation>
+    </message>
+    <message>
+        <source>Anyone</source>
+        <translation>任何人</translation>
+    </message>
+    <message>
+        <source> s</source>
+        <translation> 秒</translation>
+    </message>
+    <message>
+        <source>After an alert for someone, stay silent about them this long</source>
+        <translation>对某人提醒后，在这段时间内不再提醒此人</translation>
+    </message>
+    <message>
+        <source>Desktop notification</source>
+        <translation>桌面通知</translation>
+    </message>
+    <message>
+        <source>Sound</source>
+        <translation>声音</translation>
+    </message>
+    <message>
+        <source>a command; it gets the event as JSON on its input</source>
+        <translation>一条命令；事件以 JSON 形式传给它的标准输入</translation>
+    </message>
+    <message>
         <source>Camera</source>
         <translation>摄像头</translation>
     </message>
@@ -1000,6 +1162,22 @@
     <message>
         <source>Blur in snapshots</source>
         <translation>截图中模糊</translation>
+    </message>
+    <message>
+        <source>Alerts</source>
+        <translation>提醒</translation>
+    </message>
+    <message>
+        <source>Alert for</source>
+        <translation>提醒对象</translation>
+    </message>
+    <message>
+        <source>Cool-down</source>
+        <translation>冷却时间</translation>
+    </message>
+    <message>
+        <source>Run</source>
+        <translation>运行</translation>
     </message>
     <message>
         <source>Gallery and language</source>

@@ -95,25 +95,9 @@ def _name_sighting(args, gallery) -> None:
 
 
 def _give(args, gallery, sightings, name: str, wrong: str | None = None, visitor: int | None = None) -> int:
-    """Give ``sightings`` to ``name`` (enrolling them if new) with their crops that pass
-    the enrollment quality gate; returns how many templates were added."""
-    from faceapp.recognition.corrections import templates_from_sightings
-    from faceapp.storage.gallery import NewTemplate
+    from faceapp.recognition.corrections import give_sightings
 
-    recognizer = build_recognizer(args, gallery)
-    templates = templates_from_sightings(recognizer, sightings)
-    known = {p.name for p in gallery.people()}
-    new_person = name not in known
-    if new_person and not templates:
-        raise FaceAppError(f"none of these faces is good enough to enroll '{name}' (blurred, too small or turned away); "
-                           "enroll them from photos instead")
-    negative = None
-    if wrong is not None and wrong != name:
-        first = sightings[0]
-        negative = (wrong, NewTemplate(first.embeddings[0], first.model_id, quality=first.quality, source="correction"))
-    gallery.assign([s.id for s in sightings], name, templates, negative=negative, new_person=new_person,
-                   forget_visitor=visitor)
-    return len(templates)
+    return give_sightings(gallery, build_recognizer(args, gallery), sightings, name, wrong=wrong, visitor=visitor)
 
 
 # -- unknowns -------------------------------------------------------------------------------

@@ -57,11 +57,23 @@ class FaceMenu:
         self.menu: QMenu | None = None
 
     def actions_for(self, face: FaceResult) -> list[tuple[str, object]]:
-        """(label, callable) for each action the face offers."""
+        """(label, callable) for each action the face offers: "Not NAME" on a named face,
+        "Name this person…" on a remembered unknown visitor."""
         name = face.match.name
-        if name is None:
-            return []
-        return [(translate("FaceMenu", "Not {name}").format(name=name), lambda: self.mark_not(face, name))]
+        if name is not None:
+            return [(translate("FaceMenu", "Not {name}").format(name=name), lambda: self.mark_not(face, name))]
+        if face.visitor is not None:
+            return [(translate("FaceMenu", "Name this person…"), lambda: self.name_visitor(face.visitor))]
+        return []
+
+    def name_visitor(self, visitor: int) -> int | None:
+        """Ask a name for unknown visitor ``visitor`` and enroll them (the visitors panel does it)."""
+        dock = getattr(self.window, "unknowns_dock", None)
+        if dock is None:
+            return None
+        name = self.window.asker.text(self.window.view, translate("FaceMenu", "Name this person"),
+                                      translate("FaceMenu", "Who is Unknown #{number}?").format(number=visitor))
+        return dock.name_visitor(visitor, name.strip()) if name and name.strip() else None
 
     def popup(self, face: FaceResult, position: QPoint) -> QMenu | None:
         actions = self.actions_for(face)

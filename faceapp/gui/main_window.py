@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from faceapp.errors import FaceAppError, GalleryChangedError, SourceError
 from faceapp.gui import preferences, snapshots
+from faceapp.gui.alerts import GuiAlerts
 from faceapp.gui.asker import Asker, QtAsker
 from faceapp.gui.decision_controls import DecisionControls, decision_options
 from faceapp.gui.dialogs.about import AboutDialog
@@ -40,6 +41,7 @@ from faceapp.gui.dialogs.gallery import GalleryDialog
 from faceapp.gui.dialogs.photos import PhotosDialog
 from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.source_picker import SourcePickerDialog
+from faceapp.gui.docks import install_docks
 from faceapp.gui.face_menu import FaceMenu
 from faceapp.gui.icons import action_icon, app_icon
 from faceapp.gui.privacy_menu import PrivacyMenu
@@ -99,6 +101,7 @@ class MainWindow(QMainWindow):
         self.controller = LiveController(recognizer, opener, backoff, pace_fps, parent=self, stall_timeout_s=stall_timeout_s)
         self.controller.set_loop(settings.loop_video)
         self.controller.set_tracking(settings.tracking)
+        self.controller.set_remember(settings.remember)
         self.device = recognizer.embedder.device_name
         self.enroll_dialog: EnrollDialog | None = None
         self.gallery_dialog: GalleryDialog | None = None
@@ -138,6 +141,8 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.privacy = PrivacyMenu(self)
         self.face_menu = FaceMenu(self)
+        self.alerts = GuiAlerts(self)
+        self.in_view_dock, self.timeline_dock, self.unknowns_dock = install_docks(self)
         help_menu = self.menuBar().addMenu(self.tr("&Help"))
         help_menu.addAction(self.about_action)
         self.source_label = QLabel(self.tr("no source"))
@@ -302,6 +307,8 @@ class MainWindow(QMainWindow):
     def _on_packet(self, packet: FramePacket) -> None:
         self.view.show_frame(packet.qimage, packet.result)
         self.decision_controls.show_threshold(self.recognizer.last_threshold)
+        if self.in_view_dock.isVisible():
+            self.in_view_dock.show_packet(packet)
         self.performance_label.setText(performance_line(packet, self.device))
 
     # -- controls ----------------------------------------------------------------------------
@@ -387,4 +394,5 @@ class MainWindow(QMainWindow):
             self.settings.geometry = QByteArray(self.saveGeometry())
         except Exception:
             logger.debug("could not save the window geometry", exc_info=True)
+        self.alerts.close()
         return self.controller.shutdown(1.0)

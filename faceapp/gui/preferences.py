@@ -20,6 +20,7 @@ from faceapp.gui.i18n import translate
 from faceapp.media.sources import SourceSpec
 
 if TYPE_CHECKING:
+    from faceapp.gui.alerts import GuiAlerts
     from faceapp.gui.privacy_menu import PrivacyMenu
     from faceapp.gui.settings import AppSettings
     from faceapp.gui.workers.controller import LiveController
@@ -37,6 +38,7 @@ class SettingsWindow(Protocol):
     recognizer: Recognizer
     controller: LiveController
     privacy: PrivacyMenu
+    alerts: GuiAlerts
 
     def say(self, text: object, ms: int = 8000) -> None: ...
     def open_spec(self, spec: SourceSpec, loop: bool | None = None) -> None: ...
@@ -59,7 +61,17 @@ def current_choice(window: SettingsWindow) -> SettingsChoice:
         snapshot_blur=window.settings.snapshot_blur,
         gallery_path=Path(window.gallery.path),
         language=window.settings.language,
+        alerts=window.settings.alerts,
+        remember=window.settings.remember,
+        people=tuple(p.name for p in _people(window)),
     )
+
+
+def _people(window) -> list:
+    try:
+        return window.gallery.people()
+    except FaceAppError:
+        return []
 
 
 def set_min_face_size(recognizer, value: int) -> None:
@@ -89,6 +101,12 @@ def apply_choice(window: SettingsWindow, choice: SettingsChoice) -> None:
         window.privacy.set_blur(choice.snapshot_blur)
     if choice.embeddings_only != before.embeddings_only:
         window.privacy.set_embeddings_only(choice.embeddings_only)
+    if choice.alerts != before.alerts:
+        settings.alerts = choice.alerts
+        window.alerts.configure(choice.alerts)
+    if choice.remember != before.remember:
+        settings.remember = choice.remember
+        window.controller.set_remember(choice.remember)
     if choice.language != before.language:
         settings.language = choice.language
         window.say(translate("Preferences", "The language changes when FaceApp starts again."))

@@ -188,6 +188,33 @@ class AppSettings:
         self._set("gallery/path", None if value is None or not str(value).strip() else str(value))
 
     @property
+    def alerts(self):
+        """The alert rule (:class:`~faceapp.gui.alerts.AlertChoice`; off by default)."""
+        from faceapp.gui.alerts import AlertChoice
+
+        return AlertChoice(
+            who=self._get("alerts/who", str, ""), cooldown_s=max(0.0, self._get("alerts/cooldown", float, 60.0)),
+            notify=self._get("alerts/notify", bool, True), sound=self._get("alerts/sound", bool, False),
+            command=self._get("alerts/command", str, ""),
+        )
+
+    @alerts.setter
+    def alerts(self, value) -> None:
+        for key, item in (("who", value.who), ("cooldown", float(value.cooldown_s)), ("notify", bool(value.notify)),
+                          ("sound", bool(value.sound)), ("command", value.command)):
+            self._store.setValue(f"alerts/{key}", item)
+        self._store.sync()
+
+    @property
+    def remember(self) -> bool:
+        """Keep sightings and remember unknown visitors (on by default)."""
+        return self._get("memory/remember", bool, True)
+
+    @remember.setter
+    def remember(self, value: bool) -> None:
+        self._set("memory/remember", bool(value))
+
+    @property
     def language(self) -> str | None:
         """The interface language chosen (a locale name such as "zh_CN"); None: the system's."""
         value = self._get("ui/language", str, "")

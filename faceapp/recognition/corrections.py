@@ -95,3 +95,31 @@ def recluster_gallery(gallery, recognizer) -> str:
     noise = sum(1 for c in cluster_of.values() if c < 0)
     return (f"{len(cluster_of)} unknown sighting(s): {len(clusters)} visitor(s) ({len(fresh)} new), "
             f"{noise} left unclustered (join {config.join:.2f}, at least {config.min_faces} faces)")
+
+
+def give_sightings(gallery, recognizer, sightings: Sequence, name: str, *, wrong: str | None = None,
+                   visitor: int | None = None) -> int:
+    """"This is NAME": give ``sightings`` to ``name`` (enrolling them when new) with
+    their crops that pass the quality gate; ``wrong``: the person they were given
+    before, who gets a "not them" template; ``visitor``: forgotten once left without
+    sightings. One transaction; returns how many templates were added."""
+    from faceapp.errors import FaceAppError
+
+    templates = templates_from_sightings(recognizer, sightings)
+    new_person = name not in {p.name for p in gallery.people()}
+    if new_person and not templates:
+        raise FaceAppError(f"none of these faces is good enough to enroll '{name}' (blurred, too small or turned away); "
+                           "enroll them from photos instead")
+    negative = None
+    if wrong is not None and wrong != name:
+        first = sightings[0]
+        negative = (wrong, NewTemplate(first.embeddings[0], first.model_id, quality=first.quality, source="correction"))
+    gallery.assign([s.id for s in sightings], name, templates, negative=negative, new_person=new_person, forget_visitor=visitor)
+    return len(templates)
+
+
+def name_visitor(gallery, recognizer, visitor: int, name: str) -> int:
+    """Enroll unknown visitor ``visitor`` as ``name`` from their best crops and give them
+    every sighting of the visitor; returns the templates added."""
+    gallery.visitor(visitor)  # a one-line error when there is no such visitor
+    return give_sightings(gallery, recognizer, gallery.sightings(visitor=visitor), name, visitor=visitor)

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 ICON = 48
 ZIP_FILTER = "FaceApp gallery (*.zip);;All files (*)"
-NAME, COUNT, ADDED = range(3)
+NAME, COUNT, ADDED, LAST_SEEN = range(4)
 #: Item data role holding the initials drawn instead of a thumbnail ("" when a thumbnail is shown).
 INITIALS_ROLE = Qt.ItemDataRole.UserRole + 1
 ENCRYPT = QT_TRANSLATE_NOOP("GalleryDialog", "Encrypt with a passphrase")
@@ -81,6 +81,7 @@ class GalleryDialog(QDialog):
         self._revision: int | None = None
         self._people: list[Person] = []
         self._templates: dict[int, list[Template]] = {}
+        self._last_seen: dict[str, float] = {}
         self.embeddings_only = False
 
         self.filter_edit = QLineEdit()
@@ -88,8 +89,8 @@ class GalleryDialog(QDialog):
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.textChanged.connect(self._fill_table)
 
-        self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels([self.tr("Name"), self.tr("Templates"), self.tr("Added")])
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels([self.tr("Name"), self.tr("Templates"), self.tr("Added"), self.tr("Last seen")])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -100,6 +101,7 @@ class GalleryDialog(QDialog):
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COUNT, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(ADDED, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(LAST_SEEN, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._fill_templates)
 
         self.templates = QListWidget()
@@ -181,6 +183,7 @@ class GalleryDialog(QDialog):
             self._revision = self._gallery.revision()
             people, templates = self._gallery.snapshot()
             self.embeddings_only = self._gallery.embeddings_only
+            self._last_seen = self._gallery.last_seen()
         except FaceAppError as error:
             self._say(error)
             return
@@ -221,6 +224,8 @@ class GalleryDialog(QDialog):
             self.table.setItem(row, NAME, name)
             self.table.setItem(row, COUNT, count)
             self.table.setItem(row, ADDED, QTableWidgetItem(_when(person.created_at)))
+            seen = self._last_seen.get(person.name)
+            self.table.setItem(row, LAST_SEEN, QTableWidgetItem(_when(seen) if seen is not None else self.tr("never")))
         if not (keep and self.select(keep)):
             self.table.clearSelection()
         self._fill_templates()

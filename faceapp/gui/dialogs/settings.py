@@ -8,7 +8,7 @@ app's settings (QSettings), so the dialog itself changes nothing until OK.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.gui.alerts import AlertChoice
 from faceapp.gui.asker import Asker
 from faceapp.gui.i18n import available_languages
 from faceapp.media.privacy import BLUR_CHOICES
@@ -47,6 +49,9 @@ class SettingsChoice:
     snapshot_blur: str
     gallery_path: Path
     language: str | None  # None: the system's
+    alerts: AlertChoice = field(default_factory=AlertChoice)
+    remember: bool = True
+    people: tuple[str, ...] = ()  # offered as alert targets
 
 
 def camera_list(limit: int = 10) -> list[tuple[int, str]]:
@@ -128,6 +133,29 @@ class SettingsDialog(QDialog):
         self.language.setCurrentIndex(max(0, self.language.findData(current.language)))
         self.language.setToolTip(self.tr("Applies when FaceApp starts again"))
 
+        self.remember = QCheckBox(self.tr("Remember sightings and unknown visitors"))
+        self.remember.setChecked(current.remember)
+        self.alert_who = QComboBox()
+        for label, value in ((self.tr("Off"), ""), (self.tr("Any unknown face"), "unknown"),
+                             (self.tr("Anyone enrolled"), "known"), (self.tr("Anyone"), "anyone")):
+            self.alert_who.addItem(label, value)
+        for name in current.people:
+            self.alert_who.addItem(name, name)
+        if self.alert_who.findData(current.alerts.who) < 0:
+            self.alert_who.addItem(current.alerts.who, current.alerts.who)
+        self.alert_who.setCurrentIndex(self.alert_who.findData(current.alerts.who))
+        self.alert_cooldown = QDoubleSpinBox()
+        self.alert_cooldown.setRange(0, 86400)
+        self.alert_cooldown.setSuffix(self.tr(" s"))
+        self.alert_cooldown.setValue(current.alerts.cooldown_s)
+        self.alert_cooldown.setToolTip(self.tr("After an alert for someone, stay silent about them this long"))
+        self.alert_notify = QCheckBox(self.tr("Desktop notification"))
+        self.alert_notify.setChecked(current.alerts.notify)
+        self.alert_sound = QCheckBox(self.tr("Sound"))
+        self.alert_sound.setChecked(current.alerts.sound)
+        self.alert_command = QLineEdit(current.alerts.command)
+        self.alert_command.setPlaceholderText(self.tr("a command; it gets the event as JSON on its input"))
+
         video = QGroupBox(self.tr("Camera"))
         video_form = QFormLayout(video)
         video_form.addRow(self.tr("Webcam"), self.camera)
@@ -141,6 +169,16 @@ class SettingsDialog(QDialog):
         privacy_form = QFormLayout(privacy)
         privacy_form.addRow("", self.embeddings_only)
         privacy_form.addRow(self.tr("Blur in snapshots"), self.blur)
+        privacy_form.addRow("", self.remember)
+        alerts = QGroupBox(self.tr("Alerts"))
+        alerts_form = QFormLayout(alerts)
+        alerts_form.addRow(self.tr("Alert for"), self.alert_who)
+        alerts_form.addRow(self.tr("Cool-down"), self.alert_cooldown)
+        actions_row = QHBoxLayout()
+        actions_row.addWidget(self.alert_notify)
+        actions_row.addWidget(self.alert_sound)
+        alerts_form.addRow("", actions_row)
+        alerts_form.addRow(self.tr("Run"), self.alert_command)
         general = QGroupBox(self.tr("Gallery and language"))
         general_form = QFormLayout(general)
         general_form.addRow(self.tr("Gallery file"), gallery_row)
@@ -150,7 +188,7 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        for group in (video, recognition, privacy, general):
+        for group in (video, recognition, privacy, alerts, general):
             layout.addWidget(group)
         layout.addWidget(buttons)
         self.setMinimumWidth(560)
@@ -174,6 +212,9 @@ class SettingsDialog(QDialog):
             snapshot_blur=str(self.blur.currentData()),
             gallery_path=Path(text).expanduser() if text else self._current.gallery_path,
             language=self.language.currentData(),
+            alerts=AlertChoice(str(self.alert_who.currentData() or ""), float(self.alert_cooldown.value()),
+                               self.alert_notify.isChecked(), self.alert_sound.isChecked(), self.alert_command.text().strip()),
+            remember=self.remember.isChecked(),
         )
 
     def accept(self) -> None:

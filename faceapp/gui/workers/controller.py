@@ -54,6 +54,7 @@ class LiveController(QObject):
     errorChanged = Signal(object)  # the FaceAppError stopping recognition, None when fine
     jobFinished = Signal(int, object)
     jobFailed = Signal(int, object)  # job id, the exception
+    appeared = Signal(object)  # an Appearance (faceapp.recognition.memory), for alerts
 
     def __init__(
         self,
@@ -94,6 +95,7 @@ class LiveController(QObject):
         worker.errorChanged.connect(self.errorChanged, QUEUED)
         worker.jobFinished.connect(self.jobFinished, QUEUED)
         worker.jobFailed.connect(self.jobFailed, QUEUED)
+        worker.appeared.connect(self.appeared, QUEUED)
         self._recognition = self._start_thread(worker, "faceapp-recognition")
 
     def shutdown(self, timeout_s: float = 1.0, grace_s: float = 10.0) -> bool:
@@ -135,6 +137,7 @@ class LiveController(QObject):
         self.spec = spec
         self.latest = None
         self._generation += 1
+        self._recognition_worker().source = spec
         self._recognition_worker().generation = self._generation
         worker = CaptureWorker(
             lambda: self._opener(spec),
@@ -186,6 +189,10 @@ class LiveController(QObject):
 
     def set_tracking(self, enabled: bool) -> None:
         self._recognition_worker().tracking = bool(enabled)
+
+    def set_remember(self, enabled: bool) -> None:
+        """Keep sightings and remember unknown visitors (from the next frame on)."""
+        self._recognition_worker().remember = bool(enabled)
 
     # -- enrollment and jobs ---------------------------------------------------------------
     def set_enrollment(self, enabled: bool) -> None:

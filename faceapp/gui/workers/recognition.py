@@ -9,6 +9,11 @@ screen is at most one processed frame behind the camera.
 
 The worker also runs short jobs that need the models (enrolling from photos) between
 frames, so one thread only ever uses the detector, which is not thread-safe.
+
+Unless ``remember`` is off, every live frame also goes through the people memory
+(:class:`~faceapp.recognition.memory.Memory`: sightings written on its own thread,
+unknown visitors "Unknown #N"); ``appeared`` carries each
+:class:`~faceapp.recognition.memory.Appearance` to the GUI (alerts).
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class RecognitionWorker(QObject):
     errorChanged = Signal(object)  # the FaceAppError stopping recognition, or None once it works again
     jobFinished = Signal(int, object)
     jobFailed = Signal(int, object)  # job id, the exception (typed: see faceapp.gui.workers.jobs)
+    appeared = Signal(object)  # Appearance: someone appeared (for alerts)
     finished = Signal()
 
     def __init__(self, recognizer: Recognizer, frames: LatestSlot[CapturedFrame], packets: LatestSlot[FramePacket], poll_s: float = 0.05) -> None:
@@ -97,6 +103,12 @@ class RecognitionWorker(QObject):
         self.enrollment = False
         #: When False, every face of every frame is recognised on its own (no tracking).
         self.tracking = True
+        #: When True, tracks become sightings and unknown faces remembered visitors.
+        self.remember = True
+        #: The source of the current generation (set by the controller with ``generation``).
+        self.source = None
+        self._memory = None
+        self._memory_key: tuple | None = None
 
     # -- control, from any thread ---------------------------------------------------
     def stop(self) -> None:
@@ -125,7 +137,44 @@ class RecognitionWorker(QObject):
             logger.exception("the recognition worker stopped")
             self._set_error(FaceAppError("recognition stopped after an internal error; see the log"))
         finally:
+            self._close_memory()
             emit(self.finished)
+
+    # -- people memory --------------------------------------------------------------------
+    def _close_memory(self) -> None:
+        if self._memory is not None:
+            try:
+                self._memory.close(10.0)
+            except Exception:
+                logger.exception("could not write the last sightings")
+            self._memory = None
+
+    def _remember(self, result: FrameResult, frame: CapturedFrame) -> FrameResult:
+        gallery = getattr(self._recognizer, "gallery", None)
+        if not self.remember or gallery is None or self.source is None:
+            return result
+        key = (frame.generation, id(gallery))
+        if key != self._memory_key:
+            from faceapp.recognition.memory import Memory
+            from faceapp.recognition.visitors import VisitorConfig
+
+            self._close_memory()
+            self._memory_key = key
+            try:
+                card = self._recognizer.card
+                self._memory = Memory(gallery, self._recognizer.embedder.model_id, card.embedding_dim, str(self.source),
+                                      config=VisitorConfig.from_card(card.visitors), keep=not gallery.read_only,
+                                      on_event=lambda event: emit(self.appeared, event))
+            except FaceAppError as error:
+                logger.warning("sightings are not kept for this source: %s", error)
+        if self._memory is None:
+            return result
+        photo = None
+        if self.source.kind == "folder" and frame.label:
+            import os
+
+            photo = os.path.abspath(os.path.join(self.source.value, frame.label))
+        return self._memory.observe(result, frame.index, file=photo)
 
     def _process(self, frame: CapturedFrame) -> None:
         try:
@@ -136,6 +185,7 @@ class RecognitionWorker(QObject):
                     self._tracking = Tracking()
                     self._live_generation = frame.generation
                 result = self._recognizer.process(frame.image, self._tracking)
+                result = self._remember(result, frame)
             self._set_error(None)
         except FaceAppError as error:  # e.g. a gallery made with another model
             self._set_error(error)

@@ -1,0 +1,88 @@
+"""People memory in the desktop app (issue 14), with the fake camera: the overlay's
+"Unknown #N", the In view, Timeline and Unknown visitors panels, naming a visitor from
+the panel, the gallery dialog's "last seen", and alerts."""
+
+from __future__ import annotations
+
+import pytest
+
+from faceapp.gui.alerts import AlertChoice
+from faceapp.gui.dialogs.gallery import LAST_SEEN, NAME, GalleryDialog
+
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def obama_frames(fixtures_dir):
+    from faceapp.media.fixture_video import Scene, render_frames
+
+    return [frame for frame, _ in render_frames(fixtures_dir, (Scene("obama/obama_1.jpg", (), 12),))]
+
+
+def test_a_stranger_becomes_a_visitor_shown_in_the_panels_and_is_named_there(
+        qtbot, make_window, gallery_with, biden_frames, obama_frames, camera_factory, settings, asker_factory):
+    gallery = gallery_with("obama")
+    settings.alerts = AlertChoice(who="unknown", cooldown_s=3600, notify=False)
+    window = make_window(opener=lambda spec: camera_factory(biden_frames if spec.value == "0" else obama_frames).open(),
+                         asker=asker_factory())
+    window.open_source_text("0")
+    # Biden is unknown to this gallery: after a few looks he is a remembered visitor.
+    qtbot.waitUntil(lambda: bool(window.view.overlay_names()) and window.view.overlay_names()[0].startswith("Unknown #"),
+                    timeout=WAIT_MS)
+    label = window.view.overlay_names()[0]
+    visitor = int(label.split("#")[1])
+    window.in_view_dock.show_packet(window.controller.latest, force=True)
+    assert window.in_view_dock.labels()[0].startswith(f"{label}  since ")
+    # The unknown-face alert fired once (the status line shows it too).
+    qtbot.waitUntil(lambda: len(window.alerts.fired) == 1, timeout=WAIT_MS)
+    assert window.alerts.fired[0]["person"] is None
+    # Another source: Biden's track ends and becomes a sighting in the timeline.
+    window.open_source_text("1")
+    qtbot.waitUntil(lambda: window.view.overlay_names() == ["obama"], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: any(s.visitor == visitor for s in gallery.sightings()), timeout=WAIT_MS)
+    window.timeline_dock.refresh()
+    assert any(label in text for text in window.timeline_dock.labels())
+    window.unknowns_dock.refresh()
+    assert window.unknowns_dock.visitor_ids() == [visitor]
+    # "Name…" in the visitors panel enrolls him from his crops; then he is named live.
+    job = window.unknowns_dock.name_visitor(visitor, "biden")
+    assert job is not None
+    qtbot.waitUntil(lambda: "biden" in {p.name for p in gallery.people()}, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.unknowns_dock.visitor_ids() == [], timeout=WAIT_MS)
+    assert any(s.person == "biden" for s in gallery.sightings()) and not any(s.visitor == visitor for s in gallery.sightings())
+    window.open_source_text("0")
+    qtbot.waitUntil(lambda: window.view.overlay_names() == ["biden"], timeout=WAIT_MS)
+    # Obama was seen today: the gallery dialog says when.
+    window.open_source_text("1")  # ends Biden's track (a sighting of biden now)
+    qtbot.waitUntil(lambda: window.view.overlay_names() == ["obama"], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "obama" in gallery.last_seen(), timeout=WAIT_MS)
+    dialog = GalleryDialog(gallery, asker_factory(), poll_ms=50)
+    qtbot.addWidget(dialog)
+    rows = {dialog.table.item(r, NAME).text(): dialog.table.item(r, LAST_SEEN).text() for r in range(dialog.table.rowCount())}
+    assert rows["obama"][:2] == "20"
+    dialog.close()
+
+
+def test_no_sightings_when_remembering_is_off(qtbot, make_window, gallery_with, biden_frames, camera_factory, settings):
+    gallery = gallery_with("obama")
+    settings.remember = False
+    window = make_window(opener=camera_factory(biden_frames).open)
+    window.open_source_text("0")
+    qtbot.waitUntil(lambda: window.view.overlay_names() == ["Unknown"], timeout=WAIT_MS)
+    qtbot.wait(1500)  # long enough to found a visitor if it were on
+    assert window.view.overlay_names() == ["Unknown"]
+    window.close()
+    assert gallery.sightings() == [] and gallery.visitors() == []
+
+
+def test_the_face_menu_offers_naming_a_visitor(qtbot, make_window, gallery_with, biden_frames, camera_factory, asker_factory):
+    gallery_with("obama")
+    window = make_window(opener=camera_factory(biden_frames).open, asker=asker_factory(text=["Joe Biden"]))
+    window.open_source_text("0")
+    qtbot.waitUntil(lambda: window.view.result is not None and bool(window.view.result.faces)
+                    and window.view.result.faces[0].visitor is not None, timeout=WAIT_MS)
+    face = window.view.result.faces[0]
+    (label, action), = window.face_menu.actions_for(face)
+    assert label == "Name this person…"
+    assert action() is not None
+    qtbot.waitUntil(lambda: window.view.overlay_names() == ["Joe Biden"], timeout=WAIT_MS)
