@@ -223,3 +223,25 @@ def test_embeddings_only_and_encryption_cover_sightings(tmp_path, capfd, obama_g
         assert all(s.thumbnail[:2] == b"\xff\xd8" and s.embeddings.shape[1] == 128 for s in gallery.sightings())
         gallery.set_embeddings_only(True)
         assert all(s.thumbnail is None for s in gallery.sightings())
+
+
+def test_export_and_import_carry_the_memory(tmp_path, capfd, obama_gallery, fixture_video):
+    g = ("--gallery", obama_gallery)
+    ok(run_here(capfd, *g, "recognize", "--source", fixture_video.path))
+    before = _sightings(capfd, obama_gallery)
+    visitors = json.loads(ok(run_here(capfd, *g, "unknowns", "list", "--json")).stdout)["unknowns"]
+    ok(run_here(capfd, *g, "gallery", "export", tmp_path / "backup.zip"))
+    other = tmp_path / "other.sqlite3"
+    ok(run_here(capfd, "--gallery", other, "gallery", "import", tmp_path / "backup.zip"))
+    after = _sightings(capfd, other)
+    keys = ("person", "source", "first_seen", "last_seen", "first_frame", "last_frame", "frames", "thumbnail")
+    def rows(items):
+        return sorted(tuple(str(s[k]) for k in keys) for s in items)
+
+    assert rows(after) == rows(before)
+    imported = json.loads(ok(run_here(capfd, "--gallery", other, "unknowns", "list", "--json")).stdout)["unknowns"]
+    assert [len(v["sightings"]) for v in imported] == [len(v["sightings"]) for v in visitors]
+    # The same backup again (merging): nothing doubles.
+    ok(run_here(capfd, "--gallery", other, "gallery", "import", tmp_path / "backup.zip", "--on-conflict", "merge"))
+    assert len(_sightings(capfd, other)) == len(before)
+    assert len(json.loads(ok(run_here(capfd, "--gallery", other, "unknowns", "list", "--json")).stdout)["unknowns"]) == len(visitors)

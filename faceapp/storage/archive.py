@@ -3,6 +3,7 @@
 Archive layout (format "faceapp-gallery", version 2)::
 
     manifest.json            see below
+    memory/...               sightings' embeddings and crops (version 3)
     embeddings/NNNN.npy      float32 (n, D) per person with n >= 1 templates (row i = template i)
     thumbnails/NNNN.png|jpg  one per template that has a thumbnail, stored as given
 
@@ -15,7 +16,8 @@ manifest.json::
                                 "embedding_file": str, "embedding_row": int,
                                 "thumbnail": str | null, "kind": "positive" | "negative"}]}]}
 
-Version 1 archives (no "kind", no "threshold") are read too.
+Version 3 adds the people memory (sightings and visitors: :mod:`faceapp.storage.archive_memory`).
+Version 1 archives (no "kind", no "threshold") and version 2 (no memory) are read too.
 
 Importing validates the whole archive in memory (sizes are capped before anything is
 read; ``.npy`` headers are checked against the data before any array is allocated and
@@ -33,16 +35,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import stat
 import tempfile
 import time
-import tokenize
 import zipfile
 import zlib
-from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +49,14 @@ import numpy as np
 from faceapp.errors import FaceAppError, GalleryError, ModelMismatchError
 from faceapp.files import os_error_line, regular_target, remove_empty_folders
 from faceapp.storage import crypto
+from faceapp.storage.archive_io import BadArchive as _Bad
+from faceapp.storage.archive_io import check_member_name as _check_member_name
+from faceapp.storage.archive_io import integer as _int
+from faceapp.storage.archive_io import load_npy as _load_npy
+from faceapp.storage.archive_io import number as _num
+from faceapp.storage.archive_io import obj as _obj
+from faceapp.storage.archive_io import read_member as _read_member
+from faceapp.storage.archive_memory import memory_section, parse_memory
 from faceapp.storage.gallery import (
     MAX_THUMBNAIL_BYTES,
     Gallery,
@@ -71,8 +78,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "faceapp-gallery"
-FORMAT_VERSION = 2  # 2: templates have a "kind" (positive/negative), people a "threshold"; 1 is still read
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 3: the people memory (archive_memory); 2: template "kind", person "threshold"; 1 and 2 are read
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 
 MAX_MEMBER_BYTES = 64 << 20  # uncompressed size of any one member
@@ -150,6 +157,10 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
         "created_at": time.time(),
         "people": entries,
     }
+    memory, memory_members = memory_section(gallery)
+    if memory is not None:
+        manifest["memory"] = memory
+        members += memory_members
     manifest_bytes = json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
     made = [p for p in dest.parents if not p.exists()]  # innermost first: removed again on failure
@@ -166,7 +177,7 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
                 zf.writestr(MANIFEST, manifest_bytes)
                 for name, data in members:
                     # PNG/JPEG are already compressed
-                    method = zipfile.ZIP_STORED if name.startswith("thumbnails/") else zipfile.ZIP_DEFLATED
+                    method = zipfile.ZIP_STORED if name.startswith(("thumbnails/", "memory/crops/")) else zipfile.ZIP_DEFLATED
                     zf.writestr(name, data, compress_type=method)
             if passphrase is not None:
                 f.write(crypto.seal_encrypted(target.getvalue(), passphrase, fmt=ENCRYPTED_FORMAT))
@@ -187,10 +198,6 @@ def export_gallery(gallery: Gallery, path: str | os.PathLike[str], *, passphrase
 
 
 # --------------------------------------------------------------------------- import
-
-
-class _Bad(Exception):
-    """Internal: the archive is invalid (message says why)."""
 
 
 def archive_is_encrypted(path: str | os.PathLike[str]) -> bool:
@@ -226,7 +233,7 @@ def import_gallery(
     if on_conflict not in ("merge", "skip", "error"):
         raise GalleryError(f"on_conflict must be 'merge', 'skip' or 'error', not {on_conflict!r}")
     try:
-        records, archive_model_id = _read_archive(src, passphrase)
+        records, archive_model_id, sightings = _read_archive(src, passphrase)
     except _Bad as e:
         raise GalleryError(f"{src} is not a valid FaceApp gallery archive: {e}") from e
     except OSError as e:
@@ -247,62 +254,16 @@ def import_gallery(
                         f"but the model in use makes {dim}"
                     )
     try:
-        summary = gallery.import_people(records, on_conflict=on_conflict)
+        summary = gallery.import_people(records, on_conflict=on_conflict, sightings=sightings)
     except GalleryError as e:
         raise type(e)(f"cannot import {src}: {e}") from e
     logger.info("imported %s from %s", summary, src)
     return summary
 
 
-def _check_member_name(name: str) -> None:
-    p = PurePosixPath(name)
-    if (
-        not name
-        or "\\" in name
-        or "\x00" in name
-        or name.startswith("/")
-        or (len(name) > 1 and name[1] == ":")
-        or any(part in ("..", "") for part in name.rstrip("/").split("/"))
-        or p.is_absolute()
-    ):
-        raise _Bad(f"unsafe member name {name!r}")
-
-
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """Read a member, never more than its (already capped) declared size."""
-    with zf.open(info) as f:
-        data = f.read(info.file_size + 1)
-    if len(data) != info.file_size:
-        raise _Bad(f"member {info.filename!r} does not match its declared size")
-    return data
-
-
-def _num(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Bad(f"{what} must be a finite number")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer with hundreds of digits
-        raise _Bad(f"{what} must be a finite number") from None
-    if not math.isfinite(number):
-        raise _Bad(f"{what} must be a finite number")
-    return number
-
-
-def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _Bad(f"{what} must be an integer")
-    return value
-
-
-def _obj(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise _Bad(f"{what} must be a JSON object")
-    return value
-
-
-def _read_archive(src: Path, passphrase: str | None = None) -> tuple[list[PersonRecord], str | None]:
-    """Parse and fully validate an archive; returns the records and the archive's model_id."""
+def _read_archive(src: Path, passphrase: str | None = None) -> tuple[list[PersonRecord], str | None, list]:
+    """Parse and fully validate an archive; returns the records, the archive's model_id
+    and its sightings."""
     if not src.is_file():
         raise _Bad("no such file") if not src.exists() else _Bad("not a file")
     source: Any = src
@@ -343,7 +304,7 @@ def _read_archive(src: Path, passphrase: str | None = None) -> tuple[list[Person
             raise _Bad(f"damaged zip ({' '.join(str(e).split())})") from e
 
 
-def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[list[PersonRecord], str | None]:
+def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[list[PersonRecord], str | None, list]:
     info = by_name.get(MANIFEST)
     if info is None:
         raise _Bad(f"{MANIFEST} is missing")
@@ -467,34 +428,6 @@ def _parse(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]) -> tuple[li
                 )
             )
         records.append(PersonRecord(name=name, created_at=created, templates=tuple(news), threshold=threshold))
-    return records, model_id
+    return records, model_id, parse_memory(manifest.get("memory"), zf, by_name)
 
 
-def _load_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    """A float32 array from a .npy member. The header is parsed and checked against the
-    data's length BEFORE any array is allocated: ``np.load`` on a file object allocates
-    whatever shape the header declares (a few bytes can ask for terabytes)."""
-    data = _read_member(zf, info)
-    buf = io.BytesIO(data)
-    try:
-        major, _minor = np.lib.format.read_magic(buf)
-        if major == 1:
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
-        elif major in (2, 3):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
-        else:
-            raise ValueError(f"unsupported .npy version {major}")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError,
-            tokenize.TokenError) as e:
-        raise _Bad(f"{info.filename} is not a valid .npy array") from e
-    if not isinstance(dtype, np.dtype) or dtype.kind != "f" or dtype.itemsize != 4 or dtype.hasobject:
-        raise _Bad(f"{info.filename} is not float32 (dtype {dtype})")
-    if not isinstance(shape, tuple) or len(shape) != 2 or any(not isinstance(n, int) or n < 0 for n in shape):
-        raise _Bad(f"{info.filename} has shape {shape}, expected a 2-D array")
-    count = shape[0] * shape[1]
-    offset = buf.tell()
-    if len(data) - offset != count * 4:
-        raise _Bad(f"{info.filename} holds {len(data) - offset} bytes of data, but its header declares {shape}")
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
-    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
-    return arr.astype("<f4")

@@ -432,16 +432,15 @@ class Gallery(MemoryMixin, GalleryDatabase):
             self.wipe_free_space()
         logger.info("gallery: %d template(s) re-embedded with %r, %d removed", len(ids), model_id, len(removed))
 
-    def import_people(
-        self, records: Sequence[PersonRecord], *, on_conflict: OnConflict = "error"
-    ) -> ImportSummary:
+    def import_people(self, records: Sequence[PersonRecord], *, on_conflict: OnConflict = "error",
+                      sightings: Sequence = ()) -> ImportSummary:
         """Add many people (keeping their created_at times) in ONE transaction.
 
         ``on_conflict`` decides what happens to a name already in the gallery: "error"
         (GalleryError, nothing written), "skip" (leave the existing person alone) or
         "merge" (append the templates to the existing person). Every template is validated
         and must match the gallery's model_id and dim, whatever ``on_conflict`` says.
-        """
+        ``sightings`` (NewSighting) are stored in the same transaction (not twice)."""
         if on_conflict not in ("merge", "skip", "error"):
             raise GalleryError(f"on_conflict must be 'merge', 'skip' or 'error', not {on_conflict!r}")
         prepared: list[tuple[str, float, list[TemplateRow], float | None]] = []
@@ -465,6 +464,7 @@ class Gallery(MemoryMixin, GalleryDatabase):
             prepared.append((key, created, rows, threshold))
             all_rows.extend(rows)
         prepare_all_consistent(all_rows)
+        checked = self._check_sightings(sightings)
         added = merged = skipped = count = 0
         now = time.time()
         with self._write() as conn:
@@ -490,6 +490,7 @@ class Gallery(MemoryMixin, GalleryDatabase):
                     rows = [r for r in rows if r.blob not in have]
                 self._insert(conn, pid, rows, now)
                 count += len(rows)
+            self._record_in(conn, checked, {}, purge=False, skip_stored=True)
         summary = ImportSummary(added, merged, skipped, count)
         logger.info("gallery: imported %s", summary)
         return summary

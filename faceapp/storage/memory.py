@@ -166,52 +166,65 @@ class MemoryMixin:
         not clustered yet) that join that new (negative key) or existing visitor. With
         ``purge``, sightings older than the retention are deleted in the same transaction.
         A sighting naming a person who is no longer enrolled is stored as an unknown."""
-        adopt = adopt or {}
-        only = self.embeddings_only
+        checked = self._check_sightings(sightings)
+        with self._write(counter="memory_revision") as conn:
+            return self._record_in(conn, checked, adopt or {}, purge=purge)
+
+    def _check_sightings(self, sightings: Sequence[NewSighting]) -> list[tuple]:
         checked = []
         for number, s in enumerate(sightings):
+            if not isinstance(s, NewSighting):
+                raise GalleryError(f"expected a NewSighting, got {type(s).__name__}")
             where = f"sighting {number + 1} of the batch"
             blob, dim = _embedding_blob(s.embeddings, where)
             first, last = timestamp(s.first_seen, f"{where}: first seen"), timestamp(s.last_seen, f"{where}: last seen")
             if last < first or int(s.frames) < 1:
                 raise GalleryError(f"{where}: last seen before first seen, or no frame")
             checked.append((s, blob, dim, first, last))
+        return checked
+
+    def _record_in(self, conn: sqlite3.Connection, checked: list[tuple], adopt: Mapping[int, Sequence[int]], *,
+                   purge: bool, skip_stored: bool = False) -> RecordResult:
+        """:meth:`record` inside a transaction (``skip_stored``: leave out sightings already
+        there, same source, times, frames and scores: an archive imported twice)."""
+        only = self.embeddings_only
         now = time.time()
-        with self._write(counter="memory_revision") as conn:
-            keys = sorted({s.visitor for s in sightings if s.visitor is not None and s.visitor < 0} |
-                          {k for k in adopt if k < 0})
-            made = {}
-            for key in keys:
-                made[key] = int(conn.execute("INSERT INTO visitors(created_at) VALUES (?)", (now,)).lastrowid)
-            ids = []
-            for s, blob, dim, first, last in checked:
-                person_id = None
-                if s.person is not None:
-                    row = conn.execute("SELECT id FROM people WHERE name = ?", (s.person,)).fetchone()
-                    person_id = None if row is None else int(row[0])
-                visitor = made.get(s.visitor, s.visitor) if s.visitor is not None else None
-                if person_id is not None:
-                    visitor = None
-                if visitor is not None and visitor > 0 and conn.execute("SELECT 1 FROM visitors WHERE id = ?", (visitor,)).fetchone() is None:
-                    visitor = None  # dismissed meanwhile: an unknown again
-                cursor = conn.execute(
-                    "INSERT INTO sightings(person_id, visitor_id, source, file, first_seen, last_seen, first_frame, last_frame, "
-                    "frames, best_similarity, quality, thumbnail, embeddings, dim, model_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, x'', ?, ?)",
-                    (person_id, visitor, str(s.source), s.file, first, last, s.first_frame, s.last_frame, int(s.frames),
-                     float(s.best_similarity), float(s.quality), dim, str(s.model_id)),
-                )
-                sid = int(cursor.lastrowid)
-                thumbnail = None if only else s.thumbnail
-                conn.execute("UPDATE sightings SET thumbnail = ?, embeddings = ? WHERE id = ?",
-                             (self._seal(thumbnail, sid, "thumbnail", "sighting"), self._seal(blob, sid, "embeddings", "sighting"), sid))
-                ids.append(sid)
-            for key, members in adopt.items():
-                visitor = made.get(key, key)
-                conn.executemany("UPDATE sightings SET visitor_id = ? WHERE id = ? AND person_id IS NULL",
-                                 [(visitor, int(m)) for m in members])
-            if purge:
-                self._purge(conn)
+        keys = sorted({s.visitor for s, *_ in checked if s.visitor is not None and s.visitor < 0} | {k for k in adopt if k < 0})
+        made = {key: int(conn.execute("INSERT INTO visitors(created_at) VALUES (?)", (now,)).lastrowid) for key in keys}
+        ids = []
+        for s, blob, dim, first, last in checked:
+            if skip_stored and conn.execute(
+                    "SELECT 1 FROM sightings WHERE source = ? AND first_seen = ? AND last_seen = ? AND frames = ? "
+                    "AND best_similarity = ? AND quality = ?",
+                    (str(s.source), first, last, int(s.frames), float(s.best_similarity), float(s.quality))).fetchone():
+                continue
+            person_id = None
+            if s.person is not None:
+                row = conn.execute("SELECT id FROM people WHERE name = ?", (s.person,)).fetchone()
+                person_id = None if row is None else int(row[0])
+            visitor = None if person_id is not None or s.visitor is None else made.get(s.visitor, s.visitor)
+            if visitor is not None and conn.execute("SELECT 1 FROM visitors WHERE id = ?", (visitor,)).fetchone() is None:
+                visitor = None  # dismissed meanwhile: an unknown again
+            cursor = conn.execute(
+                "INSERT INTO sightings(person_id, visitor_id, source, file, first_seen, last_seen, first_frame, last_frame, "
+                "frames, best_similarity, quality, thumbnail, embeddings, dim, model_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, x'', ?, ?)",
+                (person_id, visitor, str(s.source), s.file, first, last, s.first_frame, s.last_frame, int(s.frames),
+                 float(s.best_similarity), float(s.quality), dim, str(s.model_id)),
+            )
+            sid = int(cursor.lastrowid)
+            thumbnail = None if only else s.thumbnail
+            conn.execute("UPDATE sightings SET thumbnail = ?, embeddings = ? WHERE id = ?",
+                         (self._seal(thumbnail, sid, "thumbnail", "sighting"), self._seal(blob, sid, "embeddings", "sighting"), sid))
+            ids.append(sid)
+        for key, members in adopt.items():
+            conn.executemany("UPDATE sightings SET visitor_id = ? WHERE id = ? AND person_id IS NULL",
+                             [(made.get(key, key), int(m)) for m in members])
+        if purge:
+            self._purge(conn)
+        if skip_stored:  # an import: visitors whose sightings were all there already
+            conn.execute("DELETE FROM visitors WHERE id NOT IN (SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)")
+        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memory_revision'")
         return RecordResult(tuple(ids), made)
 
     def create_visitors(self, count: int) -> list[int]:

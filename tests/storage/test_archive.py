@@ -52,7 +52,7 @@ def test_manifest_contents(filled: Gallery, tmp_path: Path) -> None:
     out = export_gallery(filled, tmp_path / "e.zip")
     with zipfile.ZipFile(out) as zf:
         m = json.loads(zf.read("manifest.json"))
-        assert (m["format"], m["version"], m["model_id"], m["dim"]) == ("faceapp-gallery", 2, MODEL, DIM)
+        assert (m["format"], m["version"], m["model_id"], m["dim"]) == ("faceapp-gallery", 3, MODEL, DIM)
         assert [p["name"] for p in m["people"]] == ["alice", "Bob", "Carol"]
         bob = m["people"][1]["templates"]
         assert bob[0]["thumbnail"].endswith(".png") and bob[1]["thumbnail"] is None
@@ -197,7 +197,13 @@ def _bad_archives(members: dict[str, bytes]) -> dict[str, dict[str, bytes] | byt
             members, lambda m: m["people"][1]["templates"][1].update(id=m["people"][1]["templates"][0]["id"])
         ),
         "wrong-format": _mutate_manifest(members, lambda m: _set(m, "format", "something-else")),
-        "version-3": _mutate_manifest(members, lambda m: _set(m, "version", 3)),
+        "version-4": _mutate_manifest(members, lambda m: _set(m, "version", 4)),
+        "memory-not-an-object": _mutate_manifest(members, lambda m: _set(m, "memory", [1, 2])),
+        "memory-no-embeddings": _mutate_manifest(members, lambda m: _set(m, "memory", {"visitors": [], "sightings": [
+            {"person": None, "visitor": None, "source": "x", "first_seen": 1.8e9, "last_seen": 1.8e9, "frames": 1,
+             "best_similarity": 0.2, "quality": 0.5, "model_id": MODEL, "embedding_rows": [0, 1], "thumbnail": None}]})),
+        "memory-unknown-visitor": _mutate_manifest(members, lambda m: _set(m, "memory", {"visitors": [], "sightings": [
+            {"visitor": 7, "embedding_rows": [0, 1]}]})),
         "version-string": _mutate_manifest(members, lambda m: _set(m, "version", "1")),
         "wrong-dim": _mutate_manifest(members, lambda m: _set(m, "dim", DIM + 1)),
         "missing-thumbnail": _mutate_manifest(
