@@ -7,7 +7,8 @@
 ``tests/test_reliability.py`` runs the same code with small counts (the CI version).
 
 Kill loop: each iteration starts a worker process that opens the gallery and performs one
-operation (enroll, import, merge, remove, re-encrypt, encrypt/decrypt), and SIGKILLs it
+operation (enroll, import, merge, remove, re-encrypt, encrypt/decrypt, record sightings,
+dismiss a visitor), and SIGKILLs it
 after a random delay drawn around the operation's measured duration. Afterwards the
 gallery must open, pass ``PRAGMA integrity_check``, and hold exactly the state before the
 operation or the state after it (compared person by person: name -> multiset of
@@ -40,7 +41,20 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from stress_data import DIM, FAST_KDF, HANG_LIMIT_S, JPEG, MODEL, PASSPHRASES, State, logical_state, templates_for  # noqa: F401
+from stress_data import (  # noqa: F401
+    DIM,
+    FAST_KDF,
+    HANG_LIMIT_S,
+    JPEG,
+    MODEL,
+    PASSPHRASES,
+    SIGHTINGS,
+    State,
+    logical_state,
+    sighting_rows,
+    sightings_for,
+    templates_for,
+)
 
 from faceapp.errors import FaceAppError
 from faceapp.storage.gallery import Gallery, NewTemplate, PersonRecord
@@ -62,9 +76,22 @@ def expected_after(state: State, op: dict) -> State:
             new[name] = tuple(sorted(list(new.get(name, ())) + rows, key=repr))
     elif kind == "merge":
         new[op["target"]] = tuple(sorted(list(new[op["target"]]) + list(new.pop(op["source"])), key=repr))
+        rows = [(op["target"] if r[0] == op["source"] else r[0], *r[1:]) for r in new.get(SIGHTINGS, ())]
+        _set_sightings(new, rows)
     elif kind == "remove":
         del new[op["name"]]
+        _set_sightings(new, [r for r in new.get(SIGHTINGS, ()) if r[0] != op["name"]])
+    elif kind == "record":
+        _set_sightings(new, list(new.get(SIGHTINGS, ())) + list(sighting_rows(sightings_for(op["seed"], op["people"], op["count"]))))
+    elif kind == "dismiss":
+        _set_sightings(new, [r for r in new.get(SIGHTINGS, ()) if not (r[1] and r[2] == op["source"])])
     return new
+
+
+def _set_sightings(state: State, rows: list) -> None:
+    state.pop(SIGHTINGS, None)
+    if rows:
+        state[SIGHTINGS] = tuple(sorted(rows, key=repr))
 
 
 def run_op(path: Path, op: dict) -> None:
@@ -83,6 +110,11 @@ def run_op(path: Path, op: dict) -> None:
             g.merge(op["source"], op["target"])
         elif kind == "remove":
             g.remove(op["name"])
+        elif kind == "record":
+            g.record(sightings_for(op["seed"], op["people"], op["count"]), purge=False)
+        elif kind == "dismiss":
+            for visitor in {s.visitor for s in g.sightings(unknown=True) if s.visitor and s.source == op["source"]}:
+                g.dismiss_visitor(visitor)
         elif kind == "rekey":
             g.change_passphrase(op["passphrase"], op["new_passphrase"], kdf=FAST_KDF)
         elif kind == "encrypt":
@@ -124,8 +156,9 @@ class KillReport:
 
 
 def _choose_op(rng: random.Random, state: State, passphrase: str | None, counter: int) -> dict:
-    names = sorted(state)
-    choices = ["enroll", "import", "enroll"]
+    names = sorted(n for n in state if n != SIGHTINGS)
+    sources = sorted({r[2] for r in state.get(SIGHTINGS, ()) if r[1]})
+    choices = ["enroll", "import", "enroll", "record"] + (["dismiss"] if sources else [])
     if len(names) >= 2:
         choices += ["merge"]
     if len(names) >= 3:
@@ -144,6 +177,10 @@ def _choose_op(rng: random.Random, state: State, passphrase: str | None, counter
         op.update(source=source, target=target)
     elif kind == "remove":
         op.update(name=rng.choice(names))
+    elif kind == "record":
+        op.update(seed=counter * 1000, people=rng.sample(names, min(len(names), 2)), count=rng.randint(3, 40))
+    elif kind == "dismiss":
+        op.update(source=rng.choice(sources))
     elif passphrase is None:
         op.update(kind="encrypt", new_passphrase=PASSPHRASES[0])
     elif rng.random() < 0.2:
