@@ -5,12 +5,16 @@ enrolled people appear (see ``docs/gui.md``). A timer then waits for the live vi
 name two people, grabs the main window, opens the enroll dialog and waits for a few
 accepted samples, grabs it, then the gallery manager, the settings and the About dialog,
 and quits. In another language than English the files are named ``<window>.<locale>.png``.
+With ``FACEAPP_SCREENSHOTS_PANELS=1`` (and a stranger in the video) it waits instead for
+an unknown visitor and a filled timeline, and saves ``memory-panels.png`` and
+``memory-visitors.png``.
 Images are saved as 8-bit PNGs to stay small.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +26,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 logger = logging.getLogger(__name__)
 
 POLL_MS = 200
+PANELS_ENV = "FACEAPP_SCREENSHOTS_PANELS"  # set: screenshots of the people-memory panels instead
 
 
 def save_png(widget: QWidget, path: Path, colours: int = 256) -> Path:
@@ -118,6 +123,25 @@ def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> Non
         state["about"].reject()
         window.close()
 
+    def panels_filled() -> bool:
+        window.unknowns_dock.refresh_if_changed()
+        window.timeline_dock.refresh_if_changed()
+        return bool(window.unknowns_dock.visitor_ids()) and window.timeline_dock.list.count() >= 3 and any(
+            label.startswith("Unknown #") for label in window.view.overlay_names())
+
+    def shoot_panels() -> None:
+        window.in_view_dock.show_packet(window.controller.latest, force=True)
+        shot(window, "memory-panels")
+        window.unknowns_dock.raise_()
+        window.unknowns_dock.refresh()
+        shot(window, "memory-visitors")
+        window.close()
+
+    if os.environ.get(PANELS_ENV):  # the people-memory panels, with a stranger in view
+        window.resize(1200, 720)
+        state["steps"] = _Steps([(panels_filled, shoot_panels)], timeout_s)
+        window._screenshot_steps = state["steps"]
+        return
     state["steps"] = _Steps(
         [
             (named_two, open_enroll),
