@@ -188,6 +188,26 @@
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
+    <message>
+        <source>Not {name}</source>
+        <translation>不是 {name}</translation>
+    </message>
+    <message>
+        <source>This is…</source>
+        <translation>这是…</translation>
+    </message>
+    <message>
+        <source>Stored: that face is not {name}.</source>
+        <translation>已保存：那张人脸不是 {name}。</translation>
+    </message>
+    <message>
+        <source>Name</source>
+        <translation>名字</translation>
+    </message>
+    <message>
+        <source>That sighting is {name} now.</source>
+        <translation>那次出现现在归于 {name}。</translation>
+    </message>
 </context>
 <context>
     <name>EnrollDialog</name>

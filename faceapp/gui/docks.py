@@ -3,6 +3,7 @@
 * **In view**: each face on screen now, its crop, its name (or "Unknown #N") and since
   when it has been in view;
 * **Timeline**: today's sightings with their crops, newest first, filtered by person;
+  right-click one for "Not NAME" or "This is…" (a correction that sticks);
 * **Unknown visitors**: the visitors remembered, with their best crop; name, merge or
   dismiss one in a click (naming enrolls their best crops, on the recognition thread,
   which owns the models; merging and dismissing run on the gallery thread).
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
 from faceapp.errors import FaceAppError
 from faceapp.gui.i18n import translate
 from faceapp.gui.images import icon_from_bgr, icon_from_bytes, initials_icon
+from faceapp.gui.timeline_actions import TimelineActions
 from faceapp.gui.workers.jobs import describe
 
 if TYPE_CHECKING:
@@ -131,7 +133,7 @@ class _Polled(QDockWidget):
         raise NotImplementedError
 
 
-class TimelineDock(_Polled):
+class TimelineDock(TimelineActions, _Polled):
     """Today's sightings, newest first; the combo box keeps one person's."""
 
     def __init__(self, window: DockWindow, poll_ms: int = 2000) -> None:
@@ -141,6 +143,13 @@ class TimelineDock(_Polled):
         self.person.addItem(translate("Docks", "Everyone"), None)
         self.person.currentIndexChanged.connect(lambda _index: self.refresh())
         self.list = _list()
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu)
+        self._jobs: dict[int, str] = {}
+        window.controller.jobFinished.connect(self._done)
+        window.controller.jobFailed.connect(self._failed)
+        window.controller.gallery_jobs.finished.connect(self._done)
+        window.controller.gallery_jobs.failed.connect(self._failed)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(2, 2, 2, 2)

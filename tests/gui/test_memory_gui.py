@@ -86,3 +86,33 @@ def test_the_face_menu_offers_naming_a_visitor(qtbot, make_window, gallery_with,
     assert label == "Name this person…"
     assert action() is not None
     qtbot.waitUntil(lambda: window.view.overlay_names() == ["Joe Biden"], timeout=WAIT_MS)
+
+
+def test_timeline_corrections(qtbot, make_window, gallery_with, biden_frames, camera_factory, asker_factory, recognizer):
+    import time
+
+    import numpy as np
+
+    from faceapp.storage.memory import NewSighting
+
+    gallery = gallery_with("obama", "biden")
+    now = time.time()
+    obama = gallery.templates("obama")[0]
+    made = gallery.record([NewSighting("biden", None, "door", now, now + 2, 5, 0.45, 0.9, obama.embedding[None],
+                                       recognizer.embedder.model_id, thumbnail=obama.thumbnail)])
+    (sighting,) = made.ids
+    window = make_window(opener=camera_factory(biden_frames).open, asker=asker_factory())
+    timeline = window.timeline_dock
+    timeline.refresh()
+    assert any("biden" in text for text in timeline.labels())
+    assert [label for label, _ in timeline.actions_for(sighting)] == ["Not biden", "This is…"]
+    # Not biden: a "not them" face for Biden, and the sighting is an unknown again.
+    timeline.mark_not(sighting)
+    qtbot.waitUntil(lambda: gallery.sighting(sighting).person is None, timeout=WAIT_MS)
+    assert gallery.person("biden").negative_count == 1
+    # This is obama: given to him (his own crop passes the quality gate: a template more).
+    before = gallery.person("obama").template_count
+    timeline.this_is(sighting, "obama")
+    qtbot.waitUntil(lambda: gallery.sighting(sighting).person == "obama", timeout=WAIT_MS)
+    assert gallery.person("obama").template_count in (before, before + 1)
+    assert np.allclose(gallery.sighting(sighting).embeddings[0], obama.embedding)
