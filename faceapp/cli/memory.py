@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import Any
 
+from faceapp.cli.argtypes import non_negative_float, positive_int
 from faceapp.cli.common import build_recognizer, open_gallery, print_json
 from faceapp.errors import FaceAppError
 
@@ -161,26 +162,6 @@ def cmd_unknowns(args: argparse.Namespace) -> int:
     return 0
 
 
-def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 1, got {text!r}")
-    return value
-
-
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
-    if not 0 <= value <= 36500:
-        raise argparse.ArgumentTypeError(f"expected 0 (keep for ever) to 36500 days, got {text!r}")
-    return value
-
-
 def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=moment, metavar="T", help="seen at or after T (2026-12-01, 2026-12-01T13:05, today, or 3d, 2h, 30m ago)")
     parser.add_argument("--until", type=moment, metavar="T", help="seen at or before T")
@@ -202,11 +183,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     purge = actions.add_parser("purge", parents=[common], help="delete old sightings (default: older than the retention)")
     purge.add_argument("--before", type=moment, metavar="DATE", help="delete those last seen before DATE")
     retention = actions.add_parser("retention", parents=[common], help="show or set how long sightings are kept")
-    retention.add_argument("days", nargs="?", type=_days, metavar="DAYS", help="days (0: for ever; default 30)")
+    retention.add_argument("days", nargs="?", type=non_negative_float, metavar="DAYS", help="days (0: for ever; default 30)")
     negative = actions.add_parser("not", parents=[common], help="this sighting is not the person it was given: store it as not them")
-    negative.add_argument("id", type=_whole, metavar="ID")
+    negative.add_argument("id", type=positive_int, metavar="ID")
     name = actions.add_parser("name", parents=[common], help="this sighting is NAME: give it to them (adding its crop, if good enough)")
-    name.add_argument("id", type=_whole, metavar="ID")
+    name.add_argument("id", type=positive_int, metavar="ID")
     name.add_argument("name", metavar="NAME")
     sightings.set_defaults(func=cmd_sightings)
 
@@ -215,12 +196,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     listing = actions.add_parser("list", parents=[common], help="list unknown visitors and their sightings")
     listing.add_argument("--json", action="store_true", help="print machine-readable results")
     name = actions.add_parser("name", parents=[common], help="enroll Unknown #ID as NAME from their best crops")
-    name.add_argument("id", type=_whole, metavar="ID")
+    name.add_argument("id", type=positive_int, metavar="ID")
     name.add_argument("name", metavar="NAME")
     merge = actions.add_parser("merge", parents=[common], help="Unknown #A and #B are the same person: keep B")
-    merge.add_argument("source", type=_whole, metavar="A")
-    merge.add_argument("target", type=_whole, metavar="B")
+    merge.add_argument("source", type=positive_int, metavar="A")
+    merge.add_argument("target", type=positive_int, metavar="B")
     dismiss = actions.add_parser("dismiss", parents=[common], help="forget Unknown #ID, with their sightings and crops")
-    dismiss.add_argument("id", type=_whole, metavar="ID")
+    dismiss.add_argument("id", type=positive_int, metavar="ID")
     actions.add_parser("recluster", parents=[common], help="cluster every unknown sighting again from scratch (DBSCAN)")
     unknowns.set_defaults(func=cmd_unknowns)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from faceapp.errors import FaceAppError
 from faceapp.gui.i18n import translate
 from faceapp.gui.images import icon_from_bgr, icon_from_bytes, initials_icon
-from faceapp.gui.timeline_actions import TimelineActions
+from faceapp.gui.timeline_actions import JobMessages, TimelineActions
 from faceapp.gui.workers.jobs import describe
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ class TimelineDock(TimelineActions, _Polled):
             self.list.addItem(item)
 
 
-class UnknownsDock(_Polled):
+class UnknownsDock(JobMessages, _Polled):
     """The unknown visitors remembered, with Name…, Merge… and Dismiss."""
 
     def __init__(self, window: DockWindow, poll_ms: int = 2000) -> None:
@@ -312,17 +312,8 @@ class UnknownsDock(_Polled):
         self._update_buttons()
         return job
 
-    def _done(self, job_id: int, _result: object) -> None:
-        message = self._jobs.pop(job_id, None)
-        if message is not None:
-            self.window.say(message)
-            self.refresh()
-            self._update_buttons()
-
-    def _failed(self, job_id: int, error: BaseException) -> None:
-        if self._jobs.pop(job_id, None) is not None:
-            self.window.say(describe(error))
-            self._update_buttons()
+    def _after_job(self) -> None:
+        self._update_buttons()
 
 
 def install_docks(window) -> tuple[InViewDock, TimelineDock, UnknownsDock]:

@@ -12,7 +12,26 @@ from faceapp.gui.i18n import translate
 from faceapp.gui.workers.jobs import describe
 
 
-class TimelineActions:
+class JobMessages:
+    """A panel's jobs (``_jobs``: job id -> what to say when done); mixed in."""
+
+    def _done(self, job_id: int, _result: object) -> None:
+        message = self._jobs.pop(job_id, None)
+        if message is not None:
+            self.window.say(message)
+            self.refresh()
+            self._after_job()
+
+    def _failed(self, job_id: int, error: BaseException) -> None:
+        if self._jobs.pop(job_id, None) is not None:
+            self.window.say(describe(error))
+            self._after_job()
+
+    def _after_job(self) -> None:
+        """Called after each job's outcome (e.g. to enable buttons again)."""
+
+
+class TimelineActions(JobMessages):
     """Mixed into the timeline panel (which has ``window``, ``list``, ``refresh`` and ``_jobs``)."""
 
     def actions_for(self, sighting_id: int) -> list[tuple[str, object]]:
@@ -65,13 +84,3 @@ class TimelineActions:
             lambda recognizer, _cancelled: give_sightings(gallery, recognizer, [sighting], name, wrong=sighting.person))
         self._jobs[job] = translate("Docks", "That sighting is {name} now.").format(name=name)
         return job
-
-    def _done(self, job_id: int, _result: object) -> None:
-        message = self._jobs.pop(job_id, None)
-        if message is not None:
-            self.window.say(message)
-            self.refresh()
-
-    def _failed(self, job_id: int, error: BaseException) -> None:
-        if self._jobs.pop(job_id, None) is not None:
-            self.window.say(describe(error))
