@@ -174,7 +174,9 @@ def test_a_finished_video_stops_or_loops(qtbot, make_window, fixture_video, loop
     else:
         qtbot.waitUntil(lambda: SourceState.ENDED in statuses, timeout=WAIT_MS)
         assert "end of" in window.view.banner
-        assert [t.objectName() for t in window.controller.threads()] == ["faceapp-recognition"]
+        # The capture thread ends right after it reports the end (never one left behind).
+        qtbot.waitUntil(lambda: [t.objectName() for t in window.controller.threads()] == ["faceapp-recognition"],
+                        timeout=5_000)
         shown = window.controller.latest
         window.reopen_action.trigger()  # play it again
         qtbot.waitUntil(lambda: window.controller.latest is not None and window.controller.latest is not shown, timeout=WAIT_MS)
