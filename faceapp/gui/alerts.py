@@ -1,6 +1,6 @@
 """Alerts in the desktop app: the rule chosen in the settings, and what it does.
 
-``AlertChoice`` is what the settings keep: for whom (nobody, ``unknown``, ``known``,
+:class:`~faceapp.recognition.alerts.AlertChoice` is what the settings keep: for whom (nobody, ``unknown``, ``known``,
 ``anyone`` or a person's name), a cool-down, and the actions: a desktop notification
 (QSystemTrayIcon, where the desktop has a tray), a sound, a command run with the event's
 JSON on its standard input. :class:`GuiAlerts` applies it to every
@@ -12,33 +12,22 @@ status line.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from faceapp.errors import FaceAppError
 from faceapp.gui.i18n import translate
-from faceapp.recognition.alerts import AlertRule, Alerts, CommandAction
+from faceapp.recognition.alerts import AlertChoice, AlertRule, Alerts, CommandAction
 
 if TYPE_CHECKING:
-    from faceapp.gui.settings import AppSettings
     from faceapp.gui.workers.controller import LiveController
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class AlertChoice:
-    who: str = ""  # "" (off), unknown, known, anyone, or a name
-    cooldown_s: float = 60.0
-    notify: bool = True
-    sound: bool = False
-    command: str = ""
-
-
 class AlertsWindow(Protocol):
-    settings: AppSettings
+    settings: object  # AppSettings: its ``alerts`` is an AlertChoice
     controller: LiveController
 
     def say(self, text: object, ms: int = 8000) -> None: ...
@@ -102,3 +91,5 @@ class GuiAlerts:
         if self._tray is not None:
             self._tray.hide()
             self._tray = None
+
+__all__ = ["AlertChoice", "GuiAlerts"]

@@ -190,7 +190,7 @@ class AppSettings:
     @property
     def alerts(self):
         """The alert rule (:class:`~faceapp.gui.alerts.AlertChoice`; off by default)."""
-        from faceapp.gui.alerts import AlertChoice
+        from faceapp.recognition.alerts import AlertChoice
 
         return AlertChoice(
             who=self._get("alerts/who", str, ""), cooldown_s=max(0.0, self._get("alerts/cooldown", float, 60.0)),

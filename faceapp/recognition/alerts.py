@@ -29,6 +29,17 @@ SPECIAL = ("unknown", "known", "anyone")
 
 
 @dataclass(frozen=True)
+class AlertChoice:
+    """An alert as a user sets it up (the desktop app keeps one in its settings)."""
+
+    who: str = ""  # "" (off), unknown, known, anyone, or a name
+    cooldown_s: float = 60.0
+    notify: bool = True  # a desktop notification
+    sound: bool = False
+    command: str = ""  # run with the event's JSON on its standard input
+
+
+@dataclass(frozen=True)
 class AlertRule:
     who: str  # a person's name, or one of SPECIAL
     source: str | None = None  # only this source (its text), else every source

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceapp.gui.alerts import AlertChoice
+from faceapp.recognition.alerts import AlertChoice
 from faceapp.gui.dialogs.gallery import LAST_SEEN, NAME, GalleryDialog
 
 WAIT_MS = 30_000

@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.gui.alerts import AlertChoice
 from faceapp.gui.asker import Asker
 from faceapp.gui.i18n import available_languages
 from faceapp.media.privacy import BLUR_CHOICES
+from faceapp.recognition.alerts import AlertChoice
 
 CAPTURE_SIZES: tuple[tuple[int, int] | None, ...] = (None, (640, 480), (1280, 720), (1920, 1080))
 GALLERY_FILTER = "FaceApp gallery (*.sqlite3 *.db);;All files (*)"
