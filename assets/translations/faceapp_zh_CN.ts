@@ -1116,6 +1116,18 @@
         <translation>记住出现记录和未知访客</translation>
     </message>
     <message>
+        <source> days</source>
+        <translation> 天</translation>
+    </message>
+    <message>
+        <source>for ever</source>
+        <translation>永久</translation>
+    </message>
+    <message>
+        <source>Sightings older than this are deleted, with their crops</source>
+        <translation>早于此时间的出现记录会连同人脸截图一起删除</translation>
+    </message>
+    <message>
         <source>Off</source>
         <translation>关闭</translation>
     </message>
@@ -1182,6 +1194,10 @@
     <message>
         <source>Blur in snapshots</source>
         <translation>截图中模糊</translation>
+    </message>
+    <message>
+        <source>Keep sightings</source>
+        <translation>保留出现记录</translation>
     </message>
     <message>
         <source>Alerts</source>

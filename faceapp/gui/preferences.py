@@ -63,8 +63,16 @@ def current_choice(window: SettingsWindow) -> SettingsChoice:
         language=window.settings.language,
         alerts=window.settings.alerts,
         remember=window.settings.remember,
+        retention_days=_retention(window),
         people=tuple(p.name for p in _people(window)),
     )
+
+
+def _retention(window) -> float:
+    try:
+        return window.gallery.retention_days
+    except FaceAppError:
+        return 30.0
 
 
 def _people(window) -> list:
@@ -104,6 +112,9 @@ def apply_choice(window: SettingsWindow, choice: SettingsChoice) -> None:
     if choice.alerts != before.alerts:
         settings.alerts = choice.alerts
         window.alerts.configure(choice.alerts)
+    if choice.retention_days != before.retention_days:
+        gallery, days = window.gallery, choice.retention_days
+        window.controller.gallery_jobs.submit(lambda: gallery.set_retention_days(days))
     if choice.remember != before.remember:
         settings.remember = choice.remember
         window.controller.set_remember(choice.remember)

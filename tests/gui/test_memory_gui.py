@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from faceapp.recognition.alerts import AlertChoice
 from faceapp.gui.dialogs.gallery import LAST_SEEN, NAME, GalleryDialog
+from faceapp.recognition.alerts import AlertChoice
 
 WAIT_MS = 30_000
 
@@ -116,3 +116,18 @@ def test_timeline_corrections(qtbot, make_window, gallery_with, biden_frames, ca
     qtbot.waitUntil(lambda: gallery.sighting(sighting).person == "obama", timeout=WAIT_MS)
     assert gallery.person("obama").template_count in (before, before + 1)
     assert np.allclose(gallery.sighting(sighting).embeddings[0], obama.embedding)
+
+
+def test_the_settings_set_the_retention_and_the_alert(qtbot, make_window, gallery_with, asker_factory, settings):
+    gallery = gallery_with("obama")
+    window = make_window(asker=asker_factory())
+    dialog = window.open_settings_dialog()
+    assert dialog.retention.value() == 30 and dialog.alert_who.currentData() == ""
+    assert dialog.alert_who.findData("obama") >= 0  # enrolled people are offered as alert targets
+    dialog.retention.setValue(7)
+    dialog.alert_who.setCurrentIndex(dialog.alert_who.findData("obama"))
+    dialog.alert_cooldown.setValue(5)
+    dialog.accept()
+    qtbot.waitUntil(lambda: gallery.retention_days == 7, timeout=WAIT_MS)
+    assert settings.alerts == AlertChoice("obama", 5.0, True, False, "")
+    assert window.alerts.choice.who == "obama"

@@ -51,6 +51,7 @@ class SettingsChoice:
     language: str | None  # None: the system's
     alerts: AlertChoice = field(default_factory=AlertChoice)
     remember: bool = True
+    retention_days: float = 30.0  # sightings older than this are purged (0: kept for ever)
     people: tuple[str, ...] = ()  # offered as alert targets
 
 
@@ -135,6 +136,12 @@ class SettingsDialog(QDialog):
 
         self.remember = QCheckBox(self.tr("Remember sightings and unknown visitors"))
         self.remember.setChecked(current.remember)
+        self.retention = QSpinBox()
+        self.retention.setRange(0, 36500)
+        self.retention.setSuffix(self.tr(" days"))
+        self.retention.setSpecialValueText(self.tr("for ever"))
+        self.retention.setValue(round(current.retention_days))
+        self.retention.setToolTip(self.tr("Sightings older than this are deleted, with their crops"))
         self.alert_who = QComboBox()
         for label, value in ((self.tr("Off"), ""), (self.tr("Any unknown face"), "unknown"),
                              (self.tr("Anyone enrolled"), "known"), (self.tr("Anyone"), "anyone")):
@@ -170,6 +177,7 @@ class SettingsDialog(QDialog):
         privacy_form.addRow("", self.embeddings_only)
         privacy_form.addRow(self.tr("Blur in snapshots"), self.blur)
         privacy_form.addRow("", self.remember)
+        privacy_form.addRow(self.tr("Keep sightings"), self.retention)
         alerts = QGroupBox(self.tr("Alerts"))
         alerts_form = QFormLayout(alerts)
         alerts_form.addRow(self.tr("Alert for"), self.alert_who)
@@ -215,6 +223,7 @@ class SettingsDialog(QDialog):
             alerts=AlertChoice(str(self.alert_who.currentData() or ""), float(self.alert_cooldown.value()),
                                self.alert_notify.isChecked(), self.alert_sound.isChecked(), self.alert_command.text().strip()),
             remember=self.remember.isChecked(),
+            retention_days=float(self.retention.value()),
         )
 
     def accept(self) -> None:
