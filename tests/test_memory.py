@@ -245,3 +245,25 @@ def test_export_and_import_carry_the_memory(tmp_path, capfd, obama_gallery, fixt
     ok(run_here(capfd, "--gallery", other, "gallery", "import", tmp_path / "backup.zip", "--on-conflict", "merge"))
     assert len(_sightings(capfd, other)) == len(before)
     assert len(json.loads(ok(run_here(capfd, "--gallery", other, "unknowns", "list", "--json")).stdout)["unknowns"]) == len(visitors)
+
+
+def test_alert_rules_and_cooldown():
+    from faceapp.recognition.alerts import AlertRule, Alerts
+    from faceapp.recognition.memory import Appearance
+
+    now = [0.0]
+    seen = []
+    alerts = Alerts([AlertRule.parse("Ann", 10), AlertRule.parse("unknown", 0, source="door")], [seen.append],
+                    clock=lambda: now[0])
+
+    def event(person=None, visitor=None, source="door"):
+        return Appearance(source, 0.0, 1, 1, person, visitor, 0.5)
+
+    assert alerts(event("Ann")) and not alerts(event("Ann"))  # the cool-down
+    now[0] = 11.0
+    assert alerts(event("Ann"))
+    assert not alerts(event("Bob"))  # nobody asked for Bob
+    assert alerts(event(visitor=3)) and alerts(event(visitor=3))  # no cool-down for unknowns at the door
+    assert not alerts(event(visitor=3, source="garden"))  # another source
+    assert [e["label"] for e in seen] == ["Ann", "Ann", "Unknown #3", "Unknown #3"]
+    assert AlertRule.parse("UNKNOWN").who == "unknown" and AlertRule.parse("Known").who == "known"

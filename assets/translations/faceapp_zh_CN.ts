@@ -1164,6 +1164,10 @@
         <translation>一条命令；事件以 JSON 形式传给它的标准输入</translation>
     </message>
     <message>
+        <source>any source (or one: webcam 0, a file, a stream URL)</source>
+        <translation>任何来源（或指定一个：webcam 0、文件、视频流地址）</translation>
+    </message>
+    <message>
         <source>Camera</source>
         <translation>摄像头</translation>
     </message>
@@ -1210,6 +1214,10 @@
     <message>
         <source>Cool-down</source>
         <translation>冷却时间</translation>
+    </message>
+    <message>
+        <source>Only for</source>
+        <translation>仅限</translation>
     </message>
     <message>
         <source>Run</source>

@@ -67,7 +67,7 @@ class GuiAlerts:
                 actions.append(self._command)
             except FaceAppError as error:
                 self.window.say(error)
-        self._alerts = Alerts([AlertRule.parse(choice.who, choice.cooldown_s)], actions)
+        self._alerts = Alerts([AlertRule.parse(choice.who, choice.cooldown_s, choice.source.strip() or None)], actions)
 
     def on_event(self, event) -> None:
         if self._alerts is not None:

@@ -195,13 +195,13 @@ class AppSettings:
         return AlertChoice(
             who=self._get("alerts/who", str, ""), cooldown_s=max(0.0, self._get("alerts/cooldown", float, 60.0)),
             notify=self._get("alerts/notify", bool, True), sound=self._get("alerts/sound", bool, False),
-            command=self._get("alerts/command", str, ""),
+            command=self._get("alerts/command", str, ""), source=self._get("alerts/source", str, ""),
         )
 
     @alerts.setter
     def alerts(self, value) -> None:
         for key, item in (("who", value.who), ("cooldown", float(value.cooldown_s)), ("notify", bool(value.notify)),
-                          ("sound", bool(value.sound)), ("command", value.command)):
+                          ("sound", bool(value.sound)), ("command", value.command), ("source", value.source)):
             self._store.setValue(f"alerts/{key}", item)
         self._store.sync()
 

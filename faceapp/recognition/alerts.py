@@ -37,6 +37,7 @@ class AlertChoice:
     notify: bool = True  # a desktop notification
     sound: bool = False
     command: str = ""  # run with the event's JSON on its standard input
+    source: str = ""  # only for this source (its text: a file, a stream URL, "webcam 0"); "": any
 
 
 @dataclass(frozen=True)

@@ -129,5 +129,5 @@ def test_the_settings_set_the_retention_and_the_alert(qtbot, make_window, galler
     dialog.alert_cooldown.setValue(5)
     dialog.accept()
     qtbot.waitUntil(lambda: gallery.retention_days == 7, timeout=WAIT_MS)
-    assert settings.alerts == AlertChoice("obama", 5.0, True, False, "")
+    assert settings.alerts == AlertChoice("obama", 5.0, True, False, "", "")
     assert window.alerts.choice.who == "obama"

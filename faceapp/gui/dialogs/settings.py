@@ -162,6 +162,8 @@ class SettingsDialog(QDialog):
         self.alert_sound.setChecked(current.alerts.sound)
         self.alert_command = QLineEdit(current.alerts.command)
         self.alert_command.setPlaceholderText(self.tr("a command; it gets the event as JSON on its input"))
+        self.alert_source = QLineEdit(current.alerts.source)
+        self.alert_source.setPlaceholderText(self.tr("any source (or one: webcam 0, a file, a stream URL)"))
 
         video = QGroupBox(self.tr("Camera"))
         video_form = QFormLayout(video)
@@ -186,6 +188,7 @@ class SettingsDialog(QDialog):
         actions_row.addWidget(self.alert_notify)
         actions_row.addWidget(self.alert_sound)
         alerts_form.addRow("", actions_row)
+        alerts_form.addRow(self.tr("Only for"), self.alert_source)
         alerts_form.addRow(self.tr("Run"), self.alert_command)
         general = QGroupBox(self.tr("Gallery and language"))
         general_form = QFormLayout(general)
@@ -221,7 +224,8 @@ class SettingsDialog(QDialog):
             gallery_path=Path(text).expanduser() if text else self._current.gallery_path,
             language=self.language.currentData(),
             alerts=AlertChoice(str(self.alert_who.currentData() or ""), float(self.alert_cooldown.value()),
-                               self.alert_notify.isChecked(), self.alert_sound.isChecked(), self.alert_command.text().strip()),
+                               self.alert_notify.isChecked(), self.alert_sound.isChecked(), self.alert_command.text().strip(),
+                               self.alert_source.text().strip()),
             remember=self.remember.isChecked(),
             retention_days=float(self.retention.value()),
         )
