@@ -105,6 +105,7 @@ class Memory:
         self._keys = itertools.count(-1, -1)
         self._tracker: Tracker | None = None
         self._frame = -1
+        self._seen = 0
         self.closed_sightings = 0
 
     # -- per frame -------------------------------------------------------------------------
@@ -112,14 +113,15 @@ class Memory:
         """Remember the faces of one frame; the same result, each unknown face with its
         visitor (when known). ``file``: the photo of a folder (each face is then its own
         sighting)."""
-        self._frame = self._frame + 1 if frame_index is None else frame_index
+        self._frame = self._frame + 1 if frame_index is None else frame_index  # the source's numbering
+        self._seen += 1  # frames observed: what "not seen for close_after frames" counts (a looped video restarts its numbers)
         now = self.clock()
         self._resolve_keys()
         faces = list(result.faces)
         ids = [f.track_id for f in faces]
         if file is None and faces and any(t is None for t in ids):  # tracking off: follow faces here
             self._tracker = self._tracker or Tracker()
-            ids, ended = self._tracker.update(self._frame, [f.detection for f in faces])
+            ids, ended = self._tracker.update(self._seen, [f.detection for f in faces])
             for tid in ended:
                 self._close(tid)
         out = []
@@ -136,12 +138,12 @@ class Memory:
             for key in [k for k in self._tracks if isinstance(k, tuple)]:
                 self._close(key)
         else:
-            for key in [k for k, t in self._tracks.items() if self._frame - t.last_index > self.close_after]:
+            for key in [k for k, t in self._tracks.items() if self._seen - t.last_index > self.close_after]:
                 self._close(key)
         return dataclasses.replace(result, faces=tuple(out))
 
     def _update(self, track: _Track, face: FaceResult, now: float) -> None:
-        track.last_seen, track.last_frame, track.last_index = now, self._frame, self._frame
+        track.last_seen, track.last_frame, track.last_index = now, self._frame, self._seen
         track.frames += 1
         track.names[face.match.name] += 1
         track.best_similarity = max(track.best_similarity, float(face.match.similarity))

@@ -185,6 +185,7 @@ class RecognitionWorker(QObject):
                     self._tracking = Tracking()
                     self._live_generation = frame.generation
                 result = self._recognizer.process(frame.image, self._tracking)
+            if not self.enrollment:  # enrollment samples are not sightings
                 result = self._remember(result, frame)
             self._set_error(None)
         except FaceAppError as error:  # e.g. a gallery made with another model
