@@ -1,4 +1,4 @@
-"""The ``faceapp eval`` commands: ``eval lfw`` and ``eval ident``.
+"""The ``faceapp eval`` commands: ``eval lfw``, ``eval ident`` and ``eval unknowns``.
 
 :func:`register` adds them to the CLI's subcommands; each action's ``func(args)``
 returns the exit status. User errors raise :class:`~faceapp.errors.FaceAppError`.
@@ -152,7 +152,7 @@ def cmd_eval_unknowns(args: argparse.Namespace) -> int:
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``eval`` (actions ``lfw`` and ``ident``) to the CLI's subparsers ``commands``;
     every parser takes ``parents=[common]``."""
-    evaluate = commands.add_parser("eval", parents=[common], help="measure accuracy: LFW verification, identification")
+    evaluate = commands.add_parser("eval", parents=[common], help="measure accuracy: LFW verification, identification, clustering of unknown faces")
     actions = evaluate.add_subparsers(dest="eval_command", metavar="ACTION", required=True)
     formatter = argparse.RawDescriptionHelpFormatter
 
