@@ -267,3 +267,123 @@ def test_alert_rules_and_cooldown():
     assert not alerts(event(visitor=3, source="garden"))  # another source
     assert [e["label"] for e in seen] == ["Ann", "Ann", "Unknown #3", "Unknown #3"]
     assert AlertRule.parse("UNKNOWN").who == "unknown" and AlertRule.parse("Known").who == "known"
+
+
+# --------------------------------------------------------------------------- the memory stage, with made-up faces
+def _unit(v):
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+class _Faces:
+    """Frame results of made-up faces: one stranger ``who`` (a direction in embedding space)."""
+
+    def __init__(self, memory, rng):
+        from faceapp.types import AlignedFace, Detection
+
+        self.memory, self.rng = memory, rng
+        self.detection = Detection((10.0, 10.0, 100.0, 100.0), np.zeros((5, 2), np.float32), 0.99)
+        self.aligned = AlignedFace(np.full((112, 112, 3), 128, np.uint8), self.detection)
+        self.frame = 0
+
+    def track(self, who, track_id, frames=5):
+        from faceapp.types import FaceResult, FrameResult, Match, StageTimes
+
+        shown = set()
+        for _ in range(frames):
+            face = FaceResult(self.detection, _unit(who + 0.05 * self.rng.normal(size=128)), Match(None, 0.2, "ann", 0.1, 0.4),
+                              track_id=track_id, aligned=self.aligned)
+            shown.add(self.memory.observe(FrameResult((face,), StageTimes(), (640, 480)), self.frame).faces[0].visitor)
+            self.frame += 1
+        for _ in range(self.memory.close_after + 2):  # the face leaves: its sighting closes
+            self.memory.observe(FrameResult((), StageTimes(), (640, 480)), self.frame)
+            self.frame += 1
+        self.memory.writer.flush()
+        return shown - {None}
+
+
+@pytest.fixture
+def two_visitors(tmp_path):
+    from faceapp.storage.gallery import Gallery, NewTemplate
+    from faceapp.storage.memory import NewSighting
+
+    rng = np.random.default_rng(2)
+    a, b = _unit(rng.normal(size=128)), _unit(rng.normal(size=128))
+    gallery = Gallery(tmp_path / "m.sqlite3")
+    gallery.add_person("ann", [NewTemplate(_unit(rng.normal(size=128)), "m")])
+    when = time.time() - 100
+    for who in (a, b):
+        faces = np.stack([_unit(who + 0.05 * rng.normal(size=128)) for _ in range(3)])
+        gallery.record([NewSighting(None, -1, "cam", when, when + 5, 10, 0.2, 0.8, faces, "m")])
+    yield gallery, a, b, rng
+    gallery.close()
+
+
+def test_a_merge_made_elsewhere_reaches_a_running_memory(two_visitors):
+    from faceapp.recognition.memory import Memory
+
+    gallery, a, _b, rng = two_visitors
+    memory = Memory(gallery, "m", 128, "cam", close_after=2)
+    memory.sync_every = 1
+    faces = _Faces(memory, rng)
+    assert faces.track(a, 1) == {1}
+    gallery.merge_visitors(1, 2)  # in another window, or `faceapp unknowns merge 1 2`
+    assert faces.track(a, 2) == {2}
+    memory.close()
+    assert {s.label for s in gallery.sightings()} == {"Unknown #2"}
+
+
+def test_the_retention_keeps_a_visitor_whose_face_is_in_view(two_visitors):
+    from faceapp.recognition.memory import Memory
+    from faceapp.storage.memory import NewSighting
+
+    gallery, a, _b, rng = two_visitors
+    old = time.time() - 40 * 86400
+    with gallery._write(counter="memory_revision") as conn:  # Unknown #1 was last seen 40 days ago
+        conn.execute("UPDATE sightings SET first_seen = ?, last_seen = ? WHERE visitor_id = 1", (old, old + 5))
+        conn.execute("UPDATE visitors SET created_at = ?, active_at = ? WHERE id = 1", (old, old))
+    memory = Memory(gallery, "m", 128, "cam", close_after=2)
+    faces = _Faces(memory, rng)
+    assert faces.track(a, 1) == {1}  # recognised, then stored: the purge of that batch spares them
+    gallery.record([NewSighting(None, None, "cam", time.time(), time.time(), 1, 0.1, 0.5, _unit(rng.normal(size=(1, 128))), "m")])
+    memory.close()
+    assert [v.id for v in gallery.visitors() if v.id == 1] == [1]
+    assert {s.visitor for s in gallery.sightings()} >= {1}
+
+
+def test_a_failed_write_is_tried_again_without_splitting_a_visitor(tmp_path, monkeypatch):
+    from faceapp.errors import GalleryError
+    from faceapp.recognition.memory import Memory
+    from faceapp.storage.gallery import Gallery
+
+    rng = np.random.default_rng(5)
+    stranger = _unit(rng.normal(size=128))
+    with Gallery(tmp_path / "f.sqlite3") as gallery:
+        real = gallery.create_visitors
+        calls = []
+
+        def flaky(count):
+            calls.append(count)
+            if len(calls) == 1:
+                raise GalleryError("gallery is busy (used by another process); try again later")
+            return real(count)
+
+        monkeypatch.setattr(gallery, "create_visitors", flaky)
+        memory = Memory(gallery, "m", 128, "cam", close_after=2)
+        memory.writer.interval_s = 0.05
+        faces = _Faces(memory, rng)
+        for track_id in range(1, 5):
+            faces.track(stranger, track_id)
+        memory.close()
+        assert len(gallery.visitors()) == 1 and len(gallery.sightings()) == 4
+        assert {s.visitor for s in gallery.sightings()} == {gallery.visitors()[0].id}
+
+
+def test_each_new_stranger_alerts_once_per_track():
+    from faceapp.recognition.alerts import AlertRule, Alerts
+    from faceapp.recognition.memory import Appearance
+
+    seen = []
+    alerts = Alerts([AlertRule.parse("unknown", 3600)], [seen.append], clock=lambda: 0.0)
+    for track in (1, 2, 3, 1):
+        alerts(Appearance("door", 0.0, 1, track, None, None, 0.2))
+    assert [e["track_id"] for e in seen] == [1, 2, 3]

@@ -251,6 +251,12 @@ def test_reembed_switches_the_gallery_and_names_people_to_reenroll(trained, enro
     biden = enrolled_gallery.templates("biden")[0]
     enrolled_gallery.add_negatives("obama", [NewTemplate(biden.embedding, old_id, thumbnail=biden.thumbnail),
                                              NewTemplate(biden.embedding, old_id, thumbnail=None)])
+    from faceapp.storage.memory import NewSighting
+
+    made = enrolled_gallery.record([NewSighting(None, -1, "door", 1.8e9, 1.8e9 + 1, 3, 0.3, 0.8, biden.embedding[None], old_id,
+                                                thumbnail=biden.thumbnail),
+                                    NewSighting(None, None, "door", 1.8e9, 1.8e9 + 1, 3, 0.3, 0.8, biden.embedding[None], old_id)],
+                                   purge=False)
     embedder = Embedder(load_card(out), device="cpu", backend="tensorflow")
     with pytest.raises(ModelMismatchError):
         enrolled_gallery.matrix(embedder.model_id)
@@ -270,6 +276,10 @@ def test_reembed_switches_the_gallery_and_names_people_to_reenroll(trained, enro
     assert matrix.negatives.shape == (1, 128) and matrix.names[matrix.negative_index[0]] == "obama"
     assert np.allclose(matrix.negatives[0] @ matrix.embeddings[matrix.person_index == matrix.names.index("biden")][0], 1.0,
                        atol=1e-4)  # the same crop as biden's template, through the new model
+    # Sightings follow: the one with a crop is re-embedded; the other keeps the old model.
+    with_crop, without = (enrolled_gallery.sighting(i) for i in made.ids)
+    assert with_crop.model_id == embedder.model_id and without.model_id == old_id
+    assert np.allclose(with_crop.embeddings[0], matrix.negatives[0], atol=1e-4)
     assert np.allclose(np.linalg.norm(matrix.embeddings, axis=1), 1.0, atol=1e-5)
     with pytest.raises(ModelMismatchError):
         enrolled_gallery.matrix(old_id)

@@ -16,6 +16,11 @@ def positive_int(text: str) -> int:
     return _whole(text, 1, None, "a positive whole number")
 
 
+def row_id(text: str) -> int:
+    """A stored row's id: a whole number from 1 to 2**63 - 1 (SQLite's largest)."""
+    return _whole(text, 1, 2**63 - 1, "an id, a whole number from 1")
+
+
 def non_negative_int(text: str) -> int:
     return _whole(text, 0, None, "0 or more")
 

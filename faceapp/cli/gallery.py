@@ -154,7 +154,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     merge = actions.add_parser("merge", parents=[common], help="move FROM's templates into INTO and remove FROM")
     merge.add_argument("source", metavar="FROM")
     merge.add_argument("target", metavar="INTO")
-    remove = actions.add_parser("remove", parents=[common], help="remove a person and all their templates")
+    remove = actions.add_parser("remove", parents=[common], help="remove a person with all their templates and sightings")
     remove.add_argument("name")
     export = actions.add_parser("export", parents=[common], help="write the whole gallery to a zip file")
     export.add_argument("file", metavar="FILE.zip")

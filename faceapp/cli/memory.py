@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import Any
 
-from faceapp.cli.argtypes import non_negative_float, positive_int
+from faceapp.cli.argtypes import non_negative_float, row_id
 from faceapp.cli.common import build_recognizer, open_gallery, print_json
 from faceapp.errors import FaceAppError
 
@@ -162,14 +162,21 @@ def cmd_unknowns(args: argparse.Namespace) -> int:
     return 0
 
 
-def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--since", type=moment, metavar="T", help="seen at or after T (2026-12-01, 2026-12-01T13:05, today, or 3d, 2h, 30m ago)")
-    parser.add_argument("--until", type=moment, metavar="T", help="seen at or before T")
-    parser.add_argument("--person", metavar="NAME", help="only this person's sightings")
-    parser.add_argument("--unknown", action="store_true", help="only unknown faces' sightings")
+def _filters(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """The listing options; after ``list`` their defaults are suppressed, so values given
+    before ``list`` are kept."""
+
+    def default(value):
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--since", type=moment, default=default(None), metavar="T",
+                        help="seen at or after T (2026-12-01, 2026-12-01T13:05, today, or 3d, 2h, 30m ago)")
+    parser.add_argument("--until", type=moment, default=default(None), metavar="T", help="seen at or before T")
+    parser.add_argument("--person", default=default(None), metavar="NAME", help="only this person's sightings")
+    parser.add_argument("--unknown", action="store_true", default=default(False), help="only unknown faces' sightings")
     out = parser.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print machine-readable results")
-    out.add_argument("--csv", action="store_true", help="print CSV (times in local time)")
+    out.add_argument("--json", action="store_true", default=default(False), help="print machine-readable results")
+    out.add_argument("--csv", action="store_true", default=default(False), help="print CSV (times in local time)")
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -179,15 +186,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
                                     "set how long they are kept; correct who a sighting is.")
     _filters(sightings)
     actions = sightings.add_subparsers(dest="sightings_command", metavar="ACTION")
-    _filters(actions.add_parser("list", parents=[common], help="list sightings (the default)"))
+    _filters(actions.add_parser("list", parents=[common], help="list sightings (the default)"), suppress=True)
     purge = actions.add_parser("purge", parents=[common], help="delete old sightings (default: older than the retention)")
     purge.add_argument("--before", type=moment, metavar="DATE", help="delete those last seen before DATE")
     retention = actions.add_parser("retention", parents=[common], help="show or set how long sightings are kept")
     retention.add_argument("days", nargs="?", type=non_negative_float, metavar="DAYS", help="days (0: for ever; default 30)")
     negative = actions.add_parser("not", parents=[common], help="this sighting is not the person it was given: store it as not them")
-    negative.add_argument("id", type=positive_int, metavar="ID")
+    negative.add_argument("id", type=row_id, metavar="ID")
     name = actions.add_parser("name", parents=[common], help="this sighting is NAME: give it to them (adding its crop, if good enough)")
-    name.add_argument("id", type=positive_int, metavar="ID")
+    name.add_argument("id", type=row_id, metavar="ID")
     name.add_argument("name", metavar="NAME")
     sightings.set_defaults(func=cmd_sightings)
 
@@ -196,12 +203,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     listing = actions.add_parser("list", parents=[common], help="list unknown visitors and their sightings")
     listing.add_argument("--json", action="store_true", help="print machine-readable results")
     name = actions.add_parser("name", parents=[common], help="enroll Unknown #ID as NAME from their best crops")
-    name.add_argument("id", type=positive_int, metavar="ID")
+    name.add_argument("id", type=row_id, metavar="ID")
     name.add_argument("name", metavar="NAME")
     merge = actions.add_parser("merge", parents=[common], help="Unknown #A and #B are the same person: keep B")
-    merge.add_argument("source", type=positive_int, metavar="A")
-    merge.add_argument("target", type=positive_int, metavar="B")
+    merge.add_argument("source", type=row_id, metavar="A")
+    merge.add_argument("target", type=row_id, metavar="B")
     dismiss = actions.add_parser("dismiss", parents=[common], help="forget Unknown #ID, with their sightings and crops")
-    dismiss.add_argument("id", type=positive_int, metavar="ID")
+    dismiss.add_argument("id", type=row_id, metavar="ID")
     actions.add_parser("recluster", parents=[common], help="cluster every unknown sighting again from scratch (DBSCAN)")
     unknowns.set_defaults(func=cmd_unknowns)

@@ -15,37 +15,45 @@ from faceapp.media.reader import DEFAULT_STALL_TIMEOUT_S
 logger = logging.getLogger(__name__)
 
 
-def _alerts(args: argparse.Namespace):
-    """The alert rules and command of ``--on-event`` / ``--alert`` (None without a command)."""
-    from faceapp.recognition.alerts import AlertRule, Alerts, CommandAction
+def _alerts(args: argparse.Namespace, gallery, source: str):
+    """The alert rules and command of ``--on-event`` / ``--alert`` (None without a command).
+    A person named by ``--alert`` must be enrolled (their enrolled spelling is used)."""
+    from faceapp.recognition.alerts import SPECIAL, AlertRule, Alerts, CommandAction
 
     if args.on_event is None:
         if args.alert:
             raise ConfigError("--alert needs --on-event CMD (the command to run for each alert)")
         return None, None
+    rules = []
+    for who in args.alert or ["anyone"]:
+        rule = AlertRule.parse(who, args.alert_cooldown, source)
+        if rule.who not in SPECIAL:
+            rule = AlertRule(gallery.person(rule.who).name, source, rule.cooldown_s)  # one line if not enrolled
+        rules.append(rule)
     command = CommandAction(args.on_event)
-    rules = [AlertRule.parse(who, args.alert_cooldown) for who in (args.alert or ["anyone"])]
     return Alerts(rules, [command]), command
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
+    from faceapp.media.sources import SourceSpec
     from faceapp.recognition.memory import Memory
     from faceapp.recognition.run import run_recognition
     from faceapp.recognition.visitors import VisitorConfig
 
     protected = protected_files(args)
-    alerts, command = _alerts(args)
+    source = str(SourceSpec.parse(args.source))  # as the desktop app names it ("webcam 0", a path)
     keep = not args.no_sightings
     # Sightings are written to the gallery (the default one is created for them).
     with open_gallery(args, read_only=not keep, create=keep and not args.gallery) as gallery:
+        alerts, command = _alerts(args, gallery, source)
         recognizer = build_recognizer(args, gallery)
         memory = None
         if keep and gallery.read_only:
             logger.warning("the gallery %s cannot be written: sightings are not kept", gallery.path)
-        elif keep or alerts is not None:
-            memory = Memory(gallery, recognizer.embedder.model_id, recognizer.card.embedding_dim, args.source,
-                            config=VisitorConfig.from_card(recognizer.card.visitors), on_event=alerts,
-                            keep=keep and not gallery.read_only)
+            keep = False
+        if keep or alerts is not None:
+            memory = Memory(gallery, recognizer.embedder.model_id, recognizer.card.embedding_dim, source,
+                            config=VisitorConfig.from_card(recognizer.card.visitors), on_event=alerts, keep=keep)
         try:
             summary = run_recognition(
                 recognizer, args.source, out=args.out, events=args.events, max_frames=args.max_frames,

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import shlex
+import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -76,7 +79,9 @@ class Alerts:
 
     def __call__(self, event) -> bool:
         now = self.clock()
-        whom = event.person or (f"visitor {event.visitor}" if event.visitor is not None else "unknown")
+        # One cool-down per person, per visitor, and per track of an unknown not remembered yet.
+        whom = event.person or (f"visitor {event.visitor}" if event.visitor is not None else
+                                f"unknown {event.source} {event.track_id}")
         for number, rule in enumerate(self.rules):
             if not rule.matches(event):
                 continue
@@ -100,13 +105,17 @@ class CommandAction:
     with the event's JSON on standard input, one at a time on a background thread;
     ``timeout_s`` ends a command that hangs. Failures are logged, never raised."""
 
-    def __init__(self, command: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, command: str, timeout_s: float = 10.0) -> None:
         try:
             self.argv = shlex.split(command)
         except ValueError as error:
             raise ConfigError(f"--on-event: cannot read the command {command!r} ({error})") from None
         if not self.argv:
             raise ConfigError("--on-event needs a command")
+        if shutil.which(self.argv[0]) is None:
+            raise ConfigError(f"--on-event: no program {self.argv[0]!r} (not found, or not executable)")
+        self._current: subprocess.Popen | None = None
+        self.dropped = 0
         self.timeout_s = timeout_s
         self._jobs: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="faceapp-alert-command", daemon=True)
@@ -120,19 +129,48 @@ class CommandAction:
     def _run(self) -> None:
         while (payload := self._jobs.get()) is not None:
             try:
-                done = subprocess.run(self.argv, input=payload, text=True, capture_output=True, timeout=self.timeout_s, check=False)
+                self._current = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
+                _, err = self._current.communicate(payload, timeout=self.timeout_s)
                 self.runs += 1
-                if done.returncode != 0:
+                if self._current.returncode != 0:
                     self.failures += 1
-                    logger.warning("alert command %s exited with status %d: %s", self.argv[0], done.returncode,
-                                   " ".join(done.stderr.split())[:200])
-            except (OSError, subprocess.TimeoutExpired) as error:
+                    logger.warning("alert command %s exited with status %d: %s", self.argv[0], self._current.returncode,
+                                   " ".join((err or "").split())[:200])
+            except subprocess.TimeoutExpired:
+                self.failures += 1
+                self._kill()
+                logger.warning("alert command %s took more than %g s: stopped", self.argv[0], self.timeout_s)
+            except OSError as error:
                 self.failures += 1
                 logger.warning("alert command %s failed: %s", self.argv[0], error)
             finally:
-                self._jobs.task_done()
+                self._current = None
+
+    def _kill(self) -> None:
+        """Stop the running command and whatever it started (its own process group)."""
+        process = self._current
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                process.kill()
+            process.wait()
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Wait for the commands queued so far, then stop the thread."""
+        """Run the commands queued so far (each within its time limit), then stop; what
+        is still queued after ``timeout_s`` is dropped (and said), a running command stopped."""
         self._jobs.put(None)
         self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            while True:
+                try:
+                    if self._jobs.get_nowait() is not None:
+                        self.dropped += 1
+                except queue.Empty:
+                    break
+            self._jobs.put(None)
+            self._kill()
+            self._thread.join(5.0)
+            if self.dropped:
+                logger.warning("%d alert command(s) were not run (the command is too slow)", self.dropped)

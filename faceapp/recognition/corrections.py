@@ -104,9 +104,13 @@ def give_sightings(gallery, recognizer, sightings: Sequence, name: str, *, wrong
     before, who gets a "not them" template; ``visitor``: forgotten once left without
     sightings. One transaction; returns how many templates were added."""
     from faceapp.errors import FaceAppError
+    from faceapp.storage.records import name_key, normalize_name
 
+    name = normalize_name(name)
+    existing = {name_key(p.name): p.name for p in gallery.people()}
+    name = existing.get(name_key(name), name)  # the enrolled spelling of the same name
     templates = templates_from_sightings(recognizer, sightings)
-    new_person = name not in {p.name for p in gallery.people()}
+    new_person = name not in existing.values()
     if new_person and not templates:
         raise FaceAppError(f"none of these faces is good enough to enroll '{name}' (blurred, too small or turned away); "
                            "enroll them from photos instead")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceapp.errors import FaceAppError
 from faceapp.recognition.live import face_quality
 from faceapp.recognition.memory_writer import MemoryWriter, NoWriter
 from faceapp.recognition.tracking import Tracker
@@ -90,23 +91,50 @@ class Memory:
                  on_event: Callable[[Appearance], None] | None = None, clock: Callable[[], float] = time.time) -> None:
         self.model_id, self.source, self.dim = model_id, source, dim
         self.config = config or VisitorConfig()
+        self.keep = keep
         self.writer = writer or (MemoryWriter(gallery) if keep else NoWriter())
         self.close_after = close_after
         self.on_event = on_event
         self.clock = clock
-        self.index = VisitorIndex(dim, self.config)
-        faces, owners, ids = gallery.unknown_faces(model_id)
-        for sid in dict.fromkeys(ids.tolist()):
-            rows = ids == sid
-            owner = int(owners[rows][0])
-            self.index.add(faces[rows], owner if owner > 0 else None, ref=("db", sid))
+        self.gallery = gallery
+        self.sync_every = 30  # frames between looks at the gallery's memory counter (changes made elsewhere)
         self._tracks: dict[int, _Track] = {}
+        self._load_index()
         self._refs = itertools.count(1)
         self._keys = itertools.count(-1, -1)
         self._tracker: Tracker | None = None
         self._frame = -1
         self._seen = 0
         self.closed_sightings = 0
+
+    def _load_index(self) -> None:
+        """The unknown faces remembered in the gallery, plus the open tracks' own faces;
+        an open track whose visitor was merged or dismissed elsewhere looks again."""
+        self.index = VisitorIndex(self.dim, self.config)
+        faces, owners, ids = self.gallery.unknown_faces(self.model_id)
+        for sid in dict.fromkeys(ids.tolist()):
+            rows = ids == sid
+            owner = int(owners[rows][0])
+            self.index.add(faces[rows], owner if owner > 0 else None, ref=("db", sid))
+        live = {v.id for v in self.gallery.visitors()}
+        for track in self._tracks.values():
+            if track.owner is not None and track.owner > 0 and track.owner not in live:
+                track.owner = None
+            if track.faces and track.owner is not None:
+                self.index.add(track.embeddings(), track.owner, ref=("run", track.ref))
+        self._revision = self.gallery.memory_revision()
+
+    def _sync(self) -> None:
+        """Reload the index when someone else changed the memory (a visitor named,
+        merged or dismissed in another window or process); cheap otherwise."""
+        try:
+            revision = self.gallery.memory_revision()
+            if revision not in (self._revision, self.writer.own_revision):
+                logger.debug("%s: the gallery's memory changed elsewhere; reloading the visitors", self.source)
+                self._load_index()
+            self._revision = revision
+        except FaceAppError as error:  # the gallery is busy or closed: try again later
+            logger.debug("could not look at the gallery's memory: %s", error)
 
     # -- per frame -------------------------------------------------------------------------
     def observe(self, result: FrameResult, frame_index: int | None = None, file: str | None = None) -> FrameResult:
@@ -116,6 +144,8 @@ class Memory:
         self._frame = self._frame + 1 if frame_index is None else frame_index  # the source's numbering
         self._seen += 1  # frames observed: what "not seen for close_after frames" counts (a looped video restarts its numbers)
         now = self.clock()
+        if self._seen % self.sync_every == 0:
+            self._sync()
         self._resolve_keys()
         faces = list(result.faces)
         ids = [f.track_id for f in faces]
@@ -161,13 +191,11 @@ class Memory:
         owner, _ = self.index.who(embedding)
         if owner is not None:
             track.owner = owner
+            self.writer.touch(owner)  # in view now: the retention keeps them
             return
         mine = track.embeddings()
-        if len(mine) >= self.config.min_faces and mutually_close(mine, self.config.join):
-            track.owner = self._new_visitor(mine, track.ref, set())
-            return
-        core = self.index.core_with(mine)
-        if core:
+        core = self.index.core_with(mine)  # earlier faces of this stranger, not clustered yet
+        if core or (len(mine) >= self.config.min_faces and mutually_close(mine, self.config.join)):
             track.owner = self._new_visitor(mine, track.ref, core)
 
     def _new_visitor(self, faces: np.ndarray, ref: int, adopted: set) -> int:
@@ -226,6 +254,8 @@ class Memory:
             last_frame=track.last_frame if track.file is None else track.first_frame, thumbnail=thumbnail,
         )
         self.writer.submit(track.ref, sighting)
+        if person is not None and track.owner is not None:
+            self.writer.prune(track.owner)  # a visitor made for this track, which was someone after all
         if person is None:
             self.index.add(embeddings, owner, ref=("run", track.ref))
         self.closed_sightings += 1

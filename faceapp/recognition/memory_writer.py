@@ -38,6 +38,9 @@ class MemoryWriter:
         self.written = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.own_revision: int | None = None  # the gallery's memory counter after our last write
+        self._retry: list = []  # jobs of a failed batch, tried again (a busy gallery)
+        self._tries = 0
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="faceapp-memory-writer", daemon=True)
         self._thread.start()
@@ -53,6 +56,14 @@ class MemoryWriter:
     def adopt(self, key: int, refs: set[Hashable]) -> None:
         """Sightings ``refs`` (``("db", id)`` or ``("run", ref)``) join visitor ``key``."""
         self._jobs.put(("adopt", key, frozenset(refs)))
+
+    def touch(self, visitor: int) -> None:
+        """A face of ``visitor`` (id or key) is in view now (see :meth:`Gallery.touch_visitors`)."""
+        self._jobs.put(("touch", visitor, None))
+
+    def prune(self, visitor: int) -> None:
+        """Forget ``visitor`` (id or key) if no sighting ended up with them."""
+        self._jobs.put(("prune", visitor, None))
 
     def resolved(self, key: int) -> int | None:
         with self._lock:
@@ -88,7 +99,7 @@ class MemoryWriter:
                 return
 
     def _drain(self) -> None:
-        jobs = []
+        jobs, self._retry = self._retry, []
         while True:
             try:
                 jobs.append(self._jobs.get_nowait())
@@ -97,11 +108,18 @@ class MemoryWriter:
         if not jobs:
             return
         try:
-            self._write(jobs)
+            self._write([j for j in jobs if j[0] != "flush"])
+            self._tries = 0
+            self.own_revision = self.gallery.memory_revision()
         except FaceAppError as error:
             self.failures += 1
             self.last_error = str(error)
-            logger.warning("could not write %d sighting job(s): %s", len(jobs), error)
+            self._tries += 1
+            if self._tries <= 5 and not self._stop:  # e.g. busy: the same jobs again next time
+                self._retry = [j for j in jobs if j[0] != "flush"]
+                logger.warning("could not write %d sighting job(s), trying again: %s", len(jobs), error)
+            else:
+                logger.warning("could not write %d sighting job(s); they are lost: %s", len(jobs), error)
         except Exception:  # never let the writer die silently
             self.failures += 1
             logger.exception("the sightings writer failed")
@@ -111,7 +129,7 @@ class MemoryWriter:
                     done.set()
 
     def _write(self, jobs: list) -> None:
-        keys = [key for kind, key, _ in jobs if kind == "visitor"]
+        keys = [key for kind, key, _ in jobs if kind == "visitor" and key not in self._keys]
         if keys:
             ids = self.gallery.create_visitors(len(keys))
             with self._lock:
@@ -134,13 +152,23 @@ class MemoryWriter:
                                  for r, s in batch]
         sightings = [dataclasses.replace(s, visitor=self._keys.get(s.visitor, s.visitor)) if s.visitor and s.visitor < 0 else s
                      for _, s in batch]
-        if not sightings and not adopt:
-            return
-        result = self.gallery.record(sightings, adopt={v: sorted(ids) for v, ids in adopt.items()})
-        for (ref, sighting), sid in zip(batch, result.ids):
-            if sighting.person is None:
-                self._written[ref] = sid
-        self.written += len(result.ids)
+        touched = {self._keys.get(v, v) for kind, v, _ in jobs if kind == "touch"}
+        pruned = {self._keys.get(v, v) for kind, v, _ in jobs if kind == "prune"}
+        if sightings or adopt:
+            result = self.gallery.record(sightings, adopt={v: sorted(ids) for v, ids in adopt.items()})
+            with self._lock:
+                for key, visitor in result.visitors.items():  # keys record() had to make: made once only
+                    if key not in self._keys:
+                        self._keys[key] = visitor
+                        self._fresh.append((key, visitor))
+            for (ref, sighting), sid in zip(batch, result.ids):
+                if sighting.person is None:
+                    self._written[ref] = sid
+            self.written += len(result.ids)
+        if touched := {v for v in touched if v > 0}:
+            self.gallery.touch_visitors(sorted(touched))
+        if pruned := {v for v in pruned if v > 0}:
+            self.gallery.prune_visitors(sorted(pruned))
 
 
 class NoWriter:
@@ -150,8 +178,12 @@ class NoWriter:
     written = failures = 0
     last_error = None
 
+    own_revision = None
+
     def submit(self, ref, sighting) -> None: ...
     def create_visitor(self, key) -> None: ...
+    def touch(self, visitor) -> None: ...
+    def prune(self, visitor) -> None: ...
     def adopt(self, key, refs) -> None: ...
     def resolved(self, key) -> None:
         return None

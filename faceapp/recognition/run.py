@@ -247,7 +247,7 @@ def run_recognition(
             summary.reconnects = reader.reconnects
             if memory is not None:
                 memory.close()
-                summary.sightings = memory.closed_sightings
+                summary.sightings = memory.closed_sightings if memory.keep else None
             if progress:
                 progress.close()
         if writer:

@@ -189,22 +189,33 @@ class MemoryMixin:
         there, same source, times, frames and scores: an archive imported twice)."""
         only = self.embeddings_only
         now = time.time()
-        keys = sorted({s.visitor for s, *_ in checked if s.visitor is not None and s.visitor < 0} | {k for k in adopt if k < 0})
-        made = {key: int(conn.execute("INSERT INTO visitors(created_at) VALUES (?)", (now,)).lastrowid) for key in keys}
+        made: dict[int, int] = {}
+
+        def visitor_of(key: int) -> int:
+            if key not in made:
+                made[key] = int(conn.execute("INSERT INTO visitors(created_at, active_at) VALUES (?, ?)", (now, now)).lastrowid)
+            return made[key]
+
         ids = []
         for s, blob, dim, first, last in checked:
-            if skip_stored and conn.execute(
-                    "SELECT 1 FROM sightings WHERE source = ? AND first_seen = ? AND last_seen = ? AND frames = ? "
-                    "AND best_similarity = ? AND quality = ?",
-                    (str(s.source), first, last, int(s.frames), float(s.best_similarity), float(s.quality))).fetchone():
+            stored = skip_stored and conn.execute(
+                "SELECT visitor_id FROM sightings WHERE source = ? AND first_seen = ? AND last_seen = ? AND frames = ? "
+                "AND best_similarity = ? AND quality = ?",
+                (str(s.source), first, last, int(s.frames), float(s.best_similarity), float(s.quality))).fetchone()
+            if stored:  # imported before: the archive's visitor is that sighting's visitor
+                if s.visitor is not None and s.visitor < 0 and stored[0] is not None:
+                    made.setdefault(s.visitor, int(stored[0]))
                 continue
             person_id = None
             if s.person is not None:
                 row = conn.execute("SELECT id FROM people WHERE name = ?", (s.person,)).fetchone()
                 person_id = None if row is None else int(row[0])
-            visitor = None if person_id is not None or s.visitor is None else made.get(s.visitor, s.visitor)
+            visitor = None if person_id is not None or s.visitor is None else (
+                visitor_of(s.visitor) if s.visitor < 0 else s.visitor)
             if visitor is not None and conn.execute("SELECT 1 FROM visitors WHERE id = ?", (visitor,)).fetchone() is None:
-                visitor = None  # dismissed meanwhile: an unknown again
+                visitor = None  # dismissed or merged meanwhile: an unknown again
+            if visitor is not None:
+                conn.execute("UPDATE visitors SET active_at = MAX(active_at, ?) WHERE id = ?", (last, visitor))
             cursor = conn.execute(
                 "INSERT INTO sightings(person_id, visitor_id, source, file, first_seen, last_seen, first_frame, last_frame, "
                 "frames, best_similarity, quality, thumbnail, embeddings, dim, model_id) "
@@ -219,11 +230,9 @@ class MemoryMixin:
             ids.append(sid)
         for key, members in adopt.items():
             conn.executemany("UPDATE sightings SET visitor_id = ? WHERE id = ? AND person_id IS NULL",
-                             [(made.get(key, key), int(m)) for m in members])
+                             [(visitor_of(key) if key < 0 else key, int(m)) for m in members])
         if purge:
             self._purge(conn)
-        if skip_stored:  # an import: visitors whose sightings were all there already
-            conn.execute("DELETE FROM visitors WHERE id NOT IN (SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)")
         conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memory_revision'")
         return RecordResult(tuple(ids), made)
 
@@ -231,15 +240,40 @@ class MemoryMixin:
         """``count`` new unknown visitors (their sightings follow); their ids."""
         now = time.time()
         with self._write(counter="memory_revision") as conn:
-            return [int(conn.execute("INSERT INTO visitors(created_at) VALUES (?)", (now,)).lastrowid) for _ in range(int(count))]
+            return [int(conn.execute("INSERT INTO visitors(created_at, active_at) VALUES (?, ?)", (now, now)).lastrowid)
+                    for _ in range(int(count))]
+
+    def replace_sighting_embeddings(self, embeddings: Mapping[int, np.ndarray], model_id: str) -> None:
+        """Give sightings embeddings from another model (``{sighting id: float32 (D,)}``), in one transaction."""
+        rows = {int(sid): _embedding_blob(np.asarray(e, np.float32)[None], f"sighting {sid}") for sid, e in embeddings.items()}
+        with self._write(counter="memory_revision") as conn:
+            conn.executemany("UPDATE sightings SET embeddings = ?, dim = ?, model_id = ? WHERE id = ?",
+                             [(self._seal(blob, sid, "embeddings", "sighting"), dim, str(model_id), sid)
+                              for sid, (blob, dim) in rows.items()])
+
+    def touch_visitors(self, visitors: Sequence[int], when: float | None = None) -> None:
+        """Faces of these visitors are in view now: the retention keeps them even when
+        all their stored sightings are old."""
+        when = time.time() if when is None else float(when)
+        with self._write(counter="memory_revision") as conn:
+            conn.executemany("UPDATE visitors SET active_at = MAX(active_at, ?) WHERE id = ?", [(when, int(v)) for v in visitors])
+
+    def prune_visitors(self, visitors: Sequence[int]) -> None:
+        """Forget those of ``visitors`` left without sightings (a track that turned out
+        to be an enrolled person)."""
+        with self._write(counter="memory_revision") as conn:
+            conn.executemany("DELETE FROM visitors WHERE id = ? AND id NOT IN "
+                             "(SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)", [(int(v),) for v in visitors])
 
     def set_visitors(self, assignments: Mapping[int, int | None]) -> None:
         """Give unknown sightings their visitors (None: not clustered), in one
         transaction; visitors left without sightings are forgotten (re-clustering)."""
         with self._write(counter="memory_revision") as conn:
+            old = {int(r[0]) for r in conn.execute("SELECT DISTINCT visitor_id FROM sightings WHERE visitor_id IS NOT NULL")}
             conn.executemany("UPDATE sightings SET visitor_id = ? WHERE id = ? AND person_id IS NULL",
                              [(visitor, int(sid)) for sid, visitor in assignments.items()])
-            conn.execute("DELETE FROM visitors WHERE id NOT IN (SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)")
+            conn.executemany("DELETE FROM visitors WHERE id = ? AND id NOT IN "  # only those this left empty
+                             "(SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)", [(v,) for v in old])
 
     def _purge(self, conn: sqlite3.Connection, before: float | None = None) -> int:
         if before is None:
@@ -249,8 +283,8 @@ class MemoryMixin:
                 return 0
             before = time.time() - days * 86400
         deleted = conn.execute("DELETE FROM sightings WHERE last_seen < ?", (float(before),)).rowcount
-        # Visitors left without sightings (not one just made for a track still in view).
-        conn.execute("DELETE FROM visitors WHERE created_at < ? AND id NOT IN "
+        # Visitors left without sightings and not seen since (not one whose face is in view).
+        conn.execute("DELETE FROM visitors WHERE active_at < ? AND id NOT IN "
                      "(SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)", (float(before),))
         return deleted
 
@@ -402,11 +436,13 @@ class MemoryMixin:
                 self._insert(conn, person_id, rows, now)
             if wrong_rows:
                 self._insert(conn, self._person_id(conn, lookup_name(negative[0])), wrong_rows, now)
+            came_from = {int(r[0]) for i in sighting_ids
+                         for r in conn.execute("SELECT visitor_id FROM sightings WHERE id = ? AND visitor_id IS NOT NULL", (int(i),))}
             conn.executemany("UPDATE sightings SET person_id = ?, visitor_id = NULL WHERE id = ?",
                              [(person_id, int(i)) for i in sighting_ids])
-            if forget_visitor is not None:
-                conn.execute("DELETE FROM visitors WHERE id = ? AND id NOT IN "
-                             "(SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)", (int(forget_visitor),))
+            came_from |= {int(forget_visitor)} if forget_visitor is not None else set()
+            conn.executemany("DELETE FROM visitors WHERE id = ? AND id NOT IN "  # visitors this left without sightings
+                             "(SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)", [(v,) for v in came_from])
             conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memory_revision'")
 
     def unassign(self, sighting_id: int, negative) -> None:

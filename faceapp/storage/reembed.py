@@ -118,8 +118,26 @@ def reembed_gallery(
         )
     if not dry_run:
         gallery.replace_embeddings(embeddings, embedder.model_id, remove=[t.id for t in missing])
+        _reembed_sightings(gallery, embedder, batch_size)
     logger.info("re-embedding: %s", report)
     return report
+
+
+def _reembed_sightings(gallery: Gallery, embedder: Any, batch_size: int) -> None:
+    """Sightings follow the model too: each one with a stored crop gets that crop's
+    embedding from the new model (those without keep the old model's and are left out of
+    the visitors' clustering, which only compares faces of one model)."""
+    sightings = [s for s in gallery.sightings() if s.model_id != embedder.model_id]
+    crops = [(s.id, decode_thumbnail(s.thumbnail)) for s in sightings]
+    crops = [(sid, image) for sid, image in crops if image is not None]
+    new: dict[int, np.ndarray] = {}
+    for start in range(0, len(crops), batch_size):
+        part = crops[start : start + batch_size]
+        new.update(zip((sid for sid, _ in part), embedder.embed(np.stack([image for _, image in part]))))
+    if new:
+        gallery.replace_sighting_embeddings(new, embedder.model_id)
+    if len(new) < len(sightings):
+        logger.warning("%d sighting(s) have no stored crop: they keep the old model's embeddings", len(sightings) - len(new))
 
 
 def format_report(report: ReembedReport) -> str:

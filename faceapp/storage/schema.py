@@ -9,7 +9,8 @@ Schema (version 4)::
               embedding BLOB (float32 little-endian), dim INTEGER, model_id TEXT,
               quality REAL, thumbnail BLOB NULL, source TEXT, created_at REAL,
               kind TEXT 'positive' | 'negative')
-    visitors(id INTEGER PK AUTOINCREMENT, created_at REAL)     -- "Unknown #id"; ids never reused
+    visitors(id INTEGER PK AUTOINCREMENT, created_at REAL, active_at REAL)  -- "Unknown #id"; ids never reused;
+                                                 -- active_at: last time a face joined them
     sightings(id INTEGER PK, person_id -> people ON DELETE CASCADE NULL,
               visitor_id -> visitors ON DELETE CASCADE NULL,  -- both NULL: an unknown not yet clustered
               source TEXT, file TEXT NULL, first_seen REAL, last_seen REAL,
@@ -96,7 +97,7 @@ def _migrate_v4(conn: sqlite3.Connection) -> None:
     ``sightings`` (one per track: who, where, when, its best crop and embeddings);
     ``meta.memory_revision`` counts their changes (the gallery's ``revision`` counts
     changes of people and templates only, which is what the matcher follows)."""
-    conn.execute("CREATE TABLE visitors (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL)")
+    conn.execute("CREATE TABLE visitors (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, active_at REAL NOT NULL)")
     conn.execute(
         """CREATE TABLE sightings (
                id INTEGER PRIMARY KEY,
@@ -144,7 +145,7 @@ _EXPECTED_COLUMNS = {
         "created_at",
         "kind",
     },
-    "visitors": {"id", "created_at"},
+    "visitors": {"id", "created_at", "active_at"},
     "sightings": {
         "id", "person_id", "visitor_id", "source", "file", "first_seen", "last_seen", "first_frame", "last_frame",
         "frames", "best_similarity", "quality", "thumbnail", "embeddings", "dim", "model_id",
