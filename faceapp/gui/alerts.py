@@ -77,7 +77,7 @@ class GuiAlerts:
         return translate("Alerts", "{label} appeared ({source})").format(label=event["label"], source=event["source"])
 
     def _show(self, event: dict) -> None:
-        self.fired.append(event)
+        self.fired = [*self.fired[-99:], event]  # the last hundred, for the status line and tests
         self.window.say(self._text(event))
 
     def _notify(self, event: dict) -> None:
