@@ -31,3 +31,18 @@ def test_bench_json_has_one_object_per_pipeline(fixtures_dir, capsys):
     rows = matching["rows"]
     assert [r["vs_fixed"] is None for r in rows] == [True, False, False]
     assert all(r["us_per_frame"] > 0 for r in rows)
+
+
+def test_bench_search_compares_exact_and_hnsw(lfw_dir, capsys):
+    assert main(["-q", "bench", "search", "--sizes", "500,3000", "--real", "300", "--queries", "50", "--lfw", str(lfw_dir),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["rows"]
+    assert {(r["size"], r["method"]) for r in rows} == {(n, m) for n in (500, 3000)
+                                                        for m in ("exact (numpy)", "usearch HNSW", "faiss HNSW")}
+    for r in rows:
+        assert r["memory_mb"] > 0 and r["p95_ms_1"] >= r["p50_ms_1"] > 0 and r["build_s"] >= 0
+        assert r["recall_at_1"] == 1.0 if r["method"].startswith("exact") else r["recall_at_1"] >= 0.9
+    # The synthetic templates look like the real ones to the similarity's median.
+    real, synthetic = report["similarity_percentiles"]["real"][0], report["similarity_percentiles"]["synthetic"][0]
+    assert abs(real - synthetic) < 0.05

@@ -28,7 +28,40 @@ def _enroll_fixtures(recognizer: Any, gallery: Any, fixtures: Path) -> None:
         gallery.add_person(person, [s.template(recognizer.embedder.model_id) for s in samples])
 
 
+def cmd_bench_search(args: argparse.Namespace) -> int:
+    """``faceapp bench search``: exact numpy against HNSW indexes, 10k to 1M templates."""
+    from faceapp.evaluation.search_speed import bench_search, format_search_table
+    from faceapp.paths import lfw_dir
+
+    folder = args.lfw or lfw_dir()
+    real = _real_embeddings(args, folder, args.real)
+    rows, distribution = bench_search(real, args.sizes, queries=args.queries, rounds=args.rounds)
+    if args.json:
+        print_json({"real_embeddings": len(real), "sizes": list(args.sizes), "rows": [r.to_json() for r in rows],
+                    "similarity_percentiles": distribution})
+        return 0
+    print(f"{len(real)} real SFace embeddings of LFW faces, the rest synthetic (fitted to them); "
+          f"{args.queries} queries; compare rows of one size")
+    print(format_search_table(rows, distribution))
+    return 0
+
+
+def _real_embeddings(args: argparse.Namespace, folder: Path, count: int) -> np.ndarray:
+    """Up to ``count`` embeddings of the photos of a folder of faces (LFW's layout works)."""
+    from faceapp.evaluation.ident import discover_people
+    from faceapp.evaluation.images import embed_images
+    from faceapp.vision.faces import FacePolicy
+
+    if not Path(folder).is_dir():
+        raise FaceAppError(f"no face photos at {folder} to take real embeddings from (--lfw DIR, or FACEAPP_LFW_DIR)")
+    paths = [p for ps in discover_people(folder).values() for p in ps][:count]
+    result = embed_images(build_recognizer(args), paths, FacePolicy(no_face="skip"), flip=False, progress=not args.quiet)
+    return result.plain[result.usable]
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "target", None) == "search":
+        return cmd_bench_search(args)
     from faceapp.evaluation import speed
     from faceapp.paths import fixtures_dir, reference_sface_onnx
     from faceapp.recognition.live import Tracking
@@ -129,6 +162,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers of templates separated by commas, got {text!r}") from None
+    if not values or min(values) < 10 or max(values) > 5_000_000:
+        raise argparse.ArgumentTypeError(f"expected sizes from 10 to 5,000,000 templates, got {text!r}")
+    return tuple(sorted(set(values)))
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``bench`` to the CLI's subparsers."""
     bench = commands.add_parser(
@@ -141,6 +184,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "decision alone (one fixed threshold against per-person thresholds and 'not them' templates, 1000 people). "
         "The 'sightings' row also remembers every track (written on its own thread): compare it with 'tracking on'.",
     )
+    bench.add_argument("target", nargs="?", choices=("search",),
+                       help="'search': nearest-template search at 10k to 1M templates (exact vs HNSW) instead")
+    bench.add_argument("--sizes", type=_sizes, default=(10_000, 100_000, 1_000_000), metavar="N[,N...]",
+                       help="search: gallery sizes in templates (default: 10000,100000,1000000)")
+    bench.add_argument("--queries", type=positive_int, default=200, metavar="N", help="search: queries per size (default: 200)")
+    bench.add_argument("--real", type=positive_int, default=4000, metavar="N",
+                       help="search: real embeddings to embed from LFW (default: 4000; the rest are synthetic)")
+    bench.add_argument("--lfw", type=Path, metavar="DIR", help="search: where the real faces are (default: the shared LFW)")
     bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, 640x480)")
     bench.add_argument("--frames", type=positive_int, metavar="N", help="use at most N frames")
     bench.add_argument("--rounds", type=positive_int, default=5, metavar="N", help="alternating rounds (default: 5)")
