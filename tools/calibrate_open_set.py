@@ -112,18 +112,24 @@ def template_exponent(emb: np.ndarray, names: np.ndarray) -> float:
     return float(np.sum(x * y) / np.sum(x * x))
 
 
-def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int = 2, seeds: int = 5) -> list[dict]:
-    """Calibrate on half of the people, measure on the other half (galleries of 10, 100, all)."""
+def held_out_halves(emb: np.ndarray, names: np.ndarray, beta: float) -> tuple[OpenSetCalibration, dict[str, list[int]]]:
+    """The held-out split: the calibration fitted on half of the people (chosen with seed
+    0), and the other half's images, by person."""
     people = sorted(set(names))
     order = np.random.default_rng(0).permutation(len(people))
     half = {people[i]: k % 2 for k, i in enumerate(order)}
     part = np.array([half[n] for n in names])
-    tail = fit_tail(impostor_scores(emb[part == 0], names[part == 0]))
-    calibration = OpenSetCalibration(tail, template_exponent=beta)
-    by = defaultdict(list)
+    calibration = OpenSetCalibration(fit_tail(impostor_scores(emb[part == 0], names[part == 0])), template_exponent=beta)
+    by: dict[str, list[int]] = defaultdict(list)
     for index, name in enumerate(names):
         if half[name] == 1:
             by[name].append(index)
+    return calibration, by
+
+
+def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int = 2, seeds: int = 5) -> list[dict]:
+    """Calibrate on half of the people, measure on the other half (galleries of 10, 100, all)."""
+    calibration, by = held_out_halves(emb, names, beta)
     known = [n for n, idx in by.items() if len(idx) > enroll]
     stranger_images = [i for n, idx in by.items() if len(idx) <= enroll for i in idx]
     rows = []
@@ -160,15 +166,7 @@ def spread_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int = 
     re-solved for the balanced target; measured on the held-out half."""
     from faceapp.recognition.decision import _solve_base
 
-    people = sorted(set(names))
-    order = np.random.default_rng(0).permutation(len(people))
-    half = {people[i]: k % 2 for k, i in enumerate(order)}
-    part = np.array([half[n] for n in names])
-    calibration = OpenSetCalibration(fit_tail(impostor_scores(emb[part == 0], names[part == 0])), template_exponent=beta)
-    by = defaultdict(list)
-    for index, name in enumerate(names):
-        if half[name] == 1:
-            by[name].append(index)
+    calibration, by = held_out_halves(emb, names, beta)
     known = [n for n, idx in by.items() if len(idx) > enroll]
     strangers = [i for n, idx in by.items() if len(idx) <= enroll for i in idx]
     rows = []

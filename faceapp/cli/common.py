@@ -219,6 +219,13 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def local_time(timestamp: float | None, spec: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A unix time in the local time zone as text (``-`` for None)."""
+    import datetime as dt
+
+    return "-" if timestamp is None else dt.datetime.fromtimestamp(timestamp).strftime(spec)
+
+
 def print_report(args: argparse.Namespace, report: dict[str, Any], text: str) -> None:
     """``report`` as JSON with ``--json``, else the human-readable ``text``."""
     if getattr(args, "json", False):

@@ -79,7 +79,7 @@ def calibration_report(recognizer: Any, data: Any) -> dict[str, Any]:
 
     presets = {}
     for preset in recognizer.card.threshold_presets:
-        other = recognizer.calibrate(data, preset)
+        other = chosen if chosen.rule.preset == preset else recognizer.calibrate(data, preset)
         presets[preset] = {"target": other.target, "gallery_threshold": number(other.gallery_threshold),
                            "expected_false_alarms": number(other.expected_false_alarms)}
     calibration = recognizer.calibration

@@ -4,7 +4,6 @@ encryption, embeddings-only mode, and moving the gallery to another model (reemb
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 from typing import Any
 
@@ -12,6 +11,7 @@ from faceapp.cli import decisions
 from faceapp.cli.common import (
     ask_passphrase,
     gallery_path,
+    local_time,
     no_trace_on_failure,
     open_gallery,
     print_json,
@@ -23,16 +23,11 @@ from faceapp.files import check_input_file, check_output_path
 logger = logging.getLogger(__name__)
 
 
-def _when(timestamp: float, spec: str | None = None) -> str:
-    moment = dt.datetime.fromtimestamp(timestamp)
-    return moment.isoformat(timespec="seconds") if spec is None else moment.strftime(spec)
-
-
 def _list(args, gallery) -> None:
     people = gallery.people()
     if args.json:
         print_json([{"name": p.name, "templates": p.template_count, "not_them": p.negative_count,
-                     "threshold": p.threshold, "created": _when(p.created_at)} for p in people])
+                     "threshold": p.threshold, "created": local_time(p.created_at, "%Y-%m-%dT%H:%M:%S")} for p in people])
     elif not people:
         print(f"the gallery {gallery_path(args)} is empty")
     else:
@@ -40,7 +35,7 @@ def _list(args, gallery) -> None:
         for p in people:
             extra = (f"  {p.negative_count} not them" if p.negative_count else "") + (
                 f"  own threshold {p.threshold:.3f}" if p.threshold is not None else "")
-            print(f"{p.name:<{width}}  {p.template_count:>3} template(s)  added {_when(p.created_at, '%Y-%m-%d %H:%M')}{extra}")
+            print(f"{p.name:<{width}}  {p.template_count:>3} template(s)  added {local_time(p.created_at, '%Y-%m-%d %H:%M')}{extra}")
 
 
 def _export(args, gallery) -> None:

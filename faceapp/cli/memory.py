@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from faceapp.cli.argtypes import non_negative_float, row_id
-from faceapp.cli.common import build_recognizer, open_gallery, print_json
+from faceapp.cli.common import build_recognizer, local_time, open_gallery, print_json
 from faceapp.errors import FaceAppError
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ def moment(text: str) -> float:
                                          f"got {text!r}") from None
 
 
-def _when(timestamp: float | None) -> str:
-    return "-" if timestamp is None else dt.datetime.fromtimestamp(timestamp).isoformat(sep=" ", timespec="seconds")
-
-
 # -- sightings ------------------------------------------------------------------------------
 def _list_sightings(args, gallery) -> None:
     if args.person and args.unknown:
@@ -54,7 +50,7 @@ def _list_sightings(args, gallery) -> None:
         writer.writerow(keys)
         for s in rows:
             data = s.to_json()
-            data["first_seen"], data["last_seen"] = _when(s.first_seen), _when(s.last_seen)
+            data["first_seen"], data["last_seen"] = local_time(s.first_seen), local_time(s.last_seen)
             writer.writerow([data[k] for k in keys])
     elif not rows:
         print("no sightings" + (" in that time" if args.since or args.until else ""))
@@ -62,7 +58,7 @@ def _list_sightings(args, gallery) -> None:
         for s in rows:
             where = s.file or s.source
             frames = f"frames {s.first_frame}-{s.last_frame}" if s.first_frame is not None and s.file is None else ""
-            print(f"{s.id:>6}  {_when(s.first_seen)} - {_when(s.last_seen)[11:]}  {s.label:<20} {s.frames:>5} frame(s)  "
+            print(f"{s.id:>6}  {local_time(s.first_seen)} - {local_time(s.last_seen)[11:]}  {s.label:<20} {s.frames:>5} frame(s)  "
                   f"best {s.best_similarity:.2f}  {where} {frames}".rstrip())
 
 
@@ -79,14 +75,8 @@ def _retention(args, gallery) -> None:
 
 
 def _not(args, gallery) -> None:
-    from faceapp.storage.gallery import NewTemplate
-
-    sighting = gallery.sighting(args.id)
-    if sighting.person is None:
-        raise FaceAppError(f"sighting {args.id} is not anyone's ({sighting.label}): nothing to correct")
-    gallery.unassign(args.id, NewTemplate(sighting.embeddings[0], sighting.model_id, quality=sighting.quality,
-                                          thumbnail=sighting.thumbnail, source=f"sighting {args.id}"))
-    print(f"sighting {args.id} is not '{sighting.person}': stored as not them, and the sighting is an unknown again")
+    person = gallery.unassign(args.id)
+    print(f"sighting {args.id} is not '{person}': stored as not them, and the sighting is an unknown again")
 
 
 def _name_sighting(args, gallery) -> None:
@@ -116,7 +106,7 @@ def _list_unknowns(args, gallery) -> None:
         print("no unknown visitors remembered")
     else:
         for v, entry in zip(visitors, report):
-            print(f"{v.label:<14} {v.sightings:>3} sighting(s)  first {_when(v.first_seen)}  last {_when(v.last_seen)}")
+            print(f"{v.label:<14} {v.sightings:>3} sighting(s)  first {local_time(v.first_seen)}  last {local_time(v.last_seen)}")
 
 
 def _name_unknown(args, gallery) -> None:

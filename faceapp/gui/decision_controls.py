@@ -74,6 +74,7 @@ class DecisionControls:
         self.spin.setKeyboardTracking(False)  # a typed value applies on Enter, not at every keystroke
         self.spin.valueChanged.connect(self._typed)
         bar.addWidget(self.spin)
+        self._shown: tuple | None = None  # (rule, value) on screen, so that every frame is not a repaint
         self.show_rule(recognizer.decision)
 
     def _chosen(self, index: int) -> None:
@@ -105,6 +106,10 @@ class DecisionControls:
     def _set_spin(self, value: float | None) -> None:
         rule = self.recognizer.decision
         known = value is not None
+        shown = (rule, None if value is None else round(value, 4))
+        if shown == self._shown:
+            return  # called for every frame: nothing to change
+        self._shown = shown
         self.spin.setEnabled(known)  # a preset's value is known from the next frame on
         if known and abs(self.spin.value() - value) >= 5e-4:
             self.spin.blockSignals(True)

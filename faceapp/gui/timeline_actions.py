@@ -60,13 +60,9 @@ class TimelineActions(JobMessages):
 
     def mark_not(self, sighting_id: int) -> int:
         """The sighting is not its person: a "not them" template, and an unknown again."""
-        from faceapp.storage.gallery import NewTemplate
-
         gallery = self.window.gallery
         sighting = gallery.sighting(sighting_id)
-        template = NewTemplate(sighting.embeddings[0], sighting.model_id, quality=sighting.quality,
-                               thumbnail=sighting.thumbnail, source=f"sighting {sighting_id}")
-        job = self.window.controller.gallery_jobs.submit(lambda: gallery.unassign(sighting_id, template))
+        job = self.window.controller.gallery_jobs.submit(lambda: gallery.unassign(sighting_id))
         self._jobs[job] = translate("Docks", "Stored: that face is not {name}.").format(name=sighting.person)
         return job
 

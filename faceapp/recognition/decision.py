@@ -50,31 +50,42 @@ class ImpostorTail:
     shape: float
     scale: float
 
-    def _gpd_sf(self, excess: float) -> float:
-        if abs(self.shape) < 1e-9:
-            return math.exp(-excess / self.scale)
-        base = 1.0 + self.shape * excess / self.scale
-        return 0.0 if base <= 0 else base ** (-1.0 / self.shape)
-
     def _gpd_isf(self, p: float) -> float:
         if abs(self.shape) < 1e-9:
             return -self.scale * math.log(p)
         return self.scale / self.shape * (p ** (-self.shape) - 1.0)
 
+    def _curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The body as arrays: scores and log exceedances (made once)."""
+        try:
+            return self._arrays  # type: ignore[attr-defined]
+        except AttributeError:
+            arrays = (np.array([p[0] for p in self.body]), np.log([max(p[1], 1e-300) for p in self.body]))
+            object.__setattr__(self, "_arrays", arrays)
+            return arrays
+
+    def exceedances(self, scores: np.ndarray) -> np.ndarray:
+        """float64: :meth:`exceedance` of every score of ``scores``."""
+        t = np.asarray(scores, np.float64)
+        ts, qs = self._curve()
+        body = np.exp(np.interp(t, ts, qs))
+        excess = np.maximum(t - self.u, 0.0)
+        if abs(self.shape) < 1e-9:
+            tail = np.exp(-excess / self.scale)
+        else:
+            base = 1.0 + self.shape * excess / self.scale
+            tail = np.where(base > 0, np.maximum(base, 1e-300) ** (-1.0 / self.shape), 0.0)
+        return np.where(t >= self.u, self.p_u * tail, body)
+
     def exceedance(self, t: float) -> float:
-        if t >= self.u:
-            return self.p_u * self._gpd_sf(t - self.u)
-        ts = np.array([p[0] for p in self.body])
-        qs = np.log([max(p[1], 1e-300) for p in self.body])
-        return float(math.exp(np.interp(t, ts, qs)))
+        return float(self.exceedances(np.array([t]))[0])
 
     def threshold(self, q: float) -> float:
         """The score ``t`` with ``exceedance(t) == q`` (q in (0, 1))."""
         q = min(max(q, 1e-300), 1.0)
         if q <= self.p_u:
             return self.u + self._gpd_isf(q / self.p_u)
-        ts = np.array([p[0] for p in self.body])
-        qs = np.log([max(p[1], 1e-300) for p in self.body])
+        ts, qs = self._curve()
         return float(np.interp(math.log(q), qs[::-1], ts[::-1]))
 
 
@@ -123,9 +134,14 @@ class OpenSetCalibration:
         trials = max(self.trials(template_counts), 1.0)
         return float(np.clip(self.tail.threshold(alpha / trials), self.floor, self.ceiling))
 
-    def expected_false_alarms(self, template_counts: np.ndarray, threshold: float) -> float:
-        """The share of strangers' faces the model predicts named at ``threshold``."""
-        return float(min(1.0, self.tail.exceedance(threshold) * self.trials(template_counts)))
+    def expected_false_alarms(self, template_counts: np.ndarray, threshold: float | np.ndarray) -> float:
+        """The share of strangers' faces the model predicts named when each person has
+        ``threshold`` (one number, or one per person): ``sum_p q(T_p) * k_p**beta``."""
+        counts = np.asarray(template_counts, np.float64)
+        thresholds = np.broadcast_to(np.asarray(threshold, np.float64), counts.shape)
+        present = counts > 0
+        hits = self.tail.exceedances(thresholds[present]) * counts[present] ** self.template_exponent
+        return float(min(1.0, hits.sum()))
 
 
 def cohort_scores(embeddings: np.ndarray, person_index: np.ndarray, people: int, top: int, sample: int = COHORT_SAMPLE,
@@ -204,13 +220,10 @@ def _solve_base(calibration: OpenSetCalibration, counts: np.ndarray, shift: np.n
     """The gallery threshold ``T`` whose per-person thresholds ``clip(T + shift)`` make
     the predicted share of strangers named equal ``target`` (bisection; the prediction
     falls as ``T`` rises)."""
-    present = counts > 0
-    weights = counts[present].astype(np.float64) ** calibration.template_exponent
-    moved = shift[present]
+    moved = shift[counts > 0]
 
     def predicted(base: float) -> float:
-        thresholds = np.clip(base + moved, calibration.floor, calibration.ceiling)
-        return float(np.sum([calibration.tail.exceedance(float(t)) for t in thresholds] * weights))
+        return calibration.expected_false_alarms(counts, np.clip(base + shift, calibration.floor, calibration.ceiling))
 
     low, high = calibration.floor - float(moved.max(initial=0.0)), calibration.ceiling - float(moved.min(initial=0.0))
     for _ in range(40):
@@ -261,11 +274,7 @@ def calibrate_gallery(
                 automatic = np.clip(base + shift, calibration.floor, calibration.ceiling)
     own = np.full(people, np.nan) if overrides is None else np.asarray(overrides, np.float64)[:people]
     thresholds = np.where(np.isfinite(own), own, automatic).astype(np.float32)
-    expected = None
-    if calibration is not None and people:
-        present = counts > 0
-        hits = [calibration.tail.exceedance(float(t)) for t in thresholds[present]]
-        expected = float(min(1.0, np.sum(np.array(hits) * counts[present] ** calibration.template_exponent)))
+    expected = calibration.expected_false_alarms(counts, thresholds) if calibration is not None and people else None
     return GalleryCalibration(rule, target, float(base), counts.astype(np.int64), cohort, automatic.astype(np.float32),
                               own, thresholds, expected)
 

@@ -104,7 +104,6 @@ class Recognizer:
         # What the current matcher was built from: (gallery object, its revision, decision rule).
         self._built_from: tuple | None = None
         self._matcher = Matcher.empty(card.embedding_dim, 0.0)
-        self._calibrated: GalleryCalibration | None = None
 
     @classmethod
     def create(cls, config: PipelineConfig | None = None, gallery: Gallery | None = None) -> Recognizer:
@@ -130,7 +129,7 @@ class Recognizer:
     @property
     def threshold(self) -> float:
         """The gallery-level threshold in use now (a preset's calibrated value for the
-        current gallery, or the fixed one); people may have their own (see :meth:`calibrated`)."""
+        current gallery, or the fixed one); people may have their own (see :meth:`calibrate`)."""
         return self.matcher().threshold
 
     @threshold.setter
@@ -169,12 +168,6 @@ class Recognizer:
         except ValueError as error:
             raise ModelError(f"model card {self.card.directory}: {error}") from None
 
-    def calibrated(self) -> GalleryCalibration:
-        """The decision for the gallery as it is now (what the current matcher uses)."""
-        self.matcher()
-        assert self._calibrated is not None
-        return self._calibrated
-
     def matcher_for(self, data: GalleryMatrix | None, rule: DecisionRule | str | float | None = None, *,
                     calibrated: GalleryCalibration | None = None) -> Matcher:
         """A matcher deciding by ``rule`` (default: :attr:`decision`) over ``data``, as
@@ -199,7 +192,6 @@ class Recognizer:
                 data = None if gallery is None else gallery.matrix(self.embedder.model_id)
                 chosen = self.calibrate(data)
                 self._matcher = self._build(data, chosen)
-                self._calibrated = chosen
                 self._built_from = (gallery, revision, self._decision)
                 logger.debug("gallery revision %s: %d people, %s -> threshold %.3f", revision,
                              self._matcher.person_count, self._decision.label, chosen.gallery_threshold)

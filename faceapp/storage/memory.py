@@ -445,17 +445,25 @@ class MemoryMixin:
                              "(SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)", [(v,) for v in came_from])
             conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memory_revision'")
 
-    def unassign(self, sighting_id: int, negative) -> None:
-        """"Not NAME" on a sighting: it becomes an unknown (not clustered), and its person
-        gets ``negative`` (a NewTemplate) as a "not them" template, in one transaction."""
-        rows = [dataclasses.replace(r, kind="negative") for r in prepare_all([negative])]
+    def unassign(self, sighting_id: int) -> str:
+        """"Not NAME" on a sighting: its person gets the sighting's best face (embedding and
+        crop) as a "not them" template, and the sighting becomes an unknown (not clustered),
+        in one transaction; returns the person's name."""
+        from faceapp.storage.records import NewTemplate
+
         with self._write() as conn:
-            row = conn.execute("SELECT person_id FROM sightings WHERE id = ?", (int(sighting_id),)).fetchone()
-            if row is None:
+            found = conn.execute(f"SELECT {_COLUMNS} FROM sightings s LEFT JOIN people p ON p.id = s.person_id WHERE s.id = ?",
+                                 (int(sighting_id),)).fetchone()
+            if found is None:
                 raise GalleryError(f"no sighting {sighting_id} in the gallery")
-            if row[0] is None:
-                raise GalleryError(f"sighting {sighting_id} is not anyone's: nothing to correct")
+            sighting = self._sighting(found)
+            if sighting.person is None:
+                raise GalleryError(f"sighting {sighting_id} is not anyone's ({sighting.label}): nothing to correct")
+            rows = [dataclasses.replace(r, kind="negative") for r in prepare_all([NewTemplate(
+                sighting.embeddings[0], sighting.model_id, quality=sighting.quality, thumbnail=sighting.thumbnail,
+                source=f"sighting {sighting_id}")])]
             self._check_compatible(conn, rows)
-            self._insert(conn, int(row[0]), rows, time.time())
+            self._insert(conn, self._person_id(conn, sighting.person), rows, time.time())
             conn.execute("UPDATE sightings SET person_id = NULL, visitor_id = NULL WHERE id = ?", (int(sighting_id),))
             conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memory_revision'")
+        return sighting.person
