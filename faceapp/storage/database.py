@@ -1,15 +1,13 @@
 """The gallery's SQLite connection: opening (checks, migrations, the passphrase),
-transactions, the encryption key of its blobs, and wiping deleted data.
+transactions, ``meta`` values and wiping deleted data (the engine-independent half,
+encryption included, is :class:`~faceapp.storage.backend.BaseDatabase`).
 
 Every change is one ``BEGIN IMMEDIATE`` transaction that also bumps ``meta.revision``,
 so a failure never leaves half a change and a live view can poll :meth:`revision`
 to notice writes made by any process. The file is opened in WAL mode with a busy
 timeout, so two processes wait for each other instead of failing or corrupting it.
 
-Encryption at rest (opt-in): with ``meta.kdf`` (scrypt parameters and salt) and
-``meta.key_check`` set, every ``embedding`` and ``thumbnail`` BLOB is an AES-GCM sealed
-blob (:mod:`faceapp.storage.crypto`) whose associated data names the template id and
-column, so blobs cannot be swapped. Every connection sets ``PRAGMA secure_delete = ON``;
+Every connection sets ``PRAGMA secure_delete = ON``;
 removals then checkpoint the WAL (truncating it) and VACUUM, so deleted faces do not
 linger in the file.
 """
@@ -24,12 +22,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
 
-from faceapp.errors import GalleryChangedError, GalleryError
+from faceapp.errors import GalleryError
 from faceapp.files import on_read_only_filesystem, os_error_line
-from faceapp.storage import crypto
-from faceapp.storage.crypto import KdfParams, PassphraseError
+from faceapp.storage.backend import BaseDatabase, Connection
 from faceapp.storage.schema import (
     SCHEMA_VERSION,
     busy_error,
@@ -48,11 +44,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
-#: Every encrypted column: (table, the kind its associated data names, blob columns).
-ENCRYPTED_BLOBS = (("templates", "template", ("embedding", "thumbnail")), ("sightings", "sighting", ("thumbnail", "embeddings")))
-
-
-class GalleryDatabase:
+class GalleryDatabase(BaseDatabase):
     """A gallery file's connection. Usable from several threads (calls are serialised by
     a lock). :class:`~faceapp.storage.gallery.Gallery` adds the operations on its tables."""
 
@@ -114,7 +106,7 @@ class GalleryDatabase:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     logger.warning("gallery %s: journal mode is %s, not WAL", p, mode)
-            self._unlock(passphrase)
+            self._unlock(conn, passphrase)
             self._migrate()
         except BaseException as e:
             conn.close()
@@ -138,26 +130,12 @@ class GalleryDatabase:
 
     # ----- lifecycle
 
-    @property
-    def path(self) -> Path:
-        """The gallery file."""
-        return self._path
-
     def close(self) -> None:
         """Close the database connection (idempotent)."""
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self._path)!r})"
 
 
     @staticmethod
@@ -182,136 +160,30 @@ class GalleryDatabase:
             ro.close()
             tidy_side_files(p, before)
 
-    @property
-    def encrypted(self) -> bool:
-        """True when embeddings and thumbnails are stored encrypted."""
-        return self._key is not None
+    # ----- meta values
 
-    def _unlock(self, passphrase: str | None) -> None:
-        """Load the key of an encrypted gallery (PassphraseError if missing or wrong)."""
-        conn = self._require()
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" not in tables:
-            return
-        values = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('kdf', 'key_check')").fetchall())
-        if values.get("kdf") is None:
-            if passphrase is not None:
-                logger.info("gallery %s is not encrypted; the passphrase is not used", self._path)
-            return
-        try:
-            params = KdfParams.from_json(values["kdf"])
-        except ValueError as e:
-            raise GalleryError(f"gallery {self._path} is damaged ({e})") from None
-        check = values.get("key_check")
-        if not isinstance(check, bytes):
-            raise GalleryError(f"gallery {self._path} is damaged (its key check value is missing)")
-        if passphrase is None:
-            raise PassphraseError(
-                f"gallery {self._path} is encrypted: give its passphrase "
-                f"(set {crypto.PASSPHRASE_ENV} or answer the prompt)"
-            )
-        key = crypto.derive_key(passphrase, params)
-        if not crypto.check_key(key, check):
-            raise PassphraseError(f"wrong passphrase for gallery {self._path}")
-        self._key, self._key_check = key, check
+    def _has_meta(self, conn: Connection) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
 
-    def _check_key_current(self, conn: sqlite3.Connection) -> None:
-        """Refuse to go on if another process encrypted, decrypted or re-keyed the gallery."""
-        row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
-        stored = None if row is None else row[0]
-        if stored != self._key_check:
-            raise GalleryChangedError(
-                f"gallery {self._path} was encrypted, decrypted or given a new passphrase by another "
-                "program; close it and open it again"
-            )
+    def _meta_get(self, conn: Connection, key: str) -> object:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
 
-    def _seal(self, data: bytes | None, row_id: int, column: str, table: str = "template") -> bytes | None:
-        """Encrypt a blob of row ``row_id`` (bound to its table, row and column) when the gallery is."""
-        if data is None or self._key is None:
-            return data
-        return crypto.seal(self._key, data, f"faceapp:{table}:{row_id}:{column}".encode())
+    def _meta_set(self, conn: Connection, key: str, value: int | str | bytes | None) -> None:
+        conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                     (key, value))
 
-    def _open_blob(self, data: bytes | None, row_id: int, column: str, table: str = "template") -> bytes | None:
-        if data is None or self._key is None:
-            return data
-        try:
-            return crypto.unseal(self._key, data, f"faceapp:{table}:{row_id}:{column}".encode())
-        except ValueError as e:
-            raise GalleryError(
-                f"gallery {self._path} is damaged: the {column} of {table} {row_id} cannot be decrypted ({e})"
-            ) from None
+    def _bump(self, conn: Connection, counter: str) -> None:
+        conn.execute("UPDATE meta SET value = value + 1 WHERE key = ?", (counter,))
 
-    def _rekey(self, new_key: bytes | None, kdf: KdfParams | None) -> None:
-        """Rewrite every blob under ``new_key`` (None: plaintext) in ONE transaction."""
-        new_check = None if new_key is None else crypto.make_key_check(new_key)
-        with self._write() as conn:
-            for table, kind, columns in ENCRYPTED_BLOBS:
-                rows = conn.execute(f"SELECT id, {', '.join(columns)} FROM {table} ORDER BY id").fetchall()
-                updates = []
-                for row in rows:
-                    blobs = [self._open_blob(blob, row[0], column, kind) for blob, column in zip(row[1:], columns)]
-                    if new_key is not None:
-                        blobs = [None if blob is None else crypto.seal(new_key, blob, f"faceapp:{kind}:{row[0]}:{column}".encode())
-                                 for blob, column in zip(blobs, columns)]
-                    updates.append((*blobs, row[0]))
-                conn.executemany(f"UPDATE {table} SET {', '.join(c + ' = ?' for c in columns)} WHERE id = ?", updates)
-            for key, value in (("kdf", None if kdf is None else kdf.to_json()), ("key_check", new_check)):
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-        self._key, self._key_check = new_key, new_check
-        self.wipe_free_space()
-
-    def encrypt(self, passphrase: str, *, kdf: KdfParams | None = None) -> None:
-        """Encrypt a plaintext gallery's embeddings and thumbnails with ``passphrase``, in one
-        transaction; the plaintext left in free pages is wiped afterwards."""
+    def _peek_meta(self, key: str) -> object:
+        """One meta value, read outside any transaction (cheap: the live view polls the revision)."""
         with self._lock:
-            if self._key is not None:
-                raise GalleryError(f"gallery {self._path} is already encrypted (use change_passphrase)")
-            params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
-            self._rekey(crypto.derive_key(passphrase, params), params)
-        logger.info("gallery %s: encrypted", self._path)
-
-    def _confirm(self, passphrase: str) -> None:
-        row = self._require().execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()
-        try:
-            params = KdfParams.from_json(row[0])
-        except (ValueError, TypeError) as e:
-            raise GalleryError(f"gallery {self._path} is damaged ({e})") from None
-        if self._key_check is None or not crypto.check_key(crypto.derive_key(passphrase, params), self._key_check):
-            raise PassphraseError(f"wrong passphrase for gallery {self._path}")
-
-    def decrypt(self, passphrase: str) -> None:
-        """Store everything in plaintext again (``passphrase`` must be the current one)."""
-        with self._lock:
-            if self._key is None:
-                raise GalleryError(f"gallery {self._path} is not encrypted")
-            self._confirm(passphrase)
-            self._rekey(None, None)
-        logger.info("gallery %s: decrypted", self._path)
-
-    def change_passphrase(self, old: str, new: str, *, kdf: KdfParams | None = None) -> None:
-        """Re-encrypt every blob under a key from ``new`` (new salt), in one transaction.
-        PassphraseError, with nothing changed, if ``old`` is wrong."""
-        with self._lock:
-            if self._key is None:
-                raise GalleryError(f"gallery {self._path} is not encrypted (use encrypt)")
-            self._confirm(old)
-            params = (kdf or crypto.DEFAULT_KDF).with_new_salt()
-            self._rekey(crypto.derive_key(new, params), params)
-        logger.info("gallery %s: passphrase changed", self._path)
-
-    @property
-    def embeddings_only(self) -> bool:
-        """True when no face thumbnail is ever stored (the GUI then shows initials)."""
-        with self._lock:
+            conn = self._require()
             try:
-                row = self._require().execute("SELECT value FROM meta WHERE key = 'embeddings_only'").fetchone()
+                return self._meta_get(conn, key)
             except sqlite3.Error as e:
                 raise self._db_error(e) from e
-        return bool(row and row[0])
-
 
     def wipe_free_space(self) -> bool:
         """Checkpoint and truncate the WAL and VACUUM, so deleted data is gone from the files
@@ -390,7 +262,7 @@ class GalleryDatabase:
                 if check_key:
                     self._check_key_current(conn)
                 yield conn
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = ?", (counter,))
+                self._bump(conn, counter)
                 conn.execute("COMMIT")
             except BaseException as e:
                 try:

@@ -1,9 +1,14 @@
-"""The face gallery: people and their face templates, in one SQLite file (the repository).
+"""The face gallery: people and their face templates (the repository), in one SQLite
+file by default or on a PostgreSQL server shared by several desktops.
 
-The values and their validation are in :mod:`faceapp.storage.records`, the schema and
-its migrations in :mod:`faceapp.storage.schema`, the connection, transactions and the
-encryption key in :mod:`faceapp.storage.database`. All templates in one gallery share
-one ``model_id`` and one embedding dimension.
+``Gallery(location, ...)`` opens either: a path gives a :class:`SqliteGallery`, a
+``postgresql://`` URL a :class:`~faceapp.storage.postgres.PostgresGallery`; the rest of
+the app sees one interface. The values and their validation are in
+:mod:`faceapp.storage.records`; what the engines share (encryption, meta values) in
+:mod:`faceapp.storage.backend`; the SQLite file's connection, schema and migrations in
+:mod:`faceapp.storage.database` and :mod:`faceapp.storage.schema`, the server's in
+:mod:`faceapp.storage.postgres`. All templates in one gallery share one ``model_id``
+and one embedding dimension.
 
 Privacy: ``meta.embeddings_only`` = 1 drops thumbnails on every insert; encryption
 (:meth:`Gallery.encrypt`, :meth:`Gallery.decrypt`, :meth:`Gallery.change_passphrase`)
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -23,7 +27,10 @@ import numpy as np
 
 from faceapp.errors import GalleryError, ModelMismatchError, UnknownPersonError
 from faceapp.storage.crypto import PassphraseError
+from faceapp.storage.backend import BaseDatabase, Connection
+from faceapp.storage.bulk import BulkMixin
 from faceapp.storage.database import DEFAULT_BUSY_TIMEOUT_MS, GalleryDatabase
+from faceapp.storage.locations import is_server_url
 from faceapp.storage.memory import MemoryMixin
 from faceapp.storage.records import (
     MAX_NAME_LENGTH,
@@ -45,9 +52,7 @@ from faceapp.storage.records import (
     name_key,
     normalize_name,
     prepare_all,
-    prepare_all_consistent,
     sort_key,
-    timestamp,
 )
 from faceapp.storage.schema import SCHEMA_VERSION
 
@@ -66,9 +71,35 @@ _PEOPLE_SQL = (
 )
 
 
-class Gallery(MemoryMixin, GalleryDatabase):
-    """A gallery file: open it with ``Gallery(path, passphrase=...)`` (see
-    :class:`~faceapp.storage.database.GalleryDatabase`), then read and change it."""
+class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
+    """A gallery: open it with ``Gallery(location, passphrase=...)`` (a file path, see
+    :class:`~faceapp.storage.database.GalleryDatabase`, or a ``postgresql://`` URL, see
+    :class:`~faceapp.storage.postgres.PostgresDatabase`), then read and change it."""
+
+    def __new__(cls, location=None, *args, **kwargs):
+        if cls is Gallery:
+            if location is not None and is_server_url(location):
+                from faceapp.storage.postgres import PostgresGallery
+
+                cls = PostgresGallery
+            else:
+                cls = SqliteGallery
+        return super().__new__(cls)
+
+    @staticmethod
+    def is_encrypted_file(location) -> bool:
+        """True if the gallery at ``location`` exists and is encrypted (so the app must ask
+        for its passphrase before opening it)."""
+        if is_server_url(location):
+            from faceapp.storage.postgres import PostgresDatabase
+
+            return PostgresDatabase.is_encrypted_file(location)
+        return GalleryDatabase.is_encrypted_file(location)
+
+    @property
+    def path(self):
+        """Where the gallery is: its file (a Path), or its server URL without the password."""
+        return self._path
 
     # ----- encryption and privacy
 
@@ -80,11 +111,7 @@ class Gallery(MemoryMixin, GalleryDatabase):
             if enabled:
                 deleted = conn.execute("UPDATE templates SET thumbnail = NULL WHERE thumbnail IS NOT NULL").rowcount
                 deleted += conn.execute("UPDATE sightings SET thumbnail = NULL WHERE thumbnail IS NOT NULL").rowcount
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('embeddings_only', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (1 if enabled else 0,),
-            )
+            self._meta_set(conn, "embeddings_only", 1 if enabled else 0)
         if deleted:
             self.wipe_free_space()
         logger.info("gallery %s: embeddings-only %s (%d thumbnail(s) deleted)", self._path, enabled, deleted)
@@ -93,19 +120,19 @@ class Gallery(MemoryMixin, GalleryDatabase):
 
     # ----- helpers inside a transaction
 
-    def _person_id(self, conn: sqlite3.Connection, name: str) -> int:
+    def _person_id(self, conn: Connection, name: str) -> int:
         row = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise UnknownPersonError(f"no person named {name!r} in the gallery")
         return int(row[0])
 
-    def _person(self, conn: sqlite3.Connection, name: str) -> Person:
+    def _person(self, conn: Connection, name: str) -> Person:
         row = conn.execute(_PEOPLE_SQL + " WHERE p.name = ? GROUP BY p.id", (name,)).fetchone()
         if row is None:
             raise UnknownPersonError(f"no person named {name!r} in the gallery")
         return decode_person(row, f"gallery {self._path}")
 
-    def _check_compatible(self, conn: sqlite3.Connection, rows: Sequence[TemplateRow]) -> None:
+    def _check_compatible(self, conn: Connection, rows: Sequence[TemplateRow]) -> None:
         """Refuse rows whose model_id or dim differs from the templates already stored."""
         if not rows:
             return
@@ -123,11 +150,11 @@ class Gallery(MemoryMixin, GalleryDatabase):
         if new.dim != dim:
             raise GalleryError(f"embedding dimension {new.dim} does not match the gallery's dimension {dim}")
 
-    def _insert(self, conn: sqlite3.Connection, person_id: int, rows: Sequence[TemplateRow], now: float) -> None:
+    def _insert(self, conn: Connection, person_id: int, rows: Sequence[TemplateRow], now: float) -> None:
         # Ids are chosen here (we hold the write lock) so encrypted blobs can be bound to them.
         first = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM templates").fetchone()[0]) + 1
-        row = conn.execute("SELECT value FROM meta WHERE key = 'embeddings_only'").fetchone()
-        keep_thumbnails = not (row and row[0])
+        keep_thumbnails = not self._meta_get(conn, "embeddings_only")
+        written = [(tid, r.blob) for tid, r in enumerate(rows, first)]
         conn.executemany(
             "INSERT INTO templates(id, person_id, embedding, dim, model_id, quality, thumbnail, source, created_at, kind) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -147,8 +174,9 @@ class Gallery(MemoryMixin, GalleryDatabase):
                 for tid, r in enumerate(rows, first)
             ],
         )
+        self._templates_written(conn, written)
 
-    def _lookalike(self, conn: sqlite3.Connection, name: str, except_id: int | None = None) -> str | None:
+    def _lookalike(self, conn: Connection, name: str, except_id: int | None = None) -> str | None:
         """The enrolled name that differs from ``name`` only by case or invisible characters."""
         key = name_key(name)
         for person_id, other in conn.execute("SELECT id, name FROM people"):
@@ -156,7 +184,7 @@ class Gallery(MemoryMixin, GalleryDatabase):
                 return other
         return None
 
-    def _refuse_lookalike(self, conn: sqlite3.Connection, name: str, except_id: int | None = None) -> None:
+    def _refuse_lookalike(self, conn: Connection, name: str, except_id: int | None = None) -> None:
         other = self._lookalike(conn, name, except_id)
         if other is not None:
             raise GalleryError(
@@ -164,7 +192,7 @@ class Gallery(MemoryMixin, GalleryDatabase):
                 f"use {other!r} (enroll --add), or rename or merge them (faceapp gallery rename / merge)"
             )
 
-    def _new_person(self, conn: sqlite3.Connection, name: str, created_at: float) -> int:
+    def _new_person(self, conn: Connection, name: str, created_at: float) -> int:
         if conn.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone() is not None:
             raise GalleryError(f"a person named {name!r} is already in the gallery")
         self._refuse_lookalike(conn, name)
@@ -180,7 +208,7 @@ class Gallery(MemoryMixin, GalleryDatabase):
         with self._read() as conn:
             return self._people(conn)
 
-    def _people(self, conn: sqlite3.Connection) -> list[Person]:
+    def _people(self, conn: Connection) -> list[Person]:
         rows = conn.execute(_PEOPLE_SQL + " GROUP BY p.id").fetchall()
         people = [decode_person(r, f"gallery {self._path}") for r in rows]
         people.sort(key=lambda p: sort_key(p.name))
@@ -198,7 +226,7 @@ class Gallery(MemoryMixin, GalleryDatabase):
             pid = None if name is None else self._person_id(conn, lookup_name(name))
             return self._templates(conn, pid)
 
-    def _templates(self, conn: sqlite3.Connection, person_id: int | None) -> list[Template]:
+    def _templates(self, conn: Connection, person_id: int | None) -> list[Template]:
         sql = "SELECT id, person_id, embedding, model_id, quality, thumbnail, source, created_at, dim, kind FROM templates"
         if person_id is None:
             rows = conn.execute(sql + " ORDER BY id").fetchall()
@@ -269,20 +297,6 @@ class Gallery(MemoryMixin, GalleryDatabase):
         check_unit_rows(negatives, f"gallery {self._path}", "a negative template")
         negative_index = np.fromiter((order[r[0]] for r in negative_rows), dtype=np.int64, count=len(negative_rows))
         return GalleryMatrix(emb, idx, names, model_id, negatives, negative_index, thresholds)
-
-    def revision(self) -> int:
-        """A counter bumped by every committed change, from any process."""
-        with self._lock:
-            conn = self._require()
-            try:
-                row = conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
-            except sqlite3.Error as e:
-                raise self._db_error(e) from e
-        try:
-            return int(row[0]) if row else 0
-        except (TypeError, ValueError):  # hand-edited; the next change writes a number again
-            logger.warning("gallery %s: its revision counter %r is not a number; taken as 0", self._path, row[0])
-            return 0
 
     # ----- writing
 
@@ -404,95 +418,6 @@ class Gallery(MemoryMixin, GalleryDatabase):
         logger.info("gallery: removed %d template(s)", len(ids))
         return len(ids)
 
-    def replace_embeddings(
-        self, embeddings: dict[int, np.ndarray], model_id: str, remove: Sequence[int] = ()
-    ) -> None:
-        """Switch the whole gallery to another model in ONE transaction.
 
-        ``embeddings``: ``{template id: float32 (D,) embedding from model_id}`` for some
-        templates; ``remove``: the ids of all the others, which are deleted (people stay,
-        possibly with no template). Every stored template must be named exactly once,
-        else GalleryError (the gallery changed meanwhile) and nothing is written.
-        """
-        ids = [int(i) for i in embeddings]
-        rows = prepare_all([NewTemplate(embeddings[i], model_id) for i in embeddings])
-        removed = {int(i) for i in remove}
-        if removed & set(ids):
-            raise GalleryError("a template cannot be both re-embedded and removed")
-        with self._write() as conn:
-            stored = {int(r[0]) for r in conn.execute("SELECT id FROM templates")}
-            if stored != set(ids) | removed:
-                raise GalleryError(f"gallery {self._path} changed while re-embedding; run it again")
-            conn.executemany(
-                "UPDATE templates SET embedding = ?, dim = ?, model_id = ? WHERE id = ?",
-                [(self._seal(r.blob, i, "embedding"), r.dim, r.model_id, i) for i, r in zip(ids, rows)],
-            )
-            conn.executemany("DELETE FROM templates WHERE id = ?", [(i,) for i in sorted(removed)])
-        if removed:
-            self.wipe_free_space()
-        logger.info("gallery: %d template(s) re-embedded with %r, %d removed", len(ids), model_id, len(removed))
-
-    def import_people(self, records: Sequence[PersonRecord], *, on_conflict: OnConflict = "error",
-                      sightings: Sequence = ()) -> ImportSummary:
-        """Add many people (keeping their created_at times) in ONE transaction.
-
-        ``on_conflict`` decides what happens to a name already in the gallery: "error"
-        (GalleryError, nothing written), "skip" (leave the existing person alone) or
-        "merge" (append the templates to the existing person). Every template is validated
-        and must match the gallery's model_id and dim, whatever ``on_conflict`` says.
-        ``sightings`` (NewSighting) are stored in the same transaction (not twice)."""
-        if on_conflict not in ("merge", "skip", "error"):
-            raise GalleryError(f"on_conflict must be 'merge', 'skip' or 'error', not {on_conflict!r}")
-        prepared: list[tuple[str, float, list[TemplateRow], float | None]] = []
-        seen: set[str] = set()
-        all_rows: list[TemplateRow] = []
-        for rec in records:
-            if not isinstance(rec, PersonRecord):
-                raise GalleryError(f"expected a PersonRecord, got {type(rec).__name__}")
-            key = normalize_name(rec.name)
-            if key in seen:
-                raise GalleryError(f"the name {key!r} appears twice in the import")
-            seen.add(key)
-            created = timestamp(rec.created_at, f"created_at of {key!r}")
-            try:
-                rows = prepare_all(rec.templates)
-            except GalleryError as e:
-                raise type(e)(f"{key!r}: {e}") from e
-            threshold = None if rec.threshold is None else finite_number(rec.threshold, f"threshold of {key!r}")
-            if threshold is not None and not -1.0 <= threshold <= 1.0:
-                raise GalleryError(f"the threshold of {key!r} must be between -1 and 1 (got {threshold:g})")
-            prepared.append((key, created, rows, threshold))
-            all_rows.extend(rows)
-        prepare_all_consistent(all_rows)
-        checked = self._check_sightings(sightings)
-        added = merged = skipped = count = 0
-        now = time.time()
-        with self._write() as conn:
-            self._check_compatible(conn, all_rows)
-            for key, created, rows, threshold in prepared:
-                row = conn.execute("SELECT id FROM people WHERE name = ?", (key,)).fetchone()
-                if row is None:
-                    pid = self._new_person(conn, key, created)
-                    conn.execute("UPDATE people SET threshold = ? WHERE id = ?", (threshold, pid))
-                    added += 1
-                elif on_conflict == "error":
-                    raise GalleryError(
-                        f"a person named {key!r} is already in the gallery (choose to merge or skip)"
-                    )
-                elif on_conflict == "skip":
-                    skipped += 1
-                    continue
-                else:
-                    pid = int(row[0])
-                    merged += 1
-                    # Importing the same backup twice must not duplicate templates.
-                    have = {t.embedding.astype("<f4").tobytes() for t in self._templates(conn, pid)}
-                    rows = [r for r in rows if r.blob not in have]
-                self._insert(conn, pid, rows, now)
-                count += len(rows)
-            self._record_in(conn, checked, {}, purge=False, skip_stored=True)
-        summary = ImportSummary(added, merged, skipped, count)
-        logger.info("gallery: imported %s", summary)
-        return summary
-
-
+class SqliteGallery(Gallery, GalleryDatabase):
+    """A gallery in one SQLite file (the default)."""

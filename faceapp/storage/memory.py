@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceapp.errors import GalleryError
+from faceapp.storage.backend import Connection
 from faceapp.storage.records import check_unit_rows, finite_number, lookup_name, prepare_all, timestamp
 
 logger = logging.getLogger(__name__)
@@ -136,17 +136,14 @@ class MemoryMixin:
     # -- counters and settings -----------------------------------------------------
     def memory_revision(self) -> int:
         """A counter bumped by every change of sightings or visitors, from any process."""
-        with self._read() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'memory_revision'").fetchone()
-        return int(row[0]) if row and isinstance(row[0], int) else 0
+        return self._counter("memory_revision")
 
     @property
     def retention_days(self) -> float:
         """Sightings older than this many days are purged (0: kept for ever)."""
-        with self._read() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'retention_days'").fetchone()
+        value = self._peek_meta("retention_days")
         try:
-            return float(row[0]) if row else DEFAULT_RETENTION_DAYS
+            return float(value) if value is not None else DEFAULT_RETENTION_DAYS
         except (TypeError, ValueError):
             return DEFAULT_RETENTION_DAYS
 
@@ -155,8 +152,7 @@ class MemoryMixin:
         if value < 0:
             raise GalleryError(f"the retention must be 0 (keep for ever) or a number of days, not {value:g}")
         with self._write(counter="memory_revision") as conn:
-            conn.execute("INSERT INTO meta(key, value) VALUES ('retention_days', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (value,))
+            self._meta_set(conn, "retention_days", value)
 
     # -- writing -------------------------------------------------------------------
     def record(self, sightings: Sequence[NewSighting], adopt: Mapping[int, Sequence[int]] | None = None,
@@ -183,7 +179,7 @@ class MemoryMixin:
             checked.append((s, blob, dim, first, last))
         return checked
 
-    def _record_in(self, conn: sqlite3.Connection, checked: list[tuple], adopt: Mapping[int, Sequence[int]], *,
+    def _record_in(self, conn: Connection, checked: list[tuple], adopt: Mapping[int, Sequence[int]], *,
                    purge: bool, skip_stored: bool = False) -> RecordResult:
         """:meth:`record` inside a transaction (``skip_stored``: leave out sightings already
         there, same source, times, frames and scores: an archive imported twice)."""
@@ -233,7 +229,7 @@ class MemoryMixin:
                              [(visitor_of(key) if key < 0 else key, int(m)) for m in members])
         if purge:
             self._purge(conn)
-        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memory_revision'")
+        self._bump(conn, "memory_revision")
         return RecordResult(tuple(ids), made)
 
     def create_visitors(self, count: int) -> list[int]:
@@ -275,10 +271,10 @@ class MemoryMixin:
             conn.executemany("DELETE FROM visitors WHERE id = ? AND id NOT IN "  # only those this left empty
                              "(SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)", [(v,) for v in old])
 
-    def _purge(self, conn: sqlite3.Connection, before: float | None = None) -> int:
+    def _purge(self, conn: Connection, before: float | None = None) -> int:
         if before is None:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'retention_days'").fetchone()
-            days = float(row[0]) if row and isinstance(row[0], (int, float)) else DEFAULT_RETENTION_DAYS
+            value = self._meta_get(conn, "retention_days")
+            days = float(value) if isinstance(value, (int, float)) else DEFAULT_RETENTION_DAYS
             if days <= 0:
                 return 0
             before = time.time() - days * 86400
@@ -443,7 +439,7 @@ class MemoryMixin:
             came_from |= {int(forget_visitor)} if forget_visitor is not None else set()
             conn.executemany("DELETE FROM visitors WHERE id = ? AND id NOT IN "  # visitors this left without sightings
                              "(SELECT visitor_id FROM sightings WHERE visitor_id IS NOT NULL)", [(v,) for v in came_from])
-            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memory_revision'")
+            self._bump(conn, "memory_revision")
 
     def unassign(self, sighting_id: int) -> str:
         """"Not NAME" on a sighting: its person gets the sighting's best face (embedding and
@@ -465,5 +461,5 @@ class MemoryMixin:
             self._check_compatible(conn, rows)
             self._insert(conn, self._person_id(conn, sighting.person), rows, time.time())
             conn.execute("UPDATE sightings SET person_id = NULL, visitor_id = NULL WHERE id = ?", (int(sighting_id),))
-            conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'memory_revision'")
+            self._bump(conn, "memory_revision")
         return sighting.person

@@ -194,8 +194,8 @@ def test_remove_and_remove_template(filled: Gallery) -> None:
 
 def test_removing_many_templates_is_one_transaction_and_one_wipe(filled: Gallery, monkeypatch) -> None:
     wipes = []
-    original = Gallery.wipe_free_space
-    monkeypatch.setattr(Gallery, "wipe_free_space", lambda self: wipes.append(1) or original(self))
+    original = type(filled).wipe_free_space
+    monkeypatch.setattr(type(filled), "wipe_free_space", lambda self: wipes.append(1) or original(self))
     carol = [t.id for t in filled.templates("Carol")]
     revision = filled.revision()
     assert filled.remove_templates(carol + [carol[0]]) == 3  # a repeated id counts once
