@@ -1,7 +1,8 @@
 """Where FaceApp's files live: the user's gallery and caches, the shipped models, and the
 project's shared test data. Each location can be overridden by an environment variable.
 
-* ``$FACEAPP_GALLERY``: the gallery (default ``<user data dir>/faceapp/gallery.sqlite3``).
+* ``$FACEAPP_GALLERY``: the gallery, a file or a ``postgresql://`` URL (default
+  ``<user data dir>/faceapp/gallery.sqlite3``).
 * ``$FACEAPP_CACHE``: converted models (default: the user cache folder).
 * ``$FACEAPP_MODELS``: the model directory (default: the shipped ``models/``).
 * ``$FACEAPP_FIXTURES``, ``$FACEAPP_LFW_DIR``, ``$FACEAPP_SFACE_ONNX``: read-only data
@@ -32,9 +33,12 @@ SHARED_ROOT = REPO_ROOT.parent / "shared"
 REFERENCE_SFACE_ONNX = "face_recognition_sface_2021dec.onnx"
 
 
-def default_gallery_path() -> Path:
-    """``$FACEAPP_GALLERY``, else ``<user data dir>/faceapp/gallery.sqlite3``."""
+def default_gallery_path() -> Path | str:
+    """``$FACEAPP_GALLERY`` (a file, or a ``postgresql://`` URL, returned as is), else
+    ``<user data dir>/faceapp/gallery.sqlite3``."""
     override = os.environ.get("FACEAPP_GALLERY")
+    if override and "://" in override:
+        return override
     if override:
         return Path(override).expanduser()
     import platformdirs

@@ -192,3 +192,22 @@ def damaged_model_dir(tmp_path_factory) -> Path:
     directory = copy_model_dir(tmp_path_factory.mktemp("damaged-model"))
     flip_byte(load_card(directory).weights)
     return directory
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL + pgvector server for the session (see tests/postgres_server.py)."""
+    from postgres_server import TestServer
+
+    server = TestServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a new, empty database on the test server (dropped afterwards)."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop(url)

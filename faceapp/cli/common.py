@@ -35,7 +35,8 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     def default(value):
         return argparse.SUPPRESS if suppress_defaults else value
 
-    group.add_argument("--gallery", metavar="PATH", default=default(None), help="gallery file (default: $FACEAPP_GALLERY, else the user data directory)")
+    group.add_argument("--gallery", metavar="PATH", default=default(None), help="gallery: a file, or postgresql://USER@HOST/DB for a gallery shared on a server "
+                       "(default: $FACEAPP_GALLERY, else a file in the user data directory)")
     group.add_argument("--model", metavar="DIR", default=default(None), help="model directory (default: $FACEAPP_MODELS, else the shipped models/)")
     group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
     group.add_argument("--threshold", metavar="T", default=default(None), help="decision rule: a preset, strict, balanced or lenient (at most 0.1%%, 1%%, 5%% of strangers' faces named, "
@@ -95,14 +96,19 @@ def ask_passphrase(args: argparse.Namespace, what: str, *, new: bool = False) ->
     return first
 
 
-def gallery_path(args: argparse.Namespace) -> Path:
-    """The gallery file of ``--gallery``, else the default one. ``--gallery ""`` is an
-    error, not the default gallery."""
+def gallery_path(args: argparse.Namespace) -> Path | str:
+    """The gallery file (or server URL, a str) of ``--gallery``, else the default one.
+    ``--gallery ""`` is an error, not the default gallery."""
     from faceapp.errors import FaceAppError
     from faceapp.paths import default_gallery_path
+    from faceapp.storage.locations import is_server_url
 
     if args.gallery is not None and not str(args.gallery).strip():
         raise FaceAppError('--gallery "" names no file: give a gallery path, or leave --gallery out for the default one')
+    if args.gallery and is_server_url(args.gallery):
+        return str(args.gallery)
+    if not args.gallery and is_server_url(default_gallery_path()):
+        return default_gallery_path()
     path = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
     if os.path.islink(path) and not os.path.exists(path):
         try:
@@ -120,7 +126,12 @@ def open_gallery(args: argparse.Namespace, create: bool = False, read_only: bool
     (a gallery on read-only media still serves them)."""
     from faceapp.storage.gallery import Gallery
 
+    from faceapp.storage.locations import describe, is_server_url
+
     path = gallery_path(args)
+    if is_server_url(path):
+        passphrase = ask_passphrase(args, describe(path)) if Gallery.is_encrypted_file(path) else None
+        return Gallery(path, passphrase=passphrase, create=create)
     if not create and not args.gallery and not os.path.lexists(path):
         # The default gallery before the first enrollment: reading sees an empty gallery
         # (a temporary one, so nothing is left behind); changing it has nothing to change.
@@ -136,10 +147,16 @@ def open_gallery(args: argparse.Namespace, create: bool = False, read_only: bool
 
 
 @contextlib.contextmanager
-def no_trace_on_failure(path: Path):
+def no_trace_on_failure(path: Path | str):
     """Around a command that may create the gallery ``path``: when it fails, remove the
-    gallery file and the folders it created, so a failed enroll or import leaves nothing."""
+    gallery file and the folders it created, so a failed enroll or import leaves nothing.
+    (On a server, the failed command's transaction was rolled back: nothing to remove.)"""
     from faceapp.files import gallery_files
+    from faceapp.storage.locations import is_server_url
+
+    if is_server_url(path):
+        yield
+        return
 
     # What was there before (a symlink, even a dangling one, and any side files) stays;
     # through a symlink, what the command created at its target goes too.
@@ -175,7 +192,9 @@ def protected_files(args: argparse.Namespace, *inputs: tuple[str, str | os.PathL
 
     protected: list[tuple[str, Path]] = []
     with contextlib.suppress(FaceAppError):  # an unusable --gallery is reported by the command itself
-        protected += [("the gallery", f) for f in gallery_files(gallery_path(args))]
+        location = gallery_path(args)
+        if not isinstance(location, str):  # a server gallery has no file to protect
+            protected += [("the gallery", f) for f in gallery_files(location)]
     for folder in {model_dir(args.model), DEFAULT_MODEL_DIR}:
         with contextlib.suppress(OSError):
             protected += [("a model file", f) for f in Path(folder).iterdir() if f.is_file()]

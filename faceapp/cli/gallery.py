@@ -29,7 +29,7 @@ def _list(args, gallery) -> None:
         print_json([{"name": p.name, "templates": p.template_count, "not_them": p.negative_count,
                      "threshold": p.threshold, "created": local_time(p.created_at, "%Y-%m-%dT%H:%M:%S")} for p in people])
     elif not people:
-        print(f"the gallery {gallery_path(args)} is empty")
+        print(f"the gallery {gallery.path} is empty")
     else:
         width = max(len(p.name) for p in people)
         for p in people:

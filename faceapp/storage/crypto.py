@@ -250,7 +250,8 @@ def _keyring():
 
 
 def _account(gallery_path: str | os.PathLike[str]) -> str:
-    return os.path.abspath(os.fspath(gallery_path))
+    location = os.fspath(gallery_path)
+    return location if "://" in location else os.path.abspath(location)
 
 
 def keyring_passphrase(gallery_path: str | os.PathLike[str]) -> str | None:

@@ -296,7 +296,8 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
         negatives = np.frombuffer(b"".join(r[1] for r in negative_rows), dtype="<f4").reshape(len(negative_rows), dim).astype(np.float32)
         check_unit_rows(negatives, f"gallery {self._path}", "a negative template")
         negative_index = np.fromiter((order[r[0]] for r in negative_rows), dtype=np.int64, count=len(negative_rows))
-        return GalleryMatrix(emb, idx, names, model_id, negatives, negative_index, thresholds)
+        template_ids = np.fromiter((r[3] for r in rows), dtype=np.int64, count=len(rows))
+        return GalleryMatrix(emb, idx, names, model_id, negatives, negative_index, thresholds, template_ids)
 
     # ----- writing
 

@@ -311,7 +311,7 @@ class MemoryMixin:
                   unknown: bool = False, visitor: int | None = None, limit: int | None = None) -> list[Sighting]:
         """Sightings overlapping [since, until] (unix times), newest first; only
         ``person``'s, only unknowns (``unknown``), or only ``visitor``'s."""
-        sql = f"SELECT {_COLUMNS} FROM sightings s LEFT JOIN people p ON p.id = s.person_id WHERE 1"
+        sql = f"SELECT {_COLUMNS} FROM sightings s LEFT JOIN people p ON p.id = s.person_id WHERE TRUE"
         args: list = []
         if since is not None:
             sql += " AND s.last_seen >= ?"
@@ -347,7 +347,7 @@ class MemoryMixin:
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT v.id, v.created_at, COUNT(s.id), MIN(s.first_seen), MAX(s.last_seen) FROM visitors v "
-                "LEFT JOIN sightings s ON s.visitor_id = v.id GROUP BY v.id ORDER BY MAX(s.last_seen) DESC, v.id DESC"
+                "LEFT JOIN sightings s ON s.visitor_id = v.id GROUP BY v.id ORDER BY MAX(s.last_seen) DESC NULLS LAST, v.id DESC"
             ).fetchall()
         return [Visitor(int(r[0]), float(r[1]), int(r[2]), r[3], r[4]) for r in rows]
 
