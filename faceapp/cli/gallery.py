@@ -1,10 +1,13 @@
 """``faceapp gallery ACTION``: list and manage the enrolled people, export and import,
-encryption, embeddings-only mode, and moving the gallery to another model (reembed)."""
+encryption, embeddings-only mode, moving the gallery to another model (reembed), and
+copying it to another gallery, a file or a PostgreSQL server (copy)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from faceapp.cli import decisions
@@ -124,10 +127,39 @@ ACTIONS = {
 READING = ("list", "export")
 
 
+def _copy(args: argparse.Namespace) -> int:
+    """``gallery copy SRC DST``: the whole gallery into a new one, in one transaction on DST."""
+    from faceapp.errors import FaceAppError
+    from faceapp.storage.copy import copy_gallery
+    from faceapp.storage.gallery import Gallery
+    from faceapp.storage.locations import describe, is_server_url
+
+    locations = []
+    for given in (args.source, args.target):
+        if not str(given).strip():
+            raise FaceAppError("gallery copy: SRC and DST must name a gallery file or a postgresql:// URL")
+        locations.append(given if is_server_url(given) else Path(given).expanduser())
+    source_at, target_at = locations
+    if not is_server_url(source_at) and not os.path.isfile(source_at):
+        raise FaceAppError(f"no gallery at {source_at}")
+    same = source_at == target_at or (not is_server_url(source_at) and not is_server_url(target_at)
+                                      and os.path.exists(target_at) and os.path.samefile(source_at, target_at))
+    if same:
+        raise FaceAppError("gallery copy: SRC and DST are the same gallery")
+    passphrase = ask_passphrase(args, describe(source_at)) if Gallery.is_encrypted_file(source_at) else None
+    with (Gallery(source_at, passphrase=passphrase, read_only=True, create=False) as source,
+          no_trace_on_failure(target_at), Gallery(target_at, create=True) as target):
+        summary = copy_gallery(source, target, passphrase=passphrase)
+        print(summary.line(str(source.path), str(target.path)))
+    return 0
+
+
 def cmd_gallery(args: argparse.Namespace) -> int:
     action = args.gallery_command
     if action in decisions.ACTIONS:
         return decisions.cmd_decision(args)
+    if action == "copy":
+        return _copy(args)
     if action == "import":  # may create the gallery: a failed import leaves no trace
         with no_trace_on_failure(gallery_path(args)), open_gallery(args, create=True) as gallery:
             ACTIONS[action](args, gallery)
@@ -178,5 +210,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     reembed.add_argument("--force", action="store_true",
                          help="also remove templates that have no stored face (and re-embed a gallery already made by this model)")
     reembed.add_argument("--json", action="store_true", help="print the report as JSON")
+    copy = actions.add_parser(
+        "copy", parents=[common], help="copy the whole gallery into a new one (a file or a postgresql:// URL, either way)",
+        description="Copy a gallery (people, templates, 'not them' faces, own thresholds, sightings, unknown visitors, "
+        "privacy settings) into a new, empty one: from a file to a PostgreSQL server, back, or file to file. "
+        "Everything lands in one transaction on DST. An encrypted source is encrypted with the same passphrase "
+        "on DST (on a server, its embeddings then cannot be indexed: matching is done on each desktop).",
+    )
+    copy.add_argument("source", metavar="SRC", help="the gallery to copy: a file or postgresql://USER@HOST/DB")
+    copy.add_argument("target", metavar="DST", help="the new gallery: a file that does not exist yet, or an empty database")
     decisions.register(actions, common)
     gallery.set_defaults(func=cmd_gallery)
