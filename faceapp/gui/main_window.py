@@ -43,6 +43,7 @@ from faceapp.gui.dialogs.settings import SettingsDialog
 from faceapp.gui.dialogs.source_picker import SourcePickerDialog
 from faceapp.gui.docks import install_docks
 from faceapp.gui.face_menu import FaceMenu
+from faceapp.gui.gallery_status import GalleryStatus
 from faceapp.gui.icons import action_icon, app_icon
 from faceapp.gui.privacy_menu import PrivacyMenu
 from faceapp.gui.settings import AppSettings
@@ -151,6 +152,11 @@ class MainWindow(QMainWindow):
         self.performance_label = QLabel(f"— fps · {self.device}")
         self.statusBar().addWidget(self.source_label, 1)
         self.statusBar().addWidget(self.error_label, 2)
+        self.gallery_label = QLabel()
+        self.gallery_label.setStyleSheet("color: #c0392b;")
+        self.gallery_label.setVisible(False)
+        self.statusBar().addWidget(self.gallery_label, 2)
+        self.gallery_status = GalleryStatus(lambda: self.gallery, self.gallery_label, self)
         self.statusBar().addPermanentWidget(self.performance_label)
 
         self.controller.packetReady.connect(self._on_packet)

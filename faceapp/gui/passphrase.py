@@ -19,6 +19,7 @@ from faceapp.gui.i18n import translate
 from faceapp.storage import crypto
 from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.gallery import Gallery
+from faceapp.storage.locations import is_server_url, redacted
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def open_gallery(path: str | os.PathLike[str], asker: Asker, parent: QWidget | N
     GalleryError as :class:`Gallery` does.
     """
     # On read-only media the gallery still opens, for reading (changes are then refused).
-    read_only = os.path.exists(path) and on_read_only_filesystem(path)
+    server = is_server_url(path)
+    read_only = not server and os.path.exists(path) and on_read_only_filesystem(path)
     if not Gallery.is_encrypted_file(path):
         return Gallery(path, read_only=read_only)
-    name = os.path.basename(os.fspath(path)) or os.fspath(path)
+    name = redacted(path) if server else os.path.basename(os.fspath(path)) or os.fspath(path)
     problem = ""
     for source, passphrase in (
         (f"${crypto.PASSPHRASE_ENV}", crypto.passphrase_from_env()),

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from faceapp.errors import FaceAppError
 from faceapp.gui.dialogs.settings import SettingsChoice
 from faceapp.gui.i18n import translate
 from faceapp.media.sources import SourceSpec
+from faceapp.storage.locations import same_location
 
 if TYPE_CHECKING:
     from faceapp.gui.alerts import GuiAlerts
@@ -59,7 +59,7 @@ def current_choice(window: SettingsWindow) -> SettingsChoice:
         tracking=window.controller.tracking,
         embeddings_only=embeddings_only,
         snapshot_blur=window.settings.snapshot_blur,
-        gallery_path=Path(window.gallery.path),
+        gallery_path=window.gallery.reopen_location,
         language=window.settings.language,
         alerts=window.settings.alerts,
         remember=window.settings.remember,
@@ -121,6 +121,6 @@ def apply_choice(window: SettingsWindow, choice: SettingsChoice) -> None:
     if choice.language != before.language:
         settings.language = choice.language
         window.say(translate("Preferences", "The language changes when FaceApp starts again."))
-    moved = choice.gallery_path.expanduser().resolve() != Path(before.gallery_path).expanduser().resolve()
+    moved = not same_location(choice.gallery_path, before.gallery_path)
     if moved and window.privacy.switch_gallery(choice.gallery_path):
         settings.gallery_path = choice.gallery_path

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QT_TRANSLATE_NOOP
@@ -27,6 +26,7 @@ from faceapp.media.privacy import BLUR_CHOICES
 from faceapp.storage import crypto
 from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.gallery import Gallery
+from faceapp.storage.locations import same_location
 
 if TYPE_CHECKING:
     from faceapp.gui.asker import Asker
@@ -249,13 +249,13 @@ class PrivacyMenu:
     def reopen_gallery(self) -> bool:
         """Open the gallery file again (asking for its passphrase if it is encrypted now)
         and switch recognition and every window to it. False if cancelled or it failed."""
-        return self.switch_gallery(self.window.gallery.path)
+        return self.switch_gallery(self.window.gallery.reopen_location)
 
     def switch_gallery(self, path) -> bool:
         """Open the gallery ``path`` (a new name makes a new, empty gallery), asking for its
         passphrase if it is encrypted, and switch recognition and every window to it."""
         window = self.window
-        reopening = Path(path).expanduser().resolve() == Path(window.gallery.path).expanduser().resolve()
+        reopening = same_location(path, window.gallery.reopen_location)
         try:
             new = open_gallery(path, window.asker, window)
         except FaceAppError as error:

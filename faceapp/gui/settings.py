@@ -178,10 +178,13 @@ class AppSettings:
         self._set("recognition/tracking", bool(value))
 
     @property
-    def gallery_path(self) -> Path | None:
-        """The gallery chosen in the settings (None: ``$FACEAPP_GALLERY`` or the default)."""
+    def gallery_path(self) -> Path | str | None:
+        """The gallery chosen in the settings, a file or a ``postgresql://`` URL (None:
+        ``$FACEAPP_GALLERY`` or the default)."""
+        from faceapp.storage.locations import is_server_url
+
         text = self._get("gallery/path", str, "")
-        return Path(text) if text.strip() else None
+        return (text if is_server_url(text) else Path(text)) if text.strip() else None
 
     @gallery_path.setter
     def gallery_path(self, value: str | os.PathLike | None) -> None:

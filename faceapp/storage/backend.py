@@ -89,6 +89,11 @@ class BaseDatabase:
         return str(self._path)
 
     @property
+    def reopen_location(self):
+        """What opens this gallery again (its file; a server URL with its password, if any)."""
+        return self._path
+
+    @property
     def connection_problem(self) -> str | None:
         """None while the gallery can be reached; else one line saying what is wrong and
         what is being tried (a server gallery whose connection dropped)."""

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from faceapp.errors import GalleryError, ModelMismatchError, UnknownPersonError
-from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.backend import BaseDatabase, Connection
 from faceapp.storage.bulk import BulkMixin
+from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.database import DEFAULT_BUSY_TIMEOUT_MS, GalleryDatabase
 from faceapp.storage.locations import is_server_url
 from faceapp.storage.memory import MemoryMixin
@@ -77,14 +77,15 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
     :class:`~faceapp.storage.postgres.PostgresDatabase`), then read and change it."""
 
     def __new__(cls, location=None, *args, **kwargs):
+        engine = cls
         if cls is Gallery:
             if location is not None and is_server_url(location):
                 from faceapp.storage.postgres import PostgresGallery
 
-                cls = PostgresGallery
+                engine = PostgresGallery
             else:
-                cls = SqliteGallery
-        return super().__new__(cls)
+                engine = SqliteGallery
+        return super().__new__(engine)
 
     @staticmethod
     def is_encrypted_file(location) -> bool:

@@ -4,6 +4,7 @@ a URL without its password."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 SERVER_SCHEMES = ("postgresql", "postgres")
@@ -35,3 +36,15 @@ def redacted(url: str) -> str:
 def describe(location: str | os.PathLike[str]) -> str:
     """The location as shown to the user."""
     return redacted(location) if is_server_url(location) else os.fspath(location)
+
+
+def as_location(text: str | os.PathLike[str]) -> Path | str:
+    """What the user typed or stored: a server URL as is, else a file path (``~`` expanded)."""
+    return text if is_server_url(text) else Path(os.fspath(text)).expanduser()
+
+
+def same_location(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when ``a`` and ``b`` name the same gallery (the same URL, or the same file)."""
+    if is_server_url(a) or is_server_url(b):
+        return str(a) == str(b)
+    return Path(os.fspath(a)).expanduser().resolve() == Path(os.fspath(b)).expanduser().resolve()

@@ -17,7 +17,7 @@ from faceapp.storage.schema import one_line
 
 #: Tables whose rows have an ``id`` an INSERT returns (``lastrowid``).
 _ID_TABLES = ("people", "templates", "visitors", "sightings")
-_INSERT_ID = re.compile(r"^\s*INSERT\s+INTO\s+(%s)\b" % "|".join(_ID_TABLES), re.IGNORECASE)
+_INSERT_ID = re.compile(r"^\s*INSERT\s+INTO\s+(" + "|".join(_ID_TABLES) + r")\b", re.IGNORECASE)
 _GREATEST = re.compile(r"\bMAX\(\s*([\w.]+)\s*,\s*(\?|[\w.]+)\s*\)", re.IGNORECASE)
 
 

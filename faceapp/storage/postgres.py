@@ -42,6 +42,8 @@ from faceapp.storage.pg_sql import Connection, server_error
 from faceapp.storage.schema import SCHEMA_VERSION, one_line
 
 logger = logging.getLogger(__name__)
+# The pool logs every failed reconnection; the gallery says it once per change (connection_problem).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 CHANNEL = "faceapp_gallery"
 LOCK_KEY = 0x46616365  # "Face": the gallery's writer lock (advisory locks are per database)
@@ -71,6 +73,8 @@ class PostgresDatabase(BaseDatabase):
         self._path = redacted(self._url)
         self._lock = threading.RLock()
         self._current: Connection | None = None
+        self._owner: int | None = None  # the thread whose transaction is _current
+        self._last_error: str | None = None
         self._problem: str | None = None
         self._counters: dict[str, int] = {}
         self._listening = threading.Event()
@@ -110,7 +114,7 @@ class PostgresDatabase(BaseDatabase):
         def configure(conn: Any) -> None:
             _configure(conn)
 
-        self._pool = ConnectionPool(self._conninfo, min_size=1, max_size=2, kwargs={"autocommit": True},
+        self._pool = ConnectionPool(self._conninfo, min_size=1, max_size=4, kwargs={"autocommit": True},
                                     configure=configure, check=ConnectionPool.check_connection, open=False,
                                     name="faceapp-gallery", reconnect_timeout=0)
         self._pool.open(wait=False)
@@ -130,6 +134,10 @@ class PostgresDatabase(BaseDatabase):
     def path(self) -> str:
         """The server URL, without its password."""
         return self._path
+
+    @property
+    def reopen_location(self) -> str:
+        return self._url
 
     def close(self) -> None:
         """Close the connections and stop listening (idempotent)."""
@@ -169,16 +177,20 @@ class PostgresDatabase(BaseDatabase):
         self._problem = problem
 
     def _checkout(self) -> Any:
-        """A live connection from the pool, retried with back-off for up to :attr:`retry_s`."""
+        """A live connection from the pool, retried with back-off for up to :attr:`retry_s`
+        (once only while the server is known to be away: the status line says so, and
+        no caller, the GUI's included, waits long for it)."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             raise GalleryError(f"gallery {self._path} is closed")
-        deadline, delay = time.monotonic() + self.retry_s, 0.25
+        budget = self.retry_s if self._problem is None else 0.0
+        deadline, delay = time.monotonic() + budget, 0.25
         while True:
             try:
-                conn = self._pool.getconn(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
+                conn = pool.getconn(timeout=max(0.5, min(2.0, deadline - time.monotonic())))
                 if self._problem and self._listening.is_set():
                     self._set_problem(None)
                 return conn
@@ -186,7 +198,7 @@ class PostgresDatabase(BaseDatabase):
                 reason = self._why_unreachable(e)
             left = deadline - time.monotonic()
             if left <= 0:
-                self._set_problem(f"cannot reach the server ({reason})")
+                self._set_problem(f"connection lost ({reason}); reconnecting")
                 raise GalleryError(f"cannot reach the gallery server {self._path}: {reason} (tried for {self.retry_s:g} s)")
             self._set_problem(f"connection lost ({reason}); retrying in {min(delay, left):.1f} s")
             time.sleep(min(delay, left))
@@ -194,9 +206,12 @@ class PostgresDatabase(BaseDatabase):
 
     def _why_unreachable(self, error: Exception) -> str:
         import psycopg
+        from psycopg_pool import PoolTimeout
 
-        if isinstance(error, psycopg.OperationalError):
+        if isinstance(error, psycopg.OperationalError) and not isinstance(error, PoolTimeout):
             return one_line(error)
+        if self._last_error:  # what the listener last heard
+            return self._last_error
         try:  # the pool only says it timed out: ask the server directly
             psycopg.connect(self._conninfo).close()
             return "the server is busy"
@@ -209,11 +224,11 @@ class PostgresDatabase(BaseDatabase):
     def _transaction(self, write: bool, check_key: bool, counter: str) -> Iterator[Connection]:
         import psycopg
 
+        if self._current is not None and self._owner == threading.get_ident():
+            yield self._current  # a nested read joins the thread's running transaction
+            return
+        raw = self._checkout()  # outside the lock: waiting for the server blocks no other thread
         with self._lock:
-            if self._current is not None:  # a nested read joins the running transaction
-                yield self._current
-                return
-            raw = self._checkout()
             try:
                 conn = Connection(raw)
                 try:
@@ -222,7 +237,7 @@ class PostgresDatabase(BaseDatabase):
                         raw.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                 except psycopg.Error as e:
                     raise self._error(e, write, committing=False) from None
-                self._current = conn
+                self._current, self._owner = conn, threading.get_ident()
                 bumped = None
                 try:
                     if check_key:
@@ -240,7 +255,7 @@ class PostgresDatabase(BaseDatabase):
                         raise self._error(e, write, committing=bumped is not None) from None
                     raise
                 finally:
-                    self._current = None
+                    self._current, self._owner = None, None
                 if bumped is not None:
                     self._counters[counter] = max(bumped, self._counters.get(counter, 0))
             finally:
@@ -283,7 +298,7 @@ class PostgresDatabase(BaseDatabase):
             return None
         return next((value for value in row if value is not None), None)
 
-    def _meta_set(self, conn: Connection, key: str, value: int | float | str | bytes | None) -> None:
+    def _meta_set(self, conn: Connection, key: str, value: float | str | bytes | None) -> None:
         column = None if value is None else _META_COLUMNS.get(type(value))
         if value is not None and column is None:
             raise GalleryError(f"cannot store a {type(value).__name__} as the gallery's {key}")
@@ -306,7 +321,7 @@ class PostgresDatabase(BaseDatabase):
     def _peek_meta(self, key: str) -> object:
         """Counters come from the listener while it listens (no round trip); when the
         server cannot be reached, their last values (the live view goes on)."""
-        if key in _COUNTERS and self._listening.is_set() and key in self._counters:
+        if key in _COUNTERS and key in self._counters and (self._listening.is_set() or self._problem):
             return self._counters[key]
         try:
             with self._read(check_key=False) as conn:
@@ -335,6 +350,7 @@ class PostgresDatabase(BaseDatabase):
                         if row and row[0] is not None:
                             self._counters[key] = max(int(row[0]), self._counters.get(key, 0))
                     self._listening.set()
+                    self._last_error = None
                     if self._problem:
                         self._set_problem(None)
                     delay = 0.25
@@ -348,6 +364,7 @@ class PostgresDatabase(BaseDatabase):
                 self._listening.clear()
                 if self._stop.is_set():
                     return
+                self._last_error = one_line(e)
                 self._set_problem(f"connection lost ({one_line(e)}); reconnecting in {delay:.1f} s")
                 self._stop.wait(delay)
                 delay = min(delay * 2, 8.0)

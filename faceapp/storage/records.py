@@ -98,6 +98,7 @@ class GalleryMatrix:
     negatives: np.ndarray | None = None  # float32 (M, D): faces that are *not* the person negative_index names
     negative_index: np.ndarray | None = None  # int64 (M,), into names
     thresholds: np.ndarray | None = None  # float64 (len(names),): each person's own threshold, NaN = automatic
+    template_ids: np.ndarray | None = None  # int64 (N,): the stored id of each row of embeddings (None: not known)
 
 
 @dataclass(frozen=True)
