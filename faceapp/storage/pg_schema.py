@@ -153,4 +153,9 @@ def ensure_vector_column(conn, dim: int) -> bool:
 
 
 def ensure_vector_index(conn) -> None:
-    conn.execute(f"CREATE INDEX IF NOT EXISTS {VECTOR_INDEX} ON templates USING hnsw (vec vector_cosine_ops)")
+    """Build the HNSW index (cosine) once the column is filled: one bulk build, with room
+    for its graph in memory (this transaction only), rather than one insert at a time."""
+    if conn.execute("SELECT to_regclass(?)", (VECTOR_INDEX,)).fetchone()[0] is not None:
+        return
+    conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+    conn.execute(f"CREATE INDEX {VECTOR_INDEX} ON templates USING hnsw (vec vector_cosine_ops)")
