@@ -125,7 +125,6 @@ def open_gallery(args: argparse.Namespace, create: bool = False, read_only: bool
     rather than a silent new, empty gallery. ``read_only`` for commands that only read
     (a gallery on read-only media still serves them)."""
     from faceapp.storage.gallery import Gallery
-
     from faceapp.storage.locations import describe, is_server_url
 
     path = gallery_path(args)
