@@ -236,7 +236,7 @@ class PostgresDatabase(BaseDatabase):
                     if write:
                         raw.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                 except psycopg.Error as e:
-                    raise self._error(e, write, committing=False) from None
+                    raise self._error(e, raw, write, committing=False) from None
                 self._current, self._owner = conn, threading.get_ident()
                 bumped = None
                 try:
@@ -252,7 +252,7 @@ class PostgresDatabase(BaseDatabase):
                     except psycopg.Error:
                         logger.debug("rollback failed", exc_info=True)
                     if isinstance(e, psycopg.Error):
-                        raise self._error(e, write, committing=bumped is not None) from None
+                        raise self._error(e, raw, write, committing=bumped is not None) from None
                     raise
                 finally:
                     self._current, self._owner = None, None
@@ -262,10 +262,12 @@ class PostgresDatabase(BaseDatabase):
                 if self._pool is not None:
                     self._pool.putconn(raw)
 
-    def _error(self, error: Exception, write: bool, committing: bool) -> GalleryError:
+    def _error(self, error: Exception, raw: Any, write: bool, committing: bool) -> GalleryError:
         import psycopg
 
-        if isinstance(error, psycopg.OperationalError) and getattr(error, "sqlstate", None) is None:
+        state = getattr(error, "sqlstate", None) or ""
+        lost = raw.broken or raw.closed or state.startswith(("08", "57P"))
+        if isinstance(error, psycopg.OperationalError) and (lost or not state):
             self._set_problem(f"connection lost ({one_line(error)})")
             if committing:
                 return GalleryError(f"lost the connection to the gallery server {self._path} while saving: the change "

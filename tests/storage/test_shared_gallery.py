@@ -5,9 +5,9 @@ back, encryption (the server sees no embedding), migrations, and ``gallery copy`
 from __future__ import annotations
 
 import multiprocessing
-import os
 import tempfile
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
@@ -33,7 +33,7 @@ def test_the_people_memory_behaves_the_same_on_both_engines(gallery: Gallery) ->
     first, second = result.visitors[-1], result.visitors[-2]
     assert [v.id for v in gallery.visitors()] == [second, first]  # the most recently seen first
     assert gallery.visitor(first).sightings == 2
-    assert [s.label for s in gallery.sightings()][0] == f"Unknown #{second}"
+    assert gallery.sightings()[0].label == f"Unknown #{second}"
     assert gallery.sighting(result.ids[3]).thumbnail == PNG
     merged = gallery.merge_visitors(second, first)
     assert merged.sightings == 3 and [v.id for v in gallery.visitors()] == [first]
@@ -289,3 +289,59 @@ def test_the_cli_works_on_a_server_gallery_and_copies_it(tmp_path, postgres_url:
     assert "Obama" in named
     refused(run_here(capfd, "--gallery", "postgresql://nobody@127.0.0.1:1/none", "gallery", "list"),
             "cannot reach the gallery server")
+
+
+def test_a_connection_killed_mid_change_changes_nothing_and_the_next_one_works(postgres_url: str, monkeypatch) -> None:
+    with Gallery(postgres_url) as g:
+        g.add_person("Ann", [tmpl()])
+        before = (g.people(), g.revision())
+        original = type(g)._insert
+
+        def killed(self, conn, *args):
+            original(self, conn, *args)
+            conn.raw.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+        monkeypatch.setattr(type(g), "_insert", killed)
+        with pytest.raises(GalleryError) as caught:
+            g.add_person("Bea", [tmpl()])
+        assert "lost the connection" in str(caught.value) and "\n" not in str(caught.value)
+        monkeypatch.undo()
+        assert (g.people(), g.revision()) == before
+        g.add_person("Bea", [tmpl()])
+        assert [p.name for p in g.people()] == ["Ann", "Bea"]
+
+
+def test_a_role_that_may_only_read_is_refused_in_one_line(postgres_url: str, postgres_server) -> None:
+    import psycopg
+
+    from faceapp.storage.locations import redacted
+
+    with Gallery(postgres_url) as g:
+        g.add_person("Ann", [tmpl()])
+    with psycopg.connect(postgres_url, autocommit=True) as raw:
+        raw.execute("DROP ROLE IF EXISTS faceapp_reader")
+        raw.execute("CREATE ROLE faceapp_reader LOGIN")
+        raw.execute("GRANT USAGE ON SCHEMA faceapp TO faceapp_reader")
+        raw.execute("GRANT SELECT ON ALL TABLES IN SCHEMA faceapp TO faceapp_reader")
+    parts = urlsplit(postgres_url)
+    reader = urlunsplit((parts.scheme, "faceapp_reader@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+    try:
+        psycopg.connect(reader).close()
+    except psycopg.OperationalError:
+        postgres_server.admin("DROP ROLE IF EXISTS faceapp_reader")
+        pytest.skip("the test server asks the new role for a password")
+    try:
+        with Gallery(reader) as g:
+            assert [p.name for p in g.people()] == ["Ann"]
+            with pytest.raises(GalleryError) as caught:
+                g.add_person("Bea", [tmpl()])
+            assert "permission denied" in str(caught.value) and "\n" not in str(caught.value)
+            assert redacted(reader) in str(caught.value)
+        with Gallery(postgres_url) as g:
+            assert [p.name for p in g.people()] == ["Ann"]
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as raw:
+            raw.execute("REVOKE ALL ON ALL TABLES IN SCHEMA faceapp FROM faceapp_reader")
+            raw.execute("REVOKE ALL ON SCHEMA faceapp FROM faceapp_reader")
+        postgres_server.drop(postgres_url)
+        postgres_server.admin("DROP ROLE IF EXISTS faceapp_reader")
