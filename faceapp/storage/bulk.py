@@ -95,11 +95,12 @@ class BulkMixin:
         now = time.time()
         with self._write() as conn:
             self._check_compatible(conn, all_rows)
+            keys = self._name_keys(conn)  # once: an import may bring a million people
+            ids = {name: person_id for entries in keys.values() for person_id, name in entries}
+            owned = []
             for key, created, rows, threshold in prepared:
-                row = conn.execute("SELECT id FROM people WHERE name = ?", (key,)).fetchone()
-                if row is None:
-                    pid = self._new_person(conn, key, created)
-                    conn.execute("UPDATE people SET threshold = ? WHERE id = ?", (threshold, pid))
+                if key not in ids:
+                    pid = self._new_person(conn, key, created, threshold, keys)
                     added += 1
                 elif on_conflict == "error":
                     raise GalleryError(
@@ -109,13 +110,14 @@ class BulkMixin:
                     skipped += 1
                     continue
                 else:
-                    pid = int(row[0])
+                    pid = ids[key]
                     merged += 1
                     # Importing the same backup twice must not duplicate templates.
                     have = {t.embedding.astype("<f4").tobytes() for t in self._templates(conn, pid)}
                     rows = [r for r in rows if r.blob not in have]
-                self._insert(conn, pid, rows, now)
+                owned += [(pid, r) for r in rows]
                 count += len(rows)
+            self._insert_many(conn, owned, now)
             self._record_in(conn, checked, {}, purge=False, skip_stored=True)
         summary = ImportSummary(added, merged, skipped, count)
         logger.info("gallery: imported %s", summary)

@@ -152,10 +152,16 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
             raise GalleryError(f"embedding dimension {new.dim} does not match the gallery's dimension {dim}")
 
     def _insert(self, conn: Connection, person_id: int, rows: Sequence[TemplateRow], now: float) -> None:
+        self._insert_many(conn, [(person_id, row) for row in rows], now)
+
+    def _insert_many(self, conn: Connection, owned: Sequence[tuple[int, TemplateRow]], now: float) -> None:
+        """Insert ``(person id, row)`` pairs in one statement, ids in that order."""
+        if not owned:
+            return
         # Ids are chosen here (we hold the write lock) so encrypted blobs can be bound to them.
         first = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM templates").fetchone()[0]) + 1
         keep_thumbnails = not self._meta_get(conn, "embeddings_only")
-        written = [(tid, r.blob) for tid, r in enumerate(rows, first)]
+        written = [(tid, r.blob) for tid, (_, r) in enumerate(owned, first)]
         conn.executemany(
             "INSERT INTO templates(id, person_id, embedding, dim, model_id, quality, thumbnail, source, created_at, kind) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -172,34 +178,48 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
                     now if r.created_at is None else r.created_at,
                     r.kind,
                 )
-                for tid, r in enumerate(rows, first)
+                for tid, (person_id, r) in enumerate(owned, first)
             ],
         )
         self._templates_written(conn, written)
 
-    def _lookalike(self, conn: Connection, name: str, except_id: int | None = None) -> str | None:
-        """The enrolled name that differs from ``name`` only by case or invisible characters."""
-        key = name_key(name)
+    @staticmethod
+    def _name_keys(conn: Connection) -> dict[str, list[tuple[int, str]]]:
+        """Every enrolled ``(id, name)`` by its :func:`name_key` (for many look-ups at once)."""
+        keys: dict[str, list[tuple[int, str]]] = {}
         for person_id, other in conn.execute("SELECT id, name FROM people"):
-            if person_id != except_id and other != name and isinstance(other, str) and name_key(other) == key:
-                return other
-        return None
+            if isinstance(other, str):
+                keys.setdefault(name_key(other), []).append((int(person_id), other))
+        return keys
 
-    def _refuse_lookalike(self, conn: Connection, name: str, except_id: int | None = None) -> None:
-        other = self._lookalike(conn, name, except_id)
+    def _lookalike(self, conn: Connection, name: str, except_id: int | None = None,
+                   keys: dict[str, list[tuple[int, str]]] | None = None) -> str | None:
+        """The enrolled name that differs from ``name`` only by case or invisible characters."""
+        found = (keys if keys is not None else self._name_keys(conn)).get(name_key(name), ())
+        return next((other for person_id, other in found if person_id != except_id and other != name), None)
+
+    def _refuse_lookalike(self, conn: Connection, name: str, except_id: int | None = None,
+                          keys: dict[str, list[tuple[int, str]]] | None = None) -> None:
+        other = self._lookalike(conn, name, except_id, keys)
         if other is not None:
             raise GalleryError(
                 f"{name!r} differs from the enrolled {other!r} only by case or invisible characters: "
                 f"use {other!r} (enroll --add), or rename or merge them (faceapp gallery rename / merge)"
             )
 
-    def _new_person(self, conn: Connection, name: str, created_at: float) -> int:
-        if conn.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone() is not None:
+    def _new_person(self, conn: Connection, name: str, created_at: float, threshold: float | None = None,
+                    keys: dict[str, list[tuple[int, str]]] | None = None) -> int:
+        """Add a person (``keys``: :meth:`_name_keys`, kept up to date, for many at once)."""
+        taken = (any(other == name for _, other in keys.get(name_key(name), ())) if keys is not None else
+                 conn.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone() is not None)
+        if taken:
             raise GalleryError(f"a person named {name!r} is already in the gallery")
-        self._refuse_lookalike(conn, name)
-        cur = conn.execute("INSERT INTO people(name, created_at) VALUES (?, ?)", (name, created_at))
+        self._refuse_lookalike(conn, name, keys=keys)
+        cur = conn.execute("INSERT INTO people(name, created_at, threshold) VALUES (?, ?, ?)", (name, created_at, threshold))
         if cur.lastrowid is None:
             raise GalleryError(f"gallery {self._path}: could not add {name!r}")
+        if keys is not None:
+            keys.setdefault(name_key(name), []).append((int(cur.lastrowid), name))
         return int(cur.lastrowid)
 
     # ----- reading
