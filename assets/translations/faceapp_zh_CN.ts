@@ -580,6 +580,13 @@
     </message>
 </context>
 <context>
+    <name>GalleryStatus</name>
+    <message>
+        <source>Gallery server: {problem}</source>
+        <translation>人脸库服务器：{problem}</translation>
+    </message>
+</context>
+<context>
     <name>MainWindow</name>
     <message>
         <source>Choose a source…</source>
@@ -1098,6 +1105,10 @@
     <message>
         <source>All faces</source>
         <translation>所有人脸</translation>
+    </message>
+    <message>
+        <source>A gallery file, or postgresql://USER@HOST/DATABASE for a gallery shared on a PostgreSQL server (see the README)</source>
+        <translation>人脸库文件，或 postgresql://用户@主机/数据库（在 PostgreSQL 服务器上共享的人脸库，见 README）</translation>
     </message>
     <message>
         <source>Choose…</source>
