@@ -35,6 +35,7 @@ import numpy as np
 #: Preset -> the share of strangers' faces allowed to be named (false-alarm target).
 DEFAULT_TARGETS = {"strict": 0.001, "balanced": 0.01, "lenient": 0.05}
 COHORT_SAMPLE = 2000  # at most this many templates serve as everyone's cohort
+COHORT_BLOCK = 32_768  # templates compared with the cohort at a time (memory: COHORT_SAMPLE x this floats)
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,13 @@ class OpenSetCalibration:
 
 
 def cohort_scores(embeddings: np.ndarray, person_index: np.ndarray, people: int, top: int, sample: int = COHORT_SAMPLE,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, block: int = COHORT_BLOCK) -> np.ndarray:
     """float64 ``(people,)``: for each person, the mean of the ``top`` highest
     similarities between their templates and (a sample of) other people's templates:
-    how much they look like others. NaN for a person alone in the gallery."""
+    how much they look like others. NaN for a person alone in the gallery.
+
+    The people are taken in blocks of about ``block`` templates (the result does not
+    depend on it), so memory stays ``sample x block`` floats at a million templates."""
     embeddings = np.asarray(embeddings, np.float32)
     person_index = np.asarray(person_index, np.int64)
     if len(embeddings) > sample:
@@ -157,20 +161,32 @@ def cohort_scores(embeddings: np.ndarray, person_index: np.ndarray, people: int,
         chosen = np.arange(len(embeddings))
     order = np.argsort(person_index, kind="stable")
     present, starts = np.unique(person_index[order], return_index=True)
-    similarity = embeddings[chosen] @ embeddings[order].T  # (S, N), each person's templates side by side
-    best = np.maximum.reduceat(similarity, starts, axis=1).T  # (present people, S): best template of each person
+    ends = np.append(starts[1:], len(order))
     scores = np.full(people, np.nan)
     owners = person_index[chosen]
-    others = present[:, None] != owners[None, :]  # (present people, S): the sample's templates of someone else
-    best = np.where(others, best, -np.inf)
-    counts = others.sum(axis=1)
+    queries = embeddings[chosen]
+    # Each present person's number of sampled templates of someone else; k as for all people at once.
+    own_in_sample = np.zeros(len(present), np.int64)
+    np.add.at(own_in_sample, np.searchsorted(present, owners), 1)
+    counts = len(chosen) - own_in_sample
     k = int(min(top, counts.max())) if len(counts) else 0
-    if k:
+    if not k:
+        return scores
+    first = 0
+    while first < len(present):
+        # People first..last-1: at least one, at most about `block` templates.
+        last = max(first + 1, int(np.searchsorted(ends, starts[first] + block, side="right")))
+        rows = order[starts[first] : ends[last - 1]]
+        similarity = queries @ embeddings[rows].T  # (S, templates of these people), each person's side by side
+        best = np.maximum.reduceat(similarity, starts[first:last] - starts[first], axis=1).T  # (people, S)
+        best = np.where(present[first:last, None] != owners[None, :], best, -np.inf)
         highest = -np.partition(-best, k - 1, axis=1)[:, :k]  # the k highest of each row (unordered)
         # A person with fewer than k others in the sample: the mean over those there are.
         finite = np.isfinite(highest)
         means = np.where(finite, highest, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1)
-        scores[present[counts > 0]] = means[counts > 0]
+        known = counts[first:last] > 0
+        scores[present[first:last][known]] = means[known]
+        first = last
     return scores
 
 

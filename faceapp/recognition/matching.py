@@ -47,10 +47,16 @@ class Matcher:
         if len(person_index) and (person_index.min() < 0 or person_index.max() >= len(names)):
             raise ValueError("person_index points outside names")
         self.names = tuple(names)
-        order = np.argsort(person_index, kind="stable")
-        self._embeddings = embeddings[order]
+        if len(person_index) < 2 or np.all(person_index[1:] >= person_index[:-1]):
+            order = np.arange(len(person_index))  # already by person (as Gallery.matrix gives): no copy
+            self._embeddings = embeddings
+        else:
+            order = np.argsort(person_index, kind="stable")
+            self._embeddings = embeddings[order]
+        self._order = order  # row of the input behind each sorted row
         # Start of each present person's run of rows, for np.maximum.reduceat.
         self._people, self._starts = np.unique(person_index[order], return_index=True)
+        self._present_names = tuple(self.names[i] for i in self._people)
         per_person = np.broadcast_to(np.asarray(threshold, np.float32), (len(self.names),)).astype(np.float32)
         self._thresholds = per_person[self._people] if len(self._people) else np.zeros(0, np.float32)
         if gallery_threshold is not None:
@@ -84,8 +90,13 @@ class Matcher:
         return len(self._people)
 
     @property
+    def template_count(self) -> int:
+        """The number of positive templates matched against."""
+        return len(self._embeddings)
+
+    @property
     def present_names(self) -> tuple[str, ...]:
-        return tuple(self.names[i] for i in self._people)
+        return self._present_names
 
     def templates_of(self, name: str) -> np.ndarray:
         """float32 ``(K, D)``: the positive templates of ``name`` (none if absent)."""
@@ -132,8 +143,14 @@ class Matcher:
         (faces of the same frame): the strongest claim wins and the other face falls
         back to its next person that passes, else "unknown"."""
         scores, vetoed = self._scores(queries)
-        names = self.present_names
-        passing = (scores >= self._thresholds[None]) & ~vetoed
+        return self._decide(scores, vetoed, self._thresholds, self.present_names, unique)
+
+    def _decide(self, scores: np.ndarray, vetoed: np.ndarray, thresholds: np.ndarray, names: tuple[str, ...],
+                unique: bool) -> list[Match]:
+        """The open-set decision on ``(Q, C)`` scores and vetoes of ``C`` people (their
+        ``thresholds``, float32 ``(C,)``, and ``names``): all present people, or the
+        candidates an index proposed (:mod:`faceapp.recognition.indexed`)."""
+        passing = (scores >= thresholds[None]) & ~vetoed
         if not scores.shape[1]:
             return [Match(None, 0.0, None, 0.0, self.threshold) for _ in range(len(scores))]
         rows = np.arange(len(scores))
@@ -146,30 +163,32 @@ class Matcher:
         for q in range(len(scores)):
             top, margin = float(best_score[q]), float(best_score[q] - second[q])
             if not named[q]:
-                results.append(Match(None, top, names[best[q]], margin, float(self._thresholds[best[q]])))
+                results.append(Match(None, top, names[best[q]], margin, float(thresholds[best[q]])))
             else:
                 person = int(chosen[q])
-                results.append(Match(names[person], float(scores[q, person]), names[best[q]], margin, float(self._thresholds[person])))
+                results.append(Match(names[person], float(scores[q, person]), names[best[q]], margin, float(thresholds[person])))
         if unique and len(results) > 1:
-            results = self._make_unique(scores, passing, results)
+            results = _make_unique(scores, passing, results, thresholds, names)
         return results
 
-    def _make_unique(self, scores: np.ndarray, passing: np.ndarray, results: list[Match]) -> list[Match]:
-        names = self.present_names
-        taken_people: set[int] = set()
-        decided: dict[int, int | None] = {}
-        pairs = [(float(scores[q, p]), q, p) for q, p in zip(*np.nonzero(passing))]
-        for _score, query, person in sorted(pairs, reverse=True):
-            if query in decided or person in taken_people:
-                continue
-            decided[query] = person
-            taken_people.add(person)
-        out = []
-        for query, match in enumerate(results):
-            person = decided.get(query)
-            if person is None:
-                out.append(Match(None, match.similarity, match.best_name, match.margin, match.threshold))
-            else:
-                out.append(Match(names[person], float(scores[query, person]), match.best_name, match.margin,
-                                 float(self._thresholds[person])))
-        return out
+
+def _make_unique(scores: np.ndarray, passing: np.ndarray, results: list[Match], thresholds: np.ndarray,
+                 names: tuple[str, ...]) -> list[Match]:
+    """One name per frame: the strongest (query, person) claims are granted first."""
+    taken_people: set[int] = set()
+    decided: dict[int, int | None] = {}
+    pairs = [(float(scores[q, p]), q, p) for q, p in zip(*np.nonzero(passing))]
+    for _score, query, person in sorted(pairs, reverse=True):
+        if query in decided or person in taken_people:
+            continue
+        decided[query] = person
+        taken_people.add(person)
+    out = []
+    for query, match in enumerate(results):
+        person = decided.get(query)
+        if person is None:
+            out.append(Match(None, match.similarity, match.best_name, match.margin, match.threshold))
+        else:
+            out.append(Match(names[person], float(scores[query, person]), match.best_name, match.margin,
+                             float(thresholds[person])))
+    return out

@@ -5,6 +5,13 @@ gallery; it notices gallery changes (any process) through ``Gallery.revision()``
 rebuilds the matcher, so enrolments show up without a restart. The matcher's per-person
 thresholds come from the recognizer's :class:`~faceapp.recognition.decision.DecisionRule`
 (a preset is a false-alarm target, calibrated for the gallery in use).
+
+Large galleries: from ``index_min_templates`` templates (200k by default) an HNSW index
+kept next to the gallery file proposes candidates (:mod:`faceapp.recognition.indexed`;
+the index is only given the difference after a change), and from :data:`BACKGROUND_FROM`
+templates the matcher is rebuilt after a change on a background thread (reading and
+calibrating a million templates takes about 30 s) while the previous one keeps naming
+faces. Small galleries rebuild at once.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from faceapp.embedding.flip import embed_with_flip
 from faceapp.embedding.modelcard import EmbeddingCard, load_card
 from faceapp.embedding.runtime import Embedder
 from faceapp.errors import ConfigError, ModelError
+from faceapp.recognition.ann import index_path
 from faceapp.recognition.decision import DecisionRule, GalleryCalibration, OpenSetCalibration, calibrate_gallery
+from faceapp.recognition.indexed import MIN_TEMPLATES, IndexKeeper, build_matcher
 from faceapp.recognition.matching import Matcher
 from faceapp.storage.gallery import Gallery, GalleryMatrix
 from faceapp.types import AlignedFace, Detection, FaceResult, FrameResult, StageTimes
@@ -33,6 +42,10 @@ if TYPE_CHECKING:
     from faceapp.recognition.live import Tracking
 
 logger = logging.getLogger(__name__)
+
+#: From this many templates on (or the index's threshold, if lower), the matcher is rebuilt on a
+#: thread after a change: reading and calibrating 50k templates takes about 2 s, 1M about 30 s.
+BACKGROUND_FROM = 50_000
 
 
 @dataclass(frozen=True)
@@ -45,12 +58,15 @@ class PipelineConfig:
     threshold: str | float | None = None  # preset name, number (a fixed threshold), or None for the card's default
     flip: bool = False  # test-time flip fusion (see faceapp.embedding.flip)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    index_min_templates: int = MIN_TEMPLATES  # from this gallery size on: search index, background rebuilds
 
     def validate(self) -> None:
         """Raise ConfigError (one line) for an option out of range."""
         from faceapp.embedding.device import DEVICES
         from faceapp.embedding.runtime import BACKENDS
 
+        if self.index_min_templates < 1:
+            raise ConfigError(f"index_min_templates must be at least 1, not {self.index_min_templates}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         if self.backend not in BACKENDS:
@@ -89,6 +105,7 @@ class Recognizer:
     def __init__(
         self, card: EmbeddingCard, detector: YuNetDetector, embedder: Embedder,
         decision: DecisionRule | str | float | None = None, gallery: Gallery | None = None, flip: bool = False,
+        index_min_templates: int = MIN_TEMPLATES,
     ):
         self.card = card
         self.flip = flip
@@ -101,9 +118,15 @@ class Recognizer:
             raise ModelError(f"model card {card.directory}: its open_set section is unreadable ({error})") from None
         self._decision = decision_rule(card, decision)
         self._lock = threading.Lock()
-        # What the current matcher was built from: (gallery object, its revision, decision rule).
+        # What the current matcher was built from: (gallery object, its revision, decision rule, index generation).
         self._built_from: tuple | None = None
         self._matcher = Matcher.empty(card.embedding_dim, 0.0)
+        self._data: GalleryMatrix | None = None  # the matrix the current matcher was built from
+        self._chosen: GalleryCalibration | None = None  # and its calibration
+        self.indexes = IndexKeeper(index_min_templates)
+        self.background_from = min(BACKGROUND_FROM, index_min_templates)
+        self._refresh: threading.Thread | None = None  # a large gallery's rebuild in the background
+        self._refresh_error: Exception | None = None
 
     @classmethod
     def create(cls, config: PipelineConfig | None = None, gallery: Gallery | None = None) -> Recognizer:
@@ -113,7 +136,8 @@ class Recognizer:
         detector = build_detector(config)
         card = load_card(config.model_dir)
         embedder = Embedder(card, device=config.device, backend=config.backend)
-        return cls(card, detector, embedder, decision_rule(card, config.threshold), gallery, flip=config.flip)
+        return cls(card, detector, embedder, decision_rule(card, config.threshold), gallery, flip=config.flip,
+                   index_min_templates=config.index_min_templates)
 
     # -- decision rule and gallery -------------------------------------------------
     @property
@@ -173,28 +197,98 @@ class Recognizer:
         """A matcher deciding by ``rule`` (default: :attr:`decision`) over ``data``, as
         the live loop would (evaluation builds galleries this way); ``calibrated``: the
         result of :meth:`calibrate` for them, if already known."""
-        return self._build(data, calibrated if calibrated is not None else self.calibrate(data, rule))
+        # An index of its own (in memory, built here and now), so the live gallery's stays as it is.
+        keeper = IndexKeeper(self.indexes.min_templates, self.indexes.candidates, background_from=2**62)
+        return self._build(data, calibrated if calibrated is not None else self.calibrate(data, rule), keeper)
 
-    def _build(self, data: GalleryMatrix | None, chosen: GalleryCalibration) -> Matcher:
+    def _build(self, data: GalleryMatrix | None, chosen: GalleryCalibration, keeper: IndexKeeper,
+               location: Path | None = None, revision: int | None = None) -> Matcher:
         if data is not None and len(data.embeddings):
-            return Matcher(data.embeddings, data.person_index, data.names, chosen.thresholds,
-                           gallery_threshold=chosen.gallery_threshold, negatives=data.negatives, negative_index=data.negative_index)
+            return build_matcher(data, chosen.thresholds, chosen.gallery_threshold, keeper=keeper, location=location,
+                                 revision=revision)
         return Matcher.empty(self.card.embedding_dim, chosen.gallery_threshold)
 
-    def matcher(self) -> Matcher:
-        """The matcher for the gallery as it is now (rebuilt only when it or the rule changed)."""
+    def _make(self, gallery: Gallery | None, revision: int | None, rule: DecisionRule,
+              built: tuple | None) -> tuple[tuple, GalleryMatrix | None, GalleryCalibration, Matcher]:
+        """What the matcher is built from (``(gallery, revision, rule, index generation)``),
+        the gallery's matrix, its calibration and the matcher. The matrix is read again
+        only when the gallery changed since ``built``, the calibration made again only
+        when the rule changed too (not when only the index became ready)."""
+        generation = self.indexes.generation  # before building: a later one means another rebuild
+        same = built is not None and built[0] is gallery and built[1] == revision
+        data = self._data if same else None if gallery is None else gallery.matrix(self.embedder.model_id)
+        chosen = self._chosen if same and built[2] == rule and self._chosen is not None else self.calibrate(data, rule)
+        path = getattr(gallery, "path", None)
+        # The index file holds the embeddings in clear: none next to an encrypted or read-only gallery.
+        keep = isinstance(path, Path) and not gallery.encrypted and not gallery.read_only
+        matcher = self._build(data, chosen, self.indexes, index_path(path) if keep else None, revision)
+        logger.debug("gallery revision %s: %d people, %s -> threshold %.3f (%s)", revision, matcher.person_count,
+                     rule.label, chosen.gallery_threshold, type(matcher).__name__)
+        return (gallery, revision, rule, generation), data, chosen, matcher
+
+    def _install(self, made: tuple) -> None:
+        self._built_from, self._data, self._chosen, self._matcher = made
+
+    def _refresh_later(self, gallery: Gallery, revision: int | None, rule: DecisionRule, built: tuple) -> None:
+        """:meth:`_make` on this thread (a background one); the result replaces the
+        matcher unless the gallery or the rule changed meanwhile; an error is raised by
+        the next :meth:`matcher` call."""
+        try:
+            made = self._make(gallery, revision, rule, built)
+        except Exception as error:  # noqa: BLE001 - handed to the live thread
+            with self._lock:
+                self._refresh_error = error
+            return
         with self._lock:
+            if self.gallery is gallery and self._decision == rule:
+                self._install(made)
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether a large gallery's matcher is being rebuilt in the background."""
+        return self._refresh is not None and self._refresh.is_alive()
+
+    def wait_for_refresh(self, timeout: float | None = None) -> bool:
+        """Wait until no rebuild of the matcher, nor of the search index, is running
+        (and the matcher uses the index when one was being built); False on ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self.indexes.wait(left)
+            thread = self._refresh
+            if thread is not None:
+                thread.join(left)
+            self.matcher()  # starts the rebuild that a finished one calls for, if any
+            if not self.refreshing and not self.indexes.building:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def matcher(self) -> Matcher:
+        """The matcher for the gallery as it is now (rebuilt only when it, the rule or
+        the search index changed; for a large gallery on a background thread, the
+        previous matcher serving until then)."""
+        with self._lock:
+            if self._refresh_error is not None:
+                error, self._refresh_error = self._refresh_error, None
+                raise error
             gallery = self.gallery
-            revision = None if gallery is None else gallery.revision()
             built = self._built_from
+            if self.refreshing and built is not None and built[0] is gallery:
+                # Not even the revision: the rebuild reads the gallery, and would make this frame wait.
+                return self._matcher
+            revision = None if gallery is None else gallery.revision()
             # Another gallery object (or none) may share the old one's revision number.
-            if built is None or built[0] is not gallery or built[1:] != (revision, self._decision):
-                data = None if gallery is None else gallery.matrix(self.embedder.model_id)
-                chosen = self.calibrate(data)
-                self._matcher = self._build(data, chosen)
-                self._built_from = (gallery, revision, self._decision)
-                logger.debug("gallery revision %s: %d people, %s -> threshold %.3f", revision,
-                             self._matcher.person_count, self._decision.label, chosen.gallery_threshold)
+            if built is not None and built[0] is gallery and built[1:] == (revision, self._decision, self.indexes.generation):
+                return self._matcher
+            large = self._data is not None and len(self._data.embeddings) >= self.background_from
+            if built is not None and built[0] is gallery and large:
+                if not self.refreshing:
+                    self._refresh = threading.Thread(target=self._refresh_later, args=(gallery, revision, self._decision, built),
+                                                     name="faceapp-matcher-refresh", daemon=True)
+                    self._refresh.start()
+                return self._matcher
+            self._install(self._make(gallery, revision, self._decision, built))
             return self._matcher
 
     # -- stages -------------------------------------------------------------------
