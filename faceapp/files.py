@@ -127,10 +127,17 @@ def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
     return ia is not None and ia == ib
 
 
-def gallery_files(gallery: str | os.PathLike) -> list[Path]:
-    """The gallery file and its SQLite companions (``-wal``, ``-shm``, ``-journal``)."""
+def search_index_files(gallery: str | os.PathLike) -> list[Path]:
+    """The search index kept next to a large gallery file (``.hnsw`` and its ``.hnsw.json``)."""
     p = Path(os.fspath(gallery))
-    return [p, *(p.with_name(p.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+    return [p.with_name(p.name + suffix) for suffix in (".hnsw", ".hnsw.json")]
+
+
+def gallery_files(gallery: str | os.PathLike) -> list[Path]:
+    """The gallery file, its SQLite companions (``-wal``, ``-shm``, ``-journal``) and its
+    search index."""
+    p = Path(os.fspath(gallery))
+    return [p, *(p.with_name(p.name + suffix) for suffix in ("-wal", "-shm", "-journal")), *search_index_files(p)]
 
 
 def check_output_path(path: str | os.PathLike, protected: Iterable[tuple[str, str | os.PathLike]], what: str = "output") -> Path:

@@ -80,6 +80,10 @@ class BaseDatabase:
     def wipe_free_space(self) -> bool:
         raise NotImplementedError
 
+    def _forget_search_index(self) -> None:
+        """After templates were removed, changed or encrypted: a search index kept beside
+        the gallery would still hold their embeddings in clear (the app rebuilds it)."""
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -212,6 +216,8 @@ class BaseDatabase:
                 self._key = old
                 raise
         self._key, self._key_check = new_key, new_check
+        if new_key is not None:
+            self._forget_search_index()
         self.wipe_free_space()
 
     def encrypt(self, passphrase: str, *, kdf: KdfParams | None = None) -> None:

@@ -54,6 +54,7 @@ class BulkMixin:
             )
             self._templates_written(conn, [(i, r.blob) for i, r in zip(ids, rows)])
             conn.executemany("DELETE FROM templates WHERE id = ?", [(i,) for i in sorted(removed)])
+        self._forget_search_index()
         if removed:
             self.wipe_free_space()
         logger.info("gallery: %d template(s) re-embedded with %r, %d removed", len(ids), model_id, len(removed))

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from faceapp.errors import GalleryError
-from faceapp.files import on_read_only_filesystem, os_error_line
+from faceapp.files import on_read_only_filesystem, os_error_line, search_index_files
 from faceapp.storage.backend import BaseDatabase, Connection
 from faceapp.storage.schema import (
     SCHEMA_VERSION,
@@ -184,6 +184,13 @@ class GalleryDatabase(BaseDatabase):
                 return self._meta_get(conn, key)
             except sqlite3.Error as e:
                 raise self._db_error(e) from e
+
+    def _forget_search_index(self) -> None:
+        for file in search_index_files(self._path):
+            try:
+                file.unlink(missing_ok=True)
+            except OSError as e:
+                logger.warning("gallery %s: could not delete its search index %s (%s)", self._path, file, os_error_line(e))
 
     def wipe_free_space(self) -> bool:
         """Checkpoint and truncate the WAL and VACUUM, so deleted data is gone from the files

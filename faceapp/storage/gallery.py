@@ -412,6 +412,7 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
         with self._write() as conn:
             pid = self._person_id(conn, key)
             conn.execute("DELETE FROM people WHERE id = ?", (pid,))
+        self._forget_search_index()
         self.wipe_free_space()
         logger.info("gallery: removed %r", key)
 
@@ -436,6 +437,7 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
                 if conn.execute("SELECT 1 FROM templates WHERE id = ?", (template_id,)).fetchone() is None:
                     raise GalleryError(f"no template with id {template_id} in the gallery; nothing was deleted")
             conn.executemany("DELETE FROM templates WHERE id = ?", [(i,) for i in ids])
+        self._forget_search_index()
         self.wipe_free_space()
         logger.info("gallery: removed %d template(s)", len(ids))
         return len(ids)
