@@ -39,7 +39,7 @@ def test_bench_search_compares_exact_and_hnsw(lfw_dir, capsys):
     report = json.loads(capsys.readouterr().out)
     rows = report["rows"]
     assert {(r["size"], r["method"]) for r in rows} == {(n, m) for n in (500, 3000)
-                                                        for m in ("exact (numpy)", "usearch HNSW", "faiss HNSW")}
+                                                        for m in ("exact (numpy)", "usearch HNSW", "faiss HNSW", "app (usearch)", "pgvector HNSW")}
     for r in rows:
         assert r["memory_mb"] > 0 and r["p95_ms_1"] >= r["p50_ms_1"] > 0 and r["build_s"] >= 0
         assert r["recall_at_1"] == 1.0 if r["method"].startswith("exact") else r["recall_at_1"] >= 0.9

@@ -97,5 +97,5 @@ class PgvectorSearch:
             self.gallery.close()
             with psycopg.connect(self._admin, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {self._name} WITH (FORCE)")
-        except Exception:  # noqa: BLE001 -- the server may be gone at exit
+        except Exception:
             logger.debug("could not drop %s", getattr(self, "_name", "?"), exc_info=True)

@@ -1,5 +1,6 @@
 """``faceapp bench search``: nearest-template search at 10k to 1M templates, exact numpy
-against approximate indexes (usearch HNSW, faiss HNSW), in one run.
+against approximate indexes (usearch HNSW, faiss HNSW, and the app's own configuration:
+its index's candidates re-scored exactly, as large galleries are matched), in one run.
 
 Templates: real SFace embeddings of faces (LFW, when given) and, to reach the size,
 synthetic unit vectors drawn from a Gaussian fitted to the real ones (their mean and
@@ -125,14 +126,42 @@ class _Faiss:
         return len(self._faiss.serialize_index(self.index)) / 2**20
 
 
+class _AppIndex:
+    """The app's own: :class:`faceapp.recognition.ann.TemplateIndex` (its settings) proposing
+    :data:`~faceapp.recognition.indexed.CANDIDATES` templates, re-scored exactly, as the matcher does."""
+
+    name = "app (usearch)"
+
+    def __init__(self, templates: np.ndarray) -> None:
+        from faceapp.recognition.ann import TemplateIndex
+        from faceapp.recognition.indexed import CANDIDATES
+
+        self.templates, self.candidates = templates, CANDIDATES
+        self.index = TemplateIndex(templates.shape[1], "bench")
+        self.index.sync(np.arange(len(templates)), templates)
+
+    def search(self, queries: np.ndarray) -> np.ndarray:
+        found = self.index.search(queries, self.candidates)  # (Q, k) rows, -1 past the end
+        scores = np.einsum("qd,qkd->qk", queries, self.templates[np.maximum(found, 0)])
+        return found[np.arange(len(queries)), np.argmax(np.where(found >= 0, scores, -np.inf), axis=1)]
+
+    @property
+    def memory_mb(self) -> float:
+        return self.index.memory_bytes / 2**20
+
+
 def available_methods() -> list[type]:
     methods: list[type] = [_Exact]
-    for module, method in (("usearch", _USearch), ("faiss", _Faiss)):
+    for module, method in (("usearch", _USearch), ("faiss", _Faiss), ("usearch", _AppIndex)):
         try:
             __import__(module)
             methods.append(method)
         except ImportError:
             logger.info("%s is not installed: its rows are left out", module)
+    from faceapp.evaluation.search_pgvector import PgvectorSearch, server_available
+
+    if server_available():
+        methods.append(PgvectorSearch)
     return methods
 
 
