@@ -156,6 +156,7 @@ def no_trace_on_failure(path: Path | str):
     if is_server_url(path):
         yield
         return
+    path = Path(path)
 
     # What was there before (a symlink, even a dangling one, and any side files) stays;
     # through a symlink, what the command created at its target goes too.

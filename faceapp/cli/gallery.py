@@ -147,8 +147,9 @@ def _copy(args: argparse.Namespace) -> int:
     if same:
         raise FaceAppError("gallery copy: SRC and DST are the same gallery")
     passphrase = ask_passphrase(args, describe(source_at)) if Gallery.is_encrypted_file(source_at) else None
+    target_passphrase = ask_passphrase(args, describe(target_at)) if Gallery.is_encrypted_file(target_at) else None
     with (Gallery(source_at, passphrase=passphrase, read_only=True, create=False) as source,
-          no_trace_on_failure(target_at), Gallery(target_at, create=True) as target):
+          no_trace_on_failure(target_at), Gallery(target_at, passphrase=target_passphrase, create=True) as target):
         summary = copy_gallery(source, target, passphrase=passphrase)
         print(summary.line(str(source.path), str(target.path)))
     return 0

@@ -19,7 +19,7 @@ from faceapp.gui.i18n import translate
 from faceapp.storage import crypto
 from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.gallery import Gallery
-from faceapp.storage.locations import is_server_url, redacted
+from faceapp.storage.locations import describe, is_server_url, redacted
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,24 @@ def keyring_available() -> bool:
         return False
 
 
+#: In the desktop app an operation waits this long for a server gallery it cannot reach
+#: (the status bar says why), rather than the command line's 10 s.
+GUI_RETRY_S = 3.0
+
+
 def open_gallery(path: str | os.PathLike[str], asker: Asker, parent: QWidget | None = None) -> Gallery | None:
     """Open the gallery ``path``, asking for its passphrase when it is encrypted.
 
     Returns None when the user cancels the passphrase question. Other problems raise
     GalleryError as :class:`Gallery` does.
     """
+    gallery = _open_gallery(path, asker, parent)
+    if gallery is not None:
+        gallery.retry_s = GUI_RETRY_S
+    return gallery
+
+
+def _open_gallery(path: str | os.PathLike[str], asker: Asker, parent: QWidget | None) -> Gallery | None:
     # On read-only media the gallery still opens, for reading (changes are then refused).
     server = is_server_url(path)
     read_only = not server and os.path.exists(path) and on_read_only_filesystem(path)
@@ -63,7 +75,7 @@ def open_gallery(path: str | os.PathLike[str], asker: Asker, parent: QWidget | N
         try:
             return Gallery(path, passphrase=passphrase, read_only=read_only)
         except PassphraseError:
-            logger.warning("the passphrase from %s does not open %s", source, path)
+            logger.warning("the passphrase from %s does not open %s", source, describe(path))
             problem = translate("Passphrase", "The passphrase from {source} is wrong.").format(source=source)
     label = translate("Passphrase", "The gallery {name} is encrypted. Passphrase:").format(name=name)
     while True:

@@ -51,6 +51,8 @@ class BaseDatabase:
     _key: bytes | None = None
     _key_check: bytes | None = None
     read_only: bool = False
+    #: How long an operation waits for a server gallery that cannot be reached (a file: unused).
+    retry_s: float = 10.0
 
     # ----- engine hooks
 

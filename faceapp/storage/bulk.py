@@ -70,6 +70,15 @@ class BulkMixin:
         ``sightings`` (NewSighting) are stored in the same transaction (not twice)."""
         if on_conflict not in ("merge", "skip", "error"):
             raise GalleryError(f"on_conflict must be 'merge', 'skip' or 'error', not {on_conflict!r}")
+        prepared = self._prepare_import(records)
+        checked = self._check_sightings(sightings)
+        with self._write() as conn:
+            summary = self._import_in(conn, prepared, checked, on_conflict)
+        logger.info("gallery: imported %s", summary)
+        return summary
+
+    def _prepare_import(self, records: Sequence[PersonRecord]) -> list[tuple[str, float, list[TemplateRow], float | None]]:
+        """The records validated (names, times, templates, thresholds), before any transaction."""
         prepared: list[tuple[str, float, list[TemplateRow], float | None]] = []
         seen: set[str] = set()
         all_rows: list[TemplateRow] = []
@@ -91,37 +100,34 @@ class BulkMixin:
             prepared.append((key, created, rows, threshold))
             all_rows.extend(rows)
         prepare_all_consistent(all_rows)
-        checked = self._check_sightings(sightings)
+        return prepared
+
+    def _import_in(self, conn, prepared: list[tuple[str, float, list[TemplateRow], float | None]], checked: list,
+                   on_conflict: OnConflict) -> ImportSummary:
+        """:meth:`import_people` inside a write transaction."""
         added = merged = skipped = count = 0
         now = time.time()
-        with self._write() as conn:
-            self._check_compatible(conn, all_rows)
-            keys = self._name_keys(conn)  # once: an import may bring a million people
-            ids = {name: person_id for entries in keys.values() for person_id, name in entries}
-            owned = []
-            for key, created, rows, threshold in prepared:
-                if key not in ids:
-                    pid = self._new_person(conn, key, created, threshold, keys)
-                    added += 1
-                elif on_conflict == "error":
-                    raise GalleryError(
-                        f"a person named {key!r} is already in the gallery (choose to merge or skip)"
-                    )
-                elif on_conflict == "skip":
-                    skipped += 1
-                    continue
-                else:
-                    pid = ids[key]
-                    merged += 1
-                    # Importing the same backup twice must not duplicate templates.
-                    have = {t.embedding.astype("<f4").tobytes() for t in self._templates(conn, pid)}
-                    rows = [r for r in rows if r.blob not in have]
-                owned += [(pid, r) for r in rows]
-                count += len(rows)
-            self._insert_many(conn, owned, now)
-            self._record_in(conn, checked, {}, purge=False, skip_stored=True)
-        summary = ImportSummary(added, merged, skipped, count)
-        logger.info("gallery: imported %s", summary)
-        return summary
-
-
+        self._check_compatible(conn, [row for _, _, rows, _ in prepared for row in rows])
+        keys = self._name_keys(conn)  # once: an import may bring a million people
+        ids = {name: person_id for entries in keys.values() for person_id, name in entries}
+        owned = []
+        for key, created, rows, threshold in prepared:
+            if key not in ids:
+                pid = self._new_person(conn, key, created, threshold, keys)
+                added += 1
+            elif on_conflict == "error":
+                raise GalleryError(f"a person named {key!r} is already in the gallery (choose to merge or skip)")
+            elif on_conflict == "skip":
+                skipped += 1
+                continue
+            else:
+                pid = ids[key]
+                merged += 1
+                # Importing the same backup twice must not duplicate templates.
+                have = {t.embedding.astype("<f4").tobytes() for t in self._templates(conn, pid)}
+                rows = [r for r in rows if r.blob not in have]
+            owned += [(pid, r) for r in rows]
+            count += len(rows)
+        self._insert_many(conn, owned, now)
+        self._record_in(conn, checked, {}, purge=False, skip_stored=True)
+        return ImportSummary(added, merged, skipped, count)

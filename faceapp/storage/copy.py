@@ -3,9 +3,9 @@ to a PostgreSQL server, a server to a file, or file to file): people, templates 
 them" faces too), own thresholds, sightings, unknown visitors and the privacy settings.
 
 The target must be empty (a new file, or a database with no gallery or an empty one):
-everything it receives is written in ONE transaction, after its settings (embeddings-
-only mode, retention, and the source's encryption, under the same passphrase), so a
-failure leaves it without a single person. Visitors get new numbers (their sightings
+everything it receives, its settings (embeddings-only mode, retention, and the source's
+encryption, under the same passphrase) included, is written in ONE transaction, so a
+failure leaves it as it was. Visitors get new numbers (their sightings
 follow them), as in an import.
 """
 
@@ -54,20 +54,39 @@ def read_all(gallery) -> tuple[list[PersonRecord], list[NewSighting]]:
 def copy_gallery(source, target, *, passphrase: str | None = None) -> CopySummary:
     """Copy ``source`` into the empty ``target`` (both open :class:`Gallery` objects).
     ``passphrase``: the source's, when it is encrypted (the target is then encrypted
-    with it). GalleryError, with the target unchanged, if it is not empty."""
-    if target.people() or target.sightings(limit=1) or target.visitors():
-        raise GalleryError(f"the target {target.path} is not empty: copy into a new gallery "
-                           "(or use gallery export and import to add people to one)")
+    with it). Everything, the target's emptiness check, settings and key included, is
+    ONE transaction on the target: GalleryError, with the target unchanged, if it is not
+    empty or anything fails."""
+    from faceapp.storage import crypto
+
     if source.encrypted and not passphrase:
         raise GalleryError("the source gallery is encrypted: its passphrase is needed to encrypt the copy")
     records, sightings = read_all(source)
-    if target.embeddings_only != source.embeddings_only:
-        target.set_embeddings_only(source.embeddings_only)
-    if target.retention_days != source.retention_days:
-        target.set_retention_days(source.retention_days)
-    if source.encrypted and not target.encrypted:
-        target.encrypt(passphrase)
-    target.import_people(records, on_conflict="error", sightings=sightings)
+    prepared = target._prepare_import(records)
+    checked = target._check_sightings(sightings)
+    encrypting = source.encrypted and not target.encrypted
+    if encrypting:
+        params = crypto.DEFAULT_KDF.with_new_salt()
+        key = crypto.derive_key(passphrase, params)
+        key_check = crypto.make_key_check(key)
+    old_key = target._key
+    try:
+        with target._write(check_key=not encrypting) as conn:
+            if any(conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in ("people", "sightings", "visitors")):
+                raise GalleryError(f"the target {target.path} is not empty: copy into a new gallery "
+                                   "(or use gallery export and import to add people to one)")
+            target._meta_set(conn, "embeddings_only", 1 if source.embeddings_only else 0)
+            target._meta_set(conn, "retention_days", float(source.retention_days))
+            if encrypting:
+                target._meta_set(conn, "kdf", params.to_json())
+                target._meta_set(conn, "key_check", key_check)
+                target._key = key  # the rows below are sealed with it
+            target._import_in(conn, prepared, checked, "error")
+    except BaseException:
+        target._key = old_key
+        raise
+    if encrypting:
+        target._key_check = key_check
     summary = CopySummary(len(records), sum(len(r.templates) for r in records), len(sightings), target.encrypted)
     logger.info("%s", summary.line(str(source.path), str(target.path)))
     return summary

@@ -251,7 +251,11 @@ def _keyring():
 
 def _account(gallery_path: str | os.PathLike[str]) -> str:
     location = os.fspath(gallery_path)
-    return location if "://" in location else os.path.abspath(location)
+    if "://" in location:  # a server URL: the same account whichever spelling of its password
+        from faceapp.storage.locations import redacted
+
+        return redacted(location)
+    return os.path.abspath(location)
 
 
 def keyring_passphrase(gallery_path: str | os.PathLike[str]) -> str | None:

@@ -30,7 +30,7 @@ from faceapp.storage.backend import BaseDatabase, Connection
 from faceapp.storage.bulk import BulkMixin
 from faceapp.storage.crypto import PassphraseError
 from faceapp.storage.database import DEFAULT_BUSY_TIMEOUT_MS, GalleryDatabase
-from faceapp.storage.locations import is_server_url
+from faceapp.storage.locations import check_location, is_server_url
 from faceapp.storage.memory import MemoryMixin
 from faceapp.storage.records import (
     MAX_NAME_LENGTH,
@@ -77,6 +77,11 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
     :class:`~faceapp.storage.postgres.PostgresDatabase`), then read and change it."""
 
     def __new__(cls, location=None, *args, **kwargs):
+        location = kwargs.get("path", location)
+        try:
+            check_location(location)
+        except ValueError as error:
+            raise GalleryError(str(error)) from None
         engine = cls
         if cls is Gallery:
             if location is not None and is_server_url(location):

@@ -22,9 +22,11 @@ _GREATEST = re.compile(r"\bMAX\(\s*([\w.]+)\s*,\s*(\?|[\w.]+)\s*\)", re.IGNORECA
 
 
 @functools.lru_cache(maxsize=512)
-def translate(sql: str, returning: bool) -> str:
-    """PostgreSQL's spelling of one of the gallery's statements."""
-    out = sql.replace("%", "%%")
+def translate(sql: str, returning: bool, parameters: bool = True) -> str:
+    """PostgreSQL's spelling of one of the gallery's statements (``parameters``: it is run
+    with parameters, so a literal ``%`` must be doubled; no statement has a ``?`` inside a
+    string literal)."""
+    out = sql.replace("%", "%%") if parameters else sql
     ignore = re.match(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", out, re.IGNORECASE)
     if ignore:
         out = "INSERT INTO" + out[ignore.end():] + " ON CONFLICT DO NOTHING"
@@ -62,7 +64,7 @@ class Connection:
         self.raw = conn
 
     def execute(self, sql: str, params: tuple | list = ()) -> Cursor:
-        statement = translate(sql, True)
+        statement = translate(sql, True, bool(params))
         cursor = self.raw.execute(statement, tuple(params) if params else None)
         lastrowid = None
         if statement.endswith(" RETURNING id"):

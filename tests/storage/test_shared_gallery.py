@@ -87,7 +87,7 @@ def test_concurrent_writers_from_several_processes_lose_nothing(postgres_url: st
 
 def test_a_change_reaches_another_desktop_by_notification(postgres_url: str) -> None:
     with Gallery(postgres_url) as watcher, Gallery(postgres_url) as other:
-        assert watcher._listening.wait(10)
+        assert watcher._listener.listening.wait(10)
         before = watcher.revision()
         other.add_person("Ann", [tmpl()])
         deadline = time.monotonic() + 10
@@ -257,18 +257,30 @@ def test_copy_moves_a_gallery_to_the_server_and_back(tmp_path, postgres_url: str
             assert _observable(back) == _observable(source)
 
 
-def test_copy_keeps_the_encryption_and_refuses_nothing_half_done(tmp_path, postgres_url: str) -> None:
+def test_copy_keeps_the_encryption_and_leaves_nothing_half_done(tmp_path, postgres_url: str, monkeypatch) -> None:
     from faceapp.storage.copy import copy_gallery
 
     source = Gallery(tmp_path / "a.db")
     source.add_person("Ann", [tmpl()])
+    source.set_retention_days(3)
     source.encrypt("pw")
     with source, Gallery(postgres_url) as target:
         with pytest.raises(GalleryError, match="passphrase"):
             copy_gallery(source, target)
         assert target.people() == [] and not target.encrypted
+        before = (target.retention_days, target.revision())
+
+        def fails(*args):
+            raise GalleryError("the disk is full")
+
+        monkeypatch.setattr(type(target), "_import_in", fails)  # after the settings and the key were written
+        with pytest.raises(GalleryError, match="disk is full"):
+            copy_gallery(source, target, passphrase="pw")
+        monkeypatch.undo()
+        assert (target.retention_days, target.revision()) == before and not target.encrypted
+        assert not Gallery.is_encrypted_file(postgres_url)
         copy_gallery(source, target, passphrase="pw")
-        assert target.encrypted
+        assert target.encrypted and target.retention_days == 3
     with Gallery(postgres_url, passphrase="pw") as reopened:
         assert [p.name for p in reopened.people()] == ["Ann"]
 
@@ -345,3 +357,64 @@ def test_a_role_that_may_only_read_is_refused_in_one_line(postgres_url: str, pos
             raw.execute("REVOKE ALL ON SCHEMA faceapp FROM faceapp_reader")
         postgres_server.drop(postgres_url)
         postgres_server.admin("DROP ROLE IF EXISTS faceapp_reader")
+
+
+def test_odd_notifications_and_a_restored_counter_do_not_blind_a_desktop(postgres_url: str) -> None:
+    import psycopg
+
+    with Gallery(postgres_url) as watcher, Gallery(postgres_url) as other:
+        assert watcher._listener.listening.wait(10)
+        with psycopg.connect(postgres_url, autocommit=True) as raw:
+            for payload in ("revision ²", "revision -1", "revision 99999999999999999999999", "nonsense", ""):
+                raw.execute("SELECT pg_notify('faceapp_gallery', %s)", (payload,))
+            raw.execute("UPDATE faceapp.meta SET int_value = 1 WHERE key = 'revision'")  # a restored backup
+        other.add_person("Ann", [tmpl()])
+        deadline = time.monotonic() + 10
+        while watcher.revision() != 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watcher.revision() == other.revision() == 2
+        assert watcher._listener.listening.is_set() and watcher.connection_problem is None
+
+
+def test_waiting_for_another_desktops_writer_blocks_no_reader(postgres_url: str) -> None:
+    import threading
+
+    import psycopg
+
+    from faceapp.storage.postgres import LOCK_KEY
+
+    with Gallery(postgres_url) as g:
+        g.add_person("Ann", [tmpl()])
+        with psycopg.connect(postgres_url, autocommit=True) as other_desktop:
+            other_desktop.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            writer = threading.Thread(target=lambda: g.set_retention_days(9))
+            writer.start()
+            time.sleep(0.3)
+            assert [p.name for p in g.people()] == ["Ann"]  # read while the writer waits
+            assert writer.is_alive()
+            other_desktop.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            writer.join(30)
+        assert not writer.is_alive() and g.retention_days == 9
+
+
+def test_urls_are_checked_and_their_passwords_never_shown(tmp_path, monkeypatch) -> None:
+    from faceapp.storage.locations import redacted, scrub
+
+    for url, shown in [
+        ("postgresql://ann:s3cret@db.example:5433/faces", "postgresql://ann:***@db.example:5433/faces"),
+        ("postgresql://ann@h/db?password=s3cr%23t&sslmode=require", "postgresql://ann@h/db?password=***&sslmode=require"),
+        ("postgresql://ann:s3cr#t@x@127.0.0.1:5432/g", "postgresql://ann:***@127.0.0.1:5432/g"),
+        ("postgresql://ann:pw@h1:5432,h2:5432/g", "postgresql://ann:***@h1:5432,h2:5432/g"),
+        ("postgresql://ann:pw@127.0.0.1:abc/g", "postgresql://ann:***@127.0.0.1:abc/g"),
+        ("postgresql://h/db", "postgresql://h/db"),
+    ]:
+        assert redacted(url) == shown
+    assert "s3cr#t@x" not in scrub("failed for ann:s3cr#t@x (s3cr#t@x)", "postgresql://ann:s3cr#t@x@127.0.0.1:5432/g")
+    for url in ("postgresql://ann:s3cret@[::1/g", "POSTGRESQL://ann:s3cret@127.0.0.1:1/g", "postgresql://ann:s3cret@127.0.0.1:abc/g"):
+        with pytest.raises(GalleryError) as caught:
+            Gallery(url, connect_timeout_s=1)
+        assert "s3cret" not in str(caught.value) and "\n" not in str(caught.value)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GalleryError, match="unsupported gallery URL scheme 'postgressql'"):
+        Gallery("postgressql://ann:pw@127.0.0.1/g")
+    assert list(tmp_path.iterdir()) == []  # no file named after the URL

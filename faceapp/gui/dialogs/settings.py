@@ -31,7 +31,7 @@ from faceapp.gui.asker import Asker
 from faceapp.gui.i18n import available_languages
 from faceapp.media.privacy import BLUR_CHOICES
 from faceapp.recognition.alerts import AlertChoice
-from faceapp.storage.locations import as_location
+from faceapp.storage.locations import as_location, describe
 
 CAPTURE_SIZES: tuple[tuple[int, int] | None, ...] = (None, (640, 480), (1280, 720), (1920, 1080))
 GALLERY_FILTER = "FaceApp gallery (*.sqlite3 *.db);;All files (*)"
@@ -121,7 +121,7 @@ class SettingsDialog(QDialog):
             self.blur.addItem(blur_names[choice], choice)
         self.blur.setCurrentIndex(self.blur.findData(current.snapshot_blur))
 
-        self.gallery = QLineEdit(str(current.gallery_path))
+        self.gallery = QLineEdit(describe(current.gallery_path))  # a server URL's password masked
         self.gallery.setToolTip(self.tr("A gallery file, or postgresql://USER@HOST/DATABASE for a gallery shared "
                                         "on a PostgreSQL server (see the README)"))
         browse = QPushButton(self.tr("Choose…"))
@@ -224,7 +224,8 @@ class SettingsDialog(QDialog):
             tracking=self.tracking.isChecked(),
             embeddings_only=self.embeddings_only.isChecked(),
             snapshot_blur=str(self.blur.currentData()),
-            gallery_path=as_location(text) if text else self._current.gallery_path,
+            gallery_path=(as_location(text) if text and text != describe(self._current.gallery_path)
+                          else self._current.gallery_path),
             language=self.language.currentData(),
             alerts=AlertChoice(str(self.alert_who.currentData() or ""), float(self.alert_cooldown.value()),
                                self.alert_notify.isChecked(), self.alert_sound.isChecked(), self.alert_command.text().strip(),
