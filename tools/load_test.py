@@ -133,11 +133,19 @@ def main(argv: list[str] | None = None) -> int:
 
         server = pgserver.get_server(tempfile.mkdtemp(prefix="faceapp-load-"), cleanup_mode="delete")
         url = server.get_uri()
+    try:
+        return _run(args, url)
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+def _run(args: argparse.Namespace, url: str) -> int:
     from faceapp.storage.gallery import Gallery
 
     with Gallery(url) as gallery:
         if gallery.people():
-            parser.error(f"{gallery.path} is not empty: give an empty database")
+            raise SystemExit(f"load_test: {gallery.path} is not empty: give an empty database")
         start_revision = gallery.revision()
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
@@ -191,8 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     print("result: " + ("FAILED (" + ("something was lost" if lost else "errors") + ")" if lost or errors else "ok: nothing lost, no error"))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    if server is not None:
-        server.cleanup()
     return 1 if lost or errors else 0
 
 
