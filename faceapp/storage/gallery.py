@@ -2,7 +2,7 @@
 file by default or on a PostgreSQL server shared by several desktops.
 
 ``Gallery(location, ...)`` opens either: a path gives a :class:`SqliteGallery`, a
-``postgresql://`` URL a :class:`~faceapp.storage.postgres.PostgresGallery`; the rest of
+``postgresql://`` URL a :class:`PostgresGallery` (:mod:`faceapp.storage.postgres`); the rest of
 the app sees one interface. The values and their validation are in
 :mod:`faceapp.storage.records`; what the engines share (encryption, meta values) in
 :mod:`faceapp.storage.backend`; the SQLite file's connection, schema and migrations in
@@ -19,6 +19,7 @@ stay plaintext.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -85,9 +86,7 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
         engine = cls
         if cls is Gallery:
             if location is not None and is_server_url(location):
-                from faceapp.storage.postgres import PostgresGallery
-
-                engine = PostgresGallery
+                engine = _server_engine()
             else:
                 engine = SqliteGallery
         return super().__new__(engine)
@@ -450,3 +449,15 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
 
 class SqliteGallery(Gallery, GalleryDatabase):
     """A gallery in one SQLite file (the default)."""
+
+
+@functools.cache
+def _server_engine() -> type[Gallery]:
+    """The gallery on a PostgreSQL server, made when first needed (psycopg is imported
+    only by those who use a server)."""
+    from faceapp.storage.postgres import PostgresDatabase
+
+    class PostgresGallery(Gallery, PostgresDatabase):
+        """A gallery on a PostgreSQL server (see :mod:`faceapp.storage.postgres`)."""
+
+    return PostgresGallery

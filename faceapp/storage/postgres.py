@@ -37,7 +37,6 @@ import numpy as np
 from faceapp.errors import GalleryError
 from faceapp.storage import pg_schema
 from faceapp.storage.backend import BaseDatabase
-from faceapp.storage.gallery import Gallery
 from faceapp.storage.locations import redacted, scrub
 from faceapp.storage.pg_listener import CHANNEL, COUNTERS, STALE_S, Listener
 from faceapp.storage.pg_sql import Connection, server_error
@@ -426,6 +425,3 @@ class PostgresDatabase(BaseDatabase):
                 out.append([(int(r[0]), str(r[1]), float(r[2])) for r in rows])
         return out
 
-
-class PostgresGallery(Gallery, PostgresDatabase):
-    """A gallery on a PostgreSQL server (see :mod:`faceapp.storage.postgres`)."""
