@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from faceapp.cli.main import main
 
 
@@ -46,3 +48,12 @@ def test_bench_search_compares_exact_and_hnsw(lfw_dir, capsys):
     # The synthetic templates look like the real ones to the similarity's median.
     real, synthetic = report["similarity_percentiles"]["real"][0], report["similarity_percentiles"]["synthetic"][0]
     assert abs(real - synthetic) < 0.05
+
+
+def test_bench_search_methods_are_chosen_by_name():
+    from faceapp.evaluation.search_speed import chosen_methods
+
+    assert [m.name for m in chosen_methods(("faiss",))] == ["exact (numpy)", "faiss HNSW"]
+    assert {m.name for m in chosen_methods(None)} >= {"exact (numpy)", "app (usearch)", "pgvector HNSW"}
+    with pytest.raises(SystemExit):
+        main(["bench", "search", "--methods", "exact,nope"])

@@ -28,14 +28,25 @@ def _enroll_fixtures(recognizer: Any, gallery: Any, fixtures: Path) -> None:
         gallery.add_person(person, [s.template(recognizer.embedder.model_id) for s in samples])
 
 
+def _methods(text: str) -> tuple[str, ...]:
+    from faceapp.evaluation.search_speed import METHOD_KEYS
+
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in keys if k not in METHOD_KEYS]
+    if not keys or unknown:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(METHOD_KEYS)} (got {text!r})")
+    return keys
+
+
 def cmd_bench_search(args: argparse.Namespace) -> int:
     """``faceapp bench search``: exact numpy against HNSW indexes, 10k to 1M templates."""
-    from faceapp.evaluation.search_speed import bench_search, format_search_table
+    from faceapp.evaluation.search_speed import bench_search, chosen_methods, format_search_table
     from faceapp.paths import lfw_dir
 
     folder = args.lfw or lfw_dir()
+    methods = chosen_methods(args.methods)
     real = _real_embeddings(args, folder, args.real)
-    rows, distribution = bench_search(real, args.sizes, queries=args.queries, rounds=args.rounds)
+    rows, distribution = bench_search(real, args.sizes, queries=args.queries, rounds=args.rounds, methods=methods)
     if args.json:
         print_json({"real_embeddings": len(real), "sizes": list(args.sizes), "rows": [r.to_json() for r in rows],
                     "similarity_percentiles": distribution})
@@ -189,6 +200,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--sizes", type=_sizes, default=(10_000, 100_000, 1_000_000), metavar="N[,N...]",
                        help="search: gallery sizes in templates (default: 10000,100000,1000000)")
     bench.add_argument("--queries", type=positive_int, default=200, metavar="N", help="search: queries per size (default: 200)")
+    bench.add_argument("--methods", type=_methods, metavar="M[,M...]",
+                       help="search: only these of exact, usearch, faiss, app, pgvector (default: all available; "
+                       "exact always runs, as the reference)")
     bench.add_argument("--real", type=positive_int, default=4000, metavar="N",
                        help="search: real embeddings to embed from LFW (default: 4000; the rest are synthetic)")
     bench.add_argument("--lfw", type=Path, metavar="DIR", help="search: where the real faces are (default: the shared LFW)")

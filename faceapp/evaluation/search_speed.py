@@ -150,6 +150,21 @@ class _AppIndex:
         return self.index.memory_bytes / 2**20
 
 
+#: Short names for ``faceapp bench search --methods``.
+METHOD_KEYS = {"exact": "exact (numpy)", "usearch": "usearch HNSW", "faiss": "faiss HNSW", "app": "app (usearch)",
+               "pgvector": "pgvector HNSW"}
+
+
+def chosen_methods(keys: Sequence[str] | None) -> list[type]:
+    """The available methods named by ``keys`` (see :data:`METHOD_KEYS`; None: all). The
+    exact search always runs: it is the reference of recall@1."""
+    methods = available_methods()
+    if keys is None:
+        return methods
+    wanted = {METHOD_KEYS[k] for k in keys} | {"exact (numpy)"}
+    return [m for m in methods if m.name in wanted]
+
+
 def available_methods() -> list[type]:
     methods: list[type] = [_Exact]
     for module, method in (("usearch", _USearch), ("faiss", _Faiss), ("usearch", _AppIndex)):
