@@ -17,6 +17,7 @@ gallery or an input, and writes that leave either the whole new file or nothing.
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import stat
 import tempfile
@@ -127,10 +128,20 @@ def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
     return ia is not None and ia == ib
 
 
+#: What a search index file being written is called meanwhile: ``G.hnsw.partial-XXXX``.
+PARTIAL = ".partial-"
+
+
 def search_index_files(gallery: str | os.PathLike) -> list[Path]:
-    """The search index kept next to a large gallery file (``.hnsw`` and its ``.hnsw.json``)."""
-    p = Path(os.fspath(gallery))
-    return [p.with_name(p.name + suffix) for suffix in (".hnsw", ".hnsw.json")]
+    """The search index kept beside a large gallery file, the real one a symlink points
+    to (``.hnsw``, its ``.hnsw.json``, and any copy of them left half written)."""
+    p = Path(os.path.realpath(os.fspath(gallery)))
+    files = [p.with_name(p.name + suffix) for suffix in (".hnsw", ".hnsw.json")]
+    try:
+        partial = sorted(p.parent.glob(glob.escape(p.name) + ".hnsw*" + PARTIAL + "*"))
+    except OSError:
+        partial = []
+    return files + partial
 
 
 def gallery_files(gallery: str | os.PathLike) -> list[Path]:

@@ -129,7 +129,12 @@ def test_the_index_changes_incrementally_and_reloads(tmp_path):
     found = index.search(embeddings[:60], 5)
     assert not np.isin(found, ids[:50]).any()  # removed ones are never proposed
     assert (index.search(embeddings[550:], 1)[:, 0] == ids[550:]).mean() > 0.95  # new ones are found
-    assert index.save() and path.exists() and index.sidecar.exists()
+    # Removed vectors are only marked deleted: that index is never written ...
+    assert not index.save() and not path.exists()
+    # ... a fresh build of the same templates is.
+    fresh = ann.TemplateIndex(DIM, "m", path)
+    fresh.sync(ids[50:], embeddings[50:], revision=2)
+    assert fresh.save() and path.exists() and fresh.sidecar.exists()
     again = ann.TemplateIndex.open(DIM, "m", path)
     assert again.revision == 2 and sorted(again.ids().tolist()) == list(range(51, 601))
     assert again.sync(ids[50:], embeddings[50:], revision=2) == ann.SyncReport(0, 0, False)
@@ -312,3 +317,65 @@ def test_removing_or_encrypting_faces_deletes_the_search_index_beside_the_galler
                 file.write_bytes(b"stale index")
             step()
             assert not any(f.exists() for f in search_index_files(path))
+
+
+def test_template_ids_are_never_reused(tmp_path) -> None:
+    from faceapp.storage.gallery import Gallery, NewTemplate
+
+    rng = np.random.default_rng(9)
+
+    def template():
+        v = rng.standard_normal(16).astype(np.float32)
+        return NewTemplate(v / np.linalg.norm(v), "m")
+
+    with Gallery(tmp_path / "g.db") as gallery:
+        gallery.add_person("Ann", [template()])
+        gallery.add_person("Bea", [template(), template()])
+        removed = {t.id for t in gallery.templates("Bea")}
+        gallery.remove("Bea")
+        gallery.add_person("Cid", [template(), template()])
+        assert not removed & {t.id for t in gallery.templates("Cid")}
+
+
+def test_an_index_that_had_faces_removed_is_never_written(tmp_path) -> None:
+    """usearch only marks a removed vector deleted: such an index must not reach the disk."""
+    from faceapp.recognition.ann import TemplateIndex
+
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((400, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    path = tmp_path / "g.db.hnsw"
+    index = TemplateIndex(16, "m", path)
+    index.sync(np.arange(400), rows, revision=1)
+    assert index.save(lambda: 1) and path.exists()
+    index.sync(np.arange(1, 400), rows[1:], revision=2)  # template 0 removed
+    assert not index.save(lambda: 2) and not path.exists() and not index.sidecar.exists()
+    fresh = TemplateIndex(16, "m", path)
+    fresh.sync(np.arange(1, 400), rows[1:], revision=2)
+    assert not fresh.save(lambda: 3)  # behind the gallery: a face may have gone meanwhile
+    assert fresh.save(lambda: 2) and rows[0].tobytes() not in path.read_bytes()
+
+
+def test_a_half_written_index_is_removed_and_counts_as_the_galleries(tmp_path, monkeypatch) -> None:
+    import os as os_module
+
+    from faceapp.files import search_index_files
+    from faceapp.recognition.ann import TemplateIndex
+
+    rng = np.random.default_rng(4)
+    rows = rng.standard_normal((50, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index = TemplateIndex(16, "m", tmp_path / "g.db.hnsw")
+    index.sync(np.arange(50), rows)
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os_module, "replace", full)
+    assert not index.save()
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "g.db.hnsw.partial-abc").write_bytes(b"left by a killed process")
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "g.db")
+    assert tmp_path / "g.db.hnsw.partial-abc" in search_index_files(link)

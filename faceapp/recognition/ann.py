@@ -44,13 +44,16 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from faceapp.files import search_index_files
+from faceapp.files import PARTIAL
+from faceapp.files import search_index_files as search_index_files_of
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,9 @@ class TemplateIndex:
         self._index = self._empty()
         self._lock = threading.Lock()  # held by searches and in-place changes
         self._dirty = False
+        # usearch's remove() only marks a vector deleted: an index that had faces removed
+        # still holds them, so it is never written (the file is deleted; a fresh build is).
+        self._tainted = False
 
     def _empty(self):
         from usearch.index import Index
@@ -173,21 +179,45 @@ class TemplateIndex:
         self.revision = revision if isinstance(revision, int) else None
         return None
 
-    def save(self) -> bool:
+    def save(self, current_revision: Callable[[], object] | None = None) -> bool:
         """Write the index and its sidecar (atomically, each through a temporary file)
-        when it changed since it was loaded or saved. False (a warning) if it could not."""
+        when it changed since it was loaded or saved. False (a warning) if it could not.
+        Not written: an index that had faces removed (it would keep them: its file is
+        deleted instead), and one behind the gallery (``current_revision()`` differs from
+        the revision it was synced to: a face may have been removed meanwhile)."""
         if self.path is None or not self._dirty:
             return False
+        if self._tainted:
+            for file in (self.path, self.sidecar):
+                with contextlib.suppress(OSError):
+                    file.unlink(missing_ok=True)
+            logger.info("search index %s: faces were removed from it, so it is not saved (rebuilt at the next start)",
+                        self.path)
+            return False
+        if current_revision is not None:
+            try:
+                behind = current_revision() != self.revision
+            except Exception:  # noqa: BLE001 -- a closed or unreachable gallery: do not write
+                behind = True
+            if behind:
+                return False
         data = bytes(self._index.save())
         keys = np.asarray(self._index.keys, np.int64)
         meta = {**self._settings(), "revision": self.revision, "count": len(keys), "ids_digest": _ids_digest(keys),
                 "file_digest": hashlib.blake2b(data, digest_size=16).hexdigest()}
+        partial = None
         try:
             for target, payload in ((self.path, data), (self.sidecar, json.dumps(meta, indent=1).encode())):
-                partial = target.with_name(target.name + ".partial")
-                partial.write_bytes(payload)
+                handle, name = tempfile.mkstemp(dir=target.parent, prefix=target.name + PARTIAL)
+                partial = Path(name)
+                with os.fdopen(handle, "wb") as out:
+                    out.write(payload)
                 os.replace(partial, target)
+                partial = None
         except OSError as error:
+            if partial is not None:  # never a half-written copy of the faces left behind
+                with contextlib.suppress(OSError):
+                    partial.unlink()
             logger.warning("search index %s could not be saved (%s); it is kept in memory", self.path, error)
             return False
         self._dirty = False
@@ -241,6 +271,7 @@ class TemplateIndex:
                 logger.info("search index: adding %d templates (about a minute per 100k on 2 cores)", int(new.sum()))
             in_place = not rebuilt and changes <= _IN_PLACE
             target = current if in_place else (self._empty() if rebuilt else current.copy())
+            self._tainted = (self._tainted and not rebuilt) or bool(len(gone))
             with self._lock if in_place else contextlib.nullcontext():
                 if len(gone):
                     target.remove(gone.astype(np.uint64))
@@ -273,4 +304,4 @@ class TemplateIndex:
 
 def index_path(gallery_path: str | os.PathLike[str]) -> Path:
     """Where the index of the gallery file ``gallery_path`` is kept: ``<gallery>.hnsw``."""
-    return search_index_files(gallery_path)[0]
+    return search_index_files_of(gallery_path)[0]

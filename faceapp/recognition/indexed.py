@@ -180,7 +180,7 @@ class IndexKeeper:
             thread.join(timeout)
         return not self.building
 
-    def index_for(self, data, location, revision: int | None = None):
+    def index_for(self, data, location, revision: int | None = None, current_revision=None):
         """The :class:`~faceapp.recognition.ann.TemplateIndex` holding exactly the rows of
         ``data`` (a GalleryMatrix; float32 ``(N, D)`` embeddings with int64 ``(N,)``
         template ids), kept at ``location`` (a Path, or None: in memory); None when the
@@ -189,9 +189,9 @@ class IndexKeeper:
         if len(data.embeddings) < self.min_templates or data.template_ids is None:
             return None
         with self._lock:
-            return self._synced(data, location, revision)
+            return self._synced(data, location, revision, current_revision)
 
-    def _synced(self, data, location, revision: int | None):
+    def _synced(self, data, location, revision: int | None, current_revision=None):
         from faceapp.recognition import ann
 
         if not ann.available():
@@ -214,13 +214,16 @@ class IndexKeeper:
             logger.info("search index: %d templates to add, on a thread (exact matching until it is done)",
                         len(data.template_ids) - len(self._index))
             self._building = threading.Thread(target=self._sync_later, name="faceapp-index-build", daemon=True,
-                                              args=(self._index, data.template_ids, data.embeddings, revision, key))
+                                              args=(self._index, data.template_ids, data.embeddings, revision, key,
+                                                    current_revision))
             self._building.start()
             return None
-        self._sync(self._index, data.template_ids, data.embeddings, revision, location)
+        self._sync(self._index, data.template_ids, data.embeddings, revision, location, current_revision)
         return self._index
 
-    def _sync(self, index, ids: np.ndarray, embeddings: np.ndarray, revision: int | None, location) -> None:
+    def _sync(self, index, ids: np.ndarray, embeddings: np.ndarray, revision: int | None, location,
+              current_revision=None) -> None:
+        """Sync ``index``; save it when due and not behind the gallery (``current_revision()``)."""
         report = index.sync(ids, embeddings, revision)
         if report.added or report.removed:
             logger.info("search index: %d template(s) added, %d removed%s", report.added, report.removed,
@@ -228,27 +231,29 @@ class IndexKeeper:
         self._unsaved = -1 if report.rebuilt or self._unsaved < 0 else self._unsaved + report.added + report.removed
         # A saved index a little behind the gallery costs only the difference at the next start.
         due = self._unsaved < 0 or self._unsaved > max(1000, len(index) // 100)
-        if due and (index.save() or location is None):
+        if due and (index.save(current_revision) or location is None):
             self._unsaved = 0
 
-    def _sync_later(self, index, ids: np.ndarray, embeddings: np.ndarray, revision: int | None, key: tuple) -> None:
+    def _sync_later(self, index, ids: np.ndarray, embeddings: np.ndarray, revision: int | None, key: tuple,
+                    current_revision=None) -> None:
         try:
-            self._sync(index, ids, embeddings, revision, key[0])
+            self._sync(index, ids, embeddings, revision, key[0], current_revision)
         except Exception as error:  # noqa: BLE001 - a thread's last word: exact matching goes on
             logger.warning("search index could not be built (%s): the gallery is searched exactly", error)
             self._failed = key
         finally:
-            with self._lock:
+            with self._lock:  # not "building" any more before the new generation is seen
+                self._building = None
                 self.generation += 1
 
 
 def build_matcher(data, thresholds: np.ndarray, gallery_threshold: float, *, keeper: IndexKeeper | None = None,
-                  location=None, revision: int | None = None) -> Matcher:
+                  location=None, revision: int | None = None, current_revision=None) -> Matcher:
     """The matcher for the gallery matrix ``data`` (non-empty) with these per-person
     ``thresholds`` (float32 ``(len(data.names),)``): an :class:`IndexedMatcher` when
     ``keeper`` gives an index for it, else the exact :class:`Matcher`."""
     kwargs = {"gallery_threshold": gallery_threshold, "negatives": data.negatives, "negative_index": data.negative_index}
-    index = keeper.index_for(data, location, revision) if keeper is not None else None
+    index = keeper.index_for(data, location, revision, current_revision) if keeper is not None else None
     if index is None:
         return Matcher(data.embeddings, data.person_index, data.names, thresholds, **kwargs)
     return IndexedMatcher(data.embeddings, data.person_index, data.names, thresholds, template_ids=data.template_ids,

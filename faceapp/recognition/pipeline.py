@@ -202,10 +202,10 @@ class Recognizer:
         return self._build(data, calibrated if calibrated is not None else self.calibrate(data, rule), keeper)
 
     def _build(self, data: GalleryMatrix | None, chosen: GalleryCalibration, keeper: IndexKeeper,
-               location: Path | None = None, revision: int | None = None) -> Matcher:
+               location: Path | None = None, revision: int | None = None, current_revision=None) -> Matcher:
         if data is not None and len(data.embeddings):
             return build_matcher(data, chosen.thresholds, chosen.gallery_threshold, keeper=keeper, location=location,
-                                 revision=revision)
+                                 revision=revision, current_revision=current_revision)
         return Matcher.empty(self.card.embedding_dim, chosen.gallery_threshold)
 
     def _make(self, gallery: Gallery | None, revision: int | None, rule: DecisionRule,
@@ -221,7 +221,8 @@ class Recognizer:
         path = getattr(gallery, "path", None)
         # The index file holds the embeddings in clear: none next to an encrypted or read-only gallery.
         keep = isinstance(path, Path) and not gallery.encrypted and not gallery.read_only
-        matcher = self._build(data, chosen, self.indexes, index_path(path) if keep else None, revision)
+        matcher = self._build(data, chosen, self.indexes, index_path(path) if keep else None, revision,
+                              gallery.revision if keep else None)
         logger.debug("gallery revision %s: %d people, %s -> threshold %.3f (%s)", revision, matcher.person_count,
                      rule.label, chosen.gallery_threshold, type(matcher).__name__)
         return (gallery, revision, rule, generation), data, chosen, matcher
@@ -237,7 +238,8 @@ class Recognizer:
             made = self._make(gallery, revision, rule, built)
         except Exception as error:  # noqa: BLE001 - handed to the live thread
             with self._lock:
-                self._refresh_error = error
+                if self.gallery is gallery and self._decision == rule:  # not the error of a gallery swapped out
+                    self._refresh_error = error
             return
         with self._lock:
             if self.gallery is gallery and self._decision == rule:

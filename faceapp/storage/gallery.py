@@ -162,8 +162,12 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
         """Insert ``(person id, row)`` pairs in one statement, ids in that order."""
         if not owned:
             return
-        # Ids are chosen here (we hold the write lock) so encrypted blobs can be bound to them.
-        first = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM templates").fetchone()[0]) + 1
+        # Ids are chosen here (we hold the write lock) so encrypted blobs can be bound to them,
+        # and never reused (meta.last_template_id): a search index keyed by id never mistakes
+        # a new face for a removed one.
+        stored = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM templates").fetchone()[0])
+        last = self._meta_get(conn, "last_template_id")
+        first = max(stored, last if isinstance(last, int) else 0) + 1
         keep_thumbnails = not self._meta_get(conn, "embeddings_only")
         written = [(tid, r.blob) for tid, (_, r) in enumerate(owned, first)]
         conn.executemany(
@@ -185,6 +189,7 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
                 for tid, (person_id, r) in enumerate(owned, first)
             ],
         )
+        self._meta_set(conn, "last_template_id", first + len(owned) - 1)
         self._templates_written(conn, written)
 
     @staticmethod
