@@ -379,3 +379,22 @@ def test_a_half_written_index_is_removed_and_counts_as_the_galleries(tmp_path, m
     link = tmp_path / "link.db"
     link.symlink_to(tmp_path / "g.db")
     assert tmp_path / "g.db.hnsw.partial-abc" in search_index_files(link)
+
+
+def test_a_one_off_command_never_starts_a_long_index_build(tmp_path) -> None:
+    """`faceapp identify` would exit long before a large index is built: it searches exactly."""
+    import threading
+
+    from faceapp.recognition.indexed import IndexKeeper
+
+    rng = np.random.default_rng(6)
+    embeddings = _unit(rng.normal(size=(300, DIM)))
+    owner, names = np.arange(300) // 3, tuple(f"p{i}" for i in range(100))
+    data = _matrix(embeddings, owner, np.arange(1, 301), names)
+    before = threading.active_count()
+    keeper = IndexKeeper(100, background_from=50, builds=False)
+    assert keeper.index_for(data, tmp_path / "g.db.hnsw", 1) is None
+    assert not keeper.building and threading.active_count() == before and not (tmp_path / "g.db.hnsw").exists()
+    live = IndexKeeper(100, background_from=50)
+    assert live.index_for(data, tmp_path / "g.db.hnsw", 1, lambda: 1) is None and live.wait(30)
+    assert live.index_for(data, tmp_path / "g.db.hnsw", 1, lambda: 1) is not None

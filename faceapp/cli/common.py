@@ -67,11 +67,15 @@ def pipeline_config(args: argparse.Namespace):
     return config
 
 
-def build_recognizer(args: argparse.Namespace, gallery=None):
-    """The loaded :class:`~faceapp.recognition.pipeline.Recognizer` of the options."""
+def build_recognizer(args: argparse.Namespace, gallery=None, *, live: bool = False):
+    """The loaded :class:`~faceapp.recognition.pipeline.Recognizer` of the options.
+    ``live``: a command that runs long (recognize): it may build a large gallery's search
+    index in the background; a one-off command uses a saved one, else searches exactly."""
+    import dataclasses
+
     from faceapp.recognition.pipeline import Recognizer
 
-    return Recognizer.create(pipeline_config(args), gallery)
+    return Recognizer.create(dataclasses.replace(pipeline_config(args), index_builds=live), gallery)
 
 
 def ask_passphrase(args: argparse.Namespace, what: str, *, new: bool = False) -> str:

@@ -46,7 +46,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     # Sightings are written to the gallery (the default one is created for them).
     with open_gallery(args, read_only=not keep, create=keep and not args.gallery) as gallery:
         alerts, command = _alerts(args, gallery, source)
-        recognizer = build_recognizer(args, gallery)
+        recognizer = build_recognizer(args, gallery, live=True)
         memory = None
         if keep and gallery.read_only:
             logger.warning("the gallery %s cannot be written: sightings are not kept", gallery.path)

@@ -155,8 +155,9 @@ class IndexKeeper:
     its matcher). Without usearch, exact matching and one warning."""
 
     def __init__(self, min_templates: int = MIN_TEMPLATES, candidates: int = CANDIDATES,
-                 background_from: int = BACKGROUND_FROM):
+                 background_from: int = BACKGROUND_FROM, builds: bool = True):
         self.min_templates = int(min_templates)
+        self.builds = bool(builds)  # False: a one-off command, which would be gone before a long build ends
         self.candidates = int(candidates)
         self.background_from = int(background_from)
         self.generation = 0
@@ -210,6 +211,11 @@ class IndexKeeper:
         if len(self._index) and self._index.holds_other_vectors(data.template_ids, data.embeddings):
             logger.warning("search index %s holds other faces than the gallery: it is rebuilt", location or "(memory)")
             self._index, self._unsaved = ann.TemplateIndex(dim, model_id, location), -1
+        if len(data.template_ids) - len(self._index) > self.background_from and not self.builds:
+            logger.info("no up-to-date search index beside the gallery: searched exactly (the desktop app or "
+                        "'faceapp recognize' builds one)")
+            self._failed = key
+            return None
         if len(data.template_ids) - len(self._index) > self.background_from:
             logger.info("search index: %d templates to add, on a thread (exact matching until it is done)",
                         len(data.template_ids) - len(self._index))

@@ -59,6 +59,7 @@ class PipelineConfig:
     flip: bool = False  # test-time flip fusion (see faceapp.embedding.flip)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     index_min_templates: int = MIN_TEMPLATES  # from this gallery size on: search index, background rebuilds
+    index_builds: bool = True  # may build a missing search index (a live view); one-off commands use a saved one only
 
     def validate(self) -> None:
         """Raise ConfigError (one line) for an option out of range."""
@@ -105,7 +106,7 @@ class Recognizer:
     def __init__(
         self, card: EmbeddingCard, detector: YuNetDetector, embedder: Embedder,
         decision: DecisionRule | str | float | None = None, gallery: Gallery | None = None, flip: bool = False,
-        index_min_templates: int = MIN_TEMPLATES,
+        index_min_templates: int = MIN_TEMPLATES, index_builds: bool = True,
     ):
         self.card = card
         self.flip = flip
@@ -123,7 +124,7 @@ class Recognizer:
         self._matcher = Matcher.empty(card.embedding_dim, 0.0)
         self._data: GalleryMatrix | None = None  # the matrix the current matcher was built from
         self._chosen: GalleryCalibration | None = None  # and its calibration
-        self.indexes = IndexKeeper(index_min_templates)
+        self.indexes = IndexKeeper(index_min_templates, builds=index_builds)
         self.background_from = min(BACKGROUND_FROM, index_min_templates)
         self._refresh: threading.Thread | None = None  # a large gallery's rebuild in the background
         self._refresh_error: Exception | None = None
@@ -137,7 +138,7 @@ class Recognizer:
         card = load_card(config.model_dir)
         embedder = Embedder(card, device=config.device, backend=config.backend)
         return cls(card, detector, embedder, decision_rule(card, config.threshold), gallery, flip=config.flip,
-                   index_min_templates=config.index_min_templates)
+                   index_min_templates=config.index_min_templates, index_builds=config.index_builds)
 
     # -- decision rule and gallery -------------------------------------------------
     @property
