@@ -11,7 +11,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 python3 -m pip wheel --quiet --no-deps "$here" -w "$work/dist"
 wheel=$(ls "$work"/dist/faceapp-*.whl)
 size=$(python3 -c "import os, sys; print(os.path.getsize(sys.argv[1]) // (1 << 20))" "$wheel")
-python3 -m zipfile -l "$wheel" | grep -q "faceapp/models/sface_2021dec.weights.h5" || { echo "the wheel lacks the models" >&2; exit 1; }
+# (No "zipfile -l | grep -q": grep leaving early breaks the pipe, which pipefail reports as a failure.)
+python3 -c "import sys, zipfile; sys.exit('faceapp/models/sface_2021dec.weights.h5' not in zipfile.ZipFile(sys.argv[1]).namelist())" "$wheel" \
+  || { echo "the wheel lacks the models" >&2; exit 1; }
 echo "wheel: $(basename "$wheel") (${size} MiB, models inside)"
 
 python3 -m venv "$work/venv"
