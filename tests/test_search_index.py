@@ -398,3 +398,26 @@ def test_a_one_off_command_never_starts_a_long_index_build(tmp_path) -> None:
     live = IndexKeeper(100, background_from=50)
     assert live.index_for(data, tmp_path / "g.db.hnsw", 1, lambda: 1) is None and live.wait(30)
     assert live.index_for(data, tmp_path / "g.db.hnsw", 1, lambda: 1) is not None
+
+
+def test_a_person_with_many_templates_still_has_a_runner_up() -> None:
+    """All 32 candidates may be one person's: the index is asked for more, so the margin
+    is the exact matcher's."""
+    from faceapp.recognition.ann import TemplateIndex
+    from faceapp.recognition.indexed import IndexedMatcher
+    from faceapp.recognition.matching import Matcher
+
+    rng = np.random.default_rng(8)
+    centre = _unit(rng.normal(size=(1, DIM)))
+    many = _unit(centre + 0.15 * rng.normal(size=(60, DIM)))  # one person, 60 alike templates
+    others = _unit(rng.normal(size=(200, DIM)))
+    embeddings = np.concatenate([many, others])
+    owner = np.concatenate([np.zeros(60, np.int64), 1 + np.arange(200) // 2])
+    names = tuple(f"p{i}" for i in range(101))
+    ids = np.arange(1, len(embeddings) + 1)
+    index = TemplateIndex(DIM, "m")
+    index.sync(ids, embeddings)
+    exact = Matcher(embeddings, owner, names, 0.3)
+    indexed = IndexedMatcher(embeddings, owner, names, 0.3, template_ids=ids, index=index)
+    face = _unit(centre + 0.05 * rng.normal(size=(1, DIM)))
+    assert indexed.match(face) == exact.match(face)

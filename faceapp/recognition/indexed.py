@@ -86,13 +86,20 @@ class IndexedMatcher(Matcher):
 
     def candidate_columns(self, queries: np.ndarray) -> np.ndarray:
         """int64 ``(C,)``, ascending: the present people (columns) owning one of the
-        ``candidates`` templates the index finds nearest to any of ``queries``."""
-        keys = np.asarray(self._index.search(queries, self.candidates), np.int64).reshape(-1)
-        keys = keys[keys >= 0]
-        where = np.searchsorted(self._ids, keys)
-        known = where < len(self._ids)
-        known[known] = self._ids[where[known]] == keys[known]
-        return np.unique(self._id_column[where[known]])
+        ``candidates`` templates the index finds nearest to any of ``queries``; asked for
+        more (up to 16x) while they all belong to one person (someone with many templates),
+        so a runner-up sets the margin and can take the name, as in the exact matcher."""
+        count = self.candidates
+        while True:
+            keys = np.asarray(self._index.search(queries, count), np.int64).reshape(-1)
+            keys = keys[keys >= 0]
+            where = np.searchsorted(self._ids, keys)
+            known = where < len(self._ids)
+            known[known] = self._ids[where[known]] == keys[known]
+            columns = np.unique(self._id_column[where[known]])
+            if len(columns) >= 2 or count >= 16 * self.candidates or count >= len(self._ids):
+                return columns
+            count *= 4
 
     def scores_for(self, queries: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(positive scores, vetoed)``, both ``(Q, C)``, for the people ``columns``
