@@ -35,7 +35,7 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     def default(value):
         return argparse.SUPPRESS if suppress_defaults else value
 
-    group.add_argument("--gallery", metavar="PATH", default=default(None), help="gallery: a file, or postgresql://USER@HOST/DB for a gallery shared on a server "
+    group.add_argument("--gallery", metavar="PATH|URL", default=default(None), help="gallery: a file, or postgresql://USER@HOST/DB for a gallery shared on a server "
                        "(default: $FACEAPP_GALLERY, else a file in the user data directory)")
     group.add_argument("--model", metavar="DIR", default=default(None), help="model directory (default: $FACEAPP_MODELS, else the shipped models/)")
     group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
@@ -105,14 +105,17 @@ def gallery_path(args: argparse.Namespace) -> Path | str:
     ``--gallery ""`` is an error, not the default gallery."""
     from faceapp.errors import FaceAppError
     from faceapp.paths import default_gallery_path
-    from faceapp.storage.locations import is_server_url
+    from faceapp.storage.locations import check_location, is_server_url
 
     if args.gallery is not None and not str(args.gallery).strip():
         raise FaceAppError('--gallery "" names no file: give a gallery path, or leave --gallery out for the default one')
-    if args.gallery and is_server_url(args.gallery):
-        return str(args.gallery)
-    if not args.gallery and is_server_url(default_gallery_path()):
-        return default_gallery_path()
+    given = args.gallery if args.gallery else default_gallery_path()
+    try:
+        check_location(given)  # a mistyped scheme is refused, not made into a local file
+    except ValueError as error:
+        raise FaceAppError(str(error)) from None
+    if is_server_url(given):
+        return str(given)
     path = Path(args.gallery).expanduser() if args.gallery else default_gallery_path()
     if os.path.islink(path) and not os.path.exists(path):
         try:

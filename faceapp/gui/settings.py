@@ -181,10 +181,10 @@ class AppSettings:
     def gallery_path(self) -> Path | str | None:
         """The gallery chosen in the settings, a file or a ``postgresql://`` URL (None:
         ``$FACEAPP_GALLERY`` or the default)."""
-        from faceapp.storage.locations import is_server_url
+        from faceapp.storage.locations import as_location
 
         text = self._get("gallery/path", str, "")
-        return (text if is_server_url(text) else Path(text)) if text.strip() else None
+        return as_location(text) if text.strip() else None
 
     @gallery_path.setter
     def gallery_path(self, value: str | os.PathLike | None) -> None:

@@ -89,8 +89,9 @@ def describe(location: str | os.PathLike[str]) -> str:
 
 
 def as_location(text: str | os.PathLike[str]) -> Path | str:
-    """What the user typed or stored: a server URL as is, else a file path (``~`` expanded)."""
-    return text if is_server_url(text) else Path(os.fspath(text)).expanduser()
+    """What the user typed or stored: anything written as a URL as is (opening a
+    mistyped one is then refused by :func:`check_location`), else a file path (``~`` expanded)."""
+    return text if url_scheme(text) is not None else Path(os.fspath(text)).expanduser()
 
 
 def same_location(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

@@ -391,17 +391,20 @@ class PostgresDatabase(BaseDatabase):
         self._templates_written(conn, [(int(r[0]), bytes(r[1])) for r in rows])
 
     def wipe_free_space(self) -> bool:
-        """Let the server reclaim deleted rows now (VACUUM); after encryption, rewrite the
-        tables (VACUUM FULL), so the plaintext row versions are gone from the database's
-        files (not from its write-ahead log or backups: the README says so). Best effort:
-        False, with a warning, when the role may not (only a table's owner may)."""
+        """After encryption, rewrite the tables (VACUUM FULL), so the plaintext row versions
+        are gone from the database's files (not from its write-ahead log or backups: the
+        README says so). After a removal nothing: the server reclaims deleted rows itself
+        (autovacuum; a plain VACUUM would not erase them either). Best effort: False, with
+        a warning, when the role may not (only a table's owner may)."""
         import psycopg
 
         full, self._full_vacuum = self._full_vacuum, False
+        if not full:
+            return True
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
                 _configure(conn)
-                conn.execute(f"VACUUM {'FULL ' if full else ''}templates, sightings")
+                conn.execute("VACUUM FULL templates, sightings")
         except psycopg.Error as e:
             logger.warning("gallery %s: the server did not vacuum it (%s)", self._path, scrub(one_line(e), self._url))
             return False

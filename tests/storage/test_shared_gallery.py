@@ -301,6 +301,10 @@ def test_the_cli_works_on_a_server_gallery_and_copies_it(tmp_path, postgres_url:
     assert "Obama" in named
     refused(run_here(capfd, "--gallery", "postgresql://nobody@127.0.0.1:1/none", "gallery", "list"),
             "cannot reach the gallery server")
+    monkeypatch.chdir(tmp_path)
+    for command in (["gallery", "list"], ["enroll", "Obama", photos[0]]):  # a mistyped scheme makes no file
+        refused(run_here(capfd, "--gallery", "postgressql://ann@db/faces", *command), "unsupported gallery URL scheme")
+    assert not (tmp_path / "postgressql:").exists()
 
 
 def test_a_connection_killed_mid_change_changes_nothing_and_the_next_one_works(postgres_url: str, monkeypatch) -> None:
