@@ -168,10 +168,11 @@ def copy_model_dir(destination: Path) -> Path:
 
     from faceapp.embedding.modelcard import DEFAULT_CARD, DEFAULT_MODEL_DIR, load_card
     from faceapp.vision.detection import YUNET_FILE
+    from faceapp.vision.tf_detector import WEIGHTS_FILE
 
     destination.mkdir(parents=True, exist_ok=True)
     card = load_card(DEFAULT_MODEL_DIR)
-    for name in (DEFAULT_CARD, card.weights.name, YUNET_FILE):
+    for name in (DEFAULT_CARD, card.weights.name, YUNET_FILE, WEIGHTS_FILE):
         shutil.copyfile(DEFAULT_MODEL_DIR / name, destination / name)
     return destination
 

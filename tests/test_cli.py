@@ -143,6 +143,7 @@ def bad_files(tmp_path_factory, damaged_model_dir, enrolled_gallery_file):
     (card_dir / "sface_2021dec.json").write_text(json.dumps(card))
     detector_dir = copy_model_dir(root / "damaged-detector")
     flip_byte(detector_dir / "face_detection_yunet_2023mar.onnx", 5000)
+    flip_byte(detector_dir / "yunet_2023mar.weights.h5", 5000)
     return {
         "root": root,
         "notes": root / "notes.jpg",
@@ -192,6 +193,9 @@ ERROR_CASES = [
     ("truncated-gallery", lambda f: ["--gallery", f["truncated"], "identify", f["photos"] / "obama/obama_1.jpg"], "gallery"),
     ("damaged-weights", lambda f: ["--model", f["damaged_weights"], "identify", f["photos"] / "obama/obama_1.jpg"], "sha256 mismatch"),
     ("damaged-detector", lambda f: ["--model", f["damaged_detector"], "identify", f["photos"] / "obama/obama_1.jpg"], "YuNet"),
+    ("damaged-opencv-detector", lambda f: ["--model", f["damaged_detector"], "--detector", "opencv", "identify",
+                                           f["photos"] / "obama/obama_1.jpg"], "YuNet"),
+    ("bad-detect-side", lambda f: ["--detect-side", "10", "identify", f["photos"] / "obama/obama_1.jpg"], "detection side"),
     ("malformed-card", lambda f: ["--model", f["malformed_card"], "identify", f["photos"] / "obama/obama_1.jpg"], "malformed"),
     ("missing-model-dir", lambda f: ["--model", f["root"] / "no-models", "verify", f["blank"], f["blank"]], "model directory not found"),
     ("bad-threshold", lambda f: ["--threshold", "loose", "identify", f["photos"] / "obama/obama_1.jpg"], "threshold"),

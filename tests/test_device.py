@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from faceapp.embedding import device as device_module
-from faceapp.embedding.device import DEVICES, DeviceChoice, choose_device
+from faceapp.accel import device as device_module
+from faceapp.accel.device import DEVICES, DeviceChoice, choose_device
 from faceapp.errors import ModelError
 
 
@@ -42,7 +42,7 @@ def test_auto_takes_the_gpu_and_turns_memory_growth_on():
 
 def test_auto_falls_back_to_the_cpu_and_says_so(caplog):
     probe = Probe([])
-    with caplog.at_level(logging.INFO, logger="faceapp.embedding.device"):
+    with caplog.at_level(logging.INFO, logger="faceapp.accel.device"):
         choice = probe.choose("auto")
     assert (choice.kind, choice.tf_device) == ("cpu", "/CPU:0")
     assert probe.grown == []

@@ -64,7 +64,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from faceapp.embedding.device import import_tensorflow
+    from faceapp.accel.device import import_tensorflow
     from faceapp.embedding.modelcard import load_card
     from faceapp.embedding.runtime import Embedder
 

@@ -42,6 +42,13 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--threshold", metavar="T", default=default(None), help="decision rule: a preset, strict, balanced or lenient (at most 0.1%%, 1%%, 5%% of strangers' faces named, "
                        "calibrated for the gallery's size), or a cosine similarity for one fixed threshold (default: balanced)")
     group.add_argument("--det-score", type=fraction, default=default(0.8), metavar="S", help="face detector score threshold (default: 0.8)")
+    group.add_argument("--detector", choices=("auto", "opencv", "tf"), default=default("auto"),
+                       help="face detector runtime: tf (our TensorFlow port of YuNet: LiteRT on the CPU, TensorFlow on a "
+                       "GPU), opencv (OpenCV's DNN), auto (tf where TensorFlow's runtime is installed; default)")
+    group.add_argument("--detect-side", type=non_negative_int, default=default(640), metavar="PX",
+                       help="detect faces in video frames on a copy shrunk to about this many pixels on its longer side, "
+                       "never so far that a face of --min-face pixels gets too small to be found; 0: full resolution "
+                       "(default: 640; still photos are always detected at full resolution)")
     group.add_argument("--min-face", type=non_negative_int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
     group.add_argument("--flip-fusion", action="store_true", default=default(False),
                        help="embed each face and its mirror image (slightly more accurate, twice the embedding cost)")
@@ -59,7 +66,8 @@ def pipeline_config(args: argparse.Namespace):
     from faceapp.recognition.pipeline import PipelineConfig
     from faceapp.vision.detection import DetectorConfig
 
-    detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face)
+    detector = DetectorConfig(score_threshold=args.det_score, min_face_size=args.min_face, backend=args.detector,
+                              work_side=args.detect_side)
     config = PipelineConfig(
         model_dir=args.model, device=args.device, threshold=args.threshold, detector=detector, flip=args.flip_fusion,
     )

@@ -122,7 +122,7 @@ def configs_from_args(args) -> tuple[Any, Any]:
 def cmd_train(args) -> int:
     """``faceapp train``: see :data:`TRAIN_DESCRIPTION`."""
     if args.device == "cpu":
-        from faceapp.embedding.device import import_tensorflow
+        from faceapp.accel.device import import_tensorflow
 
         import_tensorflow().config.set_visible_devices([], "GPU")
     data, config = configs_from_args(args)

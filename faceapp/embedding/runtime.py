@@ -13,36 +13,25 @@ Both paths compute the same function as OpenCV Zoo's ONNX file (tested to 1e-4).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from faceapp.accel.device import DeviceChoice, choose_device, import_tensorflow
+from faceapp.accel.litert import Runner, cached_interpreter, convert_to_litert, litert_available
 from faceapp.checksums import sha256_of, verified_file
-from faceapp.embedding.device import DeviceChoice, choose_device, import_tensorflow
 from faceapp.embedding.modelcard import EmbeddingCard
 from faceapp.embedding.sface import to_model_input
 from faceapp.errors import ModelError
 from faceapp.paths import cache_dir
-from faceapp.stdio import native_stderr_silenced
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorflow", "litert")
 PRECISIONS = ("auto", "float32", "mixed")
 MIXED_TOLERANCE = 1e-3  # max |difference| of unit embeddings allowed for mixed precision
-
-
-def litert_available() -> bool:
-    """Whether TensorFlow's LiteRT interpreter (``ai-edge-litert``) can be imported."""
-    import importlib.util
-
-    return importlib.util.find_spec("ai_edge_litert") is not None
 
 
 def load_keras_model(card: EmbeddingCard):
@@ -171,50 +160,14 @@ class Embedder:
         return cache_dir() / f"{self.card.model_id}-{digest[:16]}-a{ARCHITECTURE_VERSION}.tflite"
 
     def _litert_runner(self, keras_model):
-        from ai_edge_litert.interpreter import Interpreter
+        from faceapp.embedding.sface import build_inference_sface
 
         path = self._cached_flatbuffer()
-        if keras_model is not None or not path.exists():
-            keras_model = keras_model or load_keras_model(self.card)
-            _convert_to_litert(keras_model, path)
-        threads = os.cpu_count() or 1
-        try:
-            with native_stderr_silenced():
-                interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        except (ValueError, RuntimeError) as error:  # a damaged cache file: rebuild once
-            logger.warning("cached LiteRT model %s unusable (%s); converting again", path, error)
-            _convert_to_litert(load_keras_model(self.card), path)
-            with native_stderr_silenced():
-                interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        input_index = interpreter.get_input_details()[0]["index"]
-        output_index = interpreter.get_output_details()[0]["index"]
-        with native_stderr_silenced():  # the delegate is applied (and announced) here
-            interpreter.allocate_tensors()
-        state = {"batch": 1}
+        if keras_model is not None:  # a fresh conversion was asked for (no cached file)
+            convert_to_litert(build_inference_sface(keras_model), path, "embedding model")
 
-        def run(batch: np.ndarray) -> np.ndarray:
-            if len(batch) != state["batch"]:
-                interpreter.resize_tensor_input(input_index, list(batch.shape))
-                interpreter.allocate_tensors()
-                state["batch"] = len(batch)
-            interpreter.set_tensor(input_index, batch)
-            interpreter.invoke()
-            return interpreter.get_tensor(output_index).copy()
+        def make_model():  # batch norms folded
+            return build_inference_sface(load_keras_model(self.card))
 
-        return run
-
-
-def _convert_to_litert(keras_model, path: Path) -> None:
-    """Fold batch norms, convert to a float32 LiteRT flatbuffer, write atomically."""
-    tf = import_tensorflow()
-
-    from faceapp.embedding.sface import build_inference_sface
-
-    logger.info("converting the embedding model for LiteRT (once per model): %s", path)
-    folded = build_inference_sface(keras_model)
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its signature
-        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(folded).convert()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        handle.write(flatbuffer)
-    os.replace(handle.name, path)
+        runner = Runner(cached_interpreter(path, make_model, "embedding model"))
+        return lambda batch: runner(batch)[0]

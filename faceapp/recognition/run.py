@@ -222,7 +222,7 @@ def run_recognition(
                         hint = reader.len_hint
                         total = hint if max_frames is None else min(max_frames, hint or max_frames)
                         progress = tqdm(total=total, unit="frame", desc="recognising", leave=False)
-                result = recognizer.process(frame.image, tracking_stage)
+                result = recognizer.process(frame.image, tracking_stage, video=spec.kind != "folder")
                 if memory is not None:
                     photo = os.path.abspath(os.path.join(spec.value, frame.label)) if spec.kind == "folder" else None
                     result = memory.observe(result, frame.index, file=photo)

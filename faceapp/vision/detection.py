@@ -1,4 +1,6 @@
-"""Face detection with YuNet (OpenCV Zoo) through ``cv2.FaceDetectorYN``."""
+"""Face detection with YuNet (OpenCV Zoo): the shared frame handling (working resolution,
+smallest face, mapping back) and OpenCV's DNN backend; our TensorFlow/LiteRT port of the
+same network is :mod:`faceapp.vision.tf_detector`."""
 
 from __future__ import annotations
 
@@ -30,39 +32,117 @@ def yunet_path(directory: str | os.PathLike | None = None) -> Path:
     raise ModelError(f"YuNet face detector file is missing: {DEFAULT_MODEL_DIR / YUNET_FILE}")
 
 
+#: Detector choices: OpenCV's DNN running the ONNX file, or our TensorFlow/LiteRT port of it.
+DETECTORS = ("auto", "opencv", "tf")
+#: The smallest face (the box's smaller side, in pixels of the image the detector sees) that
+#: YuNet still finds reliably: see :func:`work_scale` and the README ("Detection at a working
+#: resolution") for the measurement.
+SMALLEST_FACE = 10
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """YuNet options. ``min_face_size`` is the smaller side of a box, in pixels of the
-    image given. ``max_side``: a larger image is detected on a copy shrunk to this many
-    pixels along its longer side (boxes and landmarks mapped back), which bounds the
-    detector's memory and time whatever the photo's size."""
+    image given. ``work_side``: a larger frame is detected on a copy shrunk towards this
+    many pixels along its longer side, but never so far that a face of ``min_face_size``
+    pixels would become smaller than :data:`SMALLEST_FACE` (0: always the full resolution;
+    see :func:`work_scale`). ``max_side``: the copy is never larger than this, which
+    bounds the detector's memory and time whatever the photo's size. Boxes and landmarks
+    are mapped back to the image given, so alignment uses its full resolution.
+    ``backend``: "opencv" (OpenCV's DNN), "tf" (our port: LiteRT on the CPU, TensorFlow on
+    a GPU) or "auto" (see :func:`faceapp.vision.choice.choose_detector`)."""
 
     score_threshold: float = 0.8
     nms_threshold: float = 0.3
     top_k: int = 5000
     min_face_size: int = 20
     max_side: int = 1920
+    work_side: int = 640
+    backend: str = "auto"
 
     def validate(self) -> None:
         if not 64 <= self.max_side <= 8192:
             raise ValueError(f"max_side must be in [64, 8192], got {self.max_side}")
+        if self.work_side and not 64 <= self.work_side <= 8192:
+            raise ValueError(f"the detection side must be 0 (full resolution) or in [64, 8192], got {self.work_side}")
         if not 0.0 < self.score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {self.score_threshold}")
         if not 0.0 < self.nms_threshold < 1.0:
             raise ValueError(f"nms_threshold must be in (0, 1), got {self.nms_threshold}")
         if self.min_face_size < 0:
             raise ValueError(f"min_face_size must be >= 0, got {self.min_face_size}")
+        if self.backend not in DETECTORS:
+            raise ValueError(f"the detector must be one of {', '.join(DETECTORS)}, got {self.backend!r}")
 
 
-class YuNetDetector:
-    """Finds faces and their 5 landmarks. One instance per thread (OpenCV's detector
-    keeps per-call state); the input size follows each frame."""
+def work_scale(height: int, width: int, config: DetectorConfig) -> float:
+    """The factor (<= 1) by which a ``height`` x ``width`` image is shrunk for detection:
+    towards ``config.work_side`` on the longer side, but keeping a face of
+    ``config.min_face_size`` pixels at least :data:`SMALLEST_FACE` pixels, and never above
+    ``config.max_side``."""
+    longest = max(height, width)
+    scale = 1.0
+    if config.work_side and longest > config.work_side:
+        floor = SMALLEST_FACE / config.min_face_size if config.min_face_size else 0.0
+        scale = min(1.0, max(config.work_side / longest, floor))
+    return min(scale, config.max_side / longest)
+
+
+class Detector:
+    """Finds faces and their 5 landmarks in BGR frames. Subclasses run YuNet on one
+    (already shrunk) image in :meth:`raw`; this class shrinks, maps back and filters.
+    One instance per thread."""
+
+    name = "detector"
+
+    def __init__(self, config: DetectorConfig | None = None):
+        self.config = config or DetectorConfig()
+        self.config.validate()
+
+    def raw(self, image: np.ndarray) -> np.ndarray:
+        """float32 ``(K, 15)``: ``cv2.FaceDetectorYN.detect``'s rows for a BGR uint8 image."""
+        raise NotImplementedError
+
+    def detect(self, image: np.ndarray, video: bool = False) -> list[Detection]:
+        """Faces in a BGR uint8 ``(H, W, 3)`` image, highest score first; boxes and
+        landmarks in ``image``'s pixels. ``video``: a frame of a live stream, detected at
+        the working resolution (``config.work_side``); a still photo is detected at its
+        own (up to ``config.max_side``), for the most precise landmarks."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        scale = work_scale(height, width, self.config) if video else min(1.0, self.config.max_side / max(height, width))
+        if scale < 1.0:
+            import cv2
+
+            small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+            found = [rescale(d, small.shape[1] / width, small.shape[0] / height) for d in self._detections(small, 0)]
+            return [d for d in found if min(d.box[2], d.box[3]) >= self.config.min_face_size]
+        return self._detections(image, self.config.min_face_size)
+
+    def _detections(self, image: np.ndarray, min_face: float) -> list[Detection]:
+        detections = []
+        for row in self.raw(image):
+            x, y, w, h = (float(v) for v in row[:4])
+            if min(w, h) < min_face:
+                continue
+            detections.append(
+                Detection(box=(x, y, w, h), landmarks=row[4:14].reshape(5, 2).astype(np.float32), score=float(row[14]))
+            )
+        detections.sort(key=lambda d: d.score, reverse=True)
+        return detections
+
+
+class YuNetDetector(Detector):
+    """YuNet through OpenCV's DNN (``cv2.FaceDetectorYN``, which keeps per-call state: one
+    instance per thread); the input size follows each frame."""
+
+    name = "OpenCV DNN"
 
     def __init__(self, model_path: str | Path, config: DetectorConfig | None = None):
         import cv2
 
-        self.config = config or DetectorConfig()
-        self.config.validate()
+        super().__init__(config)
         try:
             self._detector = cv2.FaceDetectorYN.create(
                 str(model_path), "", (320, 320),
@@ -72,39 +152,13 @@ class YuNetDetector:
             raise ModelError(f"cannot load the YuNet detector from {model_path}: {error.err}") from None
         self._input_size = (320, 320)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in a BGR uint8 ``(H, W, 3)`` image, highest score first; boxes and
-        landmarks in ``image``'s pixels."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-        height, width = image.shape[:2]
-        if max(height, width) > self.config.max_side:
-            import cv2
-
-            scale = self.config.max_side / max(height, width)
-            small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-            found = [rescale(d, small.shape[1] / width, small.shape[0] / height) for d in self._detect(small, min_face=0)]
-            return [d for d in found if min(d.box[2], d.box[3]) >= self.config.min_face_size]
-        return self._detect(image, self.config.min_face_size)
-
-    def _detect(self, image: np.ndarray, min_face: float) -> list[Detection]:
+    def raw(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         if (width, height) != self._input_size:
             self._detector.setInputSize((width, height))
             self._input_size = (width, height)
         _, faces = self._detector.detect(image)
-        if faces is None:
-            return []
-        detections = []
-        for row in faces:
-            x, y, w, h = (float(v) for v in row[:4])
-            if min(w, h) < min_face:
-                continue
-            detections.append(
-                Detection(box=(x, y, w, h), landmarks=row[4:14].reshape(5, 2).astype(np.float32), score=float(row[14]))
-            )
-        detections.sort(key=lambda d: d.score, reverse=True)
-        return detections
+        return np.zeros((0, 15), np.float32) if faces is None else faces
 
 
 def rescale(detection: Detection, sx: float, sy: float) -> Detection:

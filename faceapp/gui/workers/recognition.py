@@ -178,13 +178,15 @@ class RecognitionWorker(QObject):
 
     def _process(self, frame: CapturedFrame) -> None:
         try:
+            # A still photo, or an enrollment sample (kept as a template), is detected at full resolution.
+            video = not self.enrollment and not (self.source is not None and self.source.kind == "folder")
             if self.enrollment or not self.tracking:  # each enrollment sample needs this very frame's embedding
-                result = self._recognizer.process(frame.image)
+                result = self._recognizer.process(frame.image, video=video)
             else:
                 if frame.generation != self._live_generation:  # another source: new tracks
                     self._tracking = Tracking()
                     self._live_generation = frame.generation
-                result = self._recognizer.process(frame.image, self._tracking)
+                result = self._recognizer.process(frame.image, self._tracking, video=video)
             if not self.enrollment:  # enrollment samples are not sightings
                 result = self._remember(result, frame)
             self._set_error(None)

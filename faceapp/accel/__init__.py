@@ -1,0 +1,1 @@
+"""Where and how the CNNs run: the device choice, TensorFlow import and LiteRT conversion (shared by vision and embedding)."""
