@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parents[1]))  # run from a checkout
+
 logger = logging.getLogger("train_gpu_check")
 
 

@@ -45,10 +45,10 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--detector", choices=("auto", "opencv", "tf"), default=default("auto"),
                        help="face detector runtime: tf (our TensorFlow port of YuNet: LiteRT on the CPU, TensorFlow on a "
                        "GPU), opencv (OpenCV's DNN), auto (tf where TensorFlow's runtime is installed; default)")
-    group.add_argument("--detect-side", type=non_negative_int, default=default(640), metavar="PX",
-                       help="detect faces in video frames on a copy shrunk to about this many pixels on its longer side, "
-                       "never so far that a face of --min-face pixels gets too small to be found; 0: full resolution "
-                       "(default: 640; still photos are always detected at full resolution)")
+    group.add_argument("--detect-side", type=non_negative_int, default=default(960), metavar="PX",
+                       help="detect faces in video frames on a copy shrunk to this many pixels on its longer side "
+                       "(faster; the smallest faces found grow in proportion: see the README); 0: full resolution "
+                       "(default: 960; still photos are always detected at full resolution)")
     group.add_argument("--min-face", type=non_negative_int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
     group.add_argument("--flip-fusion", action="store_true", default=default(False),
                        help="embed each face and its mirror image (slightly more accurate, twice the embedding cost)")

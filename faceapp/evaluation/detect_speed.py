@@ -48,7 +48,7 @@ def bench_detectors(detectors: dict[str, Callable[[np.ndarray], list]], frames: 
         resized = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]
         found: dict[str, int] = {}
 
-        def timed(detect, name, resized=resized):
+        def timed(detect, name, resized=resized, found=found):
             began = time.perf_counter()
             found[name] = sum(len(detect(frame)) for frame in resized)
             return (time.perf_counter() - began) * 1e3 / len(resized)

@@ -34,30 +34,26 @@ def yunet_path(directory: str | os.PathLike | None = None) -> Path:
 
 #: Detector choices: OpenCV's DNN running the ONNX file, or our TensorFlow/LiteRT port of it.
 DETECTORS = ("auto", "opencv", "tf")
-#: The smallest face (the box's smaller side, in pixels of the image the detector sees) that
-#: YuNet still finds reliably: see :func:`work_scale` and the README ("Detection at a working
-#: resolution") for the measurement.
-SMALLEST_FACE = 10
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     """YuNet options. ``min_face_size`` is the smaller side of a box, in pixels of the
-    image given. ``work_side``: a larger frame is detected on a copy shrunk towards this
-    many pixels along its longer side, but never so far that a face of ``min_face_size``
-    pixels would become smaller than :data:`SMALLEST_FACE` (0: always the full resolution;
-    see :func:`work_scale`). ``max_side``: the copy is never larger than this, which
-    bounds the detector's memory and time whatever the photo's size. Boxes and landmarks
-    are mapped back to the image given, so alignment uses its full resolution.
-    ``backend``: "opencv" (OpenCV's DNN), "tf" (our port: LiteRT on the CPU, TensorFlow on
-    a GPU) or "auto" (see :func:`faceapp.vision.choice.choose_detector`)."""
+    image given. ``work_side``: a larger video frame is detected on a copy shrunk to this
+    many pixels along its longer side (0: the full resolution; see :func:`work_scale`, and
+    the README's "Detection at a working resolution" for which faces that still finds).
+    ``max_side``: no image is detected larger than this, which bounds the detector's
+    memory and time whatever the photo's size. Boxes and landmarks are mapped back to the
+    image given, so alignment uses its full resolution. ``backend``: "opencv" (OpenCV's
+    DNN), "tf" (our port: LiteRT on the CPU, TensorFlow on a GPU) or "auto" (see
+    :func:`faceapp.recognition.pipeline.build_detector`)."""
 
     score_threshold: float = 0.8
     nms_threshold: float = 0.3
     top_k: int = 5000
     min_face_size: int = 20
     max_side: int = 1920
-    work_side: int = 640
+    work_side: int = 960
     backend: str = "auto"
 
     def validate(self) -> None:
@@ -76,15 +72,11 @@ class DetectorConfig:
 
 
 def work_scale(height: int, width: int, config: DetectorConfig) -> float:
-    """The factor (<= 1) by which a ``height`` x ``width`` image is shrunk for detection:
-    towards ``config.work_side`` on the longer side, but keeping a face of
-    ``config.min_face_size`` pixels at least :data:`SMALLEST_FACE` pixels, and never above
+    """The factor (<= 1) by which a ``height`` x ``width`` video frame is shrunk for
+    detection: to ``config.work_side`` pixels on its longer side, and never above
     ``config.max_side``."""
     longest = max(height, width)
-    scale = 1.0
-    if config.work_side and longest > config.work_side:
-        floor = SMALLEST_FACE / config.min_face_size if config.min_face_size else 0.0
-        scale = min(1.0, max(config.work_side / longest, floor))
+    scale = min(1.0, config.work_side / longest) if config.work_side else 1.0
     return min(scale, config.max_side / longest)
 
 
