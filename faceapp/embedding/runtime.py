@@ -151,7 +151,14 @@ class Embedder:
             with tf.device(self.choice.tf_device):
                 return forward(tf.constant(batch)).numpy()
 
+        run.keras_model = model  # the network itself, for programs that embed on the device (recognition.frame_program)
         return run
+
+    @property
+    def keras_model(self):
+        """The folded Keras network this embedder runs in TensorFlow (RGB float32 ``(N,
+        112, 112, 3)`` in, raw ``(N, D)`` out), or None under LiteRT."""
+        return getattr(self._run, "keras_model", None)
 
     def _cached_flatbuffer(self) -> Path:
         digest = self.card.weights_sha256 or (sha256_of(self.card.weights) if self.card.weights.is_file() else "missing")

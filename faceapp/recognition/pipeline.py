@@ -96,6 +96,14 @@ def build_detector(config: PipelineConfig | None = None) -> Detector:
     return TfYuNetDetector(weights_path(config.model_dir), config.detector, device=config.device)
 
 
+def on_one_gpu(detector: Detector, embedder: Embedder) -> bool:
+    """Whether both networks run in TensorFlow on the same GPU (so a frame's work can stay there)."""
+    choice = getattr(detector, "choice", None)
+    return (choice is not None and choice.kind == "gpu" and embedder.choice.kind == "gpu"
+            and choice.tf_device == embedder.choice.tf_device
+            and getattr(detector, "keras_model", None) is not None and embedder.keras_model is not None)
+
+
 def decision_rule(card: EmbeddingCard, value: DecisionRule | str | float | None) -> DecisionRule:
     """A preset name, a number (a fixed threshold; also as text) or None (the card's
     default preset) -> a DecisionRule. ModelError (one line) for anything else."""
@@ -139,6 +147,13 @@ class Recognizer:
         self.background_from = min(BACKGROUND_FROM, index_min_templates)
         self._refresh: threading.Thread | None = None  # a large gallery's rebuild in the background
         self._refresh_error: Exception | None = None
+        #: On a GPU: detection, alignment and embedding as TensorFlow programs on the device,
+        #: the frame uploaded once (see faceapp.recognition.frame_program); None elsewhere.
+        self.frame_program = None
+        if on_one_gpu(detector, embedder):
+            from faceapp.recognition.frame_program import FrameProgram
+
+            self.frame_program = FrameProgram(detector, embedder)
 
     @classmethod
     def create(cls, config: PipelineConfig | None = None, gallery: Gallery | None = None) -> Recognizer:
@@ -309,6 +324,8 @@ class Recognizer:
     def detect(self, image: np.ndarray, video: bool = False) -> list[Detection]:
         """The faces of a BGR uint8 frame (``video``: of a live stream, detected at the
         detector's working resolution; else a still photo, at its own)."""
+        if self.frame_program is not None:
+            return self.frame_program.detect(image, video)
         return self.detector.detect(image, video)
 
     @staticmethod
@@ -337,9 +354,13 @@ class Recognizer:
         plan = tracking.plan(image, detections, matcher) if tracking is not None else None
         clock.lap("detect")
         rows = plan.needs if plan is not None else range(len(detections))
-        faces = self.align(image, [detections[row] for row in rows])
-        clock.lap("align")
-        embeddings = self.embed(faces)
+        if self.frame_program is not None and not self.flip:  # the warp and the network in one program
+            clock.lap("align")
+            faces, embeddings = self.frame_program.align_embed(image, [detections[row] for row in rows])
+        else:
+            faces = self.align(image, [detections[row] for row in rows])
+            clock.lap("align")
+            embeddings = self.embed(faces)
         clock.lap("embed")
         if plan is not None:
             results = tracking.decide(plan, detections, faces, embeddings, matcher, self.card.embedding_dim)

@@ -113,8 +113,14 @@ class Detector:
         return self._detections(image, self.config.min_face_size)
 
     def _detections(self, image: np.ndarray, min_face: float) -> list[Detection]:
+        return self.detections_from(self.raw(image), min_face)
+
+    @staticmethod
+    def detections_from(rows: np.ndarray, min_face: float) -> list[Detection]:
+        """``cv2.FaceDetectorYN``-style float ``(K, 15)`` rows -> detections of at least
+        ``min_face`` pixels (the box's smaller side), highest score first."""
         detections = []
-        for row in self.raw(image):
+        for row in rows:
             x, y, w, h = (float(v) for v in row[:4])
             if min(w, h) < min_face:
                 continue

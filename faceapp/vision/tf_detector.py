@@ -77,6 +77,7 @@ class TfYuNetDetector(Detector):
         self._decode = Decoder(self.config.score_threshold, self.config.nms_threshold, self.config.top_k)
         self._lock = threading.Lock()
         self._buffer = np.zeros((1, 0, 0, 3), np.float32)
+        self.keras_model = None
         if runtime not in ("auto", "litert", "tensorflow"):
             raise ModelError(f"runtime must be auto, litert or tensorflow, got {runtime!r}")
         if self.choice.kind == "gpu" or runtime == "tensorflow":
@@ -106,6 +107,7 @@ class TfYuNetDetector(Detector):
         tf = import_tensorflow()
         with tf.device(self.choice.tf_device):
             model = load_keras_yunet(self.weights)
+        self.keras_model = model  # for programs that detect on the device (recognition.frame_program)
 
         @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)], reduce_retracing=True)
         def forward(batch):
@@ -116,6 +118,10 @@ class TfYuNetDetector(Detector):
                 return [level.numpy() for level in forward(tf.constant(batch))]
 
         return run
+
+    def decode(self, maps: list[np.ndarray]) -> np.ndarray:
+        """The network's three maps (stride 8, 16, 32) -> ``cv2.FaceDetectorYN``-style rows."""
+        return self._decode(maps)
 
     def raw(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
