@@ -5,8 +5,9 @@ project's shared test data. Each location can be overridden by an environment va
   ``<user data dir>/faceapp/gallery.sqlite3``).
 * ``$FACEAPP_CACHE``: converted models (default: the user cache folder).
 * ``$FACEAPP_MODELS``: the model directory (default: the shipped ``models/``).
-* ``$FACEAPP_FIXTURES``, ``$FACEAPP_LFW_DIR``, ``$FACEAPP_SFACE_ONNX``: read-only data
-  for tests and benchmarks, by default in the ``shared/`` folder beside the checkout.
+* ``$FACEAPP_FIXTURES``, ``$FACEAPP_LFW_DIR``, ``$FACEAPP_SFACE_ONNX``,
+  ``$FACEAPP_MINIFASNET``: read-only data for tests, benchmarks and model conversion, by
+  default in the ``shared/`` folder beside the checkout.
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ def fixtures_dir() -> Path:
 def lfw_dir() -> Path:
     """LFW images and ``pairs.txt`` (``images/NAME_NNNN.jpg``)."""
     return Path(os.environ.get("FACEAPP_LFW_DIR") or SHARED_ROOT / "data" / "lfw").expanduser()
+
+
+def minifasnet_dir() -> Path:
+    """The authors' MiniFASNet ``.pth`` files and sample images (``samples/``), read only by
+    ``tools/convert_minifasnet.py`` and the tests: ``$FACEAPP_MINIFASNET``, else
+    ``../shared/models/minifasnet``."""
+    return Path(os.environ.get("FACEAPP_MINIFASNET") or SHARED_ROOT / "models" / "minifasnet").expanduser()
 
 
 def reference_sface_onnx() -> Path:
