@@ -70,6 +70,7 @@ class FaceResult:
     track_id: int | None = None  # set when the face is tracked across frames
     aligned: AlignedFace | None = field(default=None, repr=False, compare=False)
     visitor: int | None = None  # an unknown face's remembered visitor ("Unknown #N"), see recognition.memory
+    liveness: float | None = None  # P(live) of the passive anti-spoofing check, when it ran (see vision.liveness)
 
     def to_json(self) -> dict:
         x, y, w, h = self.detection.box
@@ -82,6 +83,7 @@ class FaceResult:
             "best_name": self.match.best_name,
             "margin": round(self.match.margin, 4),
             "detection_score": round(self.detection.score, 4),
+            **({} if self.liveness is None else {"liveness": round(self.liveness, 4)}),
         }
 
 
@@ -102,3 +104,12 @@ class FrameResult:
     faces: tuple[FaceResult, ...]
     times: StageTimes
     frame_size: tuple[int, int]  # (width, height)
+
+    def with_liveness(self, scores) -> FrameResult:
+        """This result with each face's passive liveness score (``scores``: one float, or
+        an object with a ``score``, per face, in order)."""
+        import dataclasses
+
+        faces = tuple(dataclasses.replace(face, liveness=float(getattr(score, "score", score)))
+                      for face, score in zip(self.faces, scores, strict=True))
+        return dataclasses.replace(self, faces=faces)

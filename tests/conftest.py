@@ -40,6 +40,14 @@ def lfw_dir() -> Path:
     return require_path(locate(), "LFW data (FACEAPP_LFW_DIR)")
 
 
+@pytest.fixture(scope="session")
+def minifasnet_samples() -> Path:
+    """The MiniFASNet authors' sample photos: image_T1 (live), image_F1, image_F2 (spoofs)."""
+    from faceapp.paths import minifasnet_dir
+
+    return require_path(minifasnet_dir() / "samples", "the MiniFASNet samples (FACEAPP_MINIFASNET)")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_user_dirs(tmp_path_factory):
     """Keep tests away from the user's real gallery and settings; share one model cache."""

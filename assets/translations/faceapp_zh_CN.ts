@@ -717,6 +717,7 @@
     <name>Passphrase</name>
     <message>
         <source>the keyring</source>
+        <extracomment>In the desktop app an operation waits this long for a server gallery it cannot reach (the status bar says why), rather than the command line&apos;s 10 s.</extracomment>
         <translation>系统钥匙串</translation>
     </message>
     <message>
@@ -1091,6 +1092,14 @@
         <translation>跨帧跟踪人脸（姓名更稳定，计算量更少）</translation>
     </message>
     <message>
+        <source>Show whether each face looks live or like a photo (slower)</source>
+        <translation>显示每张脸是真人还是照片（较慢）</translation>
+    </message>
+    <message>
+        <source>Runs the anti-spoofing networks on every face of every frame</source>
+        <translation>对每一帧的每张脸运行防伪网络</translation>
+    </message>
+    <message>
         <source>Embeddings only: store no face images (deletes every thumbnail)</source>
         <translation>仅保存特征：不保存任何人脸图像（会删除所有缩略图）</translation>
     </message>
@@ -1361,6 +1370,14 @@
     <message>
         <source>Unknown</source>
         <translation>未知</translation>
+    </message>
+    <message>
+        <source>live</source>
+        <translation>真人</translation>
+    </message>
+    <message>
+        <source>photo?</source>
+        <translation>照片？</translation>
     </message>
 </context>
 </TS>

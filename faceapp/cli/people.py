@@ -6,6 +6,7 @@ import argparse
 import logging
 from typing import Any
 
+from faceapp.cli.argtypes import fraction, positive_float
 from faceapp.cli.common import (
     build_recognizer,
     gallery_path,
@@ -93,6 +94,12 @@ def _largest_face_embedding(recognizer: Any, path: str):
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.live:
+        return _verify_live(args)
+    if args.source is not None or args.person is not None:
+        raise FaceAppError("--source and --person go with --live (verify the person in front of the camera)")
+    if args.second is None:
+        raise FaceAppError("verify needs two photos (or --live --source SRC with one photo or --person NAME)")
     recognizer = build_recognizer(args)
     first = _largest_face_embedding(recognizer, args.first)
     second = _largest_face_embedding(recognizer, args.second)
@@ -105,6 +112,53 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdict = "same person" if same else "different people"
         print(f"{verdict}: similarity {similarity:.3f} (threshold {threshold:.3f})")
     return 0
+
+
+def _verify_live(args: argparse.Namespace) -> int:
+    """``verify --live``: the passive check and the head-turn challenge on a camera or video."""
+    import sys
+
+    from faceapp.media.reader import Reader
+    from faceapp.media.sources import SourceSpec, open_source
+    from faceapp.recognition.challenge import ChallengeConfig, HeadTurnChallenge
+    from faceapp.recognition.live_verify import verify_live
+    from faceapp.vision.liveness import LivenessChecker
+
+    if args.source is None:
+        raise FaceAppError("--live needs --source (a camera index such as 0, a video file or a stream URL)")
+    if args.second is not None or (args.first is None) == (args.person is None):
+        raise FaceAppError("--live compares the camera's face with one photo or with --person NAME (one of them)")
+    try:
+        config = ChallengeConfig(time_limit_s=args.time_limit)
+        config.validate()
+    except ValueError as error:
+        raise FaceAppError(str(error)) from None
+    spec = SourceSpec.parse(args.source)
+    if spec.kind == "folder":
+        raise FaceAppError(f"{args.source}: a folder of photos cannot turn its head; give a camera or a video")
+    import contextlib
+
+    with open_gallery(args, read_only=True) if args.person is not None else contextlib.nullcontext() as gallery:
+        recognizer = build_recognizer(args, gallery)
+        reference = None
+        if args.person is not None:
+            if args.person not in {p.name for p in gallery.people()}:
+                raise FaceAppError(f"'{args.person}' is not enrolled in {gallery.path}")
+        else:
+            reference = _largest_face_embedding(recognizer, args.first)
+        checker = LivenessChecker(args.model, threshold=args.liveness_threshold, device=args.device)
+        reader = Reader(lambda: open_source(spec), description=str(spec), live=spec.is_live, raise_errors=True)
+        try:
+            order = None if args.challenge_order == "random" else tuple(args.challenge_order.split("-"))
+            verdict = verify_live(recognizer, reader.frames(), checker, HeadTurnChallenge(config, order=order), reference=reference,
+                                  person=args.person, on_prompt=None if args.json else lambda text: print(f"> {text}", file=sys.stderr))
+        finally:
+            reader.stop()
+    if args.json:
+        print_json(verdict.to_json())
+    else:
+        print(verdict.verdict)
+    return 0 if verdict.live and verdict.same else 3
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -123,8 +177,25 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     identify.add_argument("--out", metavar="FILE", help="also write the photo with boxes and names")
     identify.set_defaults(func=cmd_identify)
 
-    verify = commands.add_parser("verify", parents=[common], help="are two photos the same person? (largest face of each)")
-    verify.add_argument("first")
-    verify.add_argument("second")
+    verify = commands.add_parser(
+        "verify", parents=[common], help="are two photos the same person? (largest face of each); with --live, "
+        "is the person in front of the camera live and the same as a photo or an enrolled person?",
+        description="Two photos: the similarity of their largest faces against the verification threshold. "
+        "--live --source SRC PHOTO (or --person NAME): asks the person to turn their head left and right (random "
+        "order) and checks from the 5 landmarks that they do, within --time-limit; scores every frame with the "
+        "passive anti-spoofing networks (MiniFASNet); and compares the frontal views with the photo or the enrolled "
+        "person. Answers 'same person, live' (exit status 0) or says why not (exit status 3).")
+    verify.add_argument("first", nargs="?", help="a photo (with --live: the expected person's photo)")
+    verify.add_argument("second", nargs="?", help="the second photo (not with --live)")
+    verify.add_argument("--live", action="store_true", help="verify the live person in front of --source")
+    verify.add_argument("--source", metavar="SRC", help="with --live: camera index (0), video file or stream URL")
+    verify.add_argument("--person", metavar="NAME", help="with --live: the enrolled person expected (instead of a photo)")
+    verify.add_argument("--time-limit", type=positive_float, default=10.0, metavar="S",
+                        help="with --live: seconds to complete the head turns, from the first frontal view (default: 10)")
+    verify.add_argument("--challenge-order", choices=("random", "left-right", "right-left"), default="random",
+                        help="with --live: the order of the head turns asked (default: random; a fixed order is for "
+                        "demonstrations and tests only: a recorded video can follow it)")
+    verify.add_argument("--liveness-threshold", type=fraction, default=0.5, metavar="P",
+                        help="with --live: the passive check's threshold on P(real) (default: 0.5)")
     verify.add_argument("--json", action="store_true", help="print machine-readable results")
     verify.set_defaults(func=cmd_verify)

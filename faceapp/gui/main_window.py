@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         self.controller = LiveController(recognizer, opener, backoff, pace_fps, parent=self, stall_timeout_s=stall_timeout_s)
         self.controller.set_loop(settings.loop_video)
         self.controller.set_tracking(settings.tracking)
+        self.controller.set_liveness_badge(settings.liveness_badge)
         self.controller.set_remember(settings.remember)
         self.device = recognizer.embedder.device_name
         self.enroll_dialog: EnrollDialog | None = None

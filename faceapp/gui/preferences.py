@@ -57,6 +57,7 @@ def current_choice(window: SettingsWindow) -> SettingsChoice:
         decision=window.recognizer.decision.to_text(),
         min_face_size=window.recognizer.detector.config.min_face_size,
         tracking=window.controller.tracking,
+        liveness_badge=window.controller.liveness_badge,
         embeddings_only=embeddings_only,
         snapshot_blur=window.settings.snapshot_blur,
         gallery_path=window.gallery.reopen_location,
@@ -105,6 +106,9 @@ def apply_choice(window: SettingsWindow, choice: SettingsChoice) -> None:
     if choice.tracking != before.tracking:
         window.controller.set_tracking(choice.tracking)
         settings.tracking = choice.tracking
+    if choice.liveness_badge != before.liveness_badge:
+        window.controller.set_liveness_badge(choice.liveness_badge)
+        settings.liveness_badge = choice.liveness_badge
     if choice.snapshot_blur != before.snapshot_blur:
         window.privacy.set_blur(choice.snapshot_blur)
     if choice.embeddings_only != before.embeddings_only:

@@ -178,6 +178,15 @@ class AppSettings:
         self._set("recognition/tracking", bool(value))
 
     @property
+    def liveness_badge(self) -> bool:
+        """Show a "live" / "photo?" badge on each face (the passive anti-spoofing check; off: faster)."""
+        return self._get("recognition/liveness_badge", bool, False)
+
+    @liveness_badge.setter
+    def liveness_badge(self, value: bool) -> None:
+        self._set("recognition/liveness_badge", bool(value))
+
+    @property
     def gallery_path(self) -> Path | str | None:
         """The gallery chosen in the settings, a file or a ``postgresql://`` URL (None:
         ``$FACEAPP_GALLERY`` or the default)."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from faceapp.gui.i18n import translate
 from faceapp.media.overlay import KNOWN_COLOUR, UNKNOWN_COLOUR, label_for
 from faceapp.types import FaceResult, FrameResult
+from faceapp.vision.liveness import DEFAULT_THRESHOLD as LIVE_THRESHOLD
 
 KNOWN = QColor(KNOWN_COLOUR[2], KNOWN_COLOUR[1], KNOWN_COLOUR[0])  # the core's colours are BGR
 UNKNOWN = QColor(UNKNOWN_COLOUR[2], UNKNOWN_COLOUR[1], UNKNOWN_COLOUR[0])
@@ -32,6 +33,7 @@ class OverlayItem:
     similarity: float
     track_id: int | None = None
     visitor: int | None = None
+    liveness: float | None = None  # P(live) when the liveness badge is on
 
     @property
     def known(self) -> bool:
@@ -44,8 +46,8 @@ class OverlayItem:
 
 def overlay_items(result: FrameResult) -> list[OverlayItem]:
     """What to draw for a frame's recognition result."""
-    return [OverlayItem(face.detection.box, face.match.name, face.match.similarity, face.track_id, face.visitor)
-            for face in result.faces]
+    return [OverlayItem(face.detection.box, face.match.name, face.match.similarity, face.track_id, face.visitor,
+                        face.liveness) for face in result.faces]
 
 
 class VideoView(QWidget):
@@ -168,7 +170,19 @@ class VideoView(QWidget):
             painter.fillRect(text_box, colour)
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(text_box, Qt.AlignmentFlag.AlignCenter, text)
+            if item.liveness is not None:
+                self._paint_badge(painter, metrics, box, item.liveness)
         self._paint_banner(painter)
+
+    @staticmethod
+    def _paint_badge(painter: QPainter, metrics: QFontMetricsF, box: QRectF, liveness: float) -> None:
+        """A "live" (green) or "photo?" (orange) badge under the face's box, with P(live)."""
+        live = liveness >= LIVE_THRESHOLD
+        text = (translate("VideoView", "live") if live else translate("VideoView", "photo?")) + f" {liveness:.2f}"
+        badge = QRectF(box.left() - 1, box.bottom() + 2, metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
+        painter.fillRect(badge, QColor(40, 160, 70) if live else QColor(230, 130, 20))
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_banner(self, painter: QPainter) -> None:
         if not self.banner:

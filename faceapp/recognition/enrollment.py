@@ -107,9 +107,16 @@ class Candidate:
         return self.sample is not None
 
 
-def evaluate_frame(result: FrameResult, config: QualityConfig | None = None, source: str = "camera") -> Candidate:
+#: Why a webcam sample is refused by the passive liveness check.
+NOT_LIVE = "this looks like a photo or a screen, not a live face"
+
+
+def evaluate_frame(result: FrameResult, config: QualityConfig | None = None, source: str = "camera", *,
+                   image: np.ndarray | None = None, liveness=None) -> Candidate:
     """Turn the one face of a processed frame into a :class:`Sample`, if it is good
-    enough (big, sharp, frontal, well lit); otherwise say what is wrong.
+    enough (big, sharp, frontal, well lit) and, given a ``liveness`` checker
+    (:class:`~faceapp.vision.liveness.LivenessChecker`) and the BGR ``image`` the frame
+    was, live (not a photo or a screen held up to the camera); otherwise say what is wrong.
 
     ``result`` must come from ``Recognizer.process(image)`` without tracking: its
     aligned crop and embedding are reused, so nothing is computed again here.
@@ -125,6 +132,10 @@ def evaluate_frame(result: FrameResult, config: QualityConfig | None = None, sou
     report = assess(aligned.image, face.detection, config)
     if report.problems:
         return Candidate(None, "; ".join(report.problems))
+    if liveness is not None and image is not None:
+        verdict = liveness.check(image, face.detection)
+        if not verdict.is_live:
+            return Candidate(None, f"{NOT_LIVE} (liveness {verdict.score:.2f})")
     return Candidate(Sample(aligned, face.embedding, report, source), None)
 
 

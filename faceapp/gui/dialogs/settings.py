@@ -54,6 +54,7 @@ class SettingsChoice:
     remember: bool = True
     retention_days: float = 30.0  # sightings older than this are purged (0: kept for ever)
     people: tuple[str, ...] = ()  # offered as alert targets
+    liveness_badge: bool = False  # a "live" / "photo?" badge on each face (the passive anti-spoofing check)
 
 
 def camera_list(limit: int = 10) -> list[tuple[int, str]]:
@@ -112,6 +113,9 @@ class SettingsDialog(QDialog):
         self.min_face.setToolTip(self.tr("Faces smaller than this, in pixels, are ignored"))
         self.tracking = QCheckBox(self.tr("Follow faces across frames (steadier names, less work)"))
         self.tracking.setChecked(current.tracking)
+        self.liveness_badge = QCheckBox(self.tr("Show whether each face looks live or like a photo (slower)"))
+        self.liveness_badge.setChecked(current.liveness_badge)
+        self.liveness_badge.setToolTip(self.tr("Runs the anti-spoofing networks on every face of every frame"))
 
         self.embeddings_only = QCheckBox(self.tr("Embeddings only: store no face images (deletes every thumbnail)"))
         self.embeddings_only.setChecked(current.embeddings_only)
@@ -177,6 +181,7 @@ class SettingsDialog(QDialog):
         recognition_form.addRow(self.tr("Names faces"), self.threshold)
         recognition_form.addRow(self.tr("Minimum face size"), self.min_face)
         recognition_form.addRow("", self.tracking)
+        recognition_form.addRow("", self.liveness_badge)
         privacy = QGroupBox(self.tr("Privacy"))
         privacy_form = QFormLayout(privacy)
         privacy_form.addRow("", self.embeddings_only)
@@ -222,6 +227,7 @@ class SettingsDialog(QDialog):
             decision=str(self.threshold.currentData()),
             min_face_size=int(self.min_face.value()),
             tracking=self.tracking.isChecked(),
+            liveness_badge=self.liveness_badge.isChecked(),
             embeddings_only=self.embeddings_only.isChecked(),
             snapshot_blur=str(self.blur.currentData()),
             gallery_path=(as_location(text) if text and text != describe(self._current.gallery_path)

@@ -190,6 +190,14 @@ class LiveController(QObject):
     def set_tracking(self, enabled: bool) -> None:
         self._recognition_worker().tracking = bool(enabled)
 
+    @property
+    def liveness_badge(self) -> bool:
+        """Whether every face gets a passive liveness score (the view's "live" badge)."""
+        return self._recognition_worker().liveness_badge
+
+    def set_liveness_badge(self, enabled: bool) -> None:
+        self._recognition_worker().liveness_badge = bool(enabled)
+
     def set_remember(self, enabled: bool) -> None:
         """Keep sightings and remember unknown visitors (from the next frame on)."""
         self._recognition_worker().remember = bool(enabled)

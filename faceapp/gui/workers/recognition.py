@@ -105,10 +105,27 @@ class RecognitionWorker(QObject):
         self.tracking = True
         #: When True, tracks become sightings and unknown faces remembered visitors.
         self.remember = True
+        #: When True, every face gets a passive liveness score (FaceResult.liveness).
+        self.liveness_badge = False
         #: The source of the current generation (set by the controller with ``generation``).
         self.source = None
         self._memory = None
         self._memory_key: tuple | None = None
+        self._liveness = None  # the LivenessChecker of enrollment, once loaded (False: unavailable)
+
+    def _liveness_checker(self):
+        """The passive anti-spoofing check of webcam enrollment (loaded on first use, on
+        this thread); None when its networks cannot load (enrollment then goes on without
+        it, and the log says why)."""
+        if self._liveness is None:
+            from faceapp.vision.liveness import LivenessChecker
+
+            try:
+                self._liveness = LivenessChecker(self._recognizer.card.directory, device=self._recognizer.embedder.choice.kind)
+            except FaceAppError as error:
+                logger.warning("the liveness check is unavailable (%s): enrollment samples are not checked", error)
+                self._liveness = False
+        return self._liveness or None
 
     # -- control, from any thread ---------------------------------------------------
     def stop(self) -> None:
@@ -189,12 +206,14 @@ class RecognitionWorker(QObject):
                 result = self._recognizer.process(frame.image, self._tracking, video=video)
             if not self.enrollment:  # enrollment samples are not sightings
                 result = self._remember(result, frame)
+                if self.liveness_badge and result.faces and (checker := self._liveness_checker()) is not None:
+                    result = result.with_liveness(checker.check_many(frame.image, [f.detection for f in result.faces]))
             self._set_error(None)
         except FaceAppError as error:  # e.g. a gallery made with another model
             self._set_error(error)
             height, width = frame.image.shape[:2]
             result = FrameResult((), StageTimes(), (width, height))
-        candidate = evaluate_frame(result) if self.enrollment else None
+        candidate = evaluate_frame(result, image=frame.image, liveness=self._liveness_checker()) if self.enrollment else None
         now = time.perf_counter()
         if self._last_done is not None:
             rate = 1.0 / max(now - self._last_done, 1e-6)
