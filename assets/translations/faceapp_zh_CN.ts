@@ -52,6 +52,22 @@
     </message>
 </context>
 <context>
+    <name>Challenge</name>
+    <message>
+        <source>look straight at the camera</source>
+        <extracomment>The head-turn challenge&apos;s prompts (faceapp.recognition.challenge).</extracomment>
+        <translation>请直视摄像头</translation>
+    </message>
+    <message>
+        <source>turn your head to your left</source>
+        <translation>请把头转向您的左边</translation>
+    </message>
+    <message>
+        <source>turn your head to your right</source>
+        <translation>请把头转向您的右边</translation>
+    </message>
+</context>
+<context>
     <name>DecisionControls</name>
     <message>
         <source>Strict</source>
@@ -264,6 +280,26 @@
         <translation>正在采集第 {number}/{total} 个样本：请看向摄像头。</translation>
     </message>
     <message>
+        <source>Last step, a liveness check: follow the instruction above within {seconds:g} s.</source>
+        <translation>最后一步，活体检测：请在 {seconds:g} 秒内按上面的提示做。</translation>
+    </message>
+    <message>
+        <source>✓ live</source>
+        <translation>✓ 真人</translation>
+    </message>
+    <message>
+        <source>Liveness check passed. Save, or select a sample and retake it.</source>
+        <translation>活体检测已通过。请保存，或选中一个样本重新拍摄。</translation>
+    </message>
+    <message>
+        <source>✗ liveness check failed</source>
+        <translation>✗ 活体检测未通过</translation>
+    </message>
+    <message>
+        <source>Liveness check failed ({reason}). Press “Check again” to retry.</source>
+        <translation>活体检测未通过（{reason}）。请按“重新检测”再试。</translation>
+    </message>
+    <message>
         <source>Sample {number} of {total}: {problem}</source>
         <translation>第 {number}/{total} 个样本：{problem}</translation>
     </message>
@@ -288,8 +324,16 @@
         <translation>停止采集</translation>
     </message>
     <message>
+        <source>Check again</source>
+        <translation>重新检测</translation>
+    </message>
+    <message>
         <source>Take all the samples first.</source>
         <translation>请先采集全部样本。</translation>
+    </message>
+    <message>
+        <source>The liveness check has not passed yet.</source>
+        <translation>活体检测尚未通过。</translation>
     </message>
     <message>
         <source>Not saved. Change the name, or press Save again.</source>
@@ -1012,6 +1056,10 @@
     <message>
         <source>one person at a time, please</source>
         <translation>请一次只出现一个人</translation>
+    </message>
+    <message>
+        <source>this looks like a photo or a screen, not a live face</source>
+        <translation>这看起来像照片或屏幕，不是真人</translation>
     </message>
 </context>
 <context>

@@ -7,7 +7,9 @@ accepted samples, grabs it, then the gallery manager, the settings and the About
 and quits. In another language than English the files are named ``<window>.<locale>.png``.
 With ``FACEAPP_SCREENSHOTS_PANELS=1`` (and a stranger in the video) it waits instead for
 an unknown visitor and a filled timeline, and saves ``memory-panels.png`` and
-``memory-visitors.png``.
+``memory-visitors.png``. With ``FACEAPP_SCREENSHOTS_CHALLENGE=1`` it takes three
+enrollment samples and saves ``enroll-challenge.png`` when the head-turn liveness check
+asks for a turn.
 Images are saved as 8-bit PNGs to stay small.
 """
 
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 POLL_MS = 200
 PANELS_ENV = "FACEAPP_SCREENSHOTS_PANELS"  # set: screenshots of the people-memory panels instead
+CHALLENGE_ENV = "FACEAPP_SCREENSHOTS_CHALLENGE"  # set: the enroll dialog's liveness check instead
 
 
 def save_png(widget: QWidget, path: Path, colours: int = 256) -> Path:
@@ -137,6 +140,29 @@ def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> Non
         shot(window, "memory-visitors")
         window.close()
 
+    if os.environ.get(CHALLENGE_ENV):  # the enroll dialog's head-turn liveness check
+        def start_enroll() -> None:
+            dialog = window.open_enroll_dialog()
+            dialog.resize(560, 660)
+            dialog.count_spin.setValue(3)
+            dialog.name_edit.setText("Barack")
+            dialog.toggle_capture()
+            state["enroll"] = dialog
+
+        def asking_to_turn() -> bool:
+            challenge = state["enroll"].challenge
+            return challenge is not None and challenge.prompt.startswith("turn")
+
+        def shoot_challenge() -> None:
+            shot(state["enroll"], "enroll-challenge")
+            state["enroll"].reject()
+            window.close()
+
+        window.settings.enroll_challenge = True
+        state["steps"] = _Steps([(lambda: window.controller.latest is not None, start_enroll),
+                                 (asking_to_turn, shoot_challenge)], timeout_s)
+        window._screenshot_steps = state["steps"]
+        return
     if os.environ.get(PANELS_ENV):  # the people-memory panels, with a stranger in view
         window.resize(1200, 720)
         state["steps"] = _Steps([(panels_filled, shoot_panels)], timeout_s)

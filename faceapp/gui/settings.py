@@ -178,6 +178,15 @@ class AppSettings:
         self._set("recognition/tracking", bool(value))
 
     @property
+    def enroll_challenge(self) -> bool:
+        """Webcam enrollment ends with a head-turn liveness check (left and right, random order)."""
+        return self._get("enrollment/challenge", bool, True)
+
+    @enroll_challenge.setter
+    def enroll_challenge(self, value: bool) -> None:
+        self._set("enrollment/challenge", bool(value))
+
+    @property
     def liveness_badge(self) -> bool:
         """Show a "live" / "photo?" badge on each face (the passive anti-spoofing check; off: faster)."""
         return self._get("recognition/liveness_badge", bool, False)

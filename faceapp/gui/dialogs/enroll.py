@@ -1,9 +1,13 @@
-"""Enroll from the camera: type a name, capture several good samples, save.
+"""Enroll from the camera: type a name, capture several good samples, prove liveness, save.
 
-Each live frame is judged on the recognition thread (:func:`~faceapp.recognition.enrollment.evaluate_frame`)
-while this dialog is open; the dialog only shows the verdict ("move closer", "too dark",
-"turn to the camera", ...) and keeps the accepted samples as thumbnails. Any one can be
-retaken. Nothing is written until Save; Cancel leaves the gallery untouched.
+Each live frame is judged on the recognition thread (:func:`~faceapp.recognition.enrollment.evaluate_frame`:
+quality, one face, and the passive anti-spoofing check) while this dialog is open; the
+dialog only shows the verdict ("move closer", "too dark", "this looks like a photo", ...)
+and keeps the accepted samples as thumbnails. Any one can be retaken. When every sample
+is taken, the dialog asks the person to turn their head to their left and right, in a
+random order (:class:`~faceapp.recognition.challenge.HeadTurnChallenge`, judged by the yaw
+of the 5 landmarks): Save is possible once that passed (``challenge=False`` skips it).
+Nothing is written until Save; Cancel leaves the gallery untouched.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ from faceapp.gui.video_view import VideoView
 from faceapp.gui.workers.controller import LiveController
 from faceapp.gui.workers.recognition import FramePacket
 from faceapp.media.reader import SourceState, SourceStatus
+from faceapp.recognition.challenge import ChallengeState, HeadTurnChallenge
 from faceapp.recognition.enrollment import Sample
 from faceapp.storage.gallery import Gallery, normalize_name
+from faceapp.vision.pose import yaw_degrees
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +59,25 @@ PROBLEMS = (
     QT_TRANSLATE_NOOP("Quality", "turn to the camera"),
     QT_TRANSLATE_NOOP("Quality", "no face in view"),
     QT_TRANSLATE_NOOP("Quality", "one person at a time, please"),
+    QT_TRANSLATE_NOOP("Quality", "this looks like a photo or a screen, not a live face"),
 )
+#: The head-turn challenge's prompts (faceapp.recognition.challenge).
+PROMPTS = (
+    QT_TRANSLATE_NOOP("Challenge", "look straight at the camera"),
+    QT_TRANSLATE_NOOP("Challenge", "turn your head to your left"),
+    QT_TRANSLATE_NOOP("Challenge", "turn your head to your right"),
+)
+ARROWS = {"turn your head to your left": "⟸ ", "turn your head to your right": "⟹ "}  # the person faces the screen: their left is its left
 
 
 def problem_text(problem: str) -> str:
-    """A sample's problems ("too dark; move closer") in the interface's language."""
-    return "; ".join(translate("Quality", part) for part in problem.split("; "))
+    """A sample's problems ("too dark; move closer") in the interface's language; a
+    number in brackets after one ("(liveness 0.23)") is kept as it is."""
+    parts = []
+    for part in problem.split("; "):
+        words, bracket, rest = part.partition(" (")
+        parts.append(translate("Quality", words) + (f" ({rest}" if bracket else ""))
+    return "; ".join(parts)
 
 
 class EnrollDialog(QDialog):
@@ -73,6 +92,7 @@ class EnrollDialog(QDialog):
         sample_count: int = 5,
         min_interval_s: float = 0.4,
         parent: QWidget | None = None,
+        challenge: bool = True,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Enroll from the camera"))
@@ -84,6 +104,9 @@ class EnrollDialog(QDialog):
         self.samples: list[Sample | None] = [None] * sample_count
         self.capturing = False
         self.saved: Saved | None = None
+        self.use_challenge = challenge
+        self.challenge: HeadTurnChallenge | None = None  # running, or the last one
+        self.live_checked = not challenge
 
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText(self.tr("the person's name"))
@@ -99,6 +122,13 @@ class EnrollDialog(QDialog):
         self.status = QLabel(self.tr("Type a name, look at the camera, then press “Start capture”."))
         self.status.setWordWrap(True)
         self.status.setMinimumHeight(36)
+        self.prompt = QLabel("")  # the head-turn challenge's instruction, large
+        self.prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = self.prompt.font()
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setBold(True)
+        self.prompt.setFont(font)
+        self.prompt.hide()
 
         self.thumbnails = QListWidget()
         self.thumbnails.setViewMode(QListView.ViewMode.IconMode)
@@ -130,6 +160,7 @@ class EnrollDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.preview, 1)
+        layout.addWidget(self.prompt)
         layout.addWidget(self.status)
         layout.addWidget(self.thumbnails)
         layout.addLayout(buttons)
@@ -172,6 +203,9 @@ class EnrollDialog(QDialog):
                 self.name_edit.setFocus()
                 return
             if self.complete:
+                if not self.live_checked:
+                    self.start_challenge()
+                    return
                 self._say(self.tr("All samples are taken: select one and press “Retake selected”, or Save."))
                 return
             self.capturing = True
@@ -192,9 +226,44 @@ class EnrollDialog(QDialog):
     def _next_slot(self) -> int:
         return next((i for i, sample in enumerate(self.samples) if sample is None), len(self.samples))
 
+    def start_challenge(self) -> None:
+        """Ask for the head turns (random order); Save waits for them."""
+        self.challenge = HeadTurnChallenge()
+        self.capturing = False
+        self.prompt.show()
+        self._show_prompt()
+        self._say(self.tr("Last step, a liveness check: follow the instruction above within {seconds:g} s.").format(
+            seconds=self.challenge.config.time_limit_s))
+        self._update_buttons()
+
+    def _show_prompt(self) -> None:
+        text = self.challenge.prompt if self.challenge is not None else ""
+        self.prompt.setText(ARROWS.get(text, "") + translate("Challenge", text))
+
+    def _challenge_step(self, packet: FramePacket) -> None:
+        faces = packet.result.faces
+        yaw = yaw_degrees(faces[0].detection.landmarks) if len(faces) == 1 else None
+        state = self.challenge.step(time.monotonic(), yaw)
+        if state is ChallengeState.PASSED:
+            self.live_checked, self.challenge = True, None
+            self.prompt.setText(self.tr("✓ live"))
+            self._say(self.tr("Liveness check passed. Save, or select a sample and retake it."))
+        elif state is ChallengeState.FAILED:
+            reason = self.challenge.reason
+            self.challenge = None
+            self.prompt.setText(self.tr("✗ liveness check failed"))
+            self._say(self.tr("Liveness check failed ({reason}). Press “Check again” to retry.").format(reason=reason))
+        else:
+            self._show_prompt()
+        self._update_buttons()
+
     def on_packet(self, packet: FramePacket) -> None:
-        """A new processed frame: show it; while capturing, take it if it is good."""
+        """A new processed frame: show it; while capturing, take it if it is good; during
+        the liveness check, follow the head's turns."""
         self.preview.show_frame(packet.qimage, packet.result)
+        if self.challenge is not None:
+            self._challenge_step(packet)
+            return
         if not self.capturing or packet.candidate is None:
             return
         slot = self._next_slot()
@@ -212,6 +281,9 @@ class EnrollDialog(QDialog):
         self._refresh_thumbnails()
         if self.complete:
             self.capturing = False
+            if not self.live_checked:
+                self.start_challenge()
+                return
             self._say(self.tr("All {total} samples taken. Save, or select one and retake it.").format(total=total))
         else:
             self._say(self.tr("Sample {number} of {total} taken; move your head a little for the next one.").format(
@@ -240,14 +312,21 @@ class EnrollDialog(QDialog):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        self.capture_button.setText(self.tr("Stop capture") if self.capturing else self.tr("Start capture"))
-        self.retake_button.setEnabled(bool(self.thumbnails.selectedIndexes()))
-        self.save_button.setEnabled(self.complete)
+        checking = self.challenge is not None
+        again = self.complete and not self.live_checked and not checking
+        self.capture_button.setText(self.tr("Stop capture") if self.capturing else
+                                    self.tr("Check again") if again else self.tr("Start capture"))
+        self.capture_button.setEnabled(not checking)
+        self.retake_button.setEnabled(bool(self.thumbnails.selectedIndexes()) and not checking)
+        self.save_button.setEnabled(self.complete and self.live_checked)
 
     # -- save / cancel ---------------------------------------------------------------------
     def save(self) -> None:
         if not self.complete:
             self._say(self.tr("Take all the samples first."))
+            return
+        if not self.live_checked:
+            self._say(self.tr("The liveness check has not passed yet."))
             return
         self.capturing = False
         try:
