@@ -12,6 +12,10 @@
         <translation>人脸检测</translation>
     </message>
     <message>
+        <source>Liveness check</source>
+        <translation>活体检测</translation>
+    </message>
+    <message>
         <source>Face embedding</source>
         <translation>人脸特征</translation>
     </message>

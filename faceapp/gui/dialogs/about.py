@@ -19,7 +19,8 @@ def about_html(card, gallery_path, settings_location: str, device: str) -> str:
     """The dialog's text, as simple HTML (everything escaped)."""
     licence = translate("AboutDialog", "licence")
     rows = [
-        (translate("AboutDialog", "Face detector"), f"YuNet ({YUNET_FILE}), {licence} MIT"),
+        (translate("AboutDialog", "Face detector"), f"YuNet ({YUNET_FILE}, in TensorFlow), {licence} MIT"),
+        (translate("AboutDialog", "Liveness check"), f"MiniFASNetV2 + MiniFASNetV1SE (Minivision), {licence} Apache-2.0"),
         (translate("AboutDialog", "Face embedding"),
          f"{card.model_id} ({card.architecture}, {card.embedding_dim}-d), {licence} {card.license}"),
         (translate("AboutDialog", "Runs on"), device),
