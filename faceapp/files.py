@@ -128,19 +128,27 @@ def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
     return ia is not None and ia == ib
 
 
-#: What a search index file being written is called meanwhile: ``G.hnsw.partial-XXXX``.
+#: What a search index file being written is called meanwhile: ``G.faceindex.partial-XXXX``.
 PARTIAL = ".partial-"
+#: The search index beside the gallery ``G``: ``G.faceindex`` and its sidecar ``G.faceindex.json``.
+SEARCH_INDEX_SUFFIXES = (".faceindex", ".faceindex.json")
+#: What the previous version's index (usearch HNSW, embeddings in clear) was called: never read
+#: any more, deleted when the new index is saved, and with the gallery's own files (removal, move).
+LEGACY_SEARCH_INDEX_SUFFIXES = (".hnsw", ".hnsw.json")
 
 
 def search_index_files(gallery: str | os.PathLike) -> list[Path]:
     """The search index kept beside a large gallery file, the real one a symlink points
-    to (``.hnsw``, its ``.hnsw.json``, and any copy of them left half written)."""
+    to: ``.faceindex`` and its ``.faceindex.json`` first, then the previous version's
+    ``.hnsw`` and ``.hnsw.json``, and any copy of them left half written."""
     p = Path(os.path.realpath(os.fspath(gallery)))
-    files = [p.with_name(p.name + suffix) for suffix in (".hnsw", ".hnsw.json")]
-    try:
-        partial = sorted(p.parent.glob(glob.escape(p.name) + ".hnsw*" + PARTIAL + "*"))
-    except OSError:
-        partial = []
+    files = [p.with_name(p.name + suffix) for suffix in SEARCH_INDEX_SUFFIXES + LEGACY_SEARCH_INDEX_SUFFIXES]
+    partial: list[Path] = []
+    for stem in (".faceindex", ".hnsw"):
+        try:
+            partial += sorted(p.parent.glob(glob.escape(p.name) + stem + "*" + PARTIAL + "*"))
+        except OSError:
+            pass
     return files + partial
 
 

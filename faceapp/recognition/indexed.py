@@ -2,16 +2,19 @@
 
 :class:`IndexedMatcher` is a :class:`~faceapp.recognition.matching.Matcher` whose
 :meth:`~IndexedMatcher.match` does not compare a face with every template. It asks the
-HNSW index (:class:`~faceapp.recognition.ann.TemplateIndex`) for the ``candidates``
-templates nearest to each face of the call, takes the people those templates belong to
-(the union over the call's faces), and re-scores those people **exactly**: each one's
-best similarity over *all* their own templates, their "not them" templates compared as
-in the exact matcher. The open-set decision (per-person thresholds, the negatives' veto,
-one name per frame) then runs on those columns, unchanged; people who were not proposed
-score as absent. So the decision equals the exact matcher's whenever the person the exact
-matcher names, and the runner-up that sets the margin, are among the candidates; a
-person the index misses can only make a face "unknown" (or change its margin), never
-give it another person's name that the exact matcher would not consider.
+compressed index (:class:`~faceapp.recognition.ann.TemplateIndex`: faiss PQ fast-scan
+codes, approximate scores) for the ``shortlist`` templates whose codes score highest for
+each face of the call, keeps the ``candidates`` nearest of them by exact similarity, takes
+the people those templates belong to (the union over the call's faces), and re-scores
+those people **exactly**: each one's best similarity over *all* their own templates,
+their "not them" templates compared as in the exact matcher. The open-set decision
+(per-person thresholds, the negatives' veto, one name per frame) then runs on those
+columns, unchanged; people who were not proposed score as absent. So the decision equals
+the exact matcher's whenever the person the exact matcher names, and the runner-up that
+sets the margin, are among the candidates; a person the index misses can only make a
+face "unknown" (or change its margin, or, when one name per frame gives their person to
+another face, fall back on a lower candidate), never give it a name whose person does not
+pass their own threshold.
 
 :meth:`person_scores` (all people) stays exact.
 """
@@ -29,8 +32,12 @@ from faceapp.types import Match
 
 logger = logging.getLogger(__name__)
 
-#: Templates asked of the index per face (several per person are usual, so this covers a few people).
+#: Templates whose people are re-scored per face (several per person are usual: a few people).
 CANDIDATES = 32
+#: Templates asked of the index per face (approximate scores), re-scored exactly to choose
+#: the :data:`CANDIDATES`: the index's codes mis-rank templates of similar scores, so the
+#: exact top 32 are taken from its top 256 (faiss's "refine"; see tools/measure_ann.py).
+SHORTLIST = 256
 
 
 class CandidateIndex(Protocol):
@@ -56,12 +63,15 @@ class IndexedMatcher(Matcher):
     ``template_ids``: int64 ``(N,)``, the id of each row of ``embeddings`` (the keys of
     ``index``); ``index``: a :class:`CandidateIndex` over (a superset or subset of) those
     ids; ids it returns that are not among ``template_ids`` are ignored (an index a
-    moment newer or older than this gallery matrix). ``candidates``: templates asked per face.
-    Other arguments as :class:`Matcher`.
+    moment newer or older than this gallery matrix). ``candidates``: templates per face
+    whose people are re-scored; ``shortlist``: templates asked of the index per face, of
+    which the ``candidates`` best by exact similarity are kept (``shortlist <= candidates``:
+    the index's own order). Other arguments as :class:`Matcher`.
     """
 
     def __init__(self, embeddings: np.ndarray, person_index: np.ndarray, names, threshold, *,
-                 template_ids: np.ndarray, index: CandidateIndex, candidates: int = CANDIDATES, **kwargs):
+                 template_ids: np.ndarray, index: CandidateIndex, candidates: int = CANDIDATES,
+                 shortlist: int = SHORTLIST, **kwargs):
         super().__init__(embeddings, person_index, names, threshold, **kwargs)
         template_ids = np.asarray(template_ids, np.int64)
         if template_ids.shape != (len(person_index),):
@@ -69,37 +79,48 @@ class IndexedMatcher(Matcher):
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
         self._index = index
-        self.candidates = int(candidates)
-        # Template id -> the column (present person) owning it, through one sorted array.
+        self.candidates, self.shortlist = int(candidates), int(shortlist)
+        # Template id -> its (person-sorted) row and the column (present person) owning it, through one sorted array.
         sorted_ids = template_ids[self._order]
         self._id_order = np.argsort(sorted_ids, kind="stable")
         self._ids = sorted_ids[self._id_order]
         ends = np.append(self._starts[1:], len(sorted_ids)).astype(np.int64)
         self._ends = ends
-        row_column = np.repeat(np.arange(len(self._starts), dtype=np.int64), ends - self._starts)
-        self._id_column = row_column[self._id_order]
+        self._row_column = np.repeat(np.arange(len(self._starts), dtype=np.int64), ends - self._starts)
         self._negative_ends = np.append(self._negative_starts[1:], len(self._negatives)).astype(np.int64)
 
     @property
     def index(self) -> CandidateIndex:
         return self._index
 
+    def candidate_rows(self, queries: np.ndarray, count: int, shortlist: int) -> np.ndarray:
+        """int64 ``(Q, min(count, S))``: for each of ``queries`` (float32 ``(Q, D)``), the
+        (person-sorted) rows of the ``count`` templates nearest by exact similarity among
+        the ``shortlist`` the index proposes (``S``: the larger of the two), -1 where the
+        index gave fewer known ones."""
+        keys = np.asarray(self._index.search(queries, max(count, shortlist)), np.int64).reshape(len(queries), -1)
+        where = np.minimum(np.searchsorted(self._ids, keys), len(self._ids) - 1)
+        rows = np.where((keys >= 0) & (self._ids[where] == keys), self._id_order[where], -1)
+        if rows.shape[1] <= count:
+            return rows
+        scores = np.matmul(self._embeddings[np.maximum(rows, 0)], queries[:, :, None])[:, :, 0]
+        scores[rows < 0] = -np.inf
+        best = np.argpartition(-scores, count - 1, axis=1)[:, :count]
+        return np.take_along_axis(rows, best, axis=1)
+
     def candidate_columns(self, queries: np.ndarray) -> np.ndarray:
         """int64 ``(C,)``, ascending: the present people (columns) owning one of the
-        ``candidates`` templates the index finds nearest to any of ``queries``; asked for
-        more (up to 16x) while they all belong to one person (someone with many templates),
-        so a runner-up sets the margin and can take the name, as in the exact matcher."""
-        count = self.candidates
+        ``candidates`` templates nearest to any of ``queries`` (of the index's
+        ``shortlist``); asked for more (up to 16x) while they all belong to one person
+        (someone with many templates), so a runner-up sets the margin and can take the
+        name, as in the exact matcher."""
+        count, shortlist = self.candidates, self.shortlist
         while True:
-            keys = np.asarray(self._index.search(queries, count), np.int64).reshape(-1)
-            keys = keys[keys >= 0]
-            where = np.searchsorted(self._ids, keys)
-            known = where < len(self._ids)
-            known[known] = self._ids[where[known]] == keys[known]
-            columns = np.unique(self._id_column[where[known]])
+            rows = self.candidate_rows(queries, count, shortlist)
+            columns = np.unique(self._row_column[rows[rows >= 0]])
             if len(columns) >= 2 or count >= 16 * self.candidates or count >= len(self._ids):
                 return columns
-            count *= 4
+            count, shortlist = 4 * count, 4 * shortlist
 
     def scores_for(self, queries: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(positive scores, vetoed)``, both ``(Q, C)``, for the people ``columns``
@@ -140,15 +161,21 @@ class IndexedMatcher(Matcher):
 
 
 #: From this many positive templates on, the gallery is searched through the index. Measured
-#: (tools/measure_ann.py --matcher, one face, 2 cores): the exact matcher takes 1.7 ms at
-#: 100k templates and 26 ms at 1M (linear: about 3.5 ms at 200k), the indexed one 2.1 ms
-#: at 100k and 4.3 ms at 1M; and the exact one matches a frame's faces in one product.
+#: (tools/measure_ann.py --matcher, one face, the shared 2-core machine): the exact matcher
+#: takes 1.8 ms at 100k templates and 26 ms at 1M (linear: about 3.5 ms at 200k); the
+#: indexed one (32 of a 256 shortlist) 0.43 ms at 100k and 1.4 ms at 1M, the same names
+#: for all genuine faces and strangers at both sizes. The index would pay from well under
+#: 100k, but below 200k exact matching costs a few milliseconds, is exact by construction
+#: and matches a frame's faces in one product: the index is kept for where it matters.
 MIN_TEMPLATES = 200_000
 
 
-#: More templates than this to add (a first build, an index far behind): built on a thread,
-#: exact matching meanwhile (1M templates take about 10 minutes on 2 cores).
-BACKGROUND_FROM = 20_000
+#: More templates than this to add (a first build, an index of the previous version or far
+#: behind): built on a thread, exact matching meanwhile. A build takes about 2 s per million
+#: templates on one core (training 0.3 s, encoding), so fewer are added on the spot (the
+#: first matcher of a 200k gallery waits about 0.6 s for it); a one-off command (``builds``
+#: False) searches exactly instead of building more.
+BACKGROUND_FROM = 250_000
 
 
 class IndexKeeper:
@@ -156,16 +183,16 @@ class IndexKeeper:
     gallery matrix by :meth:`index_for` (adding and removing only the difference) and
     saved next to the gallery file after large changes.
 
-    ``min_templates``: below it, no index (exact matching). ``candidates``: templates
-    asked per face. ``background_from``: more templates to add than this are added on a
+    ``min_templates``: below it, no index (exact matching). ``candidates``, ``shortlist``:
+    as :class:`IndexedMatcher`. ``background_from``: more templates to add than this are added on a
     thread; :attr:`generation` is bumped when that is done (the recognizer then rebuilds
-    its matcher). Without usearch, exact matching and one warning."""
+    its matcher). Without faiss, exact matching and one warning."""
 
     def __init__(self, min_templates: int = MIN_TEMPLATES, candidates: int = CANDIDATES,
-                 background_from: int = BACKGROUND_FROM, builds: bool = True):
+                 background_from: int = BACKGROUND_FROM, builds: bool = True, shortlist: int = SHORTLIST):
         self.min_templates = int(min_templates)
         self.builds = bool(builds)  # False: a one-off command, which would be gone before a long build ends
-        self.candidates = int(candidates)
+        self.candidates, self.shortlist = int(candidates), int(shortlist)
         self.background_from = int(background_from)
         self.generation = 0
         self._index = None
@@ -192,7 +219,7 @@ class IndexKeeper:
         """The :class:`~faceapp.recognition.ann.TemplateIndex` holding exactly the rows of
         ``data`` (a GalleryMatrix; float32 ``(N, D)`` embeddings with int64 ``(N,)``
         template ids), kept at ``location`` (a Path, or None: in memory); None when the
-        gallery is below :attr:`min_templates`, lacks template ids, usearch is missing, or
+        gallery is below :attr:`min_templates`, lacks template ids, faiss is missing, or
         the index is being built on a thread."""
         if len(data.embeddings) < self.min_templates or data.template_ids is None:
             return None
@@ -204,7 +231,7 @@ class IndexKeeper:
 
         if not ann.available():
             if not self._warned:
-                logger.warning("usearch is not installed (pip install 'faceapp[search]'): a gallery of %d templates "
+                logger.warning("faiss is not installed (pip install 'faceapp[search]'): a gallery of %d templates "
                                "is searched exactly, slowly", len(data.embeddings))
                 self._warned = True
             return None
@@ -270,4 +297,4 @@ def build_matcher(data, thresholds: np.ndarray, gallery_threshold: float, *, kee
     if index is None:
         return Matcher(data.embeddings, data.person_index, data.names, thresholds, **kwargs)
     return IndexedMatcher(data.embeddings, data.person_index, data.names, thresholds, template_ids=data.template_ids,
-                          index=index, candidates=keeper.candidates, **kwargs)
+                          index=index, candidates=keeper.candidates, shortlist=keeper.shortlist, **kwargs)

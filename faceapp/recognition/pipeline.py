@@ -6,8 +6,8 @@ rebuilds the matcher, so enrolments show up without a restart. The matcher's per
 thresholds come from the recognizer's :class:`~faceapp.recognition.decision.DecisionRule`
 (a preset is a false-alarm target, calibrated for the gallery in use).
 
-Large galleries: from ``index_min_templates`` templates (200k by default) an HNSW index
-kept next to the gallery file proposes candidates (:mod:`faceapp.recognition.indexed`;
+Large galleries: from ``index_min_templates`` templates (200k by default) a search index
+(faiss PQ fast-scan, kept next to the gallery file) proposes candidates (:mod:`faceapp.recognition.indexed`;
 the index is only given the difference after a change), and from :data:`BACKGROUND_FROM`
 templates the matcher is rebuilt after a change on a background thread (reading and
 calibrating a million templates takes about 30 s) while the previous one keeps naming
