@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -39,7 +40,8 @@ def _methods(text: str) -> tuple[str, ...]:
 
 
 def cmd_bench_search(args: argparse.Namespace) -> int:
-    """``faceapp bench search``: exact numpy against HNSW indexes, 10k to 1M templates."""
+    """``faceapp bench search``: exact numpy against the app's index (faiss PQ fast-scan,
+    re-scored) and HNSW references, 10k to 1M templates."""
     from faceapp.evaluation.search_speed import bench_search, chosen_methods, format_search_table
     from faceapp.paths import lfw_dir
 
@@ -77,7 +79,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from faceapp.paths import fixtures_dir, reference_sface_onnx
     from faceapp.recognition.live import Tracking
     from faceapp.storage.gallery import Gallery
-    from faceapp.vision.detection import yunet_path
+    from faceapp.vision.detection import YuNetDetector, yunet_path
 
     with tempfile.TemporaryDirectory() as scratch:
         video = args.video
@@ -87,7 +89,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
             if not fixtures.is_dir():
                 raise FaceAppError(f"no --video given and the fixture photos are not at {fixtures} (set FACEAPP_FIXTURES)")
-            video = make_fixture_video(fixtures, Path(scratch) / "fixtures.avi").path
+            video = make_fixture_video(fixtures, Path(scratch) / "fixtures.avi", size=args.size).path
         frames = speed.read_frames(video, args.frames)
         if not frames:
             raise SourceError(f"{video}: no frames")
@@ -106,10 +108,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 memory = Memory(gallery, recognizer.embedder.model_id, recognizer.card.embedding_dim, "bench", writer=writer)
                 return lambda frame: memory.observe(recognizer.process(frame, tracking=tracking))
 
+            opencv_detector = YuNetDetector(yunet_path(args.model), recognizer.detector.config)
+
+            def with_opencv_detector():  # the live loop as it was before our detector (issue 16)
+                tracking = Tracking()
+                return lambda frame: _with_detector(recognizer, opencv_detector, frame, tracking)
+
             pipelines = [
                 speed.faceapp_pipeline(f"faceapp tracking on ({device})", lambda: partial(recognizer.process, tracking=Tracking())),
                 speed.faceapp_pipeline(f"faceapp tracking on + sightings ({device})", with_memory),
-                speed.faceapp_pipeline(f"faceapp tracking off ({device})", lambda: recognizer.process),
+                speed.faceapp_pipeline(f"faceapp tracking off ({device})", lambda: partial(recognizer.process, video=True)),
+                speed.faceapp_pipeline("tracking on, OpenCV detector, full size", with_opencv_detector),
             ]
             onnx = reference_sface_onnx()
             if onnx.is_file():
@@ -127,6 +136,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 results = speed.run_pipelines(pipelines, frames, rounds=args.rounds, reference=speed.REFERENCE_NAME)
             finally:
                 writer.close()
+            detector_rows = []
+            if not args.no_detector:
+                from faceapp.evaluation.detect_speed import REFERENCE, bench_detectors
+
+                full = dataclasses.replace(recognizer.detector.config, work_side=0)
+                detectors = {REFERENCE: YuNetDetector(yunet_path(args.model), full).detect}
+                live = recognizer.detector
+                if not isinstance(live, YuNetDetector):
+                    detectors[f"ours, {live.name}"] = type(live)(live.weights, full, choice=live.choice).detect
+                detectors[f"{live.name}, video (--detect-side {live.config.work_side})"] = partial(live.detect, video=True)
+                detector_rows = bench_detectors(detectors, frames[:40], rounds=args.rounds)
+            liveness_row = _bench_liveness(recognizer, frames, args) if not args.no_liveness else None
             embedding_rows = []
             if not args.no_embedding:
                 crops = []
@@ -139,8 +160,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                                            rounds=args.rounds)
     from faceapp.evaluation.match_speed import MATCH_GALLERY, bench_matching, format_match_table
 
-    on, remembered = results[0], results[1]
+    on, remembered = results[0], next(r for r in results if "sightings" in r.name)
     sightings_ratio = speed.paired_ratio(remembered.round_fps, on.round_fps)
+    before = next(r for r in results if "OpenCV detector" in r.name)
+    detector_ratio = speed.paired_ratio(on.round_fps, before.round_fps)
 
     people, templates, faces = MATCH_GALLERY
     match_rows, calibrate_ms = bench_matching(recognizer.calibration, people=people, templates=templates, faces=faces,
@@ -153,6 +176,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "rounds": args.rounds,
             "pipelines": [r.to_json() for r in results],
             "sightings_vs_tracking_on": round(sightings_ratio, 3),
+            "tracking_on_vs_opencv_detector": round(detector_ratio, 3),
+            "detectors": [r.to_json() for r in detector_rows],
+            "liveness": liveness_row,
             "embedding": [{"runtime": r.name, "batch": r.batch, "ms_per_face": round(r.ms_per_face, 3),
                            "vs_reference": None if r.vs_reference is None else round(r.vs_reference, 3)} for r in embedding_rows],
             "matching": {"people": people, "templates": templates, "faces": faces, "calibrate_ms": round(calibrate_ms, 1),
@@ -165,12 +191,74 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(speed.format_pipeline_table(results))
     print(f"sightings on / off (tracking on): {sightings_ratio:.2f}x fps (median of the per-round ratios; "
           f"the cost of remembering every track: {max(0.0, 1 - sightings_ratio):.0%})")
+    print(f"tracking on / the same with OpenCV's detector at full size: {detector_ratio:.2f}x fps (median of the "
+          f"per-round ratios: what our detector and --detect-side {recognizer.detector.config.work_side} give the live loop)")
+    if detector_rows:
+        from faceapp.evaluation.detect_speed import format_detector_table
+
+        print()
+        print(format_detector_table(detector_rows))
+    if liveness_row:
+        print()
+        print(f"liveness (MiniFASNetV2 + V1SE, {liveness_row['runtime']}): {liveness_row['ms_per_face_1']:.2f} ms a face one at "
+              f"a time, {liveness_row['ms_per_face_batch']:.2f} ms a face in frames of {liveness_row['faces_per_frame']:.1f} "
+              "faces (the window's live badge costs this per face and frame; enrollment and verify --live run it too)")
     if embedding_rows:
         print()
         print(speed.format_embedding_table(embedding_rows))
     print()
     print(format_match_table(match_rows, calibrate_ms, people, templates, faces))
     return 0
+
+
+def _bench_liveness(recognizer: Any, frames: list[np.ndarray], args: argparse.Namespace) -> dict | None:
+    """ms per face of the passive liveness check on the bench's faces (median of rounds)."""
+    import time
+
+    from faceapp.vision.liveness import LivenessChecker
+
+    checker = LivenessChecker(args.model, device=args.device)
+    scenes = [(f, recognizer.detect(f, video=True)) for f in frames[:40]]
+    scenes = [(f, found) for f, found in scenes if found]
+    if not scenes:
+        return None
+    faces = sum(len(found) for _, found in scenes)
+
+    def per_face(batched: bool) -> float:
+        began = time.perf_counter()
+        for frame, found in scenes:
+            if batched:
+                checker.check_many(frame, found)
+            else:
+                for face in found:
+                    checker.check(frame, face)
+        return (time.perf_counter() - began) * 1e3 / faces
+
+    from faceapp.evaluation.speed import alternate
+
+    laps = alternate({"one": lambda: per_face(False), "batch": lambda: per_face(True)}, args.rounds)
+    return {"runtime": checker.name, "ms_per_face_1": round(float(np.median(laps["one"])), 3),
+            "ms_per_face_batch": round(float(np.median(laps["batch"])), 3), "faces_per_frame": round(faces / len(scenes), 2)}
+
+
+def _with_detector(recognizer: Any, detector: Any, frame: np.ndarray, tracking: Any):
+    """``recognizer.process`` on a video frame with another detector (at its full size)."""
+    own = recognizer.detector
+    recognizer.detector = detector  # the bench's rows run one at a time, on this thread
+    try:
+        return recognizer.process(frame, tracking=tracking, video=False)
+    finally:
+        recognizer.detector = own
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    if not (64 <= width <= 4096 and 64 <= height <= 4096):
+        raise argparse.ArgumentTypeError(f"frame sides must be 64 to 4096 pixels, got {text!r}")
+    return width, height
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -196,19 +284,25 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "The 'sightings' row also remembers every track (written on its own thread): compare it with 'tracking on'.",
     )
     bench.add_argument("target", nargs="?", choices=("search",),
-                       help="'search': nearest-template search at 10k to 1M templates (exact vs HNSW) instead")
+                       help="'search': nearest-template search at 10k to 1M templates (exact vs the app's faiss PQ "
+                       "fast-scan index vs HNSW references) instead")
     bench.add_argument("--sizes", type=_sizes, default=(10_000, 100_000, 1_000_000), metavar="N[,N...]",
                        help="search: gallery sizes in templates (default: 10000,100000,1000000)")
     bench.add_argument("--queries", type=positive_int, default=200, metavar="N", help="search: queries per size (default: 200)")
     bench.add_argument("--methods", type=_methods, metavar="M[,M...]",
-                       help="search: only these of exact, usearch, faiss, app, pgvector (default: all available; "
-                       "exact always runs, as the reference)")
+                       help="search: only these of exact, app (the app's faiss PQ fast-scan index, candidates re-scored), "
+                       "usearch and faiss (HNSW), pgvector (default: all available; exact always runs, as the reference)")
     bench.add_argument("--real", type=positive_int, default=4000, metavar="N",
                        help="search: real embeddings to embed from LFW (default: 4000; the rest are synthetic)")
     bench.add_argument("--lfw", type=Path, metavar="DIR", help="search: where the real faces are (default: the shared LFW)")
-    bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, 640x480)")
+    bench.add_argument("--video", metavar="FILE", help="video to process (default: one made from the fixture photos, --size)")
+    bench.add_argument("--size", type=_frame_size, default=(640, 480), metavar="WxH",
+                       help="size of the fixture video's frames (default: 640x480; e.g. 1280x720, a common webcam's)")
     bench.add_argument("--frames", type=positive_int, metavar="N", help="use at most N frames")
     bench.add_argument("--rounds", type=positive_int, default=5, metavar="N", help="alternating rounds (default: 5)")
     bench.add_argument("--no-embedding", action="store_true", help="skip the embedding-only comparison")
+    bench.add_argument("--no-liveness", action="store_true", help="skip the cost of the passive liveness check")
+    bench.add_argument("--no-detector", action="store_true",
+                       help="skip the detector-only comparison (OpenCV's DNN and ours at 640x360, 640x480 and 1280x720)")
     bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")
     bench.set_defaults(func=cmd_bench)
