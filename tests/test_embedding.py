@@ -200,12 +200,21 @@ def test_missing_weights_are_refused(tmp_path):
 def test_damaged_or_missing_detector_is_refused(tmp_path):
     from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
+    import dataclasses
+
+    from faceapp.vision.detection import DetectorConfig
+    from faceapp.vision.tf_detector import WEIGHTS_FILE
+
     directory = copy_model_dir(tmp_path / "models")
     flip_byte(directory / YUNET_FILE, 1000)
     with pytest.raises(ModelError, match="YuNet.*sha256 mismatch"):
         yunet_path(directory)
+    opencv = PipelineConfig(model_dir=directory, device="cpu", detector=DetectorConfig(backend="opencv"))
     with pytest.raises(ModelError, match="YuNet"):
-        Recognizer.create(PipelineConfig(model_dir=directory, device="cpu"))
+        Recognizer.create(opencv)
+    flip_byte(directory / WEIGHTS_FILE, 1000)  # our TensorFlow detector's own weights
+    with pytest.raises(ModelError, match="YuNet detector weights.*sha256 mismatch"):
+        Recognizer.create(dataclasses.replace(opencv, detector=DetectorConfig(backend="tf")))
     # A directory without its own detector uses the shipped one.
     (directory / YUNET_FILE).unlink()
     assert yunet_path(directory) == yunet_path()

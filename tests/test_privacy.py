@@ -377,7 +377,7 @@ def test_recording_blurs_faces(tmp_path: Path, monkeypatch) -> None:
     class FakeRecognizer:
         gallery = None
 
-        def process(self, image, tracking=None):
+        def process(self, image, tracking=None, video=None):
             return face
 
     clip = tmp_path / "clip.avi"
