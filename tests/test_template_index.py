@@ -10,6 +10,8 @@ import logging
 
 import numpy as np
 import pytest
+from unit_vectors import near as _near
+from unit_vectors import unit as _unit
 
 from faceapp.recognition import ann
 
@@ -18,15 +20,6 @@ pytest.importorskip("faiss")
 DIM = 64
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
-
-
-def _near(centres: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
-    """Unit rows at about ``cosine`` from each of ``centres``."""
-    noise = rng.normal(size=centres.shape).astype(np.float32)
-    noise -= (noise * centres).sum(axis=1, keepdims=True) * centres
-    return _unit(centres + _unit(noise) * np.sqrt(1 / cosine**2 - 1))
 
 
 def _index(embeddings: np.ndarray, ids: np.ndarray, path=None) -> ann.TemplateIndex:

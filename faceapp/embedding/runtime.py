@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.accel.device import DeviceChoice, choose_device, import_tensorflow
+from faceapp.accel.keras_run import load_weights, tf_runner
 from faceapp.accel.litert import Runner, cached_interpreter, convert_to_litert, litert_available
 from faceapp.checksums import sha256_of, verified_file
 from faceapp.embedding.modelcard import EmbeddingCard
@@ -42,12 +43,7 @@ def load_keras_model(card: EmbeddingCard):
         raise ModelError(f"unsupported architecture {card.architecture!r} in {card.directory}")
     weights = verified_file(card.weights, card.weights_sha256, f"embedding model {card.model_id!r} weights")
     import_tensorflow()  # before Keras imports it, so that its CUDA-probing noise stays hidden
-    model = build_sface()
-    try:
-        model.load_weights(weights)
-    except Exception as error:  # noqa: BLE001  (h5py/Keras raise many kinds for a damaged file)
-        raise ModelError(f"embedding weights {weights} cannot be loaded: {error}") from None
-    return model
+    return load_weights(build_sface(), weights, "embedding weights")
 
 
 class Embedder:
@@ -142,17 +138,7 @@ class Embedder:
 
         with tf.device(self.choice.tf_device):
             model = build_inference_sface(keras_model, dtype_policy=dtype_policy)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.float32)])
-        def forward(batch):
-            return model(batch, training=False)
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            with tf.device(self.choice.tf_device):
-                return forward(tf.constant(batch)).numpy()
-
-        run.keras_model = model  # the network itself, for programs that embed on the device (recognition.frame_program)
-        return run
+        return tf_runner(model, self.choice.tf_device, [None, INPUT_SIZE, INPUT_SIZE, 3])
 
     @property
     def keras_model(self):

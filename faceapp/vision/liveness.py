@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.accel.device import DeviceChoice, choose_device, import_tensorflow
+from faceapp.accel.keras_run import load_weights, tf_runner
 from faceapp.checksums import verified_file
 from faceapp.errors import ModelError
 from faceapp.paths import DEFAULT_MODEL_DIR, cache_dir, model_dir
@@ -100,12 +101,7 @@ def weights_path(model: LivenessModel, directory: str | os.PathLike | None = Non
 def load_keras_minifasnet(model: LivenessModel, path: Path):
     """The Keras network of ``model`` carrying the weights at ``path``."""
     import_tensorflow()  # before Keras imports it, so that its CUDA-probing noise stays hidden
-    network = build_minifasnet(model.spec)
-    try:
-        network.load_weights(path)
-    except Exception as error:  # noqa: BLE001  (h5py/Keras raise many kinds for a damaged file)
-        raise ModelError(f"{model.name} liveness weights {path} cannot be loaded: {error}") from None
-    return network
+    return load_weights(build_minifasnet(model.spec), path, f"{model.name} liveness weights")
 
 
 def crop_region(image_size: tuple[int, int], box: tuple[float, float, float, float],
@@ -205,16 +201,7 @@ class LivenessChecker:
         tf = import_tensorflow()
         with tf.device(self.choice.tf_device):
             network = load_keras_minifasnet(model, path)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.float32)])
-        def forward(batch):
-            return network(batch, training=False)
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            with tf.device(self.choice.tf_device):
-                return forward(tf.constant(batch)).numpy()
-
-        return run
+        return tf_runner(network, self.choice.tf_device, [None, INPUT_SIZE, INPUT_SIZE, 3])
 
     # -- public -----------------------------------------------------------------
     @property

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.accel.device import DeviceChoice, choose_device, import_tensorflow
+from faceapp.accel.keras_run import load_weights, tf_runner
 from faceapp.checksums import verified_file
 from faceapp.errors import ModelError
 from faceapp.paths import DEFAULT_MODEL_DIR, cache_dir, model_dir
@@ -50,12 +51,7 @@ def tf_detector_available() -> bool:
 def load_keras_yunet(path: Path):
     """The Keras YuNet (any input size) carrying the weights at ``path``."""
     import_tensorflow()  # before Keras imports it, so that its CUDA-probing noise stays hidden
-    model = build_yunet()
-    try:
-        model.load_weights(path)
-    except Exception as error:  # noqa: BLE001  (h5py/Keras raise many kinds for a damaged file)
-        raise ModelError(f"YuNet detector weights {path} cannot be loaded: {error}") from None
-    return model
+    return load_weights(build_yunet(), path, "YuNet detector weights")
 
 
 def padded_size(height: int, width: int) -> tuple[int, int]:
@@ -108,16 +104,7 @@ class TfYuNetDetector(Detector):
         with tf.device(self.choice.tf_device):
             model = load_keras_yunet(self.weights)
         self.keras_model = model  # for programs that detect on the device (recognition.frame_program)
-
-        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)], reduce_retracing=True)
-        def forward(batch):
-            return model(batch, training=False)
-
-        def run(batch: np.ndarray) -> list[np.ndarray]:
-            with tf.device(self.choice.tf_device):
-                return [level.numpy() for level in forward(tf.constant(batch))]
-
-        return run
+        return tf_runner(model, self.choice.tf_device, [1, None, None, 3])
 
     def decode(self, maps: list[np.ndarray]) -> np.ndarray:
         """The network's three maps (stride 8, 16, 32) -> ``cv2.FaceDetectorYN``-style rows."""

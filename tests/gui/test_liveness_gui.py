@@ -43,7 +43,7 @@ def test_the_badge_is_drawn_under_the_box(qtbot, recognizer, fixtures_dir):
     view.show_frame(qimage_from_bgr(image), result)
     assert overlay_items(result)[0].liveness == pytest.approx(0.97)
     shot = view.grab().toImage()
-    x, y, w, h = (round(v) for v in result.faces[0].detection.box)
+    x, y, _, h = (round(v) for v in result.faces[0].detection.box)
     scale = min(view.width() / image.shape[1], view.height() / image.shape[0])
     offset_x = (view.width() - image.shape[1] * scale) / 2
     offset_y = (view.height() - image.shape[0] * scale) / 2
