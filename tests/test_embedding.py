@@ -198,10 +198,9 @@ def test_missing_weights_are_refused(tmp_path):
 
 
 def test_damaged_or_missing_detector_is_refused(tmp_path):
-    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
-
     import dataclasses
 
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
     from faceapp.vision.detection import DetectorConfig
     from faceapp.vision.tf_detector import WEIGHTS_FILE
 
