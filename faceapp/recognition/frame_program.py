@@ -55,8 +55,8 @@ class FrameProgram:
         self.detector, self.embedder = detector, embedder
         self.device = embedder.choice.tf_device
         self._lock = threading.Lock()
-        self._frame = None  # the resident frame tensor, and the id of the array it came from
-        self._frame_of: int | None = None
+        self._frame = None  # the resident frame tensor, and the array it came from (held: no id reuse)
+        self._frame_of: np.ndarray | None = None
         tf = import_tensorflow()
         yunet, sface = detector.keras_model, embedder.keras_model
 
@@ -93,7 +93,7 @@ class FrameProgram:
         with self._lock, tf.device(self.device):
             frame = tf.constant(image)
             maps = [m.numpy() for m in self._detect(frame, tf.constant(size, tf.int32), tf.constant(padded_size(*size), tf.int32))]
-            self._frame, self._frame_of = frame, id(image)
+            self._frame, self._frame_of = frame, image
         found = self.detector.detections_from(self.detector.decode(maps), min_face=0 if scale < 1 else config.min_face_size)
         if scale < 1:
             found = [rescale(d, size[1] / width, size[0] / height) for d in found]
@@ -109,7 +109,7 @@ class FrameProgram:
         inverse = np.stack([inverse_affine(similarity_transform(np.asarray(d.landmarks, np.float64).reshape(5, 2),
                                                                 ARCFACE_TEMPLATE)) for d in detections]).astype(np.float32)
         with self._lock, tf.device(self.device):
-            frame = self._frame if self._frame_of == id(image) and self._frame is not None else tf.constant(image)
+            frame = self._frame if self._frame_of is image and self._frame is not None else tf.constant(image)
             crops, embeddings = self._align_embed(frame, tf.constant(inverse))
             crops, embeddings = crops.numpy(), embeddings.numpy()
         return [AlignedFace(crop, d) for crop, d in zip(crops, detections, strict=True)], embeddings
