@@ -33,10 +33,12 @@ def test_turning_as_asked_passes(order):
 
 
 def test_the_wrong_order_and_a_timeout_fail_with_the_reason():
-    challenge = HeadTurnChallenge(order=("left", "right"), config=ChallengeConfig(time_limit_s=2.0))
-    state = _run(challenge, [0.0] + _turn(-35.0) + [0.0] * 30)  # right first, never left
-    assert state is ChallengeState.FAILED
-    assert "did not turn left within 2 s" in challenge.reason and "at most 0 of the 20 degrees" in challenge.reason
+    wrong = HeadTurnChallenge(order=("left", "right"))
+    assert _run(wrong, [0.0] + _turn(-35.0)) is ChallengeState.FAILED  # right first
+    assert wrong.reason == "turned right when asked to turn left"
+    slow = HeadTurnChallenge(order=("left", "right"), config=ChallengeConfig(time_limit_s=2.0))
+    assert _run(slow, [0.0] + _turn(12.0) + [0.0] * 30) is ChallengeState.FAILED  # a shy turn, then nothing
+    assert "did not turn left within 2 s" in slow.reason and "at most 12 of the 20 degrees" in slow.reason
 
 
 def test_a_photo_that_never_turns_fails_and_half_turns_do_not_count():
@@ -44,9 +46,30 @@ def test_a_photo_that_never_turns_fails_and_half_turns_do_not_count():
     half = HeadTurnChallenge(order=("right", "left"))
     assert _run(half, [0.0] + _turn(-15.0) + _turn(15.0)) is ChallengeState.FAILED
     assert "before the video ended" in half.reason and "at most 15 of the 20" in half.reason
-    late = HeadTurnChallenge(order=("right", "left"))  # left first (ignored), then right: left is still owed
-    assert _run(late, [0.0] + _turn(40.0) + _turn(-30.0)) is ChallengeState.FAILED
-    assert "turned right, did not turn left" in late.reason and "at most 0 of the 20" in late.reason
+
+
+
+def test_a_recording_that_turns_both_ways_passes_one_order_only():
+    """A replay turning left, right, left (from frontal each time) must not pass both orders."""
+    replay = [0.0] * 5 + [25.0] * 3 + [0.0] * 3 + [-25.0] * 3 + [0.0] * 3 + [25.0] * 3
+    assert _run(HeadTurnChallenge(order=("left", "right")), replay) is ChallengeState.PASSED
+    wrong = HeadTurnChallenge(order=("right", "left"))
+    assert _run(wrong, replay) is ChallengeState.FAILED and wrong.reason == "turned left when asked to turn right"
+
+
+def test_each_turn_starts_from_a_frontal_view():
+    swing = HeadTurnChallenge(order=("left", "right"))  # left, then straight to the right without facing the camera
+    assert _run(swing, [0.0] + _turn(30.0) + [-30.0] * 3) is ChallengeState.FAILED
+    assert "turned left, did not turn right" in swing.reason
+    back = HeadTurnChallenge(order=("left", "right"))  # coming back from the left is not a wrong turn
+    assert _run(back, [0.0] + _turn(30.0) + [15.0, 5.0, 0.0] + _turn(-30.0)) is ChallengeState.PASSED
+
+
+def test_waiting_for_a_frontal_face_has_a_time_limit_too():
+    empty = HeadTurnChallenge(order=("left", "right"), config=ChallengeConfig(time_limit_s=1.0))
+    for n in range(30):
+        empty.step(n * 0.1, None)
+    assert empty.state is ChallengeState.FAILED and "within 1 s" in empty.reason
 
 
 def test_it_starts_only_from_a_frontal_face_and_ignores_frames_without_one():

@@ -34,11 +34,11 @@ def checker():
 
 
 def _turning_head(photos, repeat: int = 3) -> list[np.ndarray]:
-    """Frontal views, then the head turned to the person's left (mirrored), then right."""
+    """Frontal views, the head turned to the person's left (mirrored), frontal, right, frontal."""
     frontal = [photos[n] for n in FRONTAL]
     right = [photos[n] for n in TURNED_RIGHT]
     left = [cv2.flip(image, 1) for image in right]
-    return [image for image in frontal + left + right + frontal for _ in range(repeat)]
+    return [image for image in frontal + left + frontal + right + frontal for _ in range(repeat)]
 
 
 def _frames(images, fps: float = 10.0):
@@ -72,13 +72,23 @@ def test_the_other_order_is_not_followed_by_a_recording(recognizer, photos, chec
     verdict = verify_live(recognizer, _frames(_turning_head(photos)), checker, HeadTurnChallenge(order=("right", "left")),
                           reference=_reference(recognizer, photos[REFERENCE]))
     assert not verdict.live and verdict.same  # the right face, but it never turned left after turning right
-    assert "head-turn challenge failed: turned right, did not turn left" in verdict.reason
+    assert "head-turn challenge failed: turned left when asked to turn right" in verdict.reason
 
 
 def test_someone_else_is_refused(recognizer, photos, checker):
     verdict = verify_live(recognizer, _frames(_turning_head(photos)), checker, HeadTurnChallenge(order=("left", "right")),
                           reference=_reference(recognizer, photos[SOMEONE_ELSE]))
     assert verdict.live and verdict.same is False and "not the reference photo" in verdict.reason
+
+
+def test_a_face_swapped_between_frames_is_caught(recognizer, photos, checker, fixtures_dir):
+    """One person looks straight at the camera (and matches the reference), another turns."""
+    other = cv2.resize(cv2.imread(str(fixtures_dir / "obama" / "obama_1.jpg")), photos[FRONTAL[0]].shape[1::-1])
+    right = [photos[n] for n in TURNED_RIGHT]
+    frames = [other] * 6 + [cv2.flip(image, 1) for image in right] * 3 + [other] * 3 + right * 3 + [other] * 6
+    verdict = verify_live(recognizer, _frames(frames), checker, HeadTurnChallenge(order=("left", "right")),
+                          reference=_reference(recognizer, other))
+    assert not verdict.live and not verdict.same and "the face changed during the check" in verdict.reason
 
 
 def test_a_photo_held_up_to_the_camera_fails_both_checks(recognizer, checker, minifasnet_samples):
@@ -105,5 +115,9 @@ def test_the_command_line_answers_in_one_line(tmp_path, photos, lfw_dir, capsys)
     assert "--live needs --source" in capsys.readouterr().err
     assert main(["verify", "--live", "--source", str(tmp_path), str(reference)]) == 1
     assert "cannot turn its head" in capsys.readouterr().err
+    assert main(["verify", "--live", "--source", str(reference), str(reference)]) == 1  # a photo as the "camera"
+    assert "a photo cannot turn its head" in capsys.readouterr().err
+    assert main(["verify", "--live", "--source", str(video), "--person", "nobody"]) == 1
+    assert "'nobody' is not enrolled in the gallery" in capsys.readouterr().err
     assert main(["verify", "--source", str(video), str(reference), str(reference)]) == 1
     assert "go with --live" in capsys.readouterr().err

@@ -69,6 +69,11 @@ class _LazyTensor:
         if not self.size:
             return self.storage.data[self.offset].copy()
         itemsize = self.storage.dtype.itemsize
+        if min(self.size) < 0 or min(self.stride) < 0 or self.offset < 0:
+            raise pickle.UnpicklingError(f"tensor of storage {self.storage.key}: negative size, stride or offset")
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride, strict=True)) if min(self.size) else -1
+        if last >= len(self.storage.data):
+            raise pickle.UnpicklingError(f"tensor of storage {self.storage.key} reaches past its {len(self.storage.data)} elements")
         view = np.lib.stride_tricks.as_strided(
             self.storage.data[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride])
         return np.array(view, copy=True)

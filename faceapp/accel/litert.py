@@ -37,7 +37,8 @@ def convert_to_litert(keras_model, path: Path, what: str = "model") -> None:
 
     tf = import_tensorflow()
     logger.info("converting the %s for LiteRT (once per model): %s", what, path)
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints its signature
+    # The converter prints its signature on stdout, and native notes on stderr.
+    with contextlib.redirect_stdout(io.StringIO()), native_stderr_silenced():
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:

@@ -243,12 +243,12 @@ def _bench_liveness(recognizer: Any, frames: list[np.ndarray], args: argparse.Na
 
 def _with_detector(recognizer: Any, detector: Any, frame: np.ndarray, tracking: Any):
     """``recognizer.process`` on a video frame with another detector (at its full size)."""
-    own = recognizer.detector
-    recognizer.detector = detector  # the bench's rows run one at a time, on this thread
+    own, program = recognizer.detector, recognizer.frame_program
+    recognizer.detector, recognizer.frame_program = detector, None  # the rows run one at a time, on this thread
     try:
         return recognizer.process(frame, tracking=tracking, video=False)
     finally:
-        recognizer.detector = own
+        recognizer.detector, recognizer.frame_program = own, program
 
 
 def _frame_size(text: str) -> tuple[int, int]:

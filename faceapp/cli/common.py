@@ -48,7 +48,7 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--detect-side", type=non_negative_int, default=default(960), metavar="PX",
                        help="detect faces in video frames on a copy shrunk to this many pixels on its longer side "
                        "(faster; the smallest faces found grow in proportion: see the README); 0: full resolution "
-                       "(default: 960; still photos are always detected at full resolution)")
+                       "(default: 960; still photos are detected at their own resolution, up to 1920 px)")
     group.add_argument("--min-face", type=non_negative_int, default=default(20), metavar="PX", help="ignore faces smaller than this many pixels (default: 20)")
     group.add_argument("--flip-fusion", action="store_true", default=default(False),
                        help="embed each face and its mirror image (slightly more accurate, twice the embedding cost)")

@@ -117,11 +117,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _verify_live(args: argparse.Namespace) -> int:
     """``verify --live``: the passive check and the head-turn challenge on a camera or video."""
     import sys
+    from pathlib import Path
 
     from faceapp.media.reader import Reader
-    from faceapp.media.sources import SourceSpec, open_source
+    from faceapp.media.sources import IMAGE_SUFFIXES, SourceSpec, open_source
     from faceapp.recognition.challenge import ChallengeConfig, HeadTurnChallenge
     from faceapp.recognition.live_verify import verify_live
+    from faceapp.storage.locations import describe
     from faceapp.vision.liveness import LivenessChecker
 
     if args.source is None:
@@ -134,8 +136,8 @@ def _verify_live(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise FaceAppError(str(error)) from None
     spec = SourceSpec.parse(args.source)
-    if spec.kind == "folder":
-        raise FaceAppError(f"{args.source}: a folder of photos cannot turn its head; give a camera or a video")
+    if spec.kind == "folder" or (spec.kind == "file" and Path(spec.value).suffix.lower() in IMAGE_SUFFIXES):
+        raise FaceAppError(f"{args.source}: a photo cannot turn its head; give a camera or a video")
     import contextlib
 
     with open_gallery(args, read_only=True) if args.person is not None else contextlib.nullcontext() as gallery:
@@ -143,7 +145,7 @@ def _verify_live(args: argparse.Namespace) -> int:
         reference = None
         if args.person is not None:
             if args.person not in {p.name for p in gallery.people()}:
-                raise FaceAppError(f"'{args.person}' is not enrolled in {gallery.path}")
+                raise FaceAppError(f"'{args.person}' is not enrolled in the gallery {describe(gallery_path(args))}")
         else:
             reference = _largest_face_embedding(recognizer, args.first)
         checker = LivenessChecker(args.model, threshold=args.liveness_threshold, device=args.device)
@@ -151,7 +153,7 @@ def _verify_live(args: argparse.Namespace) -> int:
         try:
             order = None if args.challenge_order == "random" else tuple(args.challenge_order.split("-"))
             verdict = verify_live(recognizer, reader.frames(), checker, HeadTurnChallenge(config, order=order), reference=reference,
-                                  person=args.person, on_prompt=None if args.json else lambda text: print(f"> {text}", file=sys.stderr))
+                                  person=args.person, on_prompt=lambda text: print(f"> {text}", file=sys.stderr, flush=True))
         finally:
             reader.stop()
     if args.json:

@@ -1,14 +1,17 @@
 """The active liveness challenge: "turn your head to your left, then to your right" (the
 order drawn at random), judged from the head's yaw across frames, within a time limit.
 
-A photo or a screen held up to the camera cannot turn on request; a pre-recorded video
-turns in one order only, so it fails half of the challenges. The passive check
-(:mod:`faceapp.vision.liveness`) covers what a turning head alone does not.
+A photo or a screen held up to the camera cannot turn on request. A turn the wrong way
+fails the challenge, and each turn must start from a frontal view, so a pre-recorded
+video (which turns in one order) fails half of the challenges, whatever it does after
+its first turn. The passive check (:mod:`faceapp.vision.liveness`) covers what a turning
+head alone does not.
 
 :class:`HeadTurnChallenge` is pure logic: feed it each frame's time (seconds) and the
 face's yaw (degrees, :func:`faceapp.vision.pose.yaw_degrees`: positive when the person
 turns to *their* left; None when there is no single face), and read :attr:`state`,
-:attr:`prompt` and :attr:`reason`. The clock starts at the first frontal face.
+:attr:`prompt` and :attr:`reason`. The person has ``time_limit_s`` from the first frame
+to look straight at the camera, and as long again from then to make both turns.
 """
 
 from __future__ import annotations
@@ -61,7 +64,9 @@ class HeadTurnChallenge:
         self.state = ChallengeState.WAITING
         self.done: list[str] = []
         self.reason = ""
-        self.started_at: float | None = None
+        self.first_frame_at: float | None = None
+        self.started_at: float | None = None  # the first frontal view
+        self.armed = False  # the head faced the camera since the last turn: the next turn counts
         self.extreme = {"left": 0.0, "right": 0.0}  # the furthest turn seen each way since the last turn (degrees)
 
     @property
@@ -81,22 +86,35 @@ class HeadTurnChallenge:
         """One frame: its time and the face's yaw (None: no face, or several)."""
         if self.finished:
             return self.state
+        if self.first_frame_at is None:
+            self.first_frame_at = time_s
+        if self.started_at is None and time_s - self.first_frame_at > self.config.time_limit_s:
+            return self.fail(f"no face looked straight at the camera within {self.config.time_limit_s:g} s")
         if self.started_at is not None and time_s - self.started_at > self.config.time_limit_s:
-            return self._fail(self._timeout_reason())
+            return self.fail(self._timeout_reason())
         if yaw is None:
             return self.state
         if yaw > 0:
             self.extreme["left"] = max(self.extreme["left"], yaw)
         else:
             self.extreme["right"] = max(self.extreme["right"], -yaw)
+        frontal = abs(yaw) <= self.config.frontal_degrees
         if self.state is ChallengeState.WAITING:
-            if abs(yaw) <= self.config.frontal_degrees:
-                self.started_at, self.state = time_s, ChallengeState.TURNING
+            if frontal:
+                self.started_at, self.state, self.armed = time_s, ChallengeState.TURNING, True
+            return self.state
+        if frontal:
+            self.armed = True
+        if not self.armed:  # still coming back from the last turn
             return self.state
         wanted = self.order[len(self.done)]
         signed = yaw if wanted == "left" else -yaw
+        if -signed >= self.config.turn_degrees:
+            other = "right" if wanted == "left" else "left"
+            return self.fail(f"turned {other} when asked to turn {wanted}")
         if signed >= self.config.turn_degrees:
             self.done.append(wanted)
+            self.armed = False  # the next turn starts from a frontal view
             self.extreme = {"left": 0.0, "right": 0.0}  # the next turn's reach is measured from now
             if len(self.done) == len(self.order):
                 self.state = ChallengeState.PASSED
@@ -106,8 +124,8 @@ class HeadTurnChallenge:
         """The frames ran out: an unfinished challenge fails."""
         if not self.finished:
             if self.state is ChallengeState.WAITING:
-                return self._fail("no face looked straight at the camera")
-            return self._fail(self._timeout_reason(ended=True))
+                return self.fail("no face looked straight at the camera")
+            return self.fail(self._timeout_reason(ended=True))
         return self.state
 
     def _timeout_reason(self, ended: bool = False) -> str:
@@ -118,6 +136,7 @@ class HeadTurnChallenge:
         return (f"{done}did not turn {wanted} {when} (at most {turned:.0f} of the "
                 f"{self.config.turn_degrees:.0f} degrees needed)")
 
-    def _fail(self, reason: str) -> ChallengeState:
+    def fail(self, reason: str) -> ChallengeState:
+        """End the challenge as failed, for ``reason`` (also for checks made outside it)."""
         self.state, self.reason = ChallengeState.FAILED, reason
         return self.state

@@ -4,12 +4,17 @@
 
 * the passive check (:class:`~faceapp.vision.liveness.LivenessChecker`) scores the face;
 * the head's yaw drives the active :class:`~faceapp.recognition.challenge.HeadTurnChallenge`;
-* frontal views are embedded, to compare with the expected person.
+* every view is embedded: it must match the view before it, or the first frontal one (at
+  the verification threshold), so that the face that turns, the face that is scored and
+  the face that is identified are one face (a swap between frames fails the check);
+* frontal views are compared with the expected person.
 
-The verdict: *live* when the challenge passed and the median passive score of the
-frames is at least the checker's threshold; *same person* when the mean embedding of
-the frontal views matches the reference (a photo's embedding, at the verification
-threshold) or is named as the expected enrolled person by the gallery's decision.
+The run stops when the challenge fails, or once it passed and :data:`MIN_FRONTAL`
+frontal views are in (at most :data:`GRACE_S` more seconds). The verdict: *live* when
+the challenge passed, the face never changed, and the lower quartile of the passive
+scores is at least the checker's threshold; *same person* when the mean embedding of the
+frontal views matches the reference (a photo's embedding, at the verification threshold)
+or is named as the expected enrolled person by the gallery's decision.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from faceapp.vision.pose import yaw_degrees
 logger = logging.getLogger(__name__)
 
 MIN_FRONTAL = 3  # frontal views needed to judge who it is
+GRACE_S = 3.0  # after the challenge passed, how long to wait for them
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class LiveVerdict:
 
     live: bool
     same: bool | None
-    liveness: float | None  # median passive score
+    liveness: float | None  # the lower quartile of the passive scores
     similarity: float | None  # to the reference (or the expected person's best score)
     challenge: str  # the challenge's final state
     frames: int
@@ -66,7 +72,8 @@ def verify_live(recognizer: Recognizer, frames: Iterable[Frame], checker, challe
         raise ValueError("give a reference embedding or an enrolled person's name, not both")
     scores: list[float] = []
     frontal: list[np.ndarray] = []
-    count, crowded, shown = 0, 0, challenge.prompt
+    previous = anchor = None
+    count, crowded, changed, shown, passed_at = 0, 0, False, challenge.prompt, None
     if on_prompt is not None:
         on_prompt(shown)
     for frame in frames:
@@ -79,26 +86,42 @@ def verify_live(recognizer: Recognizer, frames: Iterable[Frame], checker, challe
             face = found[0]
             yaw = yaw_degrees(face.landmarks)
             scores.append(checker.check(frame.image, face).score)
+            embedding = recognizer.embed(recognizer.align(frame.image, [face]))[0]
+            threshold = recognizer.verification_threshold
+            if previous is not None and float(embedding @ previous) < threshold and (
+                    anchor is None or float(embedding @ anchor) < threshold):
+                changed = True
+                break
+            previous = embedding
             if abs(yaw) <= challenge.config.frontal_degrees:
-                aligned = recognizer.align(frame.image, [face])
-                frontal.append(recognizer.embed(aligned)[0])
+                frontal.append(embedding)
+                anchor = frontal[0]
         challenge.step(frame.time_s, yaw)
         if on_prompt is not None and challenge.prompt != shown:
             shown = challenge.prompt
             on_prompt(shown)
-        if challenge.finished and len(frontal) >= MIN_FRONTAL:
+        if challenge.state is ChallengeState.FAILED:
             break
+        if challenge.state is ChallengeState.PASSED:
+            passed_at = frame.time_s if passed_at is None else passed_at
+            if len(frontal) >= MIN_FRONTAL or frame.time_s - passed_at > GRACE_S:
+                break
     challenge.end()
-    liveness = float(np.median(scores)) if scores else None
+    liveness = float(np.percentile(scores, 25)) if scores else None
     same, similarity = _identity(recognizer, frontal, reference, person)
     reasons = []
-    if not scores:
+    if changed:
+        reasons.append("the face changed during the check (another person, or a photo swapped in)")
+    elif not scores:
         reasons.append("no single face was seen" + (f" ({crowded} frames had several faces)" if crowded else ""))
     elif challenge.state is not ChallengeState.PASSED:
         reasons.append(f"head-turn challenge failed: {challenge.reason}")
     if liveness is not None and liveness < checker.threshold:
         reasons.append(f"the face looks like a photo or a screen (liveness {liveness:.2f} < {checker.threshold:.2f})")
-    live = challenge.state is ChallengeState.PASSED and liveness is not None and liveness >= checker.threshold
+    live = (not changed and challenge.state is ChallengeState.PASSED and liveness is not None
+            and liveness >= checker.threshold)
+    if changed:
+        return LiveVerdict(False, False, liveness, None, challenge.state.value, count, "; ".join(reasons))
     if scores and same is None:
         reasons.append(f"too few views facing the camera to tell who it is ({len(frontal)} of {MIN_FRONTAL})")
     elif same is False:

@@ -41,9 +41,11 @@ class Decoder:
 
     def _anchors(self, maps: list[np.ndarray]) -> list[np.ndarray]:
         key = tuple(m.shape[:2] for m in maps)
-        if key not in self._grids:
-            self._grids = {key: [_grid(rows, cols) for rows, cols in key]}
-        return self._grids[key]
+        grids = self._grids.get(key)
+        if grids is None:  # one size kept; a local reference, so another thread's swap is harmless
+            grids = [_grid(rows, cols) for rows, cols in key]
+            self._grids = {key: grids}
+        return grids
 
     def __call__(self, maps: list[np.ndarray]) -> np.ndarray:
         """``maps``: the three ``(H/s, W/s, 16)`` maps (any leading batch axis of 1 dropped)."""

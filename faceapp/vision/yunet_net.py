@@ -1,6 +1,6 @@
 """The YuNet face detector (OpenCV Zoo's ``face_detection_yunet_2023mar``) as a Keras model.
 
-YuNet is a tiny fully convolutional network (75,856 parameters): a backbone of
+YuNet is a tiny fully convolutional network (53,104 parameters): a backbone of
 depthwise-separable units ("DP units": a linear 1x1 convolution, then a 3x3 depthwise
 convolution with its batch norm folded in, then ReLU) with four 2x2 max-pools, a
 top-down neck that adds each coarser map, upsampled (nearest, x2), to the finer one, and

@@ -47,11 +47,30 @@ def test_save_waits_for_the_check_and_a_still_photo_fails_it(qtbot, dialog):
     assert "has not passed" in dialog.status.text() and dialog.result() != dialog.DialogCode.Accepted
 
 
-def test_a_head_turning_as_asked_passes_and_save_works(qtbot, dialog, recognizer, lfw_dir, gallery_with):
+def _turning(lfw_dir):
+    photos = {n: cv2.imread(str(lfw_dir / "images" / n)) for n in (*FRONTAL, *TURNED_RIGHT)}
+    frontal = [photos[n] for n in FRONTAL]
+    return frontal + [photos[n] for n in TURNED_RIGHT] + frontal + [cv2.flip(photos[n], 1) for n in TURNED_RIGHT]
+
+
+def test_someone_else_doing_the_turns_fails_the_check(qtbot, dialog, recognizer, lfw_dir):
     dialog._controller.blockSignals(True)  # the frames below stand for the camera's
+    dialog.challenge = HeadTurnChallenge(order=("right", "left"))  # the samples are Biden's; Bush turns
+    for index, frame in enumerate(_turning(lfw_dir)[:4]):
+        dialog.on_packet(_packet(recognizer, frame, index))
+    dialog._controller.blockSignals(False)
+    assert not dialog.live_checked and "not the one in the samples" in dialog.status.text()
+
+
+def test_a_head_turning_as_asked_passes_and_save_works(qtbot, dialog, recognizer, lfw_dir, gallery_with):
+    from faceapp.recognition.enrollment import samples_from_files
+
+    dialog._controller.blockSignals(True)  # the frames below stand for the camera's
+    dialog.samples = samples_from_files(recognizer, [lfw_dir / "images" / n for n in FRONTAL])  # Bush's samples
     dialog.challenge = HeadTurnChallenge(order=("right", "left"))
     photos = {n: cv2.imread(str(lfw_dir / "images" / n)) for n in (*FRONTAL, *TURNED_RIGHT)}
-    frames = [photos[n] for n in FRONTAL] + [photos[n] for n in TURNED_RIGHT] + [cv2.flip(photos[n], 1) for n in TURNED_RIGHT]
+    frontal = [photos[n] for n in FRONTAL]
+    frames = frontal + [photos[n] for n in TURNED_RIGHT] + frontal + [cv2.flip(photos[n], 1) for n in TURNED_RIGHT]
     prompts = []
     for index, frame in enumerate(frames):
         dialog.on_packet(_packet(recognizer, frame, index))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
-from PySide6.QtCore import QT_TRANSLATE_NOOP, QSize, Qt
+from PySide6.QtCore import QT_TRANSLATE_NOOP, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -107,6 +107,9 @@ class EnrollDialog(QDialog):
         self.use_challenge = challenge
         self.challenge: HeadTurnChallenge | None = None  # running, or the last one
         self.live_checked = not challenge
+        self._clock = QTimer(self)
+        self._clock.setInterval(500)
+        self._clock.timeout.connect(self._challenge_tick)
 
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText(self.tr("the person's name"))
@@ -219,6 +222,7 @@ class EnrollDialog(QDialog):
             return
         for row in rows:
             self.samples[row] = None
+        self.live_checked = not self.use_challenge  # the check is made with the samples kept
         self._refresh_thumbnails()
         self.capturing = False
         self.toggle_capture()
@@ -229,6 +233,7 @@ class EnrollDialog(QDialog):
     def start_challenge(self) -> None:
         """Ask for the head turns (random order); Save waits for them."""
         self.challenge = HeadTurnChallenge()
+        self._clock.start()
         self.capturing = False
         self.prompt.show()
         self._show_prompt()
@@ -243,14 +248,35 @@ class EnrollDialog(QDialog):
     def _challenge_step(self, packet: FramePacket) -> None:
         faces = packet.result.faces
         yaw = yaw_degrees(faces[0].detection.landmarks) if len(faces) == 1 else None
-        state = self.challenge.step(time.monotonic(), yaw)
+        if yaw is not None and not self._same_face(faces[0].embedding):
+            self.challenge.fail("the face doing the check is not the one in the samples")
+            self._challenge_update(self.challenge.state)
+            return
+        self._challenge_update(self.challenge.step(time.monotonic(), yaw))
+
+    def _same_face(self, embedding) -> bool:
+        """Whether ``embedding`` is the samples' face (at the verification threshold)."""
+        import numpy as np
+
+        mean = np.mean([s.embedding for s in self.taken], axis=0)
+        mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        return float(np.asarray(embedding) @ mean) >= self._controller.recognizer.verification_threshold
+
+    def _challenge_tick(self) -> None:
+        """The clock runs on without frames (a stalled camera, nobody in view)."""
+        if self.challenge is not None:
+            self._challenge_update(self.challenge.step(time.monotonic(), None))
+
+    def _challenge_update(self, state: ChallengeState) -> None:
         if state is ChallengeState.PASSED:
             self.live_checked, self.challenge = True, None
+            self._clock.stop()
             self.prompt.setText(self.tr("✓ live"))
             self._say(self.tr("Liveness check passed. Save, or select a sample and retake it."))
         elif state is ChallengeState.FAILED:
             reason = self.challenge.reason
             self.challenge = None
+            self._clock.stop()
             self.prompt.setText(self.tr("✗ liveness check failed"))
             self._say(self.tr("Liveness check failed ({reason}). Press “Check again” to retry.").format(reason=reason))
         else:
@@ -343,6 +369,7 @@ class EnrollDialog(QDialog):
     def done(self, result: int) -> None:
         """Closing either way stops the per-frame judging and leaves the camera to the view."""
         self.capturing = False
+        self._clock.stop()
         self._controller.set_enrollment(False)
         for signal, slot in ((self._controller.packetReady, self.on_packet), (self._controller.statusChanged, self._on_source_status)):
             try:
