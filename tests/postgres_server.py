@@ -19,7 +19,7 @@ import pytest
 _counter = itertools.count()
 
 
-class TestServer:  # noqa: D101 -- not a test class
+class TestServer:
     __test__ = False
     """A server the tests may create databases on."""
 
