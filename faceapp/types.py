@@ -13,7 +13,7 @@ Conventions used everywhere in FaceApp's core:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -108,8 +108,6 @@ class FrameResult:
     def with_liveness(self, scores) -> FrameResult:
         """This result with each face's passive liveness score (``scores``: one float, or
         an object with a ``score``, per face, in order)."""
-        import dataclasses
-
-        faces = tuple(dataclasses.replace(face, liveness=float(getattr(score, "score", score)))
+        faces = tuple(replace(face, liveness=float(getattr(score, "score", score)))
                       for face, score in zip(self.faces, scores, strict=True))
-        return dataclasses.replace(self, faces=faces)
+        return replace(self, faces=faces)

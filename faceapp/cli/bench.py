@@ -108,11 +108,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 memory = Memory(gallery, recognizer.embedder.model_id, recognizer.card.embedding_dim, "bench", writer=writer)
                 return lambda frame: memory.observe(recognizer.process(frame, tracking=tracking))
 
-            opencv_detector = YuNetDetector(yunet_path(args.model), recognizer.detector.config)
+            from faceapp.recognition.pipeline import Recognizer
 
-            def with_opencv_detector():  # the live loop as it was before our detector (issue 16)
-                tracking = Tracking()
-                return lambda frame: _with_detector(recognizer, opencv_detector, frame, tracking)
+            # The live loop as it was before our detector (issue 16): OpenCV's, at full size.
+            full = dataclasses.replace(recognizer.detector.config, work_side=0)
+            before = Recognizer(recognizer.card, YuNetDetector(yunet_path(args.model), full), recognizer.embedder,
+                                recognizer.decision, gallery)
+
+            def with_opencv_detector():
+                return partial(before.process, tracking=Tracking())
 
             pipelines = [
                 speed.faceapp_pipeline(f"faceapp tracking on ({device})", lambda: partial(recognizer.process, tracking=Tracking())),
@@ -140,8 +144,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if not args.no_detector:
                 from faceapp.evaluation.detect_speed import REFERENCE, bench_detectors
 
-                full = dataclasses.replace(recognizer.detector.config, work_side=0)
-                detectors = {REFERENCE: YuNetDetector(yunet_path(args.model), full).detect}
+                detectors = {REFERENCE: before.detector.detect}  # OpenCV's, at full size
                 live = recognizer.detector
                 if not isinstance(live, YuNetDetector):
                     detectors[f"ours, {live.name}"] = type(live)(live.weights, full, choice=live.choice).detect
@@ -239,16 +242,6 @@ def _bench_liveness(recognizer: Any, frames: list[np.ndarray], args: argparse.Na
     laps = alternate({"one": lambda: per_face(False), "batch": lambda: per_face(True)}, args.rounds)
     return {"runtime": checker.name, "ms_per_face_1": round(float(np.median(laps["one"])), 3),
             "ms_per_face_batch": round(float(np.median(laps["batch"])), 3), "faces_per_frame": round(faces / len(scenes), 2)}
-
-
-def _with_detector(recognizer: Any, detector: Any, frame: np.ndarray, tracking: Any):
-    """``recognizer.process`` on a video frame with another detector (at its full size)."""
-    own, program = recognizer.detector, recognizer.frame_program
-    recognizer.detector, recognizer.frame_program = detector, None  # the rows run one at a time, on this thread
-    try:
-        return recognizer.process(frame, tracking=tracking, video=False)
-    finally:
-        recognizer.detector, recognizer.frame_program = own, program
 
 
 def _frame_size(text: str) -> tuple[int, int]:

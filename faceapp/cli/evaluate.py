@@ -219,6 +219,20 @@ def cmd_eval_unknowns(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lfw_protocol_options(parser: argparse.ArgumentParser, pairs_option: str, plot: str, out: str) -> None:
+    """The options every LFW-protocol evaluation takes (``eval lfw``, ``eval robustness``)."""
+    parser.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="LFW folder with pairs.txt and images/ (default: $FACEAPP_LFW_DIR, else ../shared/data/lfw)")
+    parser.add_argument(pairs_option, dest=pairs_option.lstrip("-").replace("-", "_"), metavar="FILE",
+                        help="pairs file (default: DATA_DIR/pairs.txt)")
+    parser.add_argument("--out", metavar="DIR", default=out, help=f"where report.json, {plot} and pair_scores.csv go (default: ./{out})")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    parser.add_argument("--scales", type=_scales, default=(1.0, 2.0), metavar="S[,S...]",
+                        help="detect at these image scales and average the subject's landmarks (default: 1,2)")
+    parser.add_argument("--no-face", choices=("centre", "reject"), default="centre",
+                        help="an image with no detected face: align it at LFW's mean face position (default) or declare its pairs different")
+    parser.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``eval`` (actions ``lfw``, ``robustness``, ``ident`` and ``unknowns``) to the CLI's subparsers ``commands``;
     every parser takes ``parents=[common]``."""
@@ -230,17 +244,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "lfw", parents=[common], help="LFW 10-fold verification through the whole pipeline",
         description=LFW_DESCRIPTION, formatter_class=formatter,
     )
-    lfw.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="LFW folder with pairs.txt and images/ (default: $FACEAPP_LFW_DIR, else ../shared/data/lfw)")
-    lfw.add_argument("--pairs", metavar="FILE", help="pairs file (default: DATA_DIR/pairs.txt)")
-    lfw.add_argument("--out", metavar="DIR", default="eval-lfw", help="where report.json, roc.png and pair_scores.csv go (default: ./eval-lfw)")
-    lfw.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    _lfw_protocol_options(lfw, "--pairs", "roc.png", "eval-lfw")
     lfw.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                      help="also evaluate flip fusion, reported separately (default: on; --no-flip halves the time)")
-    lfw.add_argument("--scales", type=_scales, default=(1.0, 2.0), metavar="S[,S...]",
-                     help="detect at these image scales and average the subject's landmarks (default: 1,2)")
-    lfw.add_argument("--no-face", choices=("centre", "reject"), default="centre",
-                     help="an image with no detected face: align it at LFW's mean face position (default) or declare its pairs different")
-    lfw.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
     lfw.set_defaults(func=cmd_eval_lfw)
 
     from faceapp.evaluation.degrade import CONDITIONS  # numpy only: cheap
@@ -249,8 +255,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "robustness", parents=[common], help="LFW verification with one image of every pair degraded (light, blur, JPEG, size, occlusion), and by head pose",
         description=ROBUSTNESS_DESCRIPTION, formatter_class=formatter,
     )
-    robustness.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="LFW folder with pairs.txt and images/ (default: $FACEAPP_LFW_DIR, else ../shared/data/lfw)")
-    robustness.add_argument("--pairs-file", metavar="FILE", help="pairs file (default: DATA_DIR/pairs.txt)")
+    _lfw_protocol_options(robustness, "--pairs-file", "robustness.png", "eval-robustness")
     robustness.add_argument("--pairs", type=positive_int, metavar="N", help="measure N pairs only, spread evenly over folds and same/different pairs (default: all)")
     robustness.add_argument("--conditions", type=_names(tuple(CONDITIONS)), default=tuple(CONDITIONS), metavar="C[,C...]",
                             help=f"conditions to run (default: all: {','.join(CONDITIONS)})")
@@ -258,13 +263,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     robustness.add_argument("--seed", type=seed, default=0, help="seed of the pair subset and of every degradation (default: 0)")
     robustness.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
                             help="also run OpenCV's YuNet + SFace on the same images when its ONNX file is present (default: on)")
-    robustness.add_argument("--out", metavar="DIR", default="eval-robustness", help="where report.json, robustness.png and pair_scores.csv go (default: ./eval-robustness)")
-    robustness.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    robustness.add_argument("--scales", type=_scales, default=(1.0, 2.0), metavar="S[,S...]",
-                            help="detect at these image scales and average the subject's landmarks (default: 1,2)")
-    robustness.add_argument("--no-face", choices=("centre", "reject"), default="centre",
-                            help="an image with no detected face: align it at LFW's mean face position (default) or declare its pairs different")
-    robustness.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="faces per embedding batch (default: 64)")
     robustness.set_defaults(func=cmd_eval_robustness)
 
     ident = actions.add_parser(

@@ -31,7 +31,6 @@ import numpy as np
 from faceapp.accel.device import import_tensorflow
 from faceapp.types import AlignedFace, Detection
 from faceapp.vision.alignment import ALIGNED_SIZE, ARCFACE_TEMPLATE, similarity_transform
-from faceapp.vision.detection import rescale, work_scale
 from faceapp.vision.tf_detector import padded_size
 
 logger = logging.getLogger(__name__)
@@ -84,21 +83,12 @@ class FrameProgram:
     def detect(self, image: np.ndarray, video: bool = False) -> list[Detection]:
         """As :meth:`~faceapp.vision.detection.Detector.detect`, with the frame left on the device."""
         tf = import_tensorflow()
-        config = self.detector.config
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-        height, width = image.shape[:2]
-        scale = work_scale(height, width, config) if video else min(1.0, config.max_side / max(height, width))
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        size = self.detector.detection_size(image, video)
         with self._lock, tf.device(self.device):
             frame = tf.constant(image)
             maps = [m.numpy() for m in self._detect(frame, tf.constant(size, tf.int32), tf.constant(padded_size(*size), tf.int32))]
             self._frame, self._frame_of = frame, image
-        found = self.detector.detections_from(self.detector.decode(maps), min_face=0 if scale < 1 else config.min_face_size)
-        if scale < 1:
-            found = [rescale(d, size[1] / width, size[0] / height) for d in found]
-            found = [d for d in found if min(d.box[2], d.box[3]) >= config.min_face_size]
-        return found
+        return self.detector.detections_in(self.detector.decode(maps), size, image.shape[:2])
 
     def align_embed(self, image: np.ndarray, detections: list[Detection]) -> tuple[list[AlignedFace], np.ndarray]:
         """The aligned faces of ``detections`` and their unit embeddings (float32 ``(N, D)``),

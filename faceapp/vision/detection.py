@@ -100,20 +100,30 @@ class Detector:
         landmarks in ``image``'s pixels. ``video``: a frame of a live stream, detected at
         the working resolution (``config.work_side``); a still photo is detected at its
         own (up to ``config.max_side``), for the most precise landmarks."""
+        size = self.detection_size(image, video)
+        small = image
+        if size != image.shape[:2]:
+            import cv2
+
+            small = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)
+        return self.detections_in(self.raw(small), size, image.shape[:2])
+
+    def detection_size(self, image: np.ndarray, video: bool = False) -> tuple[int, int]:
+        """``(height, width)`` of the copy of ``image`` (BGR uint8 ``(H, W, 3)``, checked)
+        that :meth:`detect` runs the network on (see ``video`` there)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
         scale = work_scale(height, width, self.config) if video else min(1.0, self.config.max_side / max(height, width))
-        if scale < 1.0:
-            import cv2
+        return (height, width) if scale >= 1.0 else (max(1, round(height * scale)), max(1, round(width * scale)))
 
-            small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-            found = [rescale(d, small.shape[1] / width, small.shape[0] / height) for d in self._detections(small, 0)]
-            return [d for d in found if min(d.box[2], d.box[3]) >= self.config.min_face_size]
-        return self._detections(image, self.config.min_face_size)
-
-    def _detections(self, image: np.ndarray, min_face: float) -> list[Detection]:
-        return self.detections_from(self.raw(image), min_face)
+    def detections_in(self, rows: np.ndarray, size: tuple[int, int], full: tuple[int, int]) -> list[Detection]:
+        """The raw rows found in a copy of ``size`` ``(height, width)`` as detections in
+        the ``full``-sized image's pixels, of at least ``config.min_face_size`` there."""
+        if size == tuple(full):
+            return self.detections_from(rows, self.config.min_face_size)
+        found = [rescale(d, size[1] / full[1], size[0] / full[0]) for d in self.detections_from(rows, 0)]
+        return [d for d in found if min(d.box[2], d.box[3]) >= self.config.min_face_size]
 
     @staticmethod
     def detections_from(rows: np.ndarray, min_face: float) -> list[Detection]:

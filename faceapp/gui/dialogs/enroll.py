@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
 from PySide6.QtCore import QT_TRANSLATE_NOOP, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
@@ -256,8 +257,6 @@ class EnrollDialog(QDialog):
 
     def _same_face(self, embedding) -> bool:
         """Whether ``embedding`` is the samples' face (at the verification threshold)."""
-        import numpy as np
-
         mean = np.mean([s.embedding for s in self.taken], axis=0)
         mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
         return float(np.asarray(embedding) @ mean) >= self._controller.recognizer.verification_threshold
