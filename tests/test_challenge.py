@@ -60,7 +60,7 @@ def test_a_recording_that_turns_both_ways_passes_one_order_only():
 def test_each_turn_starts_from_a_frontal_view():
     swing = HeadTurnChallenge(order=("left", "right"))  # left, then straight to the right without facing the camera
     assert _run(swing, [0.0] + _turn(30.0) + [-30.0] * 3) is ChallengeState.FAILED
-    assert "turned left, did not turn right" in swing.reason
+    assert swing.reason == "turned left, never looked straight at the camera again, so the turn right could not start"
     back = HeadTurnChallenge(order=("left", "right"))  # coming back from the left is not a wrong turn
     assert _run(back, [0.0] + _turn(30.0) + [15.0, 5.0, 0.0] + _turn(-30.0)) is ChallengeState.PASSED
 

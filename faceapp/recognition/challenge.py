@@ -94,10 +94,6 @@ class HeadTurnChallenge:
             return self.fail(self._timeout_reason())
         if yaw is None:
             return self.state
-        if yaw > 0:
-            self.extreme["left"] = max(self.extreme["left"], yaw)
-        else:
-            self.extreme["right"] = max(self.extreme["right"], -yaw)
         frontal = abs(yaw) <= self.config.frontal_degrees
         if self.state is ChallengeState.WAITING:
             if frontal:
@@ -105,8 +101,10 @@ class HeadTurnChallenge:
             return self.state
         if frontal:
             self.armed = True
-        if not self.armed:  # still coming back from the last turn
+        if not self.armed:  # still coming back from the last turn (a turn from there does not count)
             return self.state
+        side = "left" if yaw > 0 else "right"
+        self.extreme[side] = max(self.extreme[side], abs(yaw))
         wanted = self.order[len(self.done)]
         signed = yaw if wanted == "left" else -yaw
         if -signed >= self.config.turn_degrees:
@@ -133,6 +131,8 @@ class HeadTurnChallenge:
         turned = self.extreme[wanted]
         when = "before the video ended" if ended else f"within {self.config.time_limit_s:g} s"
         done = f"turned {self.done[0]}, " if self.done else ""
+        if self.done and not self.armed:
+            return f"{done}never looked straight at the camera again, so the turn {wanted} could not start"
         return (f"{done}did not turn {wanted} {when} (at most {turned:.0f} of the "
                 f"{self.config.turn_degrees:.0f} degrees needed)")
 
