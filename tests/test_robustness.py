@@ -298,10 +298,22 @@ def test_end_to_end_on_lfw(lfw_dir: Path, tmp_path: Path, capsys: pytest.Capture
     assert (out / "robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     header = (out / "pair_scores.csv").read_text().splitlines()[0].split(",")
     assert header[:6] == ["left", "right", "same", "fold", "yaw_left", "yaw_right"] and "faceapp:jpeg/1" in header
+    # The quality section pools the 3 runs' 40 pairs; discarding nothing leaves every pair,
+    # and the per-pair views saved beside it hold every pair's measurements.
+    quality = report["quality"]
+    assert quality["pairs"] == 120 and set(quality["discard"]) == {"detector", "enrollment", "size_blur_pose_exposure", "detector_x_size"}
+    for curve in quality["discard"].values():
+        assert [p["discarded"] for p in curve] == [0.0, 0.05, 0.1, 0.2, 0.3] and curve[0]["kept"] == 1.0
+        assert [round(p["kept"], 2) for p in curve] == [1.0, 0.95, 0.9, 0.8, 0.7]
+    assert [g["kept"] for g in quality["gates"]] == sorted((g["kept"] for g in quality["gates"]), reverse=True)
+    views = np.load(out / "quality_pairs.npz")
+    assert views["left"].shape == views["right"].shape == (120, 6) and list(views["measures"])[-1] == "detector_score"
+    assert np.isfinite(views["right"][:40]).all() or np.isnan(views["right"][:40]).any(axis=1).sum() <= 2
     # Without the reference (its ONNX absent): the table and the plot leave its columns out.
     from faceapp.evaluation.robustness_report import format_robustness_table, plot_robustness
 
     alone = {**report, "pipelines": ["faceapp"]}
     table = format_robustness_table(alone)
     assert "OpenCV" not in table and "low_light" in table and "yaw difference" in table
+    assert "error versus discard" in table and "minimum detector confidence" in table
     assert plot_robustness(alone, tmp_path / "alone.png").stat().st_size > 1000

@@ -50,7 +50,8 @@ from faceapp.evaluation.degrade import CONDITIONS, SEVERITIES, FaceRegion, condi
 from faceapp.evaluation.images import DatasetError
 from faceapp.evaluation.lfw import LfwDataset
 from faceapp.evaluation.lfw_pairs import Pair, pair_arrays
-from faceapp.evaluation.robustness_embed import FaceAppPipeline, FaceBatch
+from faceapp.evaluation.robustness_embed import MEASURES, FaceAppPipeline, FaceBatch
+from faceapp.evaluation.robustness_quality import PooledPairs, quality_section
 from faceapp.evaluation.verification import VerificationResult, pair_scores, verification_result
 from faceapp.vision.faces import FacePolicy
 from faceapp.vision.pose import yaw_degrees
@@ -140,7 +141,7 @@ def _far_resolution_noted(impostors: int) -> Iterator[None]:
 
 def _concat(batches: list[FaceBatch]) -> FaceBatch:
     return FaceBatch(*(np.concatenate([getattr(b, field) for b in batches]) for field in
-                       ("embeddings", "detected", "usable", "landmarks", "boxes")))
+                       ("embeddings", "detected", "usable", "landmarks", "boxes", "measures")))
 
 
 def _embed_all(pipelines: Sequence[Any], names: Sequence[str], make_image: Callable[[str], np.ndarray],
@@ -293,6 +294,7 @@ def run_robustness(recognizer: Any, dataset: LfwDataset, config: RobustnessConfi
                 clean_results[pipeline.name] = (scores, result)
                 entry[pipeline.name] = _figures(result, result, scores, labels, folds, faces)
                 all_scores[f"{pipeline.name}:clean"] = scores
+            pooled = [(clean_results[FaceAppPipeline.name][0], mine.measures[right])]
             entry["seconds"] = round(time.perf_counter() - began, 1)
             rows.append(entry)
             for condition, severity in sets:
@@ -314,6 +316,8 @@ def run_robustness(recognizer: Any, dataset: LfwDataset, config: RobustnessConfi
                     result = verification_result(scores, labels, folds, threshold)
                     entry[pipeline.name] = _figures(result, clean_results[pipeline.name][1], scores, labels, folds, faces)
                     all_scores[f"{pipeline.name}:{condition}/{severity}"] = scores
+                    if pipeline.name == FaceAppPipeline.name:
+                        pooled.append((scores, faces.measures[right_degraded]))
                 entry["seconds"] = round(time.perf_counter() - began, 1)
                 rows.append(entry)
                 logger.info("%s %d: accuracy %.4f (%.1f s)", condition, severity, entry["faceapp"]["accuracy_mean"], entry["seconds"])
@@ -321,6 +325,12 @@ def run_robustness(recognizer: Any, dataset: LfwDataset, config: RobustnessConfi
         if bar is not None:
             bar.close()
     yaws = np.array([yaw_degrees(mine.landmarks[r]) if mine.detected[r] else np.nan for r in range(len(names))])
+    clean_mine = clean_results[FaceAppPipeline.name][1]
+    pooled_pairs = PooledPairs(
+        np.concatenate([scores for scores, _ in pooled]), np.tile(labels, len(pooled)),
+        np.tile(_fold_thresholds(clean_mine, folds), len(pooled)), float(clean_mine.tar_at_far[FAR][1]),
+        np.concatenate([mine.measures[left]] * len(pooled)), np.concatenate([measures for _, measures in pooled]))
+    quality = quality_section(pooled_pairs, seed=config.seed)
     report: dict[str, Any] = {
         "protocol": ("LFW verification, k-fold (each fold's threshold chosen on the other folds), the second image "
                      "of every pair degraded; TAR at FAR 1e-3 from the impostor scores"),
@@ -352,6 +362,7 @@ def run_robustness(recognizer: Any, dataset: LfwDataset, config: RobustnessConfi
         },
         "rows": rows,
         "pose": _pose_bins(yaws[left], yaws[right], labels, folds, clean_results),
+        "quality": quality,
         "seconds": round(time.perf_counter() - started, 1),
     }
     report = _json_ready(report)
@@ -361,7 +372,11 @@ def run_robustness(recognizer: Any, dataset: LfwDataset, config: RobustnessConfi
             out.mkdir(parents=True, exist_ok=True)
             plot = plot_robustness(report, out / "robustness.png")
             table = write_pair_scores(out / "pair_scores.csv", pairs, {"yaw_left": yaws[left], "yaw_right": yaws[right], **all_scores})
-            report["outputs"] = {"report": str(out / "report.json"), "plot": str(plot), "scores": str(table)}
+            views = out / "quality_pairs.npz"
+            np.savez_compressed(views, **vars(pooled_pairs), measures=np.array(MEASURES),
+                                sets=np.repeat(np.arange(len(pooled)), len(pairs)))
+            report["outputs"] = {"report": str(out / "report.json"), "plot": str(plot), "scores": str(table),
+                                 "quality_pairs": str(views)}
             write_report(out / "report.json", report)
         except OSError as error:
             raise DatasetError(f"cannot write the report to {out}: {error.strerror or error}") from None

@@ -27,7 +27,7 @@ from faceapp.vision.faces import FacePolicy, FoundFace, find_face, pick_detectio
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FaceAppPipeline", "FaceBatch", "OpenCVReference", "find_subject"]
+__all__ = ["MEASURES", "FaceAppPipeline", "FaceBatch", "OpenCVReference", "find_subject"]
 
 REFERENCE_NAME = "opencv"
 
@@ -45,6 +45,10 @@ class FaceBatch:
             fallback's where not detected); NaN where not usable.
         boxes: float32 ``(n, 4)`` the subject's detector box ``(x, y, w, h)``; NaN where
             not detected.
+        measures: float32 ``(n, 6)``, the view's quality measurements
+            (:data:`MEASURES`: :func:`faceapp.vision.quality.measure` on the aligned crop,
+            the sharpness once more after a 3x3 Gaussian, the detector's score); NaN
+            where not detected, or where the pipeline does not measure (the reference).
     """
 
     embeddings: np.ndarray
@@ -52,6 +56,11 @@ class FaceBatch:
     usable: np.ndarray
     landmarks: np.ndarray
     boxes: np.ndarray
+    measures: np.ndarray
+
+
+#: The columns of :attr:`FaceBatch.measures`.
+MEASURES = ("face_size", "sharpness", "brightness", "yaw", "sharpness_smoothed", "detector_score")
 
 
 def find_subject(detect: Callable[[np.ndarray], list[Detection]], image: np.ndarray,
@@ -79,6 +88,7 @@ def _empty(count: int, dim: int) -> FaceBatch:
     return FaceBatch(
         np.zeros((count, dim), np.float32), np.zeros(count, bool), np.zeros(count, bool),
         np.full((count, 5, 2), np.nan, np.float32), np.full((count, 4), np.nan, np.float32),
+        np.full((count, len(MEASURES)), np.nan, np.float32),
     )
 
 
@@ -91,6 +101,7 @@ def _locate(detect: Callable[[np.ndarray], list[Detection]], images: Sequence[np
         batch.detected[row] = found.detected
         if box is not None:
             batch.boxes[row] = box
+            batch.measures[row, MEASURES.index("detector_score")] = found.score
         if found.landmarks is not None:
             batch.landmarks[row] = found.landmarks
             rows.append(row)
@@ -120,7 +131,21 @@ class FaceAppPipeline:
             flip = bool(getattr(self.recognizer, "flip", False))
             batch.embeddings[rows] = embed_with_flip(embedder, faces) if flip else embedder.embed(faces)
             batch.usable[rows] = True
+            for row, face in zip(rows, faces):
+                if batch.detected[row]:
+                    batch.measures[row, :5] = _view_measures(face, batch.boxes[row], batch.landmarks[row])
         return batch
+
+
+def _view_measures(face: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> tuple[float, ...]:
+    """The first five :data:`MEASURES` of one aligned BGR ``(112, 112, 3)`` crop."""
+    import cv2
+
+    from faceapp.vision.quality import measure
+
+    size, sharpness, brightness, yaw, _ = measure(face, Detection(box, landmarks, 1.0))
+    smoothed = cv2.GaussianBlur(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)[16:96, 16:96], (3, 3), 0)
+    return size, sharpness, brightness, yaw, float(cv2.Laplacian(smoothed, cv2.CV_64F).var())
 
 
 class OpenCVReference:

@@ -60,6 +60,11 @@ def format_robustness_table(report: dict[str, Any]) -> str:
         lines.append(line)
     lines.append(f"(yaw from the 5 landmarks of the clean images; median |yaw| {pose['median_abs_yaw'] or 0:.1f}°, "
                  f"{pose['unknown_pairs']} pairs without a detected face left out; each pair judged by its fold's clean threshold)")
+    if report.get("quality"):
+        from faceapp.evaluation.robustness_quality import format_quality_table
+
+        lines += ["", f"Face quality, error versus discard ({report['quality']['pairs']} pairs pooled, clean decisions):",
+                  format_quality_table(report["quality"])]
     if "outputs" in report:
         lines.append(f"report: {report['outputs']['report']}  plot: {report['outputs']['plot']}")
     return "\n".join(lines)
