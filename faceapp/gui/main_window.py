@@ -348,7 +348,7 @@ class MainWindow(QMainWindow):
     # -- other windows ----------------------------------------------------------------------
     def open_enroll_dialog(self) -> EnrollDialog:
         dialog = EnrollDialog(self.controller, self.gallery, self.asker, self.settings.sample_count, self.enroll_interval_s, self,
-                              challenge=self.settings.enroll_challenge)
+                              challenge=self.settings.enroll_challenge, poses=self.settings.enroll_poses)
         dialog.finished.connect(lambda _: self._report(dialog.saved))
         dialog.count_spin.valueChanged.connect(lambda count: setattr(self.settings, "sample_count", count))
         self.enroll_dialog = dialog

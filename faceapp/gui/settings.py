@@ -187,6 +187,15 @@ class AppSettings:
         self._set("enrollment/challenge", bool(value))
 
     @property
+    def enroll_poses(self) -> bool:
+        """Webcam enrollment asks for frontal, left and right views and keeps those that add most."""
+        return self._get("enrollment/poses", bool, True)
+
+    @enroll_poses.setter
+    def enroll_poses(self, value: bool) -> None:
+        self._set("enrollment/poses", bool(value))
+
+    @property
     def liveness_badge(self) -> bool:
         """Show a "live" / "photo?" badge on each face (the passive anti-spoofing check; off: faster)."""
         return self._get("recognition/liveness_badge", bool, False)

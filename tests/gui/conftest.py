@@ -73,7 +73,9 @@ def settings(tmp_path):
 
     value = AppSettings.at(tmp_path / "settings.ini")
     value.snapshot_dir = tmp_path / "snapshots"
-    value.enroll_challenge = False  # the fake cameras' still photos cannot turn their heads (test_enroll_challenge.py can)
+    # The fake cameras' still photos cannot turn their heads (test_enroll_challenge.py and
+    # test_enroll_poses.py can).
+    value.enroll_challenge = value.enroll_poses = False
     return value
 
 

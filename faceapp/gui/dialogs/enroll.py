@@ -3,7 +3,11 @@
 Each live frame is judged on the recognition thread (:func:`~faceapp.recognition.enrollment.evaluate_frame`:
 quality, one face, and the passive anti-spoofing check) while this dialog is open; the
 dialog only shows the verdict ("move closer", "too dark", "this looks like a photo", ...)
-and keeps the accepted samples as thumbnails. Any one can be retaken. When every sample
+and keeps the accepted samples as thumbnails. With ``poses`` (the default) the capture
+asks for the person looking straight at the camera, then turned a little to their left
+and to their right, gathers a few more views of each than it keeps, and keeps those that
+add most (:class:`~faceapp.recognition.enroll_poses.PoseCapture`). Any sample can be
+retaken (in the pose it was taken in). When every sample
 is taken, the dialog asks the person to turn their head to their left and right, in a
 random order (:class:`~faceapp.recognition.challenge.HeadTurnChallenge`, judged by the yaw
 of the 5 landmarks): Save is possible once that passed (``challenge=False`` skips it).
@@ -43,6 +47,7 @@ from faceapp.gui.workers.controller import LiveController
 from faceapp.gui.workers.recognition import FramePacket
 from faceapp.media.reader import SourceState, SourceStatus
 from faceapp.recognition.challenge import ChallengeState, HeadTurnChallenge
+from faceapp.recognition.enroll_poses import INSTRUCTIONS, PoseCapture
 from faceapp.recognition.enrollment import Sample
 from faceapp.storage.gallery import Gallery, normalize_name
 from faceapp.vision.pose import yaw_degrees
@@ -61,6 +66,16 @@ PROBLEMS = (
     QT_TRANSLATE_NOOP("Quality", "no face in view"),
     QT_TRANSLATE_NOOP("Quality", "one person at a time, please"),
     QT_TRANSLATE_NOOP("Quality", "this looks like a photo or a screen, not a live face"),
+    QT_TRANSLATE_NOOP("Quality", "look straight at the camera"),
+    QT_TRANSLATE_NOOP("Quality", "turn a little more to your left"),
+    QT_TRANSLATE_NOOP("Quality", "turn a little more to your right"),
+    QT_TRANSLATE_NOOP("Quality", "not so far: turn back a little"),
+)
+#: The pose-diverse capture's instructions (faceapp.recognition.enroll_poses).
+POSE_INSTRUCTIONS = (
+    QT_TRANSLATE_NOOP("Poses", "look straight at the camera"),
+    QT_TRANSLATE_NOOP("Poses", "turn your head a little to your left"),
+    QT_TRANSLATE_NOOP("Poses", "turn your head a little to your right"),
 )
 #: The head-turn challenge's prompts (faceapp.recognition.challenge).
 PROMPTS = (
@@ -68,7 +83,9 @@ PROMPTS = (
     QT_TRANSLATE_NOOP("Challenge", "turn your head to your left"),
     QT_TRANSLATE_NOOP("Challenge", "turn your head to your right"),
 )
-ARROWS = {"turn your head to your left": "⟸ ", "turn your head to your right": "⟹ "}  # the person faces the screen: their left is its left
+# The person faces the screen: their left is its left.
+ARROWS = {"turn your head to your left": "⟸ ", "turn your head to your right": "⟹ ",
+          INSTRUCTIONS["left"]: "⟸ ", INSTRUCTIONS["right"]: "⟹ "}
 
 
 def problem_text(problem: str) -> str:
@@ -94,6 +111,7 @@ class EnrollDialog(QDialog):
         min_interval_s: float = 0.4,
         parent: QWidget | None = None,
         challenge: bool = True,
+        poses: bool = True,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Enroll from the camera"))
@@ -103,6 +121,9 @@ class EnrollDialog(QDialog):
         self._min_interval_s = min_interval_s
         self._last_accepted = float("-inf")
         self.samples: list[Sample | None] = [None] * sample_count
+        self.sample_poses: list[str | None] = [None] * sample_count  # the pose each sample was taken in
+        self.use_poses = poses
+        self.pose_capture: PoseCapture | None = None  # the capture round under way (poses only)
         self.capturing = False
         self.saved: Saved | None = None
         self.use_challenge = challenge
@@ -187,8 +208,10 @@ class EnrollDialog(QDialog):
         return all(sample is not None for sample in self.samples)
 
     def _resize_samples(self, count: int) -> None:
-        taken = self.taken[:count]
-        self.samples = taken + [None] * (count - len(taken))
+        kept = [(s, p) for s, p in zip(self.samples, self.sample_poses) if s is not None][:count]
+        self.samples = [s for s, _ in kept] + [None] * (count - len(kept))
+        self.sample_poses = [p for _, p in kept] + [None] * (count - len(kept))
+        self.pose_capture = None
         self._refresh_thumbnails()
 
     def _say(self, text: str) -> None:
@@ -198,6 +221,8 @@ class EnrollDialog(QDialog):
     def toggle_capture(self) -> None:
         if self.capturing:
             self.capturing = False
+            if self.pose_capture is not None:
+                self.prompt.hide()
             self._say(self.tr("Capture paused."))
         else:
             try:
@@ -213,9 +238,28 @@ class EnrollDialog(QDialog):
                 self._say(self.tr("All samples are taken: select one and press “Retake selected”, or Save."))
                 return
             self.capturing = True
-            self._say(self.tr("Capturing sample {number} of {total}: look at the camera.").format(
-                number=self._next_slot() + 1, total=len(self.samples)))
+            if self.use_poses:
+                if self.pose_capture is None:
+                    self.pose_capture = PoseCapture(self.samples, self.sample_poses)
+                self._show_pose()
+            else:
+                self._say(self.tr("Capturing sample {number} of {total}: look at the camera.").format(
+                    number=self._next_slot() + 1, total=len(self.samples)))
         self._update_buttons()
+
+    def _show_pose(self, problem: str | None = None) -> None:
+        """The pose asked for, large, and where the capture stands (and what is wrong)."""
+        capture = self.pose_capture
+        pose = capture.pose if capture is not None else None
+        if pose is None:
+            self.prompt.hide()
+            return
+        instruction = INSTRUCTIONS[pose]
+        self.prompt.setText(ARROWS.get(instruction, "") + translate("Poses", instruction))
+        self.prompt.show()
+        step, steps, taken, needed = capture.progress
+        line = self.tr("Pose {step} of {steps}: view {taken} of {needed}").format(step=step, steps=steps, taken=taken, needed=needed)
+        self._say(f"{line}: {problem_text(problem)}" if problem else line)
 
     def retake_selected(self) -> None:
         rows = sorted({index.row() for index in self.thumbnails.selectedIndexes()})
@@ -223,6 +267,7 @@ class EnrollDialog(QDialog):
             return
         for row in rows:
             self.samples[row] = None
+        self.pose_capture = None
         self.live_checked = not self.use_challenge  # the check is made with the samples kept
         self._refresh_thumbnails()
         self.capturing = False
@@ -294,6 +339,9 @@ class EnrollDialog(QDialog):
         slot = self._next_slot()
         total = len(self.samples)
         candidate = packet.candidate
+        if self.pose_capture is not None:
+            self._pose_step(candidate)
+            return
         if candidate.sample is None:
             self._say(self.tr("Sample {number} of {total}: {problem}").format(number=slot + 1, total=total,
                                                                              problem=problem_text(candidate.problem)))
@@ -315,6 +363,34 @@ class EnrollDialog(QDialog):
                 number=slot + 1, total=total))
         self._update_buttons()
 
+    def _pose_step(self, candidate) -> None:
+        """A judged frame during the pose-diverse capture: a candidate of the pose asked for,
+        or what to change; when every pose has its views, keep those that add most."""
+        if candidate.sample is None:
+            self._show_pose(candidate.problem)
+            return
+        now = time.monotonic()
+        if now - self._last_accepted < self._min_interval_s:
+            return
+        problem = self.pose_capture.offer(candidate.sample, yaw_degrees(candidate.sample.face.detection.landmarks))
+        if problem is not None:
+            self._show_pose(problem)
+            return
+        self._last_accepted = now
+        if not self.pose_capture.done:
+            self._show_pose()
+            return
+        self.samples, self.sample_poses = self.pose_capture.finish()
+        self.pose_capture = None
+        self.capturing = False
+        self.prompt.hide()
+        self._refresh_thumbnails()
+        if not self.live_checked:
+            self.start_challenge()
+            return
+        self._say(self.tr("All {total} samples taken. Save, or select one and retake it.").format(total=len(self.samples)))
+        self._update_buttons()
+
     def _on_source_status(self, status: SourceStatus) -> None:
         if status.state in (SourceState.FAILED, SourceState.STOPPED, SourceState.ENDED) and self._controller.latest is None:
             self.preview.clear(translate("EnrollDialog", NO_CAMERA))
@@ -327,7 +403,9 @@ class EnrollDialog(QDialog):
             item = QListWidgetItem(f"{number}")
             if sample is not None:
                 item.setIcon(icon_from_bgr(sample.face.image, THUMBNAIL))
-                item.setToolTip(self.tr("quality {score:.2f}").format(score=sample.quality.score))
+                pose = self.sample_poses[number - 1]
+                tip = self.tr("quality {score:.2f}").format(score=sample.quality.score)
+                item.setToolTip(tip if pose is None else f"{tip}; {translate('Poses', INSTRUCTIONS[pose])}")
             else:
                 item.setIcon(self._placeholder)
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
