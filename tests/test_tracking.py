@@ -205,3 +205,46 @@ def test_a_name_is_never_carried_onto_another_face(spied, fixtures_dir, whole_fr
         assert tracking.stats.cuts == 1
     else:  # the rest of the frame is unchanged: the face's own appearance gave it away
         assert tracking.stats.cuts == 0 and tracking.stats.appearance_changes >= 1 and tracking.stats.splits == 1
+
+
+# --------------------------------------------------------------------------- poor views
+def test_views_too_poor_to_judge_name_nobody_and_do_not_outvote_good_ones():
+    """A track seen only in poor views (detector confidence below the gate) stays unknown
+    and is re-embedded soon; one good view names it; poor views that look like someone
+    else do not take the name away."""
+    from faceapp.recognition.matching import Matcher
+    from faceapp.types import AlignedFace
+    from faceapp.vision.quality import JUDGE_MIN_CONFIDENCE
+    from tests.unit_vectors import unit
+
+    rng = np.random.default_rng(0)
+    alice, bob = unit(rng.normal(size=(2, 128)))
+    matcher = Matcher(np.stack([alice, bob]), np.array([0, 1]), ("alice", "bob"), 0.4)
+    image = np.full((480, 640, 3), 96, np.uint8)
+    tracking = Tracking()
+
+    def frame(index: int, score: float, embedding: np.ndarray):
+        detections = [det(200, 150, size=120, score=score)]
+        plan = tracking.plan(image, detections, matcher, index)
+        faces = [AlignedFace(np.zeros((112, 112, 3), np.uint8), detections[row]) for row in plan.needs]
+        rows = np.stack([embedding] * len(plan.needs)) if plan.needs else np.zeros((0, 128), np.float32)
+        return plan, tracking.decide(plan, detections, faces, rows, matcher, 128)[0]
+
+    poor = JUDGE_MIN_CONFIDENCE - 0.03
+    shown = [frame(i, poor, alice) for i in range(7)]
+    assert all(face.match.name is None for _, face in shown)
+    assert [i for i, (plan, _) in enumerate(shown) if plan.needs] == [0, 3, 6]  # re-tried every 3 frames
+    assert tracking.stats.unjudged == 3
+    plan, face = frame(7, 0.95, alice)
+    assert face.match.name is None or plan.needs  # (embedded only when due)
+    for i in range(8, 12):
+        _, face = frame(i, 0.95, alice)
+    assert face.match.name == "alice"
+    like_bob = unit((0.45 * alice + bob)[None])[0]  # still alice's track (0.41 to her), but matches bob
+    for i in range(12, 40):  # poor, blurred views that happen to match bob
+        _, face = frame(i, poor, like_bob)
+        assert face.match.name == "alice" and face.track_id == shown[0][1].track_id
+    assert tracking.stats.splits == 0
+    for i in range(40, 80):  # ... where good views of the same win (at the next re-embeddings)
+        _, face = frame(i, 0.95, like_bob)
+    assert face.match.name == "bob"

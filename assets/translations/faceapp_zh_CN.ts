@@ -284,6 +284,10 @@
         <translation>正在采集第 {number}/{total} 个样本：请看向摄像头。</translation>
     </message>
     <message>
+        <source>Pose {step} of {steps}: view {taken} of {needed}</source>
+        <translation>姿势 {step}/{steps}：第 {taken}/{needed} 张</translation>
+    </message>
+    <message>
         <source>Last step, a liveness check: follow the instruction above within {seconds:g} s.</source>
         <translation>最后一步，活体检测：请在 {seconds:g} 秒内按上面的提示做。</translation>
     </message>
@@ -869,6 +873,22 @@
     </message>
 </context>
 <context>
+    <name>Poses</name>
+    <message>
+        <source>look straight at the camera</source>
+        <extracomment>The pose-diverse capture&apos;s instructions (faceapp.recognition.enroll_poses).</extracomment>
+        <translation>请正视摄像头</translation>
+    </message>
+    <message>
+        <source>turn your head a little to your left</source>
+        <translation>请把头稍微转向您的左边</translation>
+    </message>
+    <message>
+        <source>turn your head a little to your right</source>
+        <translation>请把头稍微转向您的右边</translation>
+    </message>
+</context>
+<context>
     <name>Preferences</name>
     <message>
         <source>The language changes when FaceApp starts again.</source>
@@ -1064,6 +1084,22 @@
     <message>
         <source>this looks like a photo or a screen, not a live face</source>
         <translation>这看起来像照片或屏幕，不是真人</translation>
+    </message>
+    <message>
+        <source>look straight at the camera</source>
+        <translation>请正视摄像头</translation>
+    </message>
+    <message>
+        <source>turn a little more to your left</source>
+        <translation>再向左转一点</translation>
+    </message>
+    <message>
+        <source>turn a little more to your right</source>
+        <translation>再向右转一点</translation>
+    </message>
+    <message>
+        <source>not so far: turn back a little</source>
+        <translation>转得太多了：请稍微转回来</translation>
     </message>
 </context>
 <context>

@@ -2,14 +2,15 @@
 
 Run the app under Xvfb with ``FACEAPP_SCREENSHOTS=docs/screenshots`` on a video where
 enrolled people appear (see ``docs/gui.md``). A timer then waits for the live view to
-name two people, grabs the main window, opens the enroll dialog and waits for a few
-accepted samples, grabs it, then the gallery manager, the settings and the About dialog,
+name two people, grabs the main window, opens the enroll dialog and waits until its
+pose-diverse capture has its frontal views and asks for a turn to the left (the video's
+faces never turn), grabs it, then the gallery manager, the settings and the About dialog,
 and quits. In another language than English the files are named ``<window>.<locale>.png``.
 With ``FACEAPP_SCREENSHOTS_PANELS=1`` (and a stranger in the video) it waits instead for
 an unknown visitor and a filled timeline, and saves ``memory-panels.png`` and
 ``memory-visitors.png``. With ``FACEAPP_SCREENSHOTS_CHALLENGE=1`` it takes three
-enrollment samples and saves ``enroll-challenge.png`` when the head-turn liveness check
-asks for a turn.
+enrollment samples (without the pose steps) and saves ``enroll-challenge.png`` when the
+head-turn liveness check asks for a turn.
 Images are saved as 8-bit PNGs to stay small.
 """
 
@@ -93,14 +94,16 @@ def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> Non
 
     def open_enroll() -> None:
         shot(window, "main-window")
+        window.settings.enroll_poses = True
         dialog = window.open_enroll_dialog()
         dialog.resize(560, 620)
         dialog.name_edit.setText("Barack")
         dialog.toggle_capture()
         state["enroll"] = dialog
 
-    def three_samples() -> bool:
-        return len(state["enroll"].taken) >= 3
+    def asking_for_left() -> bool:
+        capture = state["enroll"].pose_capture
+        return capture is not None and capture.pose == "left" and "more to your left" in state["enroll"].status.text()
 
     def open_gallery() -> None:
         dialog = state["enroll"]
@@ -159,6 +162,7 @@ def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> Non
             window.close()
 
         window.settings.enroll_challenge = True
+        window.settings.enroll_poses = False  # the video's faces cannot turn: straight to the check
         state["steps"] = _Steps([(lambda: window.controller.latest is not None, start_enroll),
                                  (asking_to_turn, shoot_challenge)], timeout_s)
         window._screenshot_steps = state["steps"]
@@ -171,7 +175,7 @@ def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> Non
     state["steps"] = _Steps(
         [
             (named_two, open_enroll),
-            (three_samples, open_gallery),
+            (asking_for_left, open_gallery),
             (lambda: True, open_settings),
             (lambda: True, open_about),
             (lambda: True, finish),

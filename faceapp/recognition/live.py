@@ -8,7 +8,11 @@ a new track, one followed by position only, one whose last recognition disagreed
 its shown name, one not embedded for ``reembed_every`` frames, one seen in a clearly
 better view, and every face whose picture changed. The pipeline embeds those in one
 batch, and :meth:`Tracking.decide` gives every face its track's voted name
-(:class:`~faceapp.recognition.voting.NameVote`).
+(:class:`~faceapp.recognition.voting.NameVote`). Each recognition's vote weighs by its
+view's quality (:func:`~faceapp.vision.quality.view_quality`, the detector's
+confidence), and a view too poor to judge (:func:`~faceapp.vision.quality.judged`)
+names nobody: the track keeps what better views said, or waits for one
+(``tools/measure_quality_votes.py`` measures both).
 
 A name is never carried onto another face:
 
@@ -25,6 +29,7 @@ In each case the name shown in that frame comes from that frame's embedding.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -34,6 +39,7 @@ from faceapp.recognition.matching import Matcher
 from faceapp.recognition.tracking import Tracker
 from faceapp.recognition.voting import NameVote, Observation
 from faceapp.types import AlignedFace, Detection, FaceResult, Match
+from faceapp.vision.quality import judged, view_quality
 from faceapp.vision.scene import APPEARANCE_CHANGE, CUT_THRESHOLD, appearance_similarity, frame_signature, is_cut, patch_signature
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,7 @@ class TrackingConfig:
     iou_threshold: float = 0.2
     max_missed: int = 15
     reembed_every: int = 10  # frames
+    undecided_every: int = 3  # frames: a track no view has named yet (all too poor) is re-embedded this often
     better_view: float = 1.25  # re-embed when face quality grows by this factor
     vote_window: int = 8
     switch_after: int = 2
@@ -75,7 +82,9 @@ class TrackPlan:
 
 
 def face_quality(detection: Detection) -> float:
-    """Cheap per-frame quality: detector confidence x size (saturating at 120 px)."""
+    """Cheap per-frame quality for choosing when to re-embed and which crop a sighting
+    keeps: detector confidence x size (saturating at 120 px). (Votes weigh by
+    :func:`~faceapp.vision.quality.view_quality` instead.)"""
     return detection.score * min(1.0, min(detection.box[2], detection.box[3]) / 120.0)
 
 
@@ -88,6 +97,7 @@ class TrackingStats:
     appearance_changes: int = 0
     splits: int = 0
     embedded: int = 0
+    unjudged: int = 0  # embedded views too poor to vote
 
 
 class Tracking:
@@ -147,6 +157,7 @@ class Tracking:
                 or tid in self.tracker.weak  # followed by position only: check who it is
                 or unsettled  # the last recognition disagreed with the shown name: confirm now
                 or index - state.last_embedded >= config.reembed_every
+                or (not state.vote.decided and index - state.last_embedded >= config.undecided_every)
                 or face_quality(detection) > state.best_quality * config.better_view
             ):
                 needs.append(row)
@@ -178,10 +189,16 @@ class Tracking:
                         state = self._states[track_ids[row]] = self._new_state()
                         state.patch = patch
                         self.stats.splits += 1
-                quality = face_quality(detections[row])
-                state.embedding, state.last_embedded, state.last_match = embedding, plan.frame_index, match
-                state.best_quality = max(state.best_quality, quality)
-                state.vote.add(Observation(match.name, match.similarity, quality, match.threshold))
+                detection = detections[row]
+                state.embedding, state.last_embedded = embedding, plan.frame_index
+                state.best_quality = max(state.best_quality, face_quality(detection))
+                if judged(detection):
+                    state.last_match = match
+                    state.vote.add(Observation(match.name, match.similarity, view_quality(detection), match.threshold))
+                else:  # too poor a view to name anybody: it does not vote
+                    self.stats.unjudged += 1
+                    if state.last_match is None:
+                        state.last_match = dataclasses.replace(match, name=None)
         return self._results(detections, track_ids, matcher.threshold, aligned, dim)
 
     def _results(self, detections: list[Detection], track_ids: list[int], threshold: float,
