@@ -102,8 +102,12 @@ def take_screenshots(window, folder: str | Path, timeout_s: float = 60.0) -> Non
         state["enroll"] = dialog
 
     def asking_for_left() -> bool:
+        """On the left-turn step for 1.5 s (its "turn a little more" shown, in any language)."""
         capture = state["enroll"].pose_capture
-        return capture is not None and capture.pose == "left" and "more to your left" in state["enroll"].status.text()
+        if capture is None or capture.pose != "left":
+            return False
+        since = state.setdefault("left_since", time.monotonic())
+        return time.monotonic() - since > 1.5
 
     def open_gallery() -> None:
         dialog = state["enroll"]
