@@ -57,9 +57,32 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("faceapp"))
 
 
+#: Models named instead of a path (``--model accurate``): their card in the shipped directory.
+NAMED_MODELS = {"accurate": "sface_dlib_fused.json"}
+
+
+def _chosen_model(override: str | os.PathLike | None) -> str:
+    return str(override or os.environ.get("FACEAPP_MODELS") or DEFAULT_MODEL_DIR)
+
+
 def model_dir(override: str | os.PathLike | None = None) -> Path:
-    """The model directory: ``override``, else ``$FACEAPP_MODELS``, else the shipped one."""
-    return Path(override or os.environ.get("FACEAPP_MODELS") or DEFAULT_MODEL_DIR)
+    """The model directory: ``override``, else ``$FACEAPP_MODELS``, else the shipped one.
+    Each may also name a card file (``DIR/NAME.json``: its folder is the directory) or a
+    model of :data:`NAMED_MODELS` (the shipped directory)."""
+    chosen = _chosen_model(override)
+    if chosen in NAMED_MODELS:
+        return DEFAULT_MODEL_DIR
+    path = Path(chosen)
+    return path.parent if path.suffix == ".json" else path
+
+
+def model_card_file(override: str | os.PathLike | None = None) -> Path | None:
+    """The card file the choice of :func:`model_dir` names, or None when it names a directory."""
+    chosen = _chosen_model(override)
+    if chosen in NAMED_MODELS:
+        return DEFAULT_MODEL_DIR / NAMED_MODELS[chosen]
+    path = Path(chosen)
+    return path if path.suffix == ".json" else None
 
 
 def fixtures_dir() -> Path:

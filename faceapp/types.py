@@ -33,10 +33,13 @@ class Detection:
 
 @dataclass(frozen=True)
 class AlignedFace:
-    """A face warped to the 112x112 ArcFace template (BGR uint8 ``(112, 112, 3)``)."""
+    """A face warped to the 112x112 ArcFace template (BGR uint8 ``(112, 112, 3)``), and,
+    when the embedding model needs one (the fused SFace + dlib model), ``chip``: the same
+    face cut as dlib's 150x150 chip (BGR uint8 ``(150, 150, 3)``, :mod:`faceapp.vision.dlib_align`)."""
 
     image: np.ndarray = field(repr=False)
     detection: Detection
+    chip: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

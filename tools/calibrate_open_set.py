@@ -4,7 +4,8 @@ model card (``models/sface_2021dec.json``, section ``open_set``).
     python tools/calibrate_open_set.py [--lfw DIR] [--model DIR] [--write] [--cache FILE.npz]
 
 ``--model DIR`` calibrates another model (e.g. one made by ``faceapp train``): its
-directory's card gets the section. Without it, the shipped model.
+directory's card gets the section; ``--model DIR/NAME.json`` (or ``accurate``, the fused
+SFace + dlib model) that card. Without it, the shipped model.
 
 1. Every LFW image is embedded by the app's own pipeline (detector, alignment, SFace).
 2. Impostor scores: every pair of images of two different people (about 29 million).
@@ -35,7 +36,12 @@ if str(ROOT) not in sys.path:
 from faceapp.recognition.decision import DEFAULT_TARGETS, DecisionRule, ImpostorTail, OpenSetCalibration, calibrate_gallery
 
 CARD = ROOT / "models" / "sface_2021dec.json"
-BODY_GRID = np.round(np.arange(0.10, 0.60, 0.01), 2)
+BODY_GRID_START = 0.10
+#: How often an impostor pair of the shipped SFace reaches the similarities the app's
+#: SFace-scale constants were set at: the decision floor (0.30), a track's same-face
+#: check (0.25: faceapp.recognition.live) and the visitors' join (0.50). Another model's
+#: card gets the similarities its impostors reach as often (:func:`mapped_constants`).
+SFACE_EXCEEDANCE = {"floor": 0.006427, "same_face": 0.027145, "join": 3.1e-6}
 
 
 def embed_lfw(lfw: Path, cache: Path | None, model: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +64,13 @@ def embed_lfw(lfw: Path, cache: Path | None, model: Path | None = None) -> tuple
 
 
 def card_path(model: Path) -> Path:
-    """The card file of a model directory (``card.json`` for trained models)."""
+    """The card file of a model directory (``card.json`` for trained models), or the card
+    file ``model`` names."""
+    from faceapp.paths import model_card_file
+
+    named = model_card_file(model)
+    if named is not None:
+        return named
     for name in ("card.json", CARD.name):
         if (model / name).is_file():
             return model / name
@@ -83,10 +95,25 @@ def fit_tail(scores: np.ndarray, tail_fraction: float = 1e-3) -> ImpostorTail:
     u = float(np.quantile(scores, 1 - tail_fraction))
     p_u = float(np.mean(scores > u))
     shape, _, scale = genpareto.fit(scores[scores > u] - u, floc=0)
-    grid = BODY_GRID[BODY_GRID < u]
+    grid = np.round(np.arange(BODY_GRID_START, u, 0.01), 2)
     ordered = np.sort(scores)
     body = tuple((float(t), float(1 - np.searchsorted(ordered, t, side="left") / len(ordered))) for t in [*grid, u])
     return ImpostorTail(body, u, p_u, float(shape), float(scale))
+
+
+def mapped_constants(scores: np.ndarray, tail: ImpostorTail) -> dict[str, float]:
+    """The similarities this model's impostor pairs exceed as often as SFace's exceed its
+    constants (:data:`SFACE_EXCEEDANCE`); the join, beyond the table, from the fitted tail."""
+    ordered = np.sort(scores)
+    out = {}
+    for name, rate in SFACE_EXCEEDANCE.items():
+        if rate >= tail.p_u:
+            out[name] = round(float(ordered[int(np.ceil((1 - rate) * len(ordered))) - 1]), 4)
+        else:  # generalized Pareto above u: p_u * (1 + shape * x / scale) ** (-1 / shape) = rate
+            x = tail.scale / tail.shape * ((rate / tail.p_u) ** (-tail.shape) - 1) if abs(tail.shape) > 1e-9 else \
+                -tail.scale * np.log(rate / tail.p_u)
+            out[name] = round(float(tail.u + x), 4)
+    return out
 
 
 def template_exponent(emb: np.ndarray, names: np.ndarray) -> float:
@@ -203,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "data" / "lfw")
     parser.add_argument("--cache", type=Path, help="keep the LFW embeddings in this .npz (and reuse it)")
-    parser.add_argument("--model", type=Path, help="model directory (default: the shipped models/)")
+    parser.add_argument("--model", type=Path, help="model directory, card file or 'accurate' (default: the shipped SFace)")
     parser.add_argument("--write", action="store_true", help="write the section into the model card")
     parser.add_argument("--spread-check", action="store_true", help="only measure a template-spread term (see spread_check)")
     args = parser.parse_args(argv)
@@ -216,13 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     tail = fit_tail(scores)
     beta = template_exponent(emb, names)
     check = held_out_check(emb, names, beta)
+    mapped = mapped_constants(scores, tail)
+    shipped = args.model is None
     section = {
         "impostor_tail": {"body": [list(p) for p in tail.body], "u": tail.u, "p_u": tail.p_u,
                           "shape": tail.shape, "scale": tail.scale},
         "template_exponent": round(beta, 4),
         "cohort_weight": 0.5,
         "cohort_top": 20,
-        "floor": 0.30,
+        "floor": 0.30 if shipped else mapped["floor"],
         "ceiling": 0.95,
         "targets": DEFAULT_TARGETS,
         "source": (f"tools/calibrate_open_set.py on the shared LFW set: {len(emb)} images, {len(scores):,} impostor pairs; "
@@ -230,15 +259,22 @@ def main(argv: list[str] | None = None) -> int:
         "held_out_check": check,
     }
     print(json.dumps({k: v for k, v in section.items() if k != "impostor_tail"}, indent=1))
-    print(f"tail: u={tail.u:.4f} p_u={tail.p_u:.2e} shape={tail.shape:.4f} scale={tail.scale:.4f}; beta={beta:.3f}")
+    print(f"tail: u={tail.u:.4f} p_u={tail.p_u:.2e} shape={tail.shape:.4f} scale={tail.scale:.4f}; beta={beta:.3f}; "
+          f"SFace's constants on this model's scale: {mapped}")
     if args.write:
         from faceapp.embedding.modelcard import load_card
 
         path = CARD if args.model is None else card_path(args.model)
         card = json.loads(path.read_text(encoding="utf-8"))
         card["open_set"] = section
+        if not shipped:  # SFace's own constants, mapped onto this model's similarities
+            card["tracking"] = {"same_face": mapped["same_face"], "source": "tools/calibrate_open_set.py: impostors exceed it "
+                                f"as often as SFace's exceed 0.25 ({SFACE_EXCEEDANCE['same_face']:g})"}
+            card.setdefault("visitors", {"join": mapped["join"], "min_faces": 3})
+            card["visitors"]["source"] = (f"tools/calibrate_open_set.py: impostors exceed the join as often as SFace's "
+                                          f"exceed its 0.50 ({SFACE_EXCEEDANCE['join']:g})")
         path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-        print(f"written to {path} (model {load_card(path.parent).model_id})")
+        print(f"written to {path} (model {load_card(path).model_id})")
     return 0
 
 

@@ -29,6 +29,32 @@ def _enroll_fixtures(recognizer: Any, gallery: Any, fixtures: Path) -> None:
         gallery.add_person(person, [s.template(recognizer.embedder.model_id) for s in samples])
 
 
+def _other_model_recognizer(args: argparse.Namespace, recognizer: Any, scratch: Path, fixtures: Path) -> Any:
+    """The pipeline of the other shipped embedding model (the fused SFace + dlib one when
+    ``recognizer`` runs SFace alone, and the other way round), with the same detector,
+    over a gallery of its own holding the fixture people; None with ``--no-fused`` or when
+    its weights are missing."""
+    from faceapp.embedding.modelcard import load_card
+    from faceapp.embedding.runtime import make_embedder
+    from faceapp.errors import ModelError
+    from faceapp.recognition.pipeline import Recognizer
+    from faceapp.storage.gallery import Gallery
+
+    if getattr(args, "no_fused", False):
+        return None
+    try:
+        card = load_card(None if recognizer.card.is_ensemble else "accurate")
+        embedder = make_embedder(card, device=args.device)
+    except ModelError as error:
+        logger.info("the other model's rows are left out: %s", error)
+        return None
+    gallery = Gallery(scratch / f"bench-{card.model_id}.sqlite3")
+    other = Recognizer(card, recognizer.detector, embedder, None, gallery)
+    if fixtures.is_dir():
+        _enroll_fixtures(other, gallery, fixtures)
+    return other
+
+
 def _methods(text: str) -> tuple[str, ...]:
     from faceapp.evaluation.search_speed import METHOD_KEYS
 
@@ -124,6 +150,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 speed.faceapp_pipeline(f"faceapp tracking off ({device})", lambda: partial(recognizer.process, video=True)),
                 speed.faceapp_pipeline("tracking on, OpenCV detector, full size", with_opencv_detector),
             ]
+            other = _other_model_recognizer(args, recognizer, Path(scratch), fixtures)
+            if other is not None:  # the fused model beside the plain one (or the plain one beside the fused)
+                label = "fused SFace + dlib" if other.card.is_ensemble else "SFace alone"
+                pipelines += [
+                    speed.faceapp_pipeline(f"{label}, tracking on ({device})", lambda: partial(other.process, tracking=Tracking())),
+                    speed.faceapp_pipeline(f"{label}, tracking off ({device})", lambda: partial(other.process, video=True)),
+                ]
             onnx = reference_sface_onnx()
             if onnx.is_file():
                 reference_gallery = gallery.matrix(recognizer.embedder.model_id).embeddings
@@ -295,6 +328,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--rounds", type=positive_int, default=5, metavar="N", help="alternating rounds (default: 5)")
     bench.add_argument("--no-embedding", action="store_true", help="skip the embedding-only comparison")
     bench.add_argument("--no-liveness", action="store_true", help="skip the cost of the passive liveness check")
+    bench.add_argument("--no-fused", action="store_true",
+                       help="skip the rows of the other embedding model (the fused SFace + dlib one, --model accurate)")
     bench.add_argument("--no-detector", action="store_true",
                        help="skip the detector-only comparison (OpenCV's DNN and ours at 640x360, 640x480 and 1280x720)")
     bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")

@@ -37,7 +37,10 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
 
     group.add_argument("--gallery", metavar="PATH|URL", default=default(None), help="gallery: a file, or postgresql://USER@HOST/DB for a gallery shared on a server "
                        "(default: $FACEAPP_GALLERY, else a file in the user data directory)")
-    group.add_argument("--model", metavar="DIR", default=default(None), help="model directory (default: $FACEAPP_MODELS, else the shipped models/)")
+    group.add_argument("--model", metavar="DIR", default=default(None),
+                       help="model directory, a model card file (DIR/NAME.json), or 'accurate' for the fused SFace + dlib ResNet "
+                            "model (more accurate, 1.5x the embedding cost; its own gallery templates) "
+                            "(default: $FACEAPP_MODELS, else the shipped models/: SFace)")
     group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
     group.add_argument("--threshold", metavar="T", default=default(None), help="decision rule: a preset, strict, balanced or lenient (at most 0.1%%, 1%%, 5%% of strangers' faces named, "
                        "calibrated for the gallery's size), or a cosine similarity for one fixed threshold (default: balanced)")

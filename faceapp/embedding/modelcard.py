@@ -16,7 +16,7 @@ from pathlib import Path
 
 from faceapp.checksums import sha256_of, verified_file
 from faceapp.errors import ModelError
-from faceapp.paths import DEFAULT_MODEL_DIR, model_dir
+from faceapp.paths import DEFAULT_MODEL_DIR, model_card_file, model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,16 @@ class EmbeddingCard:
     license: str = "not stated"
     open_set: dict | None = None  # the open-set calibration (faceapp.recognition.decision)
     visitors: dict | None = None  # unknown visitors' clustering (faceapp.recognition.visitors)
+    #: A track's same-face similarity on this model's scale (faceapp.recognition.live); None: the SFace default.
+    same_face: float | None = None
+    #: An ensemble's member networks (architecture "ensemble", faceapp.embedding.ensemble), and
+    #: each one's fusion weight (summing to 1); empty for a single network.
+    members: tuple[EmbeddingCard, ...] = ()
+    fusion_weights: tuple[float, ...] = ()
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
 
     @property
     def default_threshold(self) -> float:
@@ -63,11 +73,18 @@ class EmbeddingCard:
 
 def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
     """Read the embedding model card of a model directory (the first ``*.json`` with a
-    ``model_id``; the shipped ``sface_2021dec.json`` in the default directory)."""
-    root = model_dir(directory)
-    if not root.is_dir():
+    ``model_id``; the shipped ``sface_2021dec.json`` in the default directory), or the
+    card file ``directory`` names (``models/sface_dlib_fused.json``, or ``accurate``:
+    :data:`faceapp.paths.NAMED_MODELS`)."""
+    root, named = model_dir(directory), model_card_file(directory)
+    if named is not None:
+        if not named.is_file():
+            raise ModelError(f"model card not found: {named}")
+        candidates = [named]
+    elif not root.is_dir():
         raise ModelError(f"model directory not found: {root}")
-    candidates = [root / DEFAULT_CARD] if (root / DEFAULT_CARD).is_file() else sorted(root.glob("*.json"))
+    else:
+        candidates = [root / DEFAULT_CARD] if (root / DEFAULT_CARD).is_file() else sorted(root.glob("*.json"))
     unreadable = []
     for path in candidates:
         try:
@@ -86,25 +103,36 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
     try:
         thresholds = data["thresholds"]
         presets = {str(k): float(v) for k, v in thresholds["presets"].items()}
+        members = tuple(
+            EmbeddingCard(directory=root, model_id=f"{data['model_id']}:{m['architecture']}", architecture=str(m["architecture"]),
+                          weights=root / m["weights"], weights_sha256=m.get("weights_sha256"),
+                          embedding_dim=int(m["embedding_dim"]), threshold_presets=presets,
+                          default_preset=str(thresholds["default"]), license=str(m.get("license", "not stated")))
+            for m in data.get("members", ()))
         card = EmbeddingCard(
             directory=root,
             model_id=str(data["model_id"]),
             architecture=str(data.get("architecture", "sface")),
-            weights=root / data["weights"],
-            weights_sha256=data.get("weights_sha256"),
+            weights=root / data["weights"] if "weights" in data else members[0].weights,
+            weights_sha256=data.get("weights_sha256") if "weights" in data else members[0].weights_sha256,
             embedding_dim=int(data["embedding_dim"]),
+            members=members,
+            fusion_weights=tuple(float(m["fusion_weight"]) for m in data.get("members", ())),
             threshold_presets=presets,
             default_preset=str(thresholds["default"]),
             license=str(data.get("license", "not stated")),
             open_set=data.get("open_set") if isinstance(data.get("open_set"), dict) else None,
             visitors=data.get("visitors") if isinstance(data.get("visitors"), dict) else None,
+            same_face=float(data["tracking"]["same_face"]) if isinstance(data.get("tracking"), dict) else None,
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as error:  # e.g. presets not a mapping
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # e.g. presets not a mapping
         raise ModelError(f"model card {path} is malformed: {error!r}") from None
     if not 0 < card.embedding_dim <= 65536:
         raise ModelError(f"model card {path}: embedding_dim must be between 1 and 65536, got {card.embedding_dim}")
     if not all(math.isfinite(v) and -1.0 <= v <= 1.0 for v in presets.values()):
         raise ModelError(f"model card {path}: threshold presets must be similarities between -1 and 1")
+    if (card.architecture == "ensemble") != card.is_ensemble:
+        raise ModelError(f"model card {path}: an 'ensemble' architecture lists its members, and only it does")
     if card.default_preset not in presets:
         raise ModelError(f"model card {path}: default preset {card.default_preset!r} is not defined")
     return card

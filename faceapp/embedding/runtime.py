@@ -1,4 +1,4 @@
-"""Run the SFace network on batches of aligned faces.
+"""Run an embedding network (SFace, dlib's ResNet: :mod:`faceapp.embedding.architectures`) on batches of crops.
 
 :class:`Embedder` loads the Keras model from a model directory's weights and runs it:
 
@@ -8,7 +8,8 @@
   user cache directory, keyed by the weights' sha256, so it happens once per model.
   ``backend="tensorflow"`` forces plain TensorFlow on the CPU too.
 
-Both paths compute the same function as OpenCV Zoo's ONNX file (tested to 1e-4).
+Both paths compute the same function as the original network (SFace: OpenCV Zoo's ONNX
+file, tested to 1e-4; dlib's ResNet: dlib itself, tested to 1e-4).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from faceapp.accel.device import DeviceChoice, choose_device, import_tensorflow
 from faceapp.accel.keras_run import load_weights, tf_runner
 from faceapp.accel.litert import Runner, cached_interpreter, convert_to_litert, litert_available
 from faceapp.checksums import sha256_of, verified_file
+from faceapp.embedding.architectures import Architecture, architecture
 from faceapp.embedding.modelcard import EmbeddingCard
-from faceapp.embedding.sface import to_model_input
 from faceapp.errors import ModelError
 from faceapp.paths import cache_dir
 
@@ -35,22 +36,28 @@ PRECISIONS = ("auto", "float32", "mixed")
 MIXED_TOLERANCE = 1e-3  # max |difference| of unit embeddings allowed for mixed precision
 
 
+def card_architecture(card: EmbeddingCard) -> Architecture:
+    """The network a card names; ModelError (one line) for an unknown one."""
+    try:
+        return architecture(card.architecture)
+    except KeyError:
+        raise ModelError(f"unsupported architecture {card.architecture!r} in {card.directory}") from None
+
+
 def load_keras_model(card: EmbeddingCard):
     """The trainable Keras model (with batch norms) carrying the card's weights."""
-    from faceapp.embedding.sface import build_sface
-
-    if card.architecture != "sface":
-        raise ModelError(f"unsupported architecture {card.architecture!r} in {card.directory}")
+    arch = card_architecture(card)
     weights = verified_file(card.weights, card.weights_sha256, f"embedding model {card.model_id!r} weights")
     import_tensorflow()  # before Keras imports it, so that its CUDA-probing noise stays hidden
-    return load_weights(build_sface(), weights, "embedding weights")
+    return load_weights(arch.build_trainable(), weights, "embedding weights")
 
 
 class Embedder:
-    """Maps aligned faces to unit-length embeddings. Thread-safe.
+    """Maps crops to unit-length embeddings. Thread-safe.
 
-    ``embed(faces)``: BGR uint8 ``(N, 112, 112, 3)`` -> float32 ``(N, D)``, each row of
-    L2 norm 1. ``N`` may be 0.
+    ``embed(faces)``: BGR uint8 ``(N, S, S, 3)`` (``S`` = :attr:`input_size`: 112 for SFace's
+    aligned faces, 150 for dlib's chips) -> float32 ``(N, D)``, each row of L2 norm 1.
+    ``N`` may be 0.
     """
 
     def __init__(self, card: EmbeddingCard, device: str = "auto", backend: str = "auto", max_batch: int = 32, precision: str = "auto"):
@@ -60,6 +67,8 @@ class Embedder:
             raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = "float32"
         self.card = card
+        self.architecture = card_architecture(card)
+        self.input_size = self.architecture.input_size
         self.model_id = card.model_id
         self.dim = card.embedding_dim
         self.max_batch = max_batch
@@ -80,7 +89,7 @@ class Embedder:
             self._run = self._tensorflow_runner(keras_model)
             self.backend = "tensorflow"
             # Mixed precision only pays on a GPU; "auto" keeps it only if it stays close.
-            wanted = precision == "mixed" or (precision == "auto" and self.choice.kind == "gpu")
+            wanted = self.architecture.mixed_precision and (precision == "mixed" or (precision == "auto" and self.choice.kind == "gpu"))
             if wanted:
                 mixed = self._tensorflow_runner(keras_model, dtype_policy="mixed_float16")
                 error = self._disagreement(self._run, mixed)
@@ -97,15 +106,15 @@ class Embedder:
         suffix = ", mixed precision" if self.precision != "float32" else ""
         return f"{self.choice.tf_device.strip('/')} (TensorFlow{suffix})"
 
-    @staticmethod
-    def _disagreement(reference, candidate, count: int = 16) -> float:
+    def _disagreement(self, reference, candidate, count: int = 16) -> float:
         """Largest |difference| between two runners' unit embeddings on probe faces
         (smoothed noise: face-like statistics without shipping any face)."""
         import cv2
 
         rng = np.random.default_rng(0)
+        side = self.input_size
         probes = np.stack([
-            cv2.GaussianBlur(rng.uniform(0, 255, (112, 112, 3)).astype(np.float32), (0, 0), sigma)
+            cv2.GaussianBlur(rng.uniform(0, 255, (side, side, 3)).astype(np.float32), (0, 0), sigma)
             for sigma in np.linspace(0.5, 4.0, count)
         ])
 
@@ -117,11 +126,12 @@ class Embedder:
     # -- public -----------------------------------------------------------------
     def embed(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)
-        if faces.ndim != 4 or faces.shape[1:] != (112, 112, 3):
-            raise ValueError(f"expected aligned faces of shape (N, 112, 112, 3), got {faces.shape}")
+        side = self.input_size
+        if faces.ndim != 4 or faces.shape[1:] != (side, side, 3):
+            raise ValueError(f"expected aligned faces of shape (N, {side}, {side}, 3), got {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, self.dim), np.float32)
-        rgb = to_model_input(faces)
+        rgb = self.architecture.to_input(faces)
         chunks = []
         with self._lock:
             for start in range(0, len(rgb), self.max_batch):
@@ -134,33 +144,43 @@ class Embedder:
     def _tensorflow_runner(self, keras_model, dtype_policy: str | None = None):
         tf = import_tensorflow()
 
-        from faceapp.embedding.sface import INPUT_SIZE, build_inference_sface
-
+        side = self.input_size
         with tf.device(self.choice.tf_device):
-            model = build_inference_sface(keras_model, dtype_policy=dtype_policy)
-        return tf_runner(model, self.choice.tf_device, [None, INPUT_SIZE, INPUT_SIZE, 3])
+            model = self.architecture.build_inference(keras_model, dtype_policy)
+        return tf_runner(model, self.choice.tf_device, [None, side, side, 3])
 
     @property
     def keras_model(self):
-        """The folded Keras network this embedder runs in TensorFlow (RGB float32 ``(N,
-        112, 112, 3)`` in, raw ``(N, D)`` out), or None under LiteRT."""
+        """The folded Keras network this embedder runs in TensorFlow (the network's float32
+        input ``(N, S, S, 3)`` in, raw ``(N, D)`` out), or None under LiteRT."""
         return getattr(self._run, "keras_model", None)
 
     def _cached_flatbuffer(self) -> Path:
         digest = self.card.weights_sha256 or (sha256_of(self.card.weights) if self.card.weights.is_file() else "missing")
-        from faceapp.embedding.sface import ARCHITECTURE_VERSION
-
-        return cache_dir() / f"{self.card.model_id}-{digest[:16]}-a{ARCHITECTURE_VERSION}.tflite"
+        arch = self.architecture
+        kind = "" if arch.name == "sface" else f"-{arch.name}"
+        return cache_dir() / f"{self.card.model_id}{kind}-{digest[:16]}-a{arch.version}.tflite"
 
     def _litert_runner(self, keras_model):
-        from faceapp.embedding.sface import build_inference_sface
-
+        build = self.architecture.build_inference
         path = self._cached_flatbuffer()
         if keras_model is not None:  # a fresh conversion was asked for (no cached file)
-            convert_to_litert(build_inference_sface(keras_model), path, "embedding model")
+            convert_to_litert(build(keras_model, None), path, "embedding model")
 
         def make_model():  # batch norms folded
-            return build_inference_sface(load_keras_model(self.card))
+            return build(load_keras_model(self.card), None)
 
         runner = Runner(cached_interpreter(path, make_model, "embedding model"))
         return lambda batch: runner(batch)[0]
+
+
+def make_embedder(card: EmbeddingCard, device: str = "auto", backend: str = "auto", max_batch: int = 32,
+                  precision: str = "auto"):
+    """The embedder a card describes: an :class:`Embedder`, or for an ensemble card an
+    :class:`~faceapp.embedding.ensemble.EnsembleEmbedder` (whose ``embed`` takes dlib's
+    chips too: ``needs_chip``)."""
+    if card.is_ensemble:
+        from faceapp.embedding.ensemble import EnsembleEmbedder
+
+        return EnsembleEmbedder(card, device, backend, max_batch, precision)
+    return Embedder(card, device, backend, max_batch, precision)

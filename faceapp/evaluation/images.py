@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.embedding.flip import embed_plain_and_mirror, fuse
+from faceapp.embedding.flip import embed_faces, embed_plain_and_mirror, fuse
 from faceapp.errors import FaceAppError
 from faceapp.vision.alignment import align_face
+from faceapp.vision.dlib_align import dlib_chip
 from faceapp.vision.faces import FacePolicy, find_face
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,9 @@ def embed_images(
 
         bar = tqdm(total=count, desc=description, unit="image", leave=False)
     try:
+        needs_chip = bool(getattr(recognizer.embedder, "needs_chip", False))
         for first in range(0, count, batch_size):
-            rows, faces = [], []
+            rows, faces, chips = [], [], []
             for row in range(first, min(first + batch_size, count)):
                 image = read_image(paths[row])
                 found = find_face(recognizer.detect, image, policy)
@@ -104,13 +106,16 @@ def embed_images(
                     logger.info("%s: no face found; centre alignment", paths[row].name)
                 rows.append(row)
                 faces.append(align_face(image, found.landmarks))
+                if needs_chip:
+                    chips.append(dlib_chip(image, found.landmarks))
             if faces:
                 stacked = np.stack(faces)
+                stacked_chips = np.stack(chips) if needs_chip else None
                 if flip:
-                    embeddings, mirrored = embed_plain_and_mirror(recognizer.embedder, stacked)
+                    embeddings, mirrored = embed_plain_and_mirror(recognizer.embedder, stacked, stacked_chips)
                     fused[rows] = fuse(embeddings, mirrored)
                 else:
-                    embeddings = recognizer.embedder.embed(stacked)
+                    embeddings = embed_faces(recognizer.embedder, stacked, stacked_chips)
                 plain[rows] = embeddings
                 usable[rows] = True
             if bar is not None:

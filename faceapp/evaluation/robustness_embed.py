@@ -120,16 +120,19 @@ class FaceAppPipeline:
         self.dim = int(recognizer.embedder.dim)
 
     def embed(self, images: Sequence[np.ndarray]) -> FaceBatch:
-        from faceapp.embedding.flip import embed_with_flip
+        from faceapp.embedding.flip import embed_faces
         from faceapp.vision.alignment import align_face
+        from faceapp.vision.dlib_align import dlib_chip
 
         batch = _empty(len(images), self.dim)
         rows = _locate(self.recognizer.detect, images, self.policy, batch)
         if rows:
             faces = np.stack([align_face(images[row], batch.landmarks[row]) for row in rows])
             embedder = self.recognizer.embedder
+            chips = (np.stack([dlib_chip(images[row], batch.landmarks[row]) for row in rows])
+                     if getattr(embedder, "needs_chip", False) else None)
             flip = bool(getattr(self.recognizer, "flip", False))
-            batch.embeddings[rows] = embed_with_flip(embedder, faces) if flip else embedder.embed(faces)
+            batch.embeddings[rows] = embed_faces(embedder, faces, chips, flip)
             batch.usable[rows] = True
             for row, face in zip(rows, faces):
                 if batch.detected[row]:

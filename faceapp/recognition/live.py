@@ -166,9 +166,11 @@ class Tracking:
     # -- after embedding ----------------------------------------------------------------
     def decide(
         self, plan: TrackPlan, detections: list[Detection], faces: list[AlignedFace], embeddings: np.ndarray,
-        matcher: Matcher, dim: int,
+        matcher: Matcher, dim: int, same_face: float | None = None,
     ) -> list[FaceResult]:
-        """Record the new embeddings (one per row of ``plan.needs``) and name every face."""
+        """Record the new embeddings (one per row of ``plan.needs``) and name every face.
+        ``same_face``: the model's own same-face similarity (its card's), else the config's."""
+        same_face = self.config.same_face if same_face is None else same_face
         track_ids = plan.track_ids
         aligned: dict[int, AlignedFace] = {}
         if plan.needs:
@@ -180,7 +182,7 @@ class Tracking:
                 if state.embedding is not None:
                     similarity = float(embedding @ state.embedding)
                     # After a change of appearance, only a clear match keeps the track.
-                    needed = max(self.config.same_face, matcher.threshold) if state.changed else self.config.same_face
+                    needed = max(same_face, matcher.threshold) if state.changed else same_face
                     if similarity < needed:  # another face took this track's place: it is a new track
                         old = track_ids[row]
                         track_ids[row] = self.tracker.split(old)

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from faceapp.embedding.flip import embed_with_flip
+from faceapp.embedding.flip import embed_faces
 from faceapp.embedding.modelcard import EmbeddingCard, load_card
-from faceapp.embedding.runtime import Embedder
+from faceapp.embedding.runtime import Embedder, make_embedder
 from faceapp.errors import ConfigError, ModelError
 from faceapp.recognition.ann import index_path
 from faceapp.recognition.decision import DecisionRule, GalleryCalibration, OpenSetCalibration, calibrate_gallery
@@ -162,7 +162,7 @@ class Recognizer:
         config = config or PipelineConfig()
         detector = build_detector(config)
         card = load_card(config.model_dir)
-        embedder = Embedder(card, device=config.device, backend=config.backend)
+        embedder = make_embedder(card, device=config.device, backend=config.backend)
         return cls(card, detector, embedder, decision_rule(card, config.threshold), gallery, flip=config.flip,
                    index_min_templates=config.index_min_templates, index_builds=config.index_builds)
 
@@ -328,8 +328,18 @@ class Recognizer:
             return self.frame_program.detect(image, video)
         return self.detector.detect(image, video)
 
-    @staticmethod
-    def align(image: np.ndarray, detections: list[Detection]) -> list[AlignedFace]:
+    @property
+    def needs_chip(self) -> bool:
+        """Whether the embedding model wants dlib's chip of each face too (the fused model)."""
+        return bool(getattr(self.embedder, "needs_chip", False))
+
+    def align(self, image: np.ndarray, detections: list[Detection]) -> list[AlignedFace]:
+        """Each detected face of the BGR ``image`` aligned (and cut as dlib's chip when
+        :attr:`needs_chip`)."""
+        if self.needs_chip:
+            from faceapp.vision.dlib_align import dlib_chip
+
+            return [AlignedFace(align_face(image, d.landmarks), d, dlib_chip(image, d.landmarks)) for d in detections]
         return [AlignedFace(align_face(image, d.landmarks), d) for d in detections]
 
     def embed(self, faces: list[AlignedFace]) -> np.ndarray:
@@ -337,7 +347,12 @@ class Recognizer:
         if not faces:
             return np.zeros((0, self.card.embedding_dim), np.float32)
         stacked = np.stack([f.image for f in faces])
-        return embed_with_flip(self.embedder, stacked) if self.flip else self.embedder.embed(stacked)
+        chips = None
+        if self.needs_chip:
+            if any(f.chip is None for f in faces):
+                raise ValueError("the fused model needs each face's dlib chip (align with this recognizer)")
+            chips = np.stack([f.chip for f in faces])
+        return embed_faces(self.embedder, stacked, chips, self.flip)
 
     def process(self, image: np.ndarray, tracking: Tracking | None = None, video: bool | None = None) -> FrameResult:
         """Run every stage on one BGR uint8 ``(H, W, 3)`` frame. ``video`` (default: with
@@ -363,7 +378,7 @@ class Recognizer:
             embeddings = self.embed(faces)
         clock.lap("embed")
         if plan is not None:
-            results = tracking.decide(plan, detections, faces, embeddings, matcher, self.card.embedding_dim)
+            results = tracking.decide(plan, detections, faces, embeddings, matcher, self.card.embedding_dim, self.card.same_face)
         else:
             matches = matcher.match(embeddings) if faces else []
             results = [FaceResult(f.detection, e, m, aligned=f) for f, e, m in zip(faces, embeddings, matches)]
