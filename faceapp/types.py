@@ -74,6 +74,9 @@ class FaceResult:
     aligned: AlignedFace | None = field(default=None, repr=False, compare=False)
     visitor: int | None = None  # an unknown face's remembered visitor ("Unknown #N"), see recognition.memory
     liveness: float | None = None  # P(live) of the passive anti-spoofing check, when it ran (see vision.liveness)
+    #: False while tracking has seen this face only in views too poor to judge (see
+    #: vision.quality.judged): "unknown" then means "not judged yet", not a stranger.
+    judged: bool = True
 
     def to_json(self) -> dict:
         x, y, w, h = self.detection.box

@@ -17,11 +17,13 @@ from faceapp.paths import DEFAULT_MODEL_DIR
 
 def _card(folder: Path, weights=(0.4, 0.6), **changes) -> Path:
     sface = json.loads((DEFAULT_MODEL_DIR / "sface_2021dec.json").read_text())
+    fused = json.loads((DEFAULT_MODEL_DIR / "sface_dlib_fused.json").read_text())
     from faceapp.embedding.dlib_resnet import WEIGHTS_FILE, WEIGHTS_SHA256
 
     data = {
         "model_id": "test-fused", "architecture": "ensemble", "license": "Apache-2.0 and public domain",
-        "embedding_dim": 256, "thresholds": sface["thresholds"],
+        "embedding_dim": 256, "thresholds": fused["thresholds"], "open_set": fused["open_set"],
+        "tracking": fused["tracking"], "visitors": fused["visitors"],
         "members": [
             {"architecture": "sface", "weights": str(DEFAULT_MODEL_DIR / sface["weights"]),
              "weights_sha256": sface["weights_sha256"], "embedding_dim": 128, "fusion_weight": weights[0]},
@@ -52,6 +54,19 @@ def test_the_card_names_its_members(tmp_path):
         load_card(_card(tmp_path, architecture="sface"))
     with pytest.raises(ModelError, match="malformed"):
         load_card(_card(tmp_path, members=[{"architecture": "sface"}]))
+    with pytest.raises(ModelError, match="own scale"):  # SFace's constants would not fit its similarities
+        load_card(_card(tmp_path, tracking=None))
+    with pytest.raises(ModelError, match="nor a model card"):
+        load_card(DEFAULT_MODEL_DIR / "README.md")
+
+
+def test_the_shipped_fused_card_is_accurate_and_calibrated():
+    card = load_card("accurate")
+    assert card.model_id == "sface-dlib-fused-v1" and card.is_ensemble and sum(card.fusion_weights) == pytest.approx(1.0)
+    assert card.same_face is not None and 0.5 < card.same_face < card.threshold_presets["lenient"]
+    presets = card.threshold_presets
+    assert presets["lenient"] < presets["balanced"] < presets["strict"] < card.open_set["ceiling"]
+    assert card.open_set["floor"] < presets["strict"] and card.visitors["join"] > card.same_face
 
 
 def test_bad_fusion_weights_are_refused(tmp_path):
@@ -95,3 +110,35 @@ def test_the_fused_pipeline_names_the_same_person(fused, fixtures_dir):
     probe = fused.process(read_image(fixtures_dir / "obama" / "obama_3.jpg"))
     (face,) = probe.faces
     assert float(face.embedding @ obama) > float(face.embedding @ biden) + 0.2
+
+
+def test_a_gallery_cannot_be_moved_to_the_fused_model_from_its_thumbnails(fused, recognizer, fixtures_dir, tmp_path):
+    from faceapp.errors import GalleryError
+    from faceapp.recognition.enrollment import samples_from_files
+    from faceapp.storage.gallery import Gallery
+    from faceapp.storage.reembed import reembed_gallery
+
+    with Gallery(tmp_path / "g.sqlite3") as gallery:
+        samples = samples_from_files(recognizer, [fixtures_dir / "obama" / "obama_1.jpg"])
+        gallery.add_person("obama", [s.template(recognizer.embedder.model_id) for s in samples])
+        before = gallery.matrix(recognizer.embedder.model_id).embeddings.copy()
+        with pytest.raises(GalleryError, match="wider chip.*nothing was changed"):
+            reembed_gallery(gallery, fused.embedder)
+        assert gallery.model_id() == recognizer.embedder.model_id
+        assert np.array_equal(gallery.matrix(recognizer.embedder.model_id).embeddings, before)
+
+
+def test_sightings_named_under_the_fused_model_use_their_own_embeddings(fused):
+    from types import SimpleNamespace
+
+    from faceapp.media.imageio import encode_jpeg
+    from faceapp.recognition.corrections import templates_from_sightings
+
+    crop = np.full((112, 112, 3), 128, np.uint8)
+    crop[30:90, 30:90] = 200  # sharp edges, well lit
+    own = np.zeros((1, 256), np.float32)
+    own[0, 0] = 1.0
+    sightings = [SimpleNamespace(id=1, thumbnail=encode_jpeg(crop), quality=0.9, embeddings=own, model_id=fused.embedder.model_id),
+                 SimpleNamespace(id=2, thumbnail=encode_jpeg(crop), quality=0.9, embeddings=own, model_id="sface-2021dec")]
+    templates = templates_from_sightings(fused, sightings)
+    assert [t.source for t in templates] == ["sighting 1"] and np.array_equal(templates[0].embedding, own[0])

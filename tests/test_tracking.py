@@ -232,7 +232,7 @@ def test_views_too_poor_to_judge_name_nobody_and_do_not_outvote_good_ones():
 
     poor = JUDGE_MIN_CONFIDENCE - 0.03
     shown = [frame(i, poor, alice) for i in range(7)]
-    assert all(face.match.name is None for _, face in shown)
+    assert all(face.match.name is None and not face.judged for _, face in shown)  # "not judged yet", not a stranger
     assert [i for i, (plan, _) in enumerate(shown) if plan.needs] == [0, 3, 6]  # re-tried every 3 frames
     assert tracking.stats.unjudged == 3
     plan, face = frame(7, 0.95, alice)
@@ -247,4 +247,11 @@ def test_views_too_poor_to_judge_name_nobody_and_do_not_outvote_good_ones():
     assert tracking.stats.splits == 0
     for i in range(40, 80):  # ... where good views of the same win (at the next re-embeddings)
         _, face = frame(i, 0.95, like_bob)
-    assert face.match.name == "bob"
+    assert face.match.name == "bob" and face.judged
+    # bob leaves the gallery: poor views of him do not keep his name on screen.
+    matcher = Matcher(alice[None], np.array([0]), ("alice",), 0.4)
+    embedded = tracking.stats.embedded
+    for i in range(80, 110):
+        plan, face = frame(i, poor, like_bob)
+        assert face.match.name is None and not face.judged
+    assert tracking.stats.embedded - embedded == 10  # the first frame, then every 3rd: not every frame

@@ -42,6 +42,10 @@ BODY_GRID_START = 0.10
 #: check (0.25: faceapp.recognition.live) and the visitors' join (0.50). Another model's
 #: card gets the similarities its impostors reach as often (:func:`mapped_constants`).
 SFACE_EXCEEDANCE = {"floor": 0.006427, "same_face": 0.027145, "join": 3.1e-6}
+#: The same for the thresholds the template exponent is measured at (0.30, 0.33, 0.36) and
+#: the held-out check's fixed threshold of before (0.40).
+SFACE_BETA_EXCEEDANCE = (0.006427, 0.002372, 0.001147)
+SFACE_FIXED_EXCEEDANCE = 1.6e-4
 
 
 def embed_lfw(lfw: Path, cache: Path | None, model: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -101,23 +105,27 @@ def fit_tail(scores: np.ndarray, tail_fraction: float = 1e-3) -> ImpostorTail:
     return ImpostorTail(body, u, p_u, float(shape), float(scale))
 
 
+def quantile_of(scores: np.ndarray, tail: ImpostorTail, rate: float) -> float:
+    """The similarity impostor ``scores`` exceed with probability ``rate``: from the scores
+    themselves, or beyond the fitted tail's start from the generalized Pareto tail."""
+    if rate >= tail.p_u:
+        ordered = np.sort(scores)
+        return round(float(ordered[int(np.ceil((1 - rate) * len(ordered))) - 1]), 4)
+    # p_u * (1 + shape * x / scale) ** (-1 / shape) = rate
+    x = (tail.scale / tail.shape * ((rate / tail.p_u) ** (-tail.shape) - 1) if abs(tail.shape) > 1e-9
+         else -tail.scale * np.log(rate / tail.p_u))
+    return round(float(tail.u + x), 4)
+
+
 def mapped_constants(scores: np.ndarray, tail: ImpostorTail) -> dict[str, float]:
     """The similarities this model's impostor pairs exceed as often as SFace's exceed its
-    constants (:data:`SFACE_EXCEEDANCE`); the join, beyond the table, from the fitted tail."""
-    ordered = np.sort(scores)
-    out = {}
-    for name, rate in SFACE_EXCEEDANCE.items():
-        if rate >= tail.p_u:
-            out[name] = round(float(ordered[int(np.ceil((1 - rate) * len(ordered))) - 1]), 4)
-        else:  # generalized Pareto above u: p_u * (1 + shape * x / scale) ** (-1 / shape) = rate
-            x = tail.scale / tail.shape * ((rate / tail.p_u) ** (-tail.shape) - 1) if abs(tail.shape) > 1e-9 else \
-                -tail.scale * np.log(rate / tail.p_u)
-            out[name] = round(float(tail.u + x), 4)
-    return out
+    constants (:data:`SFACE_EXCEEDANCE`)."""
+    return {name: quantile_of(scores, tail, rate) for name, rate in SFACE_EXCEEDANCE.items()}
 
 
-def template_exponent(emb: np.ndarray, names: np.ndarray) -> float:
-    """``beta`` in ``q_k ~ k**beta q_1``, from people with 5+ images against one image of everyone else."""
+def template_exponent(emb: np.ndarray, names: np.ndarray, thresholds: tuple[float, ...] = (0.30, 0.33, 0.36)) -> float:
+    """``beta`` in ``q_k ~ k**beta q_1``, from people with 5+ images against one image of
+    everyone else, at ``thresholds`` (SFace's; another model's are mapped onto its scale)."""
     by = defaultdict(list)
     for index, name in enumerate(names):
         by[name].append(index)
@@ -125,7 +133,7 @@ def template_exponent(emb: np.ndarray, names: np.ndarray) -> float:
     probes = np.array([idx[0] for idx in by.values()])
     probe_names = np.array(list(by))
     ratios = []
-    for threshold in (0.30, 0.33, 0.36):
+    for threshold in thresholds:
         rates = {}
         for k in (1, 2, 3, 5):
             hits = total = 0
@@ -154,7 +162,8 @@ def held_out_halves(emb: np.ndarray, names: np.ndarray, beta: float) -> tuple[Op
     return calibration, by
 
 
-def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int = 2, seeds: int = 5) -> list[dict]:
+def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int = 2, seeds: int = 5,
+                   fixed: float = 0.40) -> list[dict]:
     """Calibrate on half of the people, measure on the other half (galleries of 10, 100, all)."""
     calibration, by = held_out_halves(emb, names, beta)
     known = [n for n, idx in by.items() if len(idx) > enroll]
@@ -173,8 +182,8 @@ def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int 
             similarity = emb[everyone] @ emb[gallery].T
             per_person = np.full((len(everyone), len(chosen)), -np.inf)
             np.maximum.at(per_person.T, gallery_person, similarity.T)
-            for preset, alpha in [*DEFAULT_TARGETS.items(), ("fixed 0.40", None)]:
-                rule = DecisionRule(fixed=0.40) if alpha is None else DecisionRule(preset)
+            for preset, alpha in [*DEFAULT_TARGETS.items(), (f"fixed {fixed:.2f}", None)]:
+                rule = DecisionRule(fixed=fixed) if alpha is None else DecisionRule(preset)
                 thresholds = calibrate_gallery(calibration, emb[gallery], gallery_person, len(chosen), rule).thresholds
                 passing = np.where(per_person >= thresholds[None], per_person, -np.inf)
                 named = passing.max(axis=1) > -np.inf
@@ -241,10 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     scores = impostor_scores(emb, names)
     tail = fit_tail(scores)
-    beta = template_exponent(emb, names)
-    check = held_out_check(emb, names, beta)
+    shipped = args.model is None or card_path(args.model).resolve() == CARD.resolve()
     mapped = mapped_constants(scores, tail)
-    shipped = args.model is None
+    if shipped:
+        beta = template_exponent(emb, names)
+        check = held_out_check(emb, names, beta)
+    else:  # SFace's thresholds of these measurements, on this model's scale
+        beta = template_exponent(emb, names, tuple(quantile_of(scores, tail, r) for r in SFACE_BETA_EXCEEDANCE))
+        check = held_out_check(emb, names, beta, fixed=quantile_of(scores, tail, SFACE_FIXED_EXCEEDANCE))
     section = {
         "impostor_tail": {"body": [list(p) for p in tail.body], "u": tail.u, "p_u": tail.p_u,
                           "shape": tail.shape, "scale": tail.scale},
@@ -264,15 +277,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         from faceapp.embedding.modelcard import load_card
 
-        path = CARD if args.model is None else card_path(args.model)
+        path = CARD if shipped else card_path(args.model)
         card = json.loads(path.read_text(encoding="utf-8"))
         card["open_set"] = section
         if not shipped:  # SFace's own constants, mapped onto this model's similarities
             card["tracking"] = {"same_face": mapped["same_face"], "source": "tools/calibrate_open_set.py: impostors exceed it "
                                 f"as often as SFace's exceed 0.25 ({SFACE_EXCEEDANCE['same_face']:g})"}
-            card.setdefault("visitors", {"join": mapped["join"], "min_faces": 3})
-            card["visitors"]["source"] = (f"tools/calibrate_open_set.py: impostors exceed the join as often as SFace's "
-                                          f"exceed its 0.50 ({SFACE_EXCEEDANCE['join']:g})")
+            card["visitors"] = {**card.get("visitors", {"min_faces": 3}), "join": mapped["join"],
+                                "source": (f"tools/calibrate_open_set.py: impostors exceed the join as often as SFace's "
+                                           f"exceed its 0.50 ({SFACE_EXCEEDANCE['join']:g})")}
         path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
         print(f"written to {path} (model {load_card(path).model_id})")
     return 0

@@ -158,8 +158,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     speed.faceapp_pipeline(f"{label}, tracking off ({device})", lambda: partial(other.process, video=True)),
                 ]
             onnx = reference_sface_onnx()
-            if onnx.is_file():
-                reference_gallery = gallery.matrix(recognizer.embedder.model_id).embeddings
+            # OpenCV's SFace matches against SFace templates: the fused model's are the other gallery's.
+            sface = other if recognizer.card.is_ensemble else recognizer
+            if onnx.is_file() and sface is not None:
+                reference_gallery = sface.gallery.matrix(sface.embedder.model_id).embeddings
                 pipelines.append(speed.opencv_reference_pipeline(yunet_path(args.model), onnx, reference_gallery))
             else:
                 print(f"faceapp: note: the OpenCV reference rows are left out: {onnx} is missing "
@@ -191,8 +193,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     crops += [f.image for f in recognizer.align(frame, recognizer.detect(frame))]
                     if len(crops) >= 8:
                         break
-                if crops:
-                    embedding_rows = speed.bench_embedding(recognizer.card, np.stack(crops[:8]), onnx if onnx.is_file() else None,
+                if crops:  # SFace's network (the fused model's first member)
+                    card = recognizer.card.members[0] if recognizer.card.is_ensemble else recognizer.card
+                    embedding_rows = speed.bench_embedding(card, np.stack(crops[:8]), onnx if onnx.is_file() else None,
                                                            rounds=args.rounds)
     from faceapp.evaluation.match_speed import MATCH_GALLERY, bench_matching, format_match_table
 

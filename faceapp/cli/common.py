@@ -39,7 +39,7 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
                        "(default: $FACEAPP_GALLERY, else a file in the user data directory)")
     group.add_argument("--model", metavar="DIR", default=default(None),
                        help="model directory, a model card file (DIR/NAME.json), or 'accurate' for the fused SFace + dlib ResNet "
-                            "model (more accurate, 1.5x the embedding cost; its own gallery templates) "
+                            "model (more accurate; about 1.55x the embedding time a face; galleries of its own) "
                             "(default: $FACEAPP_MODELS, else the shipped models/: SFace)")
     group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
     group.add_argument("--threshold", metavar="T", default=default(None), help="decision rule: a preset, strict, balanced or lenient (at most 0.1%%, 1%%, 5%% of strangers' faces named, "

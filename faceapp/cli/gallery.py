@@ -109,10 +109,10 @@ def _passwd(args, gallery) -> None:
 
 def _reembed(args, gallery) -> None:
     from faceapp.embedding.modelcard import load_card
-    from faceapp.embedding.runtime import Embedder
+    from faceapp.embedding.runtime import make_embedder
     from faceapp.storage.reembed import format_report, reembed_gallery
 
-    embedder = Embedder(load_card(args.model), device=args.device)
+    embedder = make_embedder(load_card(args.model), device=args.device)
     report = reembed_gallery(gallery, embedder, dry_run=args.dry_run, force=args.force)
     print_report(args, report.to_json(), format_report(report))
 

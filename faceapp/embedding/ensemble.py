@@ -58,7 +58,7 @@ class EnsembleEmbedder:
         self.input_size = self.members[0].input_size
         self.chip_size = self.members[1].input_size
         self.backend = self.members[0].backend
-        self.precision = "float32"
+        self.precision = self.members[0].precision  # SFace's (dlib's network runs in float32)
         self.max_batch = max_batch
 
     @property

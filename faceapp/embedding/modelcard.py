@@ -81,6 +81,8 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
         if not named.is_file():
             raise ModelError(f"model card not found: {named}")
         candidates = [named]
+    elif root.is_file():
+        raise ModelError(f"{root} is not a model directory nor a model card (.json)")
     elif not root.is_dir():
         raise ModelError(f"model directory not found: {root}")
     else:
@@ -133,6 +135,9 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
         raise ModelError(f"model card {path}: threshold presets must be similarities between -1 and 1")
     if (card.architecture == "ensemble") != card.is_ensemble:
         raise ModelError(f"model card {path}: an 'ensemble' architecture lists its members, and only it does")
+    if card.is_ensemble and (card.same_face is None or not card.open_set or not (card.visitors or {}).get("join")):
+        raise ModelError(f"model card {path}: an ensemble's similarities are on their own scale: it needs its open_set, "
+                         "tracking.same_face and visitors.join (python tools/calibrate_open_set.py --model CARD --write)")
     if card.default_preset not in presets:
         raise ModelError(f"model card {path}: default preset {card.default_preset!r} is not defined")
     return card

@@ -374,7 +374,8 @@ def run_robustness(recognizer: Any, dataset: LfwDataset, config: RobustnessConfi
             table = write_pair_scores(out / "pair_scores.csv", pairs, {"yaw_left": yaws[left], "yaw_right": yaws[right], **all_scores})
             views = out / "quality_pairs.npz"
             np.savez_compressed(views, **vars(pooled_pairs), measures=np.array(MEASURES),
-                                sets=np.repeat(np.arange(len(pooled)), len(pairs)))
+                                sets=np.repeat(np.arange(len(pooled)), len(pairs)),
+                                set_names=np.array(["clean"] + [f"{c}/{s}" for c, s in sets]))
             report["outputs"] = {"report": str(out / "report.json"), "plot": str(plot), "scores": str(table),
                                  "quality_pairs": str(views)}
             write_report(out / "report.json", report)

@@ -47,15 +47,24 @@ def crop_passes(thumbnail: bytes | None, quality: float, config: QualityConfig |
 def templates_from_sightings(recognizer, sightings: Sequence) -> list[NewTemplate]:
     """Up to :data:`MAX_TEMPLATES` templates from the sightings' crops (best first, each
     different enough from those taken), only crops that pass :func:`crop_passes`. The
-    crop's own embedding is re-computed by ``recognizer`` (the model in use)."""
+    crop's own embedding is re-computed by ``recognizer`` (the model in use); a model that
+    needs dlib's chip too (the fused one) takes the sighting's stored embedding of its own
+    instead (sightings of another model are passed over)."""
     from faceapp.storage.reembed import decode_thumbnail
 
     chosen: list[tuple[np.ndarray, bytes, object]] = []
     for sighting in sorted(sightings, key=lambda s: -s.quality):
         if not crop_passes(sighting.thumbnail, sighting.quality):
             continue
-        image = decode_thumbnail(sighting.thumbnail)
-        embedding = recognizer.embedder.embed(image[None])[0]
+        if recognizer.needs_chip:
+            # The crop is the 112x112 ArcFace one, too tight for dlib's chip: use the
+            # sighting's own embedding of this model, when it has one.
+            stored = np.asarray(sighting.embeddings, np.float32).reshape(-1, recognizer.card.embedding_dim)
+            if sighting.model_id != recognizer.embedder.model_id or not len(stored):
+                continue
+            embedding = stored[0]
+        else:
+            embedding = recognizer.embedder.embed(decode_thumbnail(sighting.thumbnail)[None])[0]
         if any(float(embedding @ other) >= TOO_SIMILAR for other, _, _ in chosen):
             continue
         chosen.append((embedding, sighting.thumbnail, sighting))

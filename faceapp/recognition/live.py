@@ -29,7 +29,6 @@ In each case the name shown in that frame comes from that frame's embedding.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -65,7 +64,8 @@ class _TrackState:
     embedding: np.ndarray | None = None
     last_embedded: int = -(10**9)
     best_quality: float = 0.0
-    last_match: Match | None = None
+    last_match: Match | None = None  # of the last view judged (see vision.quality.judged)
+    last_judged: bool = False  # whether the last embedded view was judged
     patch: np.ndarray | None = None  # the face's appearance in the last frame
     changed: bool = False  # the appearance changed in this frame
 
@@ -141,8 +141,7 @@ class Tracking:
             self._matcher = matcher
             for state in self._states.values():
                 state.last_embedded = -(10**9)
-                state.vote.observations.clear()
-                state.vote.decided = False
+                state.vote, state.last_match, state.last_judged = self._new_state().vote, None, False
         needs = []
         for row, (tid, detection) in enumerate(zip(track_ids, detections)):
             state = self._states.setdefault(tid, self._new_state())
@@ -150,7 +149,8 @@ class Tracking:
             state.changed = state.patch is not None and appearance_similarity(state.patch, patch) < config.appearance_change
             state.patch = patch
             self.stats.appearance_changes += state.changed
-            unsettled = state.last_match is not None and state.last_match.name != state.vote.name
+            # (Only a judged view can unsettle: poor views follow the undecided / re-embed pace.)
+            unsettled = state.last_judged and state.last_match is not None and state.last_match.name != state.vote.name
             if (
                 state.embedding is None
                 or state.changed  # another face may have taken this place: check who it is now
@@ -194,13 +194,12 @@ class Tracking:
                 detection = detections[row]
                 state.embedding, state.last_embedded = embedding, plan.frame_index
                 state.best_quality = max(state.best_quality, face_quality(detection))
-                if judged(detection):
+                state.last_judged = judged(detection)
+                if state.last_judged:
                     state.last_match = match
                     state.vote.add(Observation(match.name, match.similarity, view_quality(detection), match.threshold))
                 else:  # too poor a view to name anybody: it does not vote
                     self.stats.unjudged += 1
-                    if state.last_match is None:
-                        state.last_match = dataclasses.replace(match, name=None)
         return self._results(detections, track_ids, matcher.threshold, aligned, dim)
 
     def _results(self, detections: list[Detection], track_ids: list[int], threshold: float,
@@ -222,7 +221,8 @@ class Tracking:
             similarity = state.vote.mean_similarity(name) if name else (last.similarity if last else 0.0)
             match = Match(name, similarity, last.best_name if last else None, last.margin if last else 0.0, threshold)
             embedding = state.embedding if state.embedding is not None else np.zeros(dim, np.float32)
-            results.append(FaceResult(detection, embedding, match, track_id=tid, aligned=aligned.get(row)))
+            results.append(FaceResult(detection, embedding, match, track_id=tid, aligned=aligned.get(row),
+                                      judged=state.vote.decided))
         return results
 
 

@@ -184,7 +184,7 @@ class Memory:
         if quality > track.crop_quality:
             track.crop, track.crop_quality = face.aligned.image, quality
         track.faces = sorted([*track.faces, (quality, embedding)], key=lambda item: -item[0])[:MAX_SIGHTING_EMBEDDINGS]
-        if face.match.name is None and track.owner is None:
+        if face.match.name is None and face.judged and track.owner is None:  # a stranger, not a poor view of anyone
             self._find_visitor(track, embedding)
 
     def _find_visitor(self, track: _Track, embedding: np.ndarray) -> None:
@@ -223,8 +223,8 @@ class Memory:
     def _announce(self, track: _Track, face: FaceResult, visitor: int | None, tid, now: float) -> None:
         """One event when a track is first decided: a person (again when the name
         changes), or an unknown (with their visitor, if already known)."""
-        if face.aligned is None and track.announced is None:
-            return  # not recognised in this frame yet
+        if (face.aligned is None or not face.judged) and track.announced is None:
+            return  # not recognised yet (or only seen in views too poor to judge)
         who = face.match.name or "unknown"
         if track.announced == who:
             return

@@ -81,6 +81,10 @@ def reembed_gallery(
     people, templates = gallery.snapshot()
     if not force and templates and all(t.model_id == embedder.model_id for t in templates):
         return ReembedReport((embedder.model_id,), embedder.model_id, 0, 0, (), (), dry_run)
+    if getattr(embedder, "needs_chip", False) and templates:
+        raise GalleryError(
+            f"model {embedder.model_id!r} also needs dlib's wider chip of each face, which the stored 112x112 "
+            "thumbnails do not hold: enroll the people again with this model in a new gallery; nothing was changed")
     names = {p.id: p.name for p in people}
     faces, ids, missing = [], [], []
     for template in templates:

@@ -113,11 +113,13 @@ def cut_chip(image: np.ndarray, matrix: np.ndarray, size: int = CHIP_SIZE) -> np
         if left >= right or top >= bottom:
             return np.zeros((size, size) + image.shape[2:], np.uint8)
         source = image[top:bottom, left:right]
+        halved = 0
         for _ in range(levels):
             if min(source.shape[:2]) < 2:
                 break
             source = cv2.pyrDown(source)
-        factor = 2.0 ** levels  # pyrDown: pixel i of the half image is pixel 2i of the source
+            halved += 1
+        factor = 2.0 ** halved  # pyrDown: pixel i of the half image is pixel 2i of the source
         matrix = np.hstack([matrix[:, :2] * factor, matrix[:, :2] @ np.array([left, top], np.float64)[:, None] + matrix[:, 2:]])
         image = source if source.ndim == 3 else source[..., None]
     chip = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

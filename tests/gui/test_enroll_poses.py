@@ -88,3 +88,10 @@ def test_pausing_hides_the_instruction_and_resuming_goes_on_where_it_was(qtbot, 
     _show(dialog, recognizer, lfw_dir, *FRONTAL[1])  # not taken while paused
     qtbot.mouseClick(dialog.capture_button, Qt.MouseButton.LeftButton)
     assert dialog.prompt.isVisible() and "view 1 of 2" in dialog.status.text()
+
+
+def test_changing_the_sample_count_during_the_capture_plans_it_again(qtbot, dialog, recognizer, lfw_dir):
+    _show(dialog, recognizer, lfw_dir, *FRONTAL[0])
+    dialog.count_spin.setValue(6)  # ceil(6 / 3) + 1 = 3 views a pose
+    assert dialog.capturing and dialog.pose_capture is not None and dialog.pose_capture.plan[0] == ("frontal", 3)
+    assert dialog.prompt.isVisible() and "view 0 of 3" in dialog.status.text()

@@ -212,6 +212,12 @@ class EnrollDialog(QDialog):
         self.samples = [s for s, _ in kept] + [None] * (count - len(kept))
         self.sample_poses = [p for _, p in kept] + [None] * (count - len(kept))
         self.pose_capture = None
+        if self.capturing and self.use_poses and not self.complete:  # plan the capture again for the new count
+            self.pose_capture = PoseCapture(self.samples, self.sample_poses)
+            self._show_pose()
+        elif self.capturing and self.complete:
+            self.capturing = False
+            self.prompt.hide()
         self._refresh_thumbnails()
 
     def _say(self, text: str) -> None:
