@@ -34,8 +34,8 @@ def _other_model_recognizer(args: argparse.Namespace, recognizer: Any, scratch: 
     ``recognizer`` runs SFace alone, and the other way round), with the same detector,
     over a gallery of its own holding the fixture people; None with ``--no-fused`` or when
     its weights are missing."""
+    from faceapp.embedding.ensemble import make_embedder
     from faceapp.embedding.modelcard import load_card
-    from faceapp.embedding.runtime import make_embedder
     from faceapp.errors import ModelError
     from faceapp.recognition.pipeline import Recognizer
     from faceapp.storage.gallery import Gallery

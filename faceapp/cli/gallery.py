@@ -108,8 +108,8 @@ def _passwd(args, gallery) -> None:
 
 
 def _reembed(args, gallery) -> None:
+    from faceapp.embedding.ensemble import make_embedder
     from faceapp.embedding.modelcard import load_card
-    from faceapp.embedding.runtime import make_embedder
     from faceapp.storage.reembed import format_report, reembed_gallery
 
     embedder = make_embedder(load_card(args.model), device=args.device)

@@ -25,7 +25,7 @@ from faceapp.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EnsembleEmbedder"]
+__all__ = ["EnsembleEmbedder", "make_embedder"]
 
 
 class EnsembleEmbedder:
@@ -80,3 +80,15 @@ class EnsembleEmbedder:
         first = self.members[0].embed(faces)
         second = self.members[1].embed(chips)
         return np.concatenate([first * self.scales[0], second * self.scales[1]], axis=1).astype(np.float32)
+
+
+def make_embedder(card: EmbeddingCard, device: str = "auto", backend: str = "auto", max_batch: int = 32,
+                  precision: str = "auto"):
+    """The embedder a card describes: an :class:`~faceapp.embedding.runtime.Embedder`, or for an ensemble card an
+    :class:`EnsembleEmbedder` (whose ``embed`` takes dlib's
+    chips too: ``needs_chip``)."""
+    if card.is_ensemble:
+        return EnsembleEmbedder(card, device, backend, max_batch, precision)
+    from faceapp.embedding.runtime import Embedder
+
+    return Embedder(card, device, backend, max_batch, precision)

@@ -172,15 +172,3 @@ class Embedder:
 
         runner = Runner(cached_interpreter(path, make_model, "embedding model"))
         return lambda batch: runner(batch)[0]
-
-
-def make_embedder(card: EmbeddingCard, device: str = "auto", backend: str = "auto", max_batch: int = 32,
-                  precision: str = "auto"):
-    """The embedder a card describes: an :class:`Embedder`, or for an ensemble card an
-    :class:`~faceapp.embedding.ensemble.EnsembleEmbedder` (whose ``embed`` takes dlib's
-    chips too: ``needs_chip``)."""
-    if card.is_ensemble:
-        from faceapp.embedding.ensemble import EnsembleEmbedder
-
-        return EnsembleEmbedder(card, device, backend, max_batch, precision)
-    return Embedder(card, device, backend, max_batch, precision)

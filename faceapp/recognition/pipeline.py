@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from faceapp.embedding.ensemble import make_embedder
 from faceapp.embedding.flip import embed_faces
 from faceapp.embedding.modelcard import EmbeddingCard, load_card
-from faceapp.embedding.runtime import Embedder, make_embedder
+from faceapp.embedding.runtime import Embedder
 from faceapp.errors import ConfigError, ModelError
 from faceapp.recognition.ann import index_path
 from faceapp.recognition.decision import DecisionRule, GalleryCalibration, OpenSetCalibration, calibrate_gallery
