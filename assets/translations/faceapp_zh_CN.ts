@@ -1460,6 +1460,10 @@
         <translation>未知</translation>
     </message>
     <message>
+        <source>poor view</source>
+        <translation>画面太差</translation>
+    </message>
+    <message>
         <source>live</source>
         <translation>真人</translation>
     </message>

@@ -22,6 +22,7 @@ from faceapp.vision.liveness import DEFAULT_THRESHOLD as LIVE_THRESHOLD
 
 KNOWN = QColor(KNOWN_COLOUR[2], KNOWN_COLOUR[1], KNOWN_COLOUR[0])  # the core's colours are BGR
 UNKNOWN = QColor(UNKNOWN_COLOUR[2], UNKNOWN_COLOUR[1], UNKNOWN_COLOUR[0])
+PENDING = QColor(130, 130, 130)  # a face seen only in views too poor to judge yet
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class OverlayItem:
     track_id: int | None = None
     visitor: int | None = None
     liveness: float | None = None  # P(live) when the liveness badge is on
+    judged: bool = True  # False: seen only in views too poor to judge yet (grey, "poor view")
 
     @property
     def known(self) -> bool:
@@ -47,7 +49,7 @@ class OverlayItem:
 def overlay_items(result: FrameResult) -> list[OverlayItem]:
     """What to draw for a frame's recognition result."""
     return [OverlayItem(face.detection.box, face.match.name, face.match.similarity, face.track_id, face.visitor,
-                        face.liveness) for face in result.faces]
+                        face.liveness, face.judged) for face in result.faces]
 
 
 class VideoView(QWidget):
@@ -96,8 +98,10 @@ class VideoView(QWidget):
             self.update()
 
     def overlay_names(self) -> list[str]:
-        """The names drawn now ("Unknown" for unknown faces, "Unknown #N" for a remembered visitor)."""
-        return [item.name or ("Unknown" if item.visitor is None else f"Unknown #{item.visitor}") for item in self.overlay]
+        """The names drawn now ("Unknown" for unknown faces, "Unknown #N" for a remembered visitor,
+        "poor view" for a face seen only in views too poor to judge yet)."""
+        return [item.name or ("Unknown" if item.visitor is None else f"Unknown #{item.visitor}") if item.judged
+                else "poor view" for item in self.overlay]
 
     @property
     def has_frame(self) -> bool:
@@ -158,12 +162,15 @@ class VideoView(QWidget):
         for item in self.overlay:
             x, y, w, h = item.box
             box = QRectF(target.left() + x * scale, target.top() + y * scale, w * scale, h * scale)
-            colour = KNOWN if item.known else UNKNOWN
+            colour = KNOWN if item.known else UNKNOWN if item.judged else PENDING
             painter.setPen(QPen(colour, 2.5))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(box)
-            text = label_for(item.name, item.similarity, item.track_id, unknown=translate("VideoView", "Unknown"),
-                             visitor=item.visitor)
+            if item.judged:
+                text = label_for(item.name, item.similarity, item.track_id, unknown=translate("VideoView", "Unknown"),
+                                 visitor=item.visitor)
+            else:  # not a stranger: nobody can tell yet
+                text = (f"#{item.track_id} " if item.track_id is not None else "") + translate("VideoView", "poor view")
             text_box = QRectF(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
             top = box.top() - text_box.height()
             text_box.moveTo(QPointF(box.left() - 1, top if top >= target.top() else box.bottom()))

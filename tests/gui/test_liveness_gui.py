@@ -66,3 +66,27 @@ def test_webcam_enrollment_refuses_a_spoof_and_accepts_a_live_face(recognizer, m
         else:
             assert not checked.ok and NOT_LIVE in checked.problem, (plain.problem, checked.problem)
     assert np.isfinite(checker.threshold)
+
+
+def test_a_face_not_judged_yet_is_grey_and_says_poor_view(qtbot, recognizer, fixtures_dir):
+    import dataclasses
+
+    from faceapp.gui.images import qimage_from_bgr
+    from faceapp.gui.video_view import PENDING
+
+    image = cv2.imread(str(fixtures_dir / "obama" / "obama_1.jpg"))
+    result = recognizer.process(image)
+    result = dataclasses.replace(result, faces=tuple(dataclasses.replace(f, judged=False) for f in result.faces))
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(image.shape[1], image.shape[0])
+    view.show_frame(qimage_from_bgr(image), result)
+    assert view.overlay_names() == ["poor view"] and not overlay_items(result)[0].judged
+    shot = view.grab().toImage()
+    x, y, w, h = result.faces[0].detection.box
+    scale = min(view.width() / image.shape[1], view.height() / image.shape[0])
+    offset_x = (view.width() - image.shape[1] * scale) / 2
+    offset_y = (view.height() - image.shape[0] * scale) / 2
+    edge = shot.pixelColor(round(offset_x + x * scale), round(offset_y + (y + h / 2) * scale))
+    # Grey, not the red of "Unknown" (the antialiased edge blends a little with the photo).
+    assert all(abs(a - b) <= 15 for a, b in zip((edge.red(), edge.green(), edge.blue()), (PENDING.red(), PENDING.green(), PENDING.blue())))
