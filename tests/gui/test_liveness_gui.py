@@ -83,7 +83,7 @@ def test_a_face_not_judged_yet_is_grey_and_says_poor_view(qtbot, recognizer, fix
     view.show_frame(qimage_from_bgr(image), result)
     assert view.overlay_names() == ["poor view"] and not overlay_items(result)[0].judged
     shot = view.grab().toImage()
-    x, y, w, h = result.faces[0].detection.box
+    x, y, _, h = result.faces[0].detection.box
     scale = min(view.width() / image.shape[1], view.height() / image.shape[0])
     offset_x = (view.width() - image.shape[1] * scale) / 2
     offset_y = (view.height() - image.shape[0] * scale) / 2
