@@ -43,11 +43,15 @@ shrunk so the face is 40, 32, 24 px wide), eye_band (a black band over the eyes)
 mask (the lower face covered). Reports, per row, the k-fold accuracy ± std, TAR at FAR
 1e-3, the accuracy at the clean run's thresholds and the images where no face was
 found; then the clean pairs binned by the difference of the two faces' yaw (estimated
-from the 5 landmarks). When OpenCV Zoo's SFace ONNX file is present
+from the 5 landmarks); then face quality: over every pair scored, how fast the errors
+fall when the pairs whose poorer view scores lowest are discarded, for the detector's
+confidence (what the live loop weighs views by) and other candidate scores, and the
+pairs a minimum confidence leaves unjudged. When OpenCV Zoo's SFace ONNX file is present
 ($FACEAPP_SFACE_ONNX, or tools/fetch_reference_model.sh), OpenCV's own YuNet + SFace
 pipeline runs on the very same degraded images, side by side. Degradations are seeded
-(--seed) per image: reruns are identical. Writes report.json, robustness.png and
-pair_scores.csv to --out and prints the tables (or the report with --json). The full
+(--seed) per image: reruns are identical. Writes report.json, robustness.png,
+pair_scores.csv and quality_pairs.npz (every pair's view measurements) to --out and
+prints the tables (or the report with --json). The full
 run (6000 pairs, 21 degraded sets, with the reference) takes about an hour on 2 cores:
 --pairs N measures a subset, even over folds and same/different pairs."""
 
