@@ -29,7 +29,11 @@ training stops early when the AUC stops improving, and the best epoch is exporte
 thresholds calibrated on the validation pairs.
 --folds K: K-fold cross-validation by person instead (no model is written, the table is
 saved to MODEL_DIR/crossval.json). --search N: N trials of a random search over learning
-rate, margin and frozen depth (table in MODEL_DIR/search/search.csv); the best is exported."""
+rate, margin and frozen depth (table in MODEL_DIR/search/search.csv); the best is exported.
+--shards DIR instead of --out: only find and align the faces, into TFRecord shards of
+--images-per-shard images in DIR (for datasets too large for memory); an interrupted run
+resumes where it stopped when the same command is run again; skipped images and why are
+listed in DIR/manifest.json."""
 
 
 class TrainingError(FaceAppError):
@@ -119,6 +123,22 @@ def configs_from_args(args) -> tuple[Any, Any]:
     return data, train
 
 
+def cmd_prepare_shards(args, data) -> int:
+    """``faceapp train DATA_DIR --shards DIR``: align into (or resume) a shard folder."""
+    from faceapp.training.shards import ShardConfig, prepare_shards
+
+    shards = check_output_folder(args.shards, "shards")
+    shard_config = ShardConfig(images_per_shard=args.images_per_shard, encoding=args.shard_encoding,
+                               multiple_faces=args.multiple_faces)
+    report = prepare_shards(data, shards, shard_config=shard_config, model_dir=args.model,
+                            detection=pipeline_config(args), progress=show_progress(args))
+    skipped = ", ".join(f"{count} {kind}" for kind, count in report.skipped.items()) or "none"
+    print_report(args, report.summary(),
+                 f"{report.images} faces in {report.shards} shards in {shards} ({len(report.written)} written, "
+                 f"{len(report.reused)} kept from an earlier run); skipped: {skipped} (see {shards / 'manifest.json'})")
+    return 0
+
+
 def cmd_train(args) -> int:
     """``faceapp train``: see :data:`TRAIN_DESCRIPTION`."""
     if args.device == "cpu":
@@ -126,6 +146,10 @@ def cmd_train(args) -> int:
 
         import_tensorflow().config.set_visible_devices([], "GPU")
     data, config = configs_from_args(args)
+    if args.shards:
+        if args.folds or args.search:
+            raise TrainingError("--shards only prepares the shards; --folds and --search need --out")
+        return cmd_prepare_shards(args, data)
     if args.folds and args.search:
         raise TrainingError("--folds and --search cannot be combined")
     out = check_output_folder(args.out, "model")
@@ -190,7 +214,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     train = commands.add_parser("train", parents=[common], help="fine-tune or train the face-embedding network",
                                 description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("data_dir", metavar="DATA_DIR", help="NAME/*.jpg folders, or NAME_NNNN.jpg files (in DATA_DIR or DATA_DIR/images)")
-    train.add_argument("--out", required=True, metavar="MODEL_DIR", help="where the model (weights + card) and reports go")
+    where = train.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="MODEL_DIR", help="where the model (weights + card) and reports go")
+    where.add_argument("--shards", metavar="DIR", help="instead of training: align the faces into TFRecord shards in DIR (resumable)")
+    group = train.add_argument_group("shards (with --shards)")
+    group.add_argument("--images-per-shard", type=positive_int, default=1024, metavar="N", help="input images per shard (default: 1024)")
+    group.add_argument("--shard-encoding", choices=("jpeg", "png"), default="jpeg",
+                       help="crops as JPEG quality 95 (about 4x smaller) or lossless PNG (default: jpeg)")
+    group.add_argument("--multiple-faces", choices=("pick", "skip"), default="pick",
+                       help="an image with several faces: pick the one nearest the centre, as training does, or skip it (default: pick)")
     group = train.add_argument_group("data")
     group.add_argument("--people", metavar="FILE", help="train only on the people listed in FILE (one name a line)")
     group.add_argument("--people-from-pairs", metavar="PAIRS", help="only people named in this LFW pairs.txt ...")

@@ -71,8 +71,9 @@ def parse_folds(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(folds)))
 
 
-def select_images(config: DataConfig) -> dict[str, list[Path]]:
-    """The people and image files the config selects (before any face is found)."""
+def select_images(config: DataConfig, *, min_people: int = 4) -> dict[str, list[Path]]:
+    """The people and image files the config selects (before any face is found);
+    TrainingDataError when fewer than ``min_people`` are left (training needs 4)."""
     from faceapp.evaluation.ident import discover_people
     from faceapp.evaluation.images import DatasetError
 
@@ -88,10 +89,10 @@ def select_images(config: DataConfig) -> dict[str, list[Path]]:
         people = dict(list(people.items())[: config.max_people])
     if config.max_images_per_person is not None:
         people = {name: paths[: config.max_images_per_person] for name, paths in people.items()}
-    if len(people) < 4:
+    if len(people) < min_people:
         raise TrainingDataError(
             f"{config.data_dir}: only {len(people)} people with >= {config.min_images} images were selected; "
-            "training needs at least 4 (2 to train on, 2 to validate on)"
+            + ("training needs at least 4 (2 to train on, 2 to validate on)" if min_people == 4 else f"at least {min_people} needed")
         )
     return people
 
@@ -172,10 +173,12 @@ def default_cache_dir() -> Path:
     return cache_dir() / "training-crops"
 
 
-def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, detection, progress: bool):
-    """Run YuNet + alignment on every selected image; returns arrays for the cache.
-    ``detection``: the :class:`~faceapp.recognition.pipeline.PipelineConfig` of the detector."""
-    from faceapp.media.imageio import read_image
+def face_aligner(config: DataConfig, detection):
+    """The one place training finds and aligns a face: ``align(image)`` takes a BGR
+    uint8 ``(H, W, 3)`` image and returns ``(crop, found)``: the BGR uint8 ``(112, 112, 3)``
+    aligned crop (None when no face and ``config.no_face == "skip"``) and the
+    :class:`~faceapp.vision.faces.FoundFace`. ``detection``: the
+    :class:`~faceapp.recognition.pipeline.PipelineConfig` whose detector is built."""
     from faceapp.recognition.pipeline import build_detector
     from faceapp.vision.alignment import align_face
     from faceapp.vision.faces import FacePolicy, find_face
@@ -185,6 +188,21 @@ def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, detecti
     # large photos: detection at their own size only.
     small = FacePolicy(no_face="centre" if config.no_face == "centre" else "skip")
     large = replace(small, scales=(1.0,)) if hasattr(small, "scales") else small
+
+    def align(image: np.ndarray):
+        found = find_face(detector.detect, image, small if min(image.shape[:2]) < config.min_short_side else large)
+        crop = align_face(image, found.landmarks) if found.landmarks is not None else None
+        return crop, found
+
+    return align
+
+
+def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, detection, progress: bool):
+    """Run YuNet + alignment on every selected image; returns arrays for the cache.
+    ``detection``: the :class:`~faceapp.recognition.pipeline.PipelineConfig` of the detector."""
+    from faceapp.media.imageio import read_image
+
+    align = face_aligner(config, detection)
     total = sum(len(paths) for paths in people.values())
     crops = np.zeros((total, CROP, CROP, 3), np.uint8)
     labels = np.zeros(total, np.int32)
@@ -199,11 +217,10 @@ def _detect_and_align(people: dict[str, list[Path]], config: DataConfig, detecti
     row = 0
     for label, (name, paths) in enumerate(people.items()):
         for path in paths:
-            image = read_image(path)
-            found = find_face(detector.detect, image, small if min(image.shape[:2]) < config.min_short_side else large)
+            crop, found = align(read_image(path))
             labels[row], detected[row] = label, found.detected
-            if found.landmarks is not None:
-                crops[row] = align_face(image, found.landmarks)
+            if crop is not None:
+                crops[row] = crop
                 usable[row] = True
             paths_out.append(str(path))
             row += 1
