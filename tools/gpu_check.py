@@ -10,7 +10,9 @@ Reports the device TensorFlow uses, and in one run:
   CPU: ms per frame, and the same faces (boxes and landmarks within 0.5 px);
 * the whole pipeline on 1280x720 frames with 6 faces (the fixture photos tiled), tracking
   on and off, GPU against CPU in alternating rounds: frames per second, the same names on
-  both, embeddings within 1e-3.
+  both, embeddings within 1e-3;
+* the fused SFace + dlib model (``--model accurate``): its 256-d embeddings on the GPU
+  against the CPU runtime (within 1e-3) and ms per face at batches 1 and 64.
 
     python tools/gpu_check.py [--json OUT.json] [--allow-cpu]
 
@@ -171,6 +173,37 @@ def pipeline_check(device: str, frames: list[np.ndarray], rounds: int = 3) -> di
     return results
 
 
+def fused_check(device: str) -> dict:
+    """The fused model (SFace + dlib ResNet) on ``device`` in TensorFlow against LiteRT on the
+    CPU, on the fixture faces (ArcFace crops and dlib chips of each)."""
+    from faceapp.embedding.ensemble import make_embedder
+    from faceapp.embedding.modelcard import load_card
+    from faceapp.media.imageio import read_image
+    from faceapp.paths import fixtures_dir
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
+
+    card = load_card("accurate")
+    recognizer = Recognizer.create(PipelineConfig(model_dir="accurate", device="cpu"))
+    faces = []
+    for path in sorted(fixtures_dir().glob("*/*.jpg")):
+        image = read_image(path)
+        faces += recognizer.align(image, recognizer.detect(image))
+    if not faces:
+        return {"skipped": "no fixture photos", "max_abs_diff_vs_cpu": 0.0}
+    reps = -(-64 // len(faces))
+    crops = np.concatenate([np.stack([f.image for f in faces])] * reps)[:64]
+    chips = np.concatenate([np.stack([f.chip for f in faces])] * reps)[:64]
+    on_device = make_embedder(card, device=device, backend="tensorflow", precision="float32")
+    reference = recognizer.embedder.embed(crops, chips)
+    return {
+        "device_used": on_device.device_name,
+        "max_abs_diff_vs_cpu": float(np.abs(on_device.embed(crops, chips) - reference).max()),
+        "ms_per_face": {str(b): round(per_face_ms(lambda c: on_device.embed(c, chips[: len(c)]), crops, b), 4) for b in (1, 64)},
+        "cpu_ms_per_face": {str(b): round(per_face_ms(lambda c: recognizer.embedder.embed(c, chips[: len(c)]), crops, b), 4)
+                            for b in (1, 64)},
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE", help="also write the report here")
@@ -209,6 +242,7 @@ def main() -> int:
         report["ms_per_face"][name] = {str(b): round(per_face_ms(embedder.embed, faces, b), 4) for b in (1, 8, 64, 256)}
     report["faces_per_second"] = {name: {b: round(1000 / ms, 1) for b, ms in values.items() if b in ("64", "256")}
                                   for name, values in report["ms_per_face"].items()}
+    report["fused"] = fused_check(device)
     frames = crowd_frames(60)
     report["detector"] = detector_check(device, frames)
     report["pipeline"] = pipeline_check(device, frames)
@@ -226,6 +260,7 @@ def main() -> int:
         "detector: the same faces within 0.5 px": report["detector"]["within_0.5_px"],
         "pipeline: the same names on GPU and CPU": report["pipeline"]["same_names_gpu_cpu"],
         "pipeline: embeddings within 1e-3": report["pipeline"]["embeddings_within_1e-3"],
+        "fused model: embeddings within 1e-3 of the CPU's": report["fused"]["max_abs_diff_vs_cpu"] < 1e-3,
     }
     for what, passed in checks.items():
         print(f"{what}: {'yes' if passed else 'NO'}")
