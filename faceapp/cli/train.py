@@ -26,14 +26,17 @@ own detector and cached; images without a face are listed in MODEL_DIR/no_face.t
 People (never images) are split into training and validation (--val-fraction); after
 every epoch the verification accuracy and AUC on pairs of validation people are shown,
 training stops early when the AUC stops improving, and the best epoch is exported with
-thresholds calibrated on the validation pairs.
+thresholds calibrated on the validation pairs. A checkpoint (weights, head, optimizer,
+epoch, history) is written to MODEL_DIR/checkpoints/ after every epoch; after an
+interruption, the same command with --resume continues from the last complete one.
 --folds K: K-fold cross-validation by person instead (no model is written, the table is
 saved to MODEL_DIR/crossval.json). --search N: N trials of a random search over learning
 rate, margin and frozen depth (table in MODEL_DIR/search/search.csv); the best is exported.
 --shards DIR instead of --out: only find and align the faces, into TFRecord shards of
 --images-per-shard images in DIR (for datasets too large for memory); an interrupted run
 resumes where it stopped when the same command is run again; skipped images and why are
-listed in DIR/manifest.json."""
+listed in DIR/manifest.json. --from-shards DIR --out MODEL_DIR (no DATA_DIR) trains from
+such a folder, streaming the training people's crops from the shards."""
 
 
 class TrainingError(FaceAppError):
@@ -83,8 +86,13 @@ def configs_from_args(args) -> tuple[Any, Any]:
     """``(DataConfig, TrainConfig)`` from the parsed options (TrainingError if invalid)."""
     from faceapp.training.config import AugmentConfig, DataConfig, TrainConfig
 
+    from_shards = getattr(args, "from_shards", None)
+    if from_shards and args.data_dir:
+        raise TrainingError("give either DATA_DIR or --from-shards DIR, not both")
+    if not (from_shards or args.data_dir):
+        raise TrainingError("DATA_DIR is required (or --from-shards DIR with --out)")
     data = DataConfig(
-        data_dir=Path(args.data_dir),
+        data_dir=Path(args.data_dir or from_shards),
         people=_people_filter(args),
         min_images=args.min_images,
         max_images_per_person=args.max_images,
@@ -139,6 +147,24 @@ def cmd_prepare_shards(args, data) -> int:
     return 0
 
 
+def cmd_train_from_shards(args, data, config) -> int:
+    """``faceapp train --from-shards DIR --out MODEL_DIR``: train streaming from shards."""
+    from faceapp.training.checkpoints import CheckpointError
+    from faceapp.training.run import train_from_shards_and_export
+
+    if args.folds or args.search:
+        raise TrainingError("--folds and --search need DATA_DIR; --from-shards trains one model")
+    if config.balance != "none":
+        raise TrainingError("--balance is not supported with --from-shards yet")
+    out = check_output_folder(args.out, "model")
+    try:
+        report = train_from_shards_and_export(args.from_shards, data, config, out, model_dir=args.model, resume=args.resume)
+    except CheckpointError as error:
+        raise TrainingError(str(error)) from None
+    print_report(args, report, format_train_report(report))
+    return 0
+
+
 def cmd_train(args) -> int:
     """``faceapp train``: see :data:`TRAIN_DESCRIPTION`."""
     if args.device == "cpu":
@@ -147,11 +173,17 @@ def cmd_train(args) -> int:
         import_tensorflow().config.set_visible_devices([], "GPU")
     data, config = configs_from_args(args)
     if args.shards:
-        if args.folds or args.search:
-            raise TrainingError("--shards only prepares the shards; --folds and --search need --out")
+        if args.from_shards:
+            raise TrainingError("--shards writes shards and --from-shards reads them: give one")
+        if args.folds or args.search or args.resume:
+            raise TrainingError("--shards only prepares the shards; --folds, --search and --resume need --out")
         return cmd_prepare_shards(args, data)
+    if args.from_shards:
+        return cmd_train_from_shards(args, data, config)
     if args.folds and args.search:
         raise TrainingError("--folds and --search cannot be combined")
+    if args.resume and (args.folds or args.search):
+        raise TrainingError("--resume continues a plain training run; --folds and --search are not checkpointed")
     out = check_output_folder(args.out, "model")
     from faceapp.training.data import load_faces, split_people
 
@@ -184,9 +216,14 @@ def cmd_train(args) -> int:
         print_report(args, {"model_id": card.model_id, "model_dir": str(out), **record},
                format_search(rows) + f"\nbest trial exported to {out} as model {card.model_id}")
         return 0
+    from faceapp.training.checkpoints import CheckpointError
     from faceapp.training.run import train_and_export
 
-    report = train_and_export(data, config, out, model_dir=args.model, progress=show_progress(args), loaded=loaded)
+    try:
+        report = train_and_export(data, config, out, model_dir=args.model, progress=show_progress(args), loaded=loaded,
+                                  resume=args.resume)
+    except CheckpointError as error:
+        raise TrainingError(str(error)) from None
     print_report(args, report, format_train_report(report))
     return 0
 
@@ -213,16 +250,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
     train = commands.add_parser("train", parents=[common], help="fine-tune or train the face-embedding network",
                                 description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("data_dir", metavar="DATA_DIR", help="NAME/*.jpg folders, or NAME_NNNN.jpg files (in DATA_DIR or DATA_DIR/images)")
+    train.add_argument("data_dir", metavar="DATA_DIR", nargs="?", help="NAME/*.jpg folders, or NAME_NNNN.jpg files (in DATA_DIR or DATA_DIR/images)")
     where = train.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", metavar="MODEL_DIR", help="where the model (weights + card) and reports go")
     where.add_argument("--shards", metavar="DIR", help="instead of training: align the faces into TFRecord shards in DIR (resumable)")
-    group = train.add_argument_group("shards (with --shards)")
+    group = train.add_argument_group("shards (--shards writes them, --from-shards trains from them)")
     group.add_argument("--images-per-shard", type=positive_int, default=1024, metavar="N", help="input images per shard (default: 1024)")
     group.add_argument("--shard-encoding", choices=("jpeg", "png"), default="jpeg",
                        help="crops as JPEG quality 95 (about 4x smaller) or lossless PNG (default: jpeg)")
     group.add_argument("--multiple-faces", choices=("pick", "skip"), default="pick",
                        help="an image with several faces: pick the one nearest the centre, as training does, or skip it (default: pick)")
+    group.add_argument("--from-shards", metavar="DIR",
+                       help="with --out instead of DATA_DIR: train from a shard folder written by --shards "
+                            "(people split by person; --val-fraction, --seed and --min-images apply)")
     group = train.add_argument_group("data")
     group.add_argument("--people", metavar="FILE", help="train only on the people listed in FILE (one name a line)")
     group.add_argument("--people-from-pairs", metavar="PAIRS", help="only people named in this LFW pairs.txt ...")
@@ -254,6 +294,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--balance", choices=BALANCES, default="none", help="class-balanced sampling or class weights (default: none)")
     group.add_argument("--patience", type=positive_int, default=3, help="early stopping patience in epochs (default: 3)")
     group.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed float16 on a GPU with auto (default)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue from the newest checkpoint in MODEL_DIR/checkpoints/ (one is written every epoch)")
     group.add_argument("--val-pairs", type=positive_int, default=600, metavar="N", help="validation pairs, half same-person (default: 600)")
     group = train.add_argument_group("research")
     group.add_argument("--folds", type=fold_count, metavar="K", help="K-fold cross-validation by person (mean and std; no model written)")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from faceapp.embedding.sface import to_model_input
+from faceapp.training.checkpoints import save_weights_atomically
 from faceapp.training.config import STAGES, TrainConfig
 from faceapp.training.data import FaceSet, steps_per_epoch, train_dataset, verification_pairs
 
@@ -77,6 +78,7 @@ class TrainResult:
     device: str
     outputs: dict[str, str]
     epoch_seconds: tuple[float, ...] = ()
+    resumed_from_epoch: int = 0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -221,8 +223,9 @@ def _verification_callback_class():
         """After each epoch: verification on the validation pairs, into the logs; keeps
         the best backbone weights (by AUC, then accuracy) in ``checkpoint``."""
 
-        def __init__(self, backbone, faces: FaceSet, pairs, checkpoint: Path, before: Verification):
+        def __init__(self, backbone, faces: FaceSet, pairs, checkpoint: Path, before: Verification, on_best=None):
             super().__init__()
+            self.on_best = on_best
             self.backbone = backbone
             self.faces = faces
             self.pairs = pairs
@@ -243,21 +246,30 @@ def _verification_callback_class():
                 logs[MONITOR] = result.auc
             if (result.auc, result.accuracy) > (self.best.auc, self.best.accuracy):
                 self.best, self.best_epoch = result, epoch + 1
-                self.backbone.save_weights(self.checkpoint)
+                save_weights_atomically(self.backbone, self.checkpoint)
+                if self.on_best is not None:
+                    self.on_best()
             logger.info("epoch %d: validation verification accuracy %.4f, AUC %.4f", epoch + 1, result.accuracy, result.auc)
 
     return VerificationCallback
 
 
 # --------------------------------------------------------------------------- train
-def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir: str | Path, *, seed: int = 0, model_dir=None) -> TrainResult:
+def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir: str | Path, *, seed: int = 0, model_dir=None,
+          checkpoint_dir: str | Path | None = None, resume: bool = False) -> TrainResult:
     """Train on ``train_faces``' people, validate on ``val_faces``' people (disjoint).
 
     Writes under ``out_dir``: ``checkpoints/best.weights.h5`` (the best backbone),
     ``tensorboard/`` logs and ``history.png``. Returns the backbone with the best
     epoch's weights (the initial ones if no epoch improved the validation AUC).
+
+    ``checkpoint_dir``: a resumable checkpoint there at every epoch end
+    (:mod:`faceapp.training.checkpoints`); with ``resume`` the newest one is continued
+    (a fresh start when there is none), without it earlier ones are removed.
     """
     import keras
+
+    from faceapp.training import checkpoints as ckpt
 
     config.validate()
     overlap = set(train_faces.names) & set(val_faces.names)
@@ -288,7 +300,10 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
             head = MarginHead(len(train_faces.names), config.head, config.head_margin, config.scale, name="margin_head")
             logits = head([backbone(face), label])
             model = keras.Model({"face": face, "label": label}, logits, name="sface_training")
-            if config.init_head_from_means and not config.from_scratch:
+            if config.init_head_from_means and not config.from_scratch and hasattr(train_faces, "head_means"):  # streamed
+                head.centres.assign(train_faces.head_means(
+                    lambda rgb: embed_faces(backbone, np.ascontiguousarray(rgb[..., ::-1]).astype(np.uint8))))
+            elif config.init_head_from_means and not config.from_scratch:
                 means = np.zeros((128, len(train_faces.names)), np.float32)
                 embeddings = embed_faces(backbone, train_faces.images)
                 for person in range(len(train_faces.names)):
@@ -306,30 +321,71 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
         logger.info("before training: validation verification accuracy %.4f, AUC %.4f", before.accuracy, before.auc)
         checkpoint = out / "checkpoints" / "best.weights.h5"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        backbone.save_weights(checkpoint)
-        verification = _verification_callback_class()(backbone, val_faces, pairs, checkpoint, before)
+        save_weights_atomically(backbone, checkpoint)
+        saved, initial_epoch, prior_history, prior_seconds, stopped = None, 0, {}, [], [False]
+        store = None
+        if checkpoint_dir is not None:
+            identity = {"config": config.to_json(), "seed": int(seed), "train_people": list(train_faces.names),
+                        "val_people": list(val_faces.names)}
+            with strategy.scope():
+                optimizer.build(model.trainable_variables)
+            store = ckpt.TrainingCheckpoints(checkpoint_dir, model, optimizer, backbone, identity)
+            saved = store.restore() if resume else None
+            if saved is None:
+                if resume:
+                    logger.info("no checkpoint in %s: starting at epoch 0", checkpoint_dir)
+                store.discard()
+            else:
+                initial_epoch = int(saved["epoch"])
+                prior_history = {key: list(values) for key, values in saved["history"].items()}
+                prior_seconds = list(saved.get("epoch_seconds", []))
+                stopped = [bool(saved.get("stopped"))]
+                store.write_best(checkpoint)
+                logger.info("resuming from the checkpoint of epoch %d of %d (%s)", initial_epoch, config.epochs, store.latest)
+                keras.utils.set_random_seed(ckpt.resume_seed(seed, initial_epoch))
+        verification = _verification_callback_class()(backbone, val_faces, pairs, checkpoint, before,
+                                                      on_best=store.keep_best if store is not None else None)
+        if saved is not None:
+            best = saved["best"]
+            verification.best = Verification(best["accuracy"], best["auc"], best["threshold"],
+                                             np.asarray(best["scores"], np.float64), np.asarray(best["same"], bool))
+            verification.best_epoch = int(saved["best_epoch"])
+        early_stopping = ckpt.resumable_early_stopping(saved.get("early_stopping") if saved else None, monitor=MONITOR,
+                                                       mode="max", patience=config.patience, verbose=0)
         callbacks = [
             verification,  # first: the others read the keys it adds to the logs
-            keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience, verbose=0),
-            keras.callbacks.CSVLogger(str(out / "history.csv")),
+            early_stopping,
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=initial_epoch > 0),
         ]
+        history_so_far = {key: list(values) for key, values in prior_history.items()}
+        if store is not None:  # after the callbacks whose state it records
+            callbacks.append(ckpt.callback(store, verification, early_stopping, history_so_far, prior_seconds, stopped))
         tensorboard = tensorboard_callback(out / "tensorboard")
         if tensorboard is not None:
             callbacks.append(tensorboard)
-        dataset = train_dataset(train_faces, config, seed)
+        stream = train_faces.dataset if hasattr(train_faces, "dataset") else functools.partial(train_dataset, train_faces)
+        dataset = stream(config, ckpt.resume_seed(seed, initial_epoch))
         started = time.perf_counter()
-        fitted = model.fit(dataset, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=config.verbose,
-                           shuffle=False)  # the stream shuffles itself
+        if initial_epoch < config.epochs and not stopped[0]:
+            fitted = model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                               callbacks=callbacks, verbose=config.verbose, shuffle=False)  # the stream shuffles itself
+            new_history = fitted.history
+        else:
+            new_history = {}
         seconds = time.perf_counter() - started
-        history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+        history = {key: list(values) for key, values in prior_history.items()}
+        for key, values in new_history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
         epochs_run = len(history.get("loss", []))
         # Throughput from the epochs' own time (the validation embedding is excluded).
-        train_seconds = sum(verification.epoch_seconds) or seconds
+        all_epoch_seconds = prior_seconds + list(verification.epoch_seconds)
+        train_seconds = sum(all_epoch_seconds) or seconds
         images_per_second = epochs_run * steps * config.batch_size / max(train_seconds, 1e-9)
         backbone.load_weights(checkpoint)
         plot = plot_history(history, before, out / "history.png")
         (out / "history.json").write_text(json.dumps({
             "before": before.to_json(), "best_epoch": verification.best_epoch, "history": history,
+            "resumed_from_epoch": initial_epoch,
         }, indent=2) + "\n", encoding="utf-8")
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -346,7 +402,9 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
         images_per_second=float(images_per_second),
         seconds=float(seconds),
         device=device,
-        epoch_seconds=tuple(verification.epoch_seconds),
+        epoch_seconds=tuple(all_epoch_seconds),
+        resumed_from_epoch=initial_epoch,
         outputs={"history_plot": str(plot), "history_csv": str(out / "history.csv"),
-                 "tensorboard": str(out / "tensorboard") if tensorboard is not None else None, "checkpoint": str(checkpoint), "history": str(out / "history.json")},
+                 "tensorboard": str(out / "tensorboard") if tensorboard is not None else None, "checkpoint": str(checkpoint), "history": str(out / "history.json"),
+                 "checkpoints": str(checkpoint_dir) if checkpoint_dir is not None else None},
     )

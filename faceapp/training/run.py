@@ -17,9 +17,10 @@ logger = logging.getLogger(__name__)
 
 
 def train_on_split(loaded: LoadedFaces, train_names, val_names, config: TrainConfig, out_dir: str | os.PathLike, *,
-                   seed: int = 0, model_dir=None) -> TrainResult:
+                   seed: int = 0, model_dir=None, checkpoint_dir=None, resume: bool = False) -> TrainResult:
     """Train on ``train_names``' faces and validate on ``val_names``' (disjoint)."""
-    return train(loaded.faces.subset(train_names), loaded.faces.subset(val_names), config, out_dir, seed=seed, model_dir=model_dir)
+    return train(loaded.faces.subset(train_names), loaded.faces.subset(val_names), config, out_dir, seed=seed, model_dir=model_dir,
+                 checkpoint_dir=checkpoint_dir, resume=resume)
 
 
 def data_summary(data: DataConfig, loaded: LoadedFaces, train_names, val_names) -> dict[str, Any]:
@@ -59,6 +60,7 @@ def training_record(data: DataConfig, config: TrainConfig, loaded: LoadedFaces, 
             "after": result.best.to_json(),
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history.get("loss", [])),
+            "resumed_from_epoch": result.resumed_from_epoch,
         },
         "device": result.device,
         "images_per_second": round(result.images_per_second, 1),
@@ -68,8 +70,11 @@ def training_record(data: DataConfig, config: TrainConfig, loaded: LoadedFaces, 
 
 
 def train_and_export(data: DataConfig, config: TrainConfig, out_dir: str | os.PathLike, *, model_dir=None,
-                     progress: bool = False, loaded: LoadedFaces | None = None) -> dict[str, Any]:
-    """``faceapp train`` without ``--folds``/``--search``: returns the report (JSON-ready)."""
+                     progress: bool = False, loaded: LoadedFaces | None = None, resume: bool = False) -> dict[str, Any]:
+    """``faceapp train`` without ``--folds``/``--search``: returns the report (JSON-ready).
+
+    A checkpoint is written to ``out_dir/checkpoints/`` after every epoch; ``resume``
+    continues from the newest one (see :mod:`faceapp.training.checkpoints`)."""
     from faceapp.training.export import calibrate_thresholds, export_model
 
     data.validate()
@@ -77,7 +82,8 @@ def train_and_export(data: DataConfig, config: TrainConfig, out_dir: str | os.Pa
     out = Path(out_dir)
     loaded = loaded or load_faces(data, model_dir=model_dir, progress=progress)
     train_names, val_names = split_people(loaded.faces.names, data.val_fraction, data.seed)
-    result = train_on_split(loaded, train_names, val_names, config, out / "run", seed=data.seed, model_dir=model_dir)
+    result = train_on_split(loaded, train_names, val_names, config, out / "run", seed=data.seed, model_dir=model_dir,
+                            checkpoint_dir=out / "checkpoints", resume=resume)
     record = training_record(data, config, loaded, train_names, val_names, result)
     thresholds = calibrate_thresholds(result.best.scores, result.best.same)
     card = export_model(result.backbone, out, thresholds=thresholds, training=record)
@@ -90,3 +96,45 @@ def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
     changed = replace(config, **changes)
     changed.validate()
     return changed
+
+
+def train_from_shards_and_export(shards_dir: str | os.PathLike, data: DataConfig, config: TrainConfig, out_dir: str | os.PathLike, *,
+                                 model_dir=None, resume: bool = False) -> dict[str, Any]:
+    """``faceapp train --from-shards DIR --out MODEL_DIR``: split the shard folder's people
+    (``data.val_fraction``, ``data.seed``, ``data.min_images``), train streaming from the
+    shards, export; returns the report (JSON-ready), as :func:`train_and_export`."""
+    from faceapp.training.export import calibrate_thresholds, export_model
+    from faceapp.training.from_shards import split_shards
+    from faceapp.training.shards import read_manifest
+
+    config.validate()
+    out = Path(out_dir)
+    train_set, val_faces, counts = split_shards(shards_dir, data.val_fraction, data.seed, data.min_images)
+    result = train(train_set, val_faces, config, out / "run", seed=data.seed, model_dir=model_dir,
+                   checkpoint_dir=out / "checkpoints", resume=resume)
+    manifest = read_manifest(shards_dir)
+    kept = [count for count in counts.values() if count >= data.min_images]
+    summary = {
+        "dataset": manifest.get("data_dir"), "shards": str(shards_dir), "people_filter": None,
+        "people": len(kept), "images": int(sum(kept)),
+        "dropped_people": len(counts) - len(kept),
+        "train": {"people": len(train_set.names), "images": len(train_set)},
+        "validation": {"people": len(val_faces.names), "images": len(val_faces)},
+        "split": f"by person, val_fraction={data.val_fraction}, seed={data.seed}",
+    }
+    record = {
+        "data": summary,
+        "config": config.to_json(),
+        "validation": {"pairs": len(result.best.scores), "before": result.before.to_json(), "after": result.best.to_json(),
+                       "best_epoch": result.best_epoch, "epochs_run": len(result.history.get("loss", [])),
+                       "resumed_from_epoch": result.resumed_from_epoch},
+        "device": result.device,
+        "images_per_second": round(result.images_per_second, 1),
+        "seconds": round(result.seconds, 1),
+    }
+    thresholds = calibrate_thresholds(result.best.scores, result.best.same)
+    card = export_model(result.backbone, out, thresholds=thresholds, training=record)
+    dropped = [name for name, count in counts.items() if count < data.min_images]
+    (out / "people.json").write_text(json.dumps({"train": list(train_set.names), "validation": list(val_faces.names),
+                                                 "dropped": dropped}, indent=1) + "\n", encoding="utf-8")
+    return {"model_id": card.model_id, "model_dir": str(out), "thresholds": thresholds, **record, "outputs": result.outputs}

@@ -361,7 +361,8 @@ def parse_record(serialized):
 
 
 def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augment=None, shuffle_buffer: int = 4096,
-                  seed: int = 0, repeat: bool = True, cycle_length: int = 4, drop_remainder: bool = True):
+                  seed: int = 0, repeat: bool = True, cycle_length: int = 4, drop_remainder: bool = True,
+                  relabel=None):
     """A ``tf.data`` stream of batches from the shards, shaped as
     :func:`faceapp.training.data.train_dataset`'s: ``({"face": (B, 112, 112, 3) RGB float32
     in [0, 255], "label": (B,) int32}, label, weight (B,) float32 of 1)``.
@@ -369,7 +370,9 @@ def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augmen
     Files are shuffled and read ``cycle_length`` at a time (interleaved), records are
     decoded in parallel and shuffled in a buffer of ``shuffle_buffer`` crops, so memory
     is bounded by the buffer, not the dataset. ``augment``: an RGB float32 image -> image
-    map such as :func:`faceapp.training.data.augment_fn`'s."""
+    map such as :func:`faceapp.training.data.augment_fn`'s. ``relabel``: int array, the
+    manifest label -> the label to emit, -1 to leave the record out (filtered on the
+    label alone, before the image is decoded)."""
     import tensorflow as tf
 
     files = [str(path) for path in shard_files(shards_dir)]
@@ -381,6 +384,10 @@ def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augmen
         dataset = dataset.repeat()
     dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
                                  num_parallel_calls=autotune, deterministic=False)
+    table = None if relabel is None else tf.constant(np.asarray(relabel, np.int32))
+    if table is not None:
+        label_only = {"label": tf.io.FixedLenFeature([], tf.int64)}
+        dataset = dataset.filter(lambda s: tf.gather(table, tf.io.parse_single_example(s, label_only)["label"]) >= 0)
     if shuffle_buffer > 1:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
@@ -389,7 +396,8 @@ def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augmen
         image = tf.cast(record["image"], tf.float32)
         if augment is not None:
             image = augment(image)
-        return {"face": image, "label": record["label"]}, record["label"], tf.ones((), tf.float32)
+        label = record["label"] if table is None else tf.gather(table, record["label"])
+        return {"face": image, "label": label}, label, tf.ones((), tf.float32)
 
     return dataset.map(load, num_parallel_calls=autotune).batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
 
