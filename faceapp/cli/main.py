@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from faceapp import __version__
-from faceapp.cli import bench, desktop, evaluate, gallery, memory, people, recognize, train
+from faceapp.cli import bench, desktop, evaluate, gallery, memory, model, people, recognize, train
 from faceapp.cli.common import common_options
 from faceapp.errors import FaceAppError
 from faceapp.files import display_name, os_error_line
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", metavar="SRC", help="with no command: open the desktop app on this source")
     parser.add_argument("--lang", metavar="LOCALE", help="with no command: the app's language, e.g. en or zh_CN (default: the system's)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (people, recognize, memory, bench, train, evaluate, gallery, desktop):
+    for group in (people, recognize, memory, bench, train, evaluate, model, gallery, desktop):
         group.register(commands, common)
     return parser
 
