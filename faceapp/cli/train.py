@@ -36,7 +36,9 @@ rate, margin and frozen depth (table in MODEL_DIR/search/search.csv); the best i
 --images-per-shard images in DIR (for datasets too large for memory); an interrupted run
 resumes where it stopped when the same command is run again; skipped images and why are
 listed in DIR/manifest.json. --from-shards DIR --out MODEL_DIR (no DATA_DIR) trains from
-such a folder, streaming the training people's crops from the shards."""
+such a folder, streaming the training people's crops from the shards. Several GPUs of one
+machine are used together (MirroredStrategy); --workers host:port,... --worker-index N (or
+TF_CONFIG) trains on several machines, each running the same command on the same data."""
 
 
 class TrainingError(FaceAppError):
@@ -167,7 +169,26 @@ def cmd_train_from_shards(args, data, config) -> int:
 
 def cmd_train(args) -> int:
     """``faceapp train``: see :data:`TRAIN_DESCRIPTION`."""
-    if args.device == "cpu":
+    from faceapp.training import distributed
+
+    if getattr(args, "workers", None):
+        distributed.configure_workers(args.workers, args.worker_index)
+    elif getattr(args, "worker_index", None) is not None:
+        raise TrainingError("--worker-index needs --workers host:port,host:port,...")
+    current = distributed.cluster()
+    if current.multi_worker and not args.shards:
+        import contextlib
+
+        from faceapp.accel.device import nvidia_driver_present
+        from faceapp.stdio import native_stderr_silenced
+
+        # Not import_tensorflow(): it starts the runtime, and the strategy must come first.
+        with contextlib.nullcontext() if nvidia_driver_present() else native_stderr_silenced():
+            import tensorflow as tf
+        if args.device == "cpu":
+            tf.config.set_visible_devices([], "GPU")
+        distributed.strategy()  # before any other TensorFlow operation (face detection included)
+    elif args.device == "cpu":
         from faceapp.accel.device import import_tensorflow
 
         import_tensorflow().config.set_visible_devices([], "GPU")
@@ -178,6 +199,11 @@ def cmd_train(args) -> int:
         if args.folds or args.search or args.resume:
             raise TrainingError("--shards only prepares the shards; --folds, --search and --resume need --out")
         return cmd_prepare_shards(args, data)
+    if current.multi_worker:
+        if args.folds or args.search:
+            raise TrainingError("--folds and --search run on one machine; leave out --workers (and TF_CONFIG)")
+        if config.batch_size % current.workers:
+            raise TrainingError(f"--batch-size {config.batch_size} is global: it must be a multiple of the {current.workers} workers")
     if args.from_shards:
         return cmd_train_from_shards(args, data, config)
     if args.folds and args.search:
@@ -297,6 +323,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--resume", action="store_true",
                        help="continue from the newest checkpoint in MODEL_DIR/checkpoints/ (one is written every epoch)")
     group.add_argument("--val-pairs", type=positive_int, default=600, metavar="N", help="validation pairs, half same-person (default: 600)")
+    group = train.add_argument_group("several machines (tf.distribute.MultiWorkerMirroredStrategy; or set TF_CONFIG)")
+    group.add_argument("--workers", metavar="HOST:PORT,...",
+                       help="every worker's address, the same list on each machine (the first is the chief, which alone "
+                            "writes MODEL_DIR; the others write to a temporary folder); builds TF_CONFIG")
+    group.add_argument("--worker-index", type=int, metavar="N", help="this machine's place in --workers (0: the chief)")
     group = train.add_argument_group("research")
     group.add_argument("--folds", type=fold_count, metavar="K", help="K-fold cross-validation by person (mean and std; no model written)")
     group.add_argument("--search", type=positive_int, metavar="N", help="random search of N trials over learning rate, margin, frozen depth")

@@ -98,14 +98,16 @@ class TrainingCheckpoints:
             path.unlink(missing_ok=True)
         self.manager = type(self.manager)(self.checkpoint, str(self.directory), max_to_keep=KEEP)
 
-    def restore(self) -> dict[str, Any] | None:
+    def restore(self, directory: str | os.PathLike | None = None) -> dict[str, Any] | None:
         """Load the newest complete checkpoint into the model and optimizer; returns its
         state (``None`` when the folder has none). CheckpointError when it belongs to
-        another run (other settings or people)."""
-        path = self.latest
+        another run (other settings or people). ``directory``: read the newest checkpoint
+        of that folder instead of this one's (a non-chief worker resuming from the chief's)."""
+        import tensorflow as tf
+
+        path = self.latest if directory is None else tf.train.latest_checkpoint(str(directory))
         if path is None:
             return None
-        import tensorflow as tf
 
         try:
             status = self.checkpoint.restore(path)

@@ -9,7 +9,9 @@ logs; early stopping and the best checkpoint follow the AUC. Epoch 0 (before any
 step) is measured too, so every run says whether it helped.
 
 Devices: ``tf.distribute.MirroredStrategy`` over every GPU when there are several (the
-batch size is global), mixed float16 precision on a GPU (``precision="auto"``).
+batch size is global), ``MultiWorkerMirroredStrategy`` across machines when ``TF_CONFIG``
+names several workers (:mod:`faceapp.training.distributed`; the batch size is global
+across all of them), mixed float16 precision on a GPU (``precision="auto"``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class TrainResult:
         device: where it ran, e.g. "CPU", "1 GPU (mixed_float16)", "2 GPUs (MirroredStrategy)".
         outputs: paths written (history plot, TensorBoard logs, checkpoint).
         epoch_seconds: wall time of each epoch's training steps (the first includes tracing).
+        last_epoch_weights_sha256: multi-worker runs only: SHA-256 of the backbone's weights
+            after the last epoch (before the best epoch's are loaded), equal on every worker.
     """
 
     backbone: Any
@@ -79,6 +83,7 @@ class TrainResult:
     outputs: dict[str, str]
     epoch_seconds: tuple[float, ...] = ()
     resumed_from_epoch: int = 0
+    last_epoch_weights_sha256: str | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -105,15 +110,78 @@ def verify(embeddings: np.ndarray, left: np.ndarray, right: np.ndarray, same: np
 
 
 def choose_strategy():
-    """``(strategy, description, gpu_count)``: MirroredStrategy over several GPUs, else
-    the default strategy (one GPU or the CPU)."""
+    """``(strategy, description, gpu_count)``: MultiWorkerMirroredStrategy when ``TF_CONFIG``
+    names several workers (:mod:`faceapp.training.distributed`), else MirroredStrategy over
+    several GPUs, else the default strategy (one GPU or the CPU). ``gpu_count`` is this
+    machine's."""
     import tensorflow as tf
 
+    from faceapp.training import distributed
+
+    multi = distributed.strategy()  # before list_physical_devices: it must come first
     gpus = tf.config.list_physical_devices("GPU")
+    if multi is not None:
+        current = distributed.cluster()
+        local = f"{len(gpus)} GPU{'s' if len(gpus) != 1 else ''}" if gpus else "CPU"
+        return multi, f"{current.workers} workers x {local} (MultiWorkerMirroredStrategy)", len(gpus)
     if len(gpus) > 1:
         strategy = tf.distribute.MirroredStrategy()
         return strategy, f"{len(gpus)} GPUs (MirroredStrategy)", len(gpus)
     return tf.distribute.get_strategy(), ("1 GPU" if gpus else "CPU"), len(gpus)
+
+
+def shard_for_workers(dataset, strategy):
+    """Under MultiWorkerMirroredStrategy: shard the stream by element (every worker runs
+    the same seeded pipeline and keeps its share of each global batch), whatever it reads
+    from (the shard files of ``--from-shards`` may be fewer than the workers)."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def fit_under_multi_worker(model, strategy) -> None:
+    """Work around two failures of Keras 3's ``fit`` under MultiWorkerMirroredStrategy
+    (Keras 3.15): (1) before the first step it builds the model from one batch averaged
+    over the replicas with ``strategy.reduce``, which the collective strategy refuses for
+    a dict of inputs; only shapes and dtypes matter there, so this model builds from the
+    first local replica's batch instead (the batch is consumed either way); (2) it
+    reduces each step's logs with ``strategy.reduce("MEAN", value, axis=0)``, which
+    fails for the scalar metrics every step returns; the step returns them as shape
+    ``(1,)`` instead, which that reduction turns back into scalars (the metrics are
+    already synchronised, so the mean changes nothing). No-op otherwise."""
+    import types
+
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or not hasattr(model, "_maybe_symbolic_build"):
+        return
+
+    def first_replica(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if getattr(self, "_distribute_strategy", None) is None:
+            return
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(first_replica, next(batches))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = types.MethodType(maybe_symbolic_build, model)
+    train_step = model.train_step
+
+    def vector_logs_train_step(data):
+        return tf.nest.map_structure(lambda value: tf.reshape(value, [1]), train_step(data))
+
+    model.train_step = vector_logs_train_step
 
 
 def stage_of(layer_name: str) -> int | None:
@@ -256,7 +324,7 @@ def _verification_callback_class():
 
 # --------------------------------------------------------------------------- train
 def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir: str | Path, *, seed: int = 0, model_dir=None,
-          checkpoint_dir: str | Path | None = None, resume: bool = False) -> TrainResult:
+          checkpoint_dir: str | Path | None = None, resume: bool = False, restore_dir: str | Path | None = None) -> TrainResult:
     """Train on ``train_faces``' people, validate on ``val_faces``' people (disjoint).
 
     Writes under ``out_dir``: ``checkpoints/best.weights.h5`` (the best backbone),
@@ -266,8 +334,11 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
     ``checkpoint_dir``: a resumable checkpoint there at every epoch end
     (:mod:`faceapp.training.checkpoints`); with ``resume`` the newest one is continued
     (a fresh start when there is none), without it earlier ones are removed.
+    ``restore_dir``: resume from the checkpoints there instead (a non-chief worker of a
+    multi-worker run writes to a temporary ``checkpoint_dir`` but resumes from the chief's).
     """
     import keras
+    import tensorflow as tf
 
     from faceapp.training import checkpoints as ckpt
 
@@ -279,6 +350,9 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     strategy, device, gpu_count = choose_strategy()
+    replicas = int(strategy.num_replicas_in_sync)
+    if config.batch_size % replicas:
+        raise ValueError(f"the batch size {config.batch_size} (global) must be a multiple of the {replicas} replicas")
     mixed = config.precision == "mixed" or (config.precision == "auto" and gpu_count > 0)
     previous_policy = keras.config.dtype_policy()
     if mixed:
@@ -316,6 +390,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             )
+            fit_under_multi_worker(model, strategy)
         pairs = verification_pairs(val_faces.labels, config.val_pairs, seed)
         before = verify(embed_faces(backbone, val_faces.images), *pairs)
         logger.info("before training: validation verification accuracy %.4f, AUC %.4f", before.accuracy, before.auc)
@@ -330,7 +405,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
             with strategy.scope():
                 optimizer.build(model.trainable_variables)
             store = ckpt.TrainingCheckpoints(checkpoint_dir, model, optimizer, backbone, identity)
-            saved = store.restore() if resume else None
+            saved = store.restore(restore_dir) if resume else None
             if saved is None:
                 if resume:
                     logger.info("no checkpoint in %s: starting at epoch 0", checkpoint_dir)
@@ -364,7 +439,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
         if tensorboard is not None:
             callbacks.append(tensorboard)
         stream = train_faces.dataset if hasattr(train_faces, "dataset") else functools.partial(train_dataset, train_faces)
-        dataset = stream(config, ckpt.resume_seed(seed, initial_epoch))
+        dataset = shard_for_workers(stream(config, ckpt.resume_seed(seed, initial_epoch)), strategy)
         started = time.perf_counter()
         if initial_epoch < config.epochs and not stopped[0]:
             fitted = model.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
@@ -381,6 +456,11 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
         all_epoch_seconds = prior_seconds + list(verification.epoch_seconds)
         train_seconds = sum(all_epoch_seconds) or seconds
         images_per_second = epochs_run * steps * config.batch_size / max(train_seconds, 1e-9)
+        last_digest = None
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            from faceapp.training.distributed import weights_digest
+
+            last_digest = weights_digest(backbone)
         backbone.load_weights(checkpoint)
         plot = plot_history(history, before, out / "history.png")
         (out / "history.json").write_text(json.dumps({
@@ -404,6 +484,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
         device=device,
         epoch_seconds=tuple(all_epoch_seconds),
         resumed_from_epoch=initial_epoch,
+        last_epoch_weights_sha256=last_digest,
         outputs={"history_plot": str(plot), "history_csv": str(out / "history.csv"),
                  "tensorboard": str(out / "tensorboard") if tensorboard is not None else None, "checkpoint": str(checkpoint), "history": str(out / "history.json"),
                  "checkpoints": str(checkpoint_dir) if checkpoint_dir is not None else None},

@@ -17,10 +17,10 @@ logger = logging.getLogger(__name__)
 
 
 def train_on_split(loaded: LoadedFaces, train_names, val_names, config: TrainConfig, out_dir: str | os.PathLike, *,
-                   seed: int = 0, model_dir=None, checkpoint_dir=None, resume: bool = False) -> TrainResult:
+                   seed: int = 0, model_dir=None, checkpoint_dir=None, resume: bool = False, restore_dir=None) -> TrainResult:
     """Train on ``train_names``' faces and validate on ``val_names``' (disjoint)."""
     return train(loaded.faces.subset(train_names), loaded.faces.subset(val_names), config, out_dir, seed=seed, model_dir=model_dir,
-                 checkpoint_dir=checkpoint_dir, resume=resume)
+                 checkpoint_dir=checkpoint_dir, resume=resume, restore_dir=restore_dir)
 
 
 def data_summary(data: DataConfig, loaded: LoadedFaces, train_names, val_names) -> dict[str, Any]:
@@ -69,12 +69,28 @@ def training_record(data: DataConfig, config: TrainConfig, loaded: LoadedFaces, 
     }
 
 
+def distributed_record(current, result: TrainResult) -> dict[str, Any]:
+    """The report's ``distributed`` section of a multi-worker run (empty otherwise): the
+    SHA-256 of the exported (best epoch's) weights and of the last epoch's, the same on
+    every worker of a synchronous run."""
+    if not current.multi_worker:
+        return {}
+    from faceapp.training.distributed import weights_digest
+
+    return {"distributed": {"workers": current.workers, "worker_index": current.index, "chief": current.is_chief,
+                            "weights_sha256": weights_digest(result.backbone),
+                            "last_epoch_weights_sha256": result.last_epoch_weights_sha256}}
+
+
 def train_and_export(data: DataConfig, config: TrainConfig, out_dir: str | os.PathLike, *, model_dir=None,
                      progress: bool = False, loaded: LoadedFaces | None = None, resume: bool = False) -> dict[str, Any]:
     """``faceapp train`` without ``--folds``/``--search``: returns the report (JSON-ready).
 
     A checkpoint is written to ``out_dir/checkpoints/`` after every epoch; ``resume``
-    continues from the newest one (see :mod:`faceapp.training.checkpoints`)."""
+    continues from the newest one (see :mod:`faceapp.training.checkpoints`). In a
+    multi-worker run (``TF_CONFIG``) only the chief writes to ``out_dir``; the other
+    workers write to a temporary folder, removed at the end (:mod:`faceapp.training.distributed`)."""
+    from faceapp.training import distributed
     from faceapp.training.export import calibrate_thresholds, export_model
 
     data.validate()
@@ -82,12 +98,18 @@ def train_and_export(data: DataConfig, config: TrainConfig, out_dir: str | os.Pa
     out = Path(out_dir)
     loaded = loaded or load_faces(data, model_dir=model_dir, progress=progress)
     train_names, val_names = split_people(loaded.faces.names, data.val_fraction, data.seed)
-    result = train_on_split(loaded, train_names, val_names, config, out / "run", seed=data.seed, model_dir=model_dir,
-                            checkpoint_dir=out / "checkpoints", resume=resume)
-    record = training_record(data, config, loaded, train_names, val_names, result)
-    thresholds = calibrate_thresholds(result.best.scores, result.best.same)
-    card = export_model(result.backbone, out, thresholds=thresholds, training=record)
-    write_people(out, train_names, val_names, loaded)
+    current = distributed.cluster()
+    write = distributed.write_dir(out, current)
+    try:
+        result = train_on_split(loaded, train_names, val_names, config, write / "run", seed=data.seed, model_dir=model_dir,
+                                checkpoint_dir=write / "checkpoints", resume=resume,
+                                restore_dir=None if current.is_chief else out / "checkpoints")
+        record = training_record(data, config, loaded, train_names, val_names, result, distributed_record(current, result))
+        thresholds = calibrate_thresholds(result.best.scores, result.best.same)
+        card = export_model(result.backbone, write, thresholds=thresholds, training=record)
+        write_people(write, train_names, val_names, loaded)
+    finally:
+        distributed.cleanup(write, current)
     return {"model_id": card.model_id, "model_dir": str(out), "thresholds": thresholds, **record, "outputs": result.outputs}
 
 
@@ -103,15 +125,27 @@ def train_from_shards_and_export(shards_dir: str | os.PathLike, data: DataConfig
     """``faceapp train --from-shards DIR --out MODEL_DIR``: split the shard folder's people
     (``data.val_fraction``, ``data.seed``, ``data.min_images``), train streaming from the
     shards, export; returns the report (JSON-ready), as :func:`train_and_export`."""
-    from faceapp.training.export import calibrate_thresholds, export_model
+    from faceapp.training import distributed
     from faceapp.training.from_shards import split_shards
-    from faceapp.training.shards import read_manifest
 
     config.validate()
     out = Path(out_dir)
     train_set, val_faces, counts = split_shards(shards_dir, data.val_fraction, data.seed, data.min_images)
-    result = train(train_set, val_faces, config, out / "run", seed=data.seed, model_dir=model_dir,
-                   checkpoint_dir=out / "checkpoints", resume=resume)
+    current = distributed.cluster()
+    write = distributed.write_dir(out, current)
+    try:
+        return _train_from_shards(shards_dir, data, config, out, write, current, train_set, val_faces, counts, model_dir, resume)
+    finally:
+        distributed.cleanup(write, current)
+
+
+def _train_from_shards(shards_dir, data, config, out, write, current, train_set, val_faces, counts, model_dir, resume):
+    from faceapp.training.export import calibrate_thresholds, export_model
+    from faceapp.training.shards import read_manifest
+
+    result = train(train_set, val_faces, config, write / "run", seed=data.seed, model_dir=model_dir,
+                   checkpoint_dir=write / "checkpoints", resume=resume,
+                   restore_dir=None if current.is_chief else out / "checkpoints")
     manifest = read_manifest(shards_dir)
     kept = [count for count in counts.values() if count >= data.min_images]
     summary = {
@@ -131,10 +165,11 @@ def train_from_shards_and_export(shards_dir: str | os.PathLike, data: DataConfig
         "device": result.device,
         "images_per_second": round(result.images_per_second, 1),
         "seconds": round(result.seconds, 1),
+        **distributed_record(current, result),
     }
     thresholds = calibrate_thresholds(result.best.scores, result.best.same)
-    card = export_model(result.backbone, out, thresholds=thresholds, training=record)
+    card = export_model(result.backbone, write, thresholds=thresholds, training=record)
     dropped = [name for name, count in counts.items() if count < data.min_images]
-    (out / "people.json").write_text(json.dumps({"train": list(train_set.names), "validation": list(val_faces.names),
+    (write / "people.json").write_text(json.dumps({"train": list(train_set.names), "validation": list(val_faces.names),
                                                  "dropped": dropped}, indent=1) + "\n", encoding="utf-8")
     return {"model_id": card.model_id, "model_dir": str(out), "thresholds": thresholds, **record, "outputs": result.outputs}
