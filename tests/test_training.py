@@ -286,14 +286,21 @@ def test_reembed_switches_the_gallery_and_names_people_to_reenroll(trained, enro
 
 
 def test_search_draws_within_ranges_and_crossval_summarises():
+    optuna = pytest.importorskip("optuna")
     from faceapp.training.folds import format_crossval, summarise
-    from faceapp.training.search import SearchSpace, draw_trials
+    from faceapp.training.search import SearchSpace, suggest
 
     space = SearchSpace(learning_rate=(1e-4, 1e-2), margin=(0.2, 0.5), freeze=(10, 12))
-    trials = draw_trials(space, 8, seed=0, head="arcface")
-    assert len(trials) == 8 and trials != draw_trials(space, 8, seed=1, head="arcface")
+
+    def draw(count, seed, **changes):
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        return [suggest(study.ask(), space, TrainConfig(**changes)) for _ in range(count)]
+
+    trials = draw(8, seed=0)
+    assert len(trials) == 8 and trials != draw(8, seed=1) and trials == draw(8, seed=0)
     assert all(1e-4 <= t["learning_rate"] <= 1e-2 and 0.2 <= t["margin"] <= 0.5 and t["freeze"] in (10, 12) for t in trials)
-    assert all(t["margin"] == 0.0 for t in draw_trials(space, 3, seed=0, head="softmax"))
+    assert all(t["margin"] == 0.0 for t in draw(3, seed=0, head="softmax"))
+    assert all(t["freeze"] == 0 for t in draw(3, seed=0, from_scratch=True))
     rows = [{"fold": k + 1, "train_people": 8, "validation_people": 4,
              "before": {"accuracy": 0.9, "auc": 0.95}, "after": {"accuracy": a, "auc": 0.96}} for k, a in enumerate((0.9, 1.0))]
     summary = summarise(rows)

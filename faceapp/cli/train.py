@@ -30,8 +30,9 @@ thresholds calibrated on the validation pairs. A checkpoint (weights, head, opti
 epoch, history) is written to MODEL_DIR/checkpoints/ after every epoch; after an
 interruption, the same command with --resume continues from the last complete one.
 --folds K: K-fold cross-validation by person instead (no model is written, the table is
-saved to MODEL_DIR/crossval.json). --search N: N trials of a random search over learning
-rate, margin and frozen depth (table in MODEL_DIR/search/search.csv); the best is exported.
+saved to MODEL_DIR/crossval.json). --search N: N more trials of an optuna study over learning
+rate, margin and frozen depth, pruned on the per-epoch validation AUC (in MODEL_DIR/search/study.db
+or --study-storage URL; table in MODEL_DIR/search/search.csv); the best trial run here is exported.
 --shards DIR instead of --out: only find and align the faces, into TFRecord shards of
 --images-per-shard images in DIR (for datasets too large for memory); an interrupted run
 resumes where it stopped when the same command is run again; skipped images and why are
@@ -208,6 +209,8 @@ def cmd_train(args) -> int:
         return cmd_train_from_shards(args, data, config)
     if args.folds and args.search:
         raise TrainingError("--folds and --search cannot be combined")
+    if (getattr(args, "study_storage", None) or getattr(args, "study_name", None)) and not args.search:
+        raise TrainingError("--study-storage and --study-name need --search N")
     if args.resume and (args.folds or args.search):
         raise TrainingError("--resume continues a plain training run; --folds and --search are not checkpointed")
     out = check_output_folder(args.out, "model")
@@ -230,17 +233,24 @@ def cmd_train(args) -> int:
     if args.search:
         from faceapp.training.export import calibrate_thresholds, export_model
         from faceapp.training.run import training_record, write_people
-        from faceapp.training.search import format_search, random_search
+        from faceapp.training.search import format_search, run_search
 
         train_names, val_names = split_people(loaded.faces.names, data.val_fraction, data.seed)
-        rows, result, best_config = random_search(loaded, train_names, val_names, config, args.search, out / "search",
-                                                  seed=data.seed, model_dir=args.model)
-        record = training_record(data, best_config, loaded, train_names, val_names, result, {"search": rows})
+        try:
+            search = run_search(loaded, train_names, val_names, config, args.search, out / "search", seed=data.seed,
+                                model_dir=args.model, storage=getattr(args, "study_storage", None), study_name=getattr(args, "study_name", None))
+        except ValueError as error:  # SearchError included: optuna missing, bad storage, another study's settings
+            raise TrainingError(str(error)) from None
+        result = search.result
+        record = training_record(data, search.config, loaded, train_names, val_names, result,
+                                 {"search": search.rows, "study": {k: v for k, v in search.to_json().items() if k != "trials"}})
         thresholds = calibrate_thresholds(result.best.scores, result.best.same)
         card = export_model(result.backbone, out, thresholds=thresholds, training=record)
         write_people(out, train_names, val_names, loaded)
+        importance = f"; parameter importances in {search.importance_plot}" if search.importance_plot else ""
         print_report(args, {"model_id": card.model_id, "model_dir": str(out), **record},
-               format_search(rows) + f"\nbest trial exported to {out} as model {card.model_id}")
+                     format_search(search.rows) + f"\nbest trial run here ({search.trial}) exported to {out} as model "
+                     f"{card.model_id}; study {search.study_name!r}{importance}")
         return 0
     from faceapp.training.checkpoints import CheckpointError
     from faceapp.training.run import train_and_export
@@ -330,6 +340,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--worker-index", type=int, metavar="N", help="this machine's place in --workers (0: the chief)")
     group = train.add_argument_group("research")
     group.add_argument("--folds", type=fold_count, metavar="K", help="K-fold cross-validation by person (mean and std; no model written)")
-    group.add_argument("--search", type=positive_int, metavar="N", help="random search of N trials over learning rate, margin, frozen depth")
+    group.add_argument("--search", type=positive_int, metavar="N",
+                       help="N trials of an optuna search (TPE, median pruning) over learning rate, margin, frozen depth")
+    group.add_argument("--study-storage", metavar="URL",
+                       help="where the search's optuna study lives, e.g. sqlite:///study.db or postgresql://user@host/db "
+                            "(several machines sharing one search); default: MODEL_DIR/search/study.db, so a rerun continues it")
+    group.add_argument("--study-name", metavar="NAME", help="the study in --study-storage (default: faceapp-search)")
     train.add_argument("--json", action="store_true", help="print the report as JSON")
     train.set_defaults(func=cmd_train)

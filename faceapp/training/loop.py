@@ -324,7 +324,8 @@ def _verification_callback_class():
 
 # --------------------------------------------------------------------------- train
 def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir: str | Path, *, seed: int = 0, model_dir=None,
-          checkpoint_dir: str | Path | None = None, resume: bool = False, restore_dir: str | Path | None = None) -> TrainResult:
+          checkpoint_dir: str | Path | None = None, resume: bool = False, restore_dir: str | Path | None = None,
+          callbacks: tuple = ()) -> TrainResult:
     """Train on ``train_faces``' people, validate on ``val_faces``' people (disjoint).
 
     Writes under ``out_dir``: ``checkpoints/best.weights.h5`` (the best backbone),
@@ -336,6 +337,8 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
     (a fresh start when there is none), without it earlier ones are removed.
     ``restore_dir``: resume from the checkpoints there instead (a non-chief worker of a
     multi-worker run writes to a temporary ``checkpoint_dir`` but resumes from the chief's).
+    ``callbacks``: more Keras callbacks, run after the verification one (so they can read
+    the epoch's validation AUC, ``logs[MONITOR]``); e.g. the search's pruning callback.
     """
     import keras
     import tensorflow as tf
@@ -427,10 +430,12 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
             verification.best_epoch = int(saved["best_epoch"])
         early_stopping = ckpt.resumable_early_stopping(saved.get("early_stopping") if saved else None, monitor=MONITOR,
                                                        mode="max", patience=config.patience, verbose=0)
+        extra_callbacks = list(callbacks)
         callbacks = [
             verification,  # first: the others read the keys it adds to the logs
             early_stopping,
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=initial_epoch > 0),
+            *extra_callbacks,
         ]
         history_so_far = {key: list(values) for key, values in prior_history.items()}
         if store is not None:  # after the callbacks whose state it records

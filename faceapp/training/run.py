@@ -17,10 +17,10 @@ logger = logging.getLogger(__name__)
 
 
 def train_on_split(loaded: LoadedFaces, train_names, val_names, config: TrainConfig, out_dir: str | os.PathLike, *,
-                   seed: int = 0, model_dir=None, checkpoint_dir=None, resume: bool = False, restore_dir=None) -> TrainResult:
+                   seed: int = 0, model_dir=None, checkpoint_dir=None, resume: bool = False, restore_dir=None, callbacks: tuple = ()) -> TrainResult:
     """Train on ``train_names``' faces and validate on ``val_names``' (disjoint)."""
     return train(loaded.faces.subset(train_names), loaded.faces.subset(val_names), config, out_dir, seed=seed, model_dir=model_dir,
-                 checkpoint_dir=checkpoint_dir, resume=resume, restore_dir=restore_dir)
+                 checkpoint_dir=checkpoint_dir, resume=resume, restore_dir=restore_dir, callbacks=callbacks)
 
 
 def data_summary(data: DataConfig, loaded: LoadedFaces, train_names, val_names) -> dict[str, Any]:
