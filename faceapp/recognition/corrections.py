@@ -46,23 +46,22 @@ def crop_passes(thumbnail: bytes | None, quality: float, config: QualityConfig |
 
 def templates_from_sightings(recognizer, sightings: Sequence) -> list[NewTemplate]:
     """Up to :data:`MAX_TEMPLATES` templates from the sightings' crops (best first, each
-    different enough from those taken), only crops that pass :func:`crop_passes`. The
-    crop's own embedding is re-computed by ``recognizer`` (the model in use); a model that
-    needs dlib's chip too (the fused one) takes the sighting's stored embedding of its own
-    instead (sightings of another model are passed over)."""
+    different enough from those taken), only crops that pass :func:`crop_passes`. A
+    sighting's own stored embedding is used when it was made by the model in use;
+    otherwise its crop is embedded again, which a model that also needs dlib's wider chip
+    (the fused one) cannot do from the 112x112 crop: such sightings are passed over."""
     from faceapp.storage.reembed import decode_thumbnail
 
+    model_id, dim = recognizer.embedder.model_id, recognizer.card.embedding_dim
     chosen: list[tuple[np.ndarray, bytes, object]] = []
     for sighting in sorted(sightings, key=lambda s: -s.quality):
         if not crop_passes(sighting.thumbnail, sighting.quality):
             continue
-        if recognizer.needs_chip:
-            # The crop is the 112x112 ArcFace one, too tight for dlib's chip: use the
-            # sighting's own embedding of this model, when it has one.
-            stored = np.asarray(sighting.embeddings, np.float32).reshape(-1, recognizer.card.embedding_dim)
-            if sighting.model_id != recognizer.embedder.model_id or not len(stored):
-                continue
-            embedding = stored[0]
+        stored = np.asarray(sighting.embeddings, np.float32)
+        if sighting.model_id == model_id and stored.size and stored.size % dim == 0:
+            embedding = stored.reshape(-1, dim)[0]  # the sighting's best view, already embedded
+        elif recognizer.needs_chip:
+            continue
         else:
             embedding = recognizer.embedder.embed(decode_thumbnail(sighting.thumbnail)[None])[0]
         if any(float(embedding @ other) >= TOO_SIMILAR for other, _, _ in chosen):
