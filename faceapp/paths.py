@@ -57,8 +57,14 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("faceapp"))
 
 
-#: Models named instead of a path (``--model accurate``): their card in the shipped directory.
-NAMED_MODELS = {"accurate": "sface_dlib_fused.json"}
+#: Models named instead of a path (``--model sface``): their card in the shipped directory.
+#: ``accurate`` is the default (the fused SFace + dlib model); ``sface`` is SFace alone.
+NAMED_MODELS = {"accurate": "sface_dlib_fused.json", "sface": "sface_2021dec.json"}
+
+
+def model_chosen(override: str | os.PathLike | None = None) -> bool:
+    """Whether a model was chosen (``override``, else ``$FACEAPP_MODELS``) rather than defaulted."""
+    return bool(override or os.environ.get("FACEAPP_MODELS"))
 
 
 def _chosen_model(override: str | os.PathLike | None) -> str:

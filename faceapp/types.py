@@ -35,11 +35,19 @@ class Detection:
 class AlignedFace:
     """A face warped to the 112x112 ArcFace template (BGR uint8 ``(112, 112, 3)``), and,
     when the embedding model needs one (the fused SFace + dlib model), ``chip``: the same
-    face cut as dlib's 150x150 chip (BGR uint8 ``(150, 150, 3)``, :mod:`faceapp.vision.dlib_align`)."""
+    face cut as dlib's 150x150 chip (BGR uint8 ``(150, 150, 3)``, :mod:`faceapp.vision.dlib_align`),
+    and ``wide``: the wider crop the gallery stores (BGR uint8 ``(224, 224, 3)``,
+    :mod:`faceapp.vision.face_crop`), from which both can be cut again."""
 
     image: np.ndarray = field(repr=False)
     detection: Detection
     chip: np.ndarray | None = field(default=None, repr=False)
+    wide: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def picture(self) -> np.ndarray:
+        """What to store of this face: the wide crop when it was cut, else the 112x112 crop."""
+        return self.wide if self.wide is not None else self.image
 
 
 @dataclass(frozen=True)

@@ -66,10 +66,19 @@ def isolated_user_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def recognizer():
-    """One loaded pipeline (no gallery) for the whole session; CPU."""
+    """One loaded pipeline (no gallery) for the whole session; CPU; the default (fused) model."""
     from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
     return Recognizer.create(PipelineConfig(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def sface_recognizer():
+    """The pipeline with SFace alone (``--model sface``); CPU. Modules about SFace itself
+    use it as their ``recognizer``."""
+    from faceapp.recognition.pipeline import PipelineConfig, Recognizer
+
+    return Recognizer.create(PipelineConfig(model_dir="sface", device="cpu"))
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +180,8 @@ def fixture_faces(recognizer, fixtures_dir) -> dict:
 
 
 def copy_model_dir(destination: Path) -> Path:
-    """Copy the shipped model directory's card, weights and detector to ``destination``."""
+    """Copy the shipped model directory's default card (the fused model), the weights of
+    its networks and the detector to ``destination``."""
     import shutil
 
     from faceapp.embedding.modelcard import DEFAULT_CARD, DEFAULT_MODEL_DIR, load_card
@@ -180,7 +190,8 @@ def copy_model_dir(destination: Path) -> Path:
 
     destination.mkdir(parents=True, exist_ok=True)
     card = load_card(DEFAULT_MODEL_DIR)
-    for name in (DEFAULT_CARD, card.weights.name, YUNET_FILE, WEIGHTS_FILE):
+    weights = {m.weights.name for m in card.members} | {card.weights.name}
+    for name in (DEFAULT_CARD, *sorted(weights), YUNET_FILE, WEIGHTS_FILE):
         shutil.copyfile(DEFAULT_MODEL_DIR / name, destination / name)
     return destination
 

@@ -19,7 +19,7 @@ import pytest
 from cli_helpers import file_digest, ok, run_cli, run_here
 from conftest import GROUP_PHOTO_PEOPLE, copy_model_dir, fixture_photos, flip_byte
 
-from faceapp.embedding.modelcard import load_card
+from faceapp.embedding.modelcard import DEFAULT_CARD, load_card
 from faceapp.recognition.decision import OpenSetCalibration
 from faceapp.storage.gallery import Gallery
 
@@ -138,9 +138,9 @@ def bad_files(tmp_path_factory, damaged_model_dir, enrolled_gallery_file):
     (root / "corrupt.sqlite3").write_bytes(b"this is not a database" * 100)
     (root / "truncated.sqlite3").write_bytes(enrolled_gallery_file.read_bytes()[:3000])
     card_dir = copy_model_dir(root / "malformed-card")
-    card = json.loads((card_dir / "sface_2021dec.json").read_text())
+    card = json.loads((card_dir / DEFAULT_CARD).read_text())
     card["thresholds"] = {"default": "balanced", "presets": ["strict", "lenient"]}
-    (card_dir / "sface_2021dec.json").write_text(json.dumps(card))
+    (card_dir / DEFAULT_CARD).write_text(json.dumps(card))
     detector_dir = copy_model_dir(root / "damaged-detector")
     flip_byte(detector_dir / "face_detection_yunet_2023mar.onnx", 5000)
     flip_byte(detector_dir / "yunet_2023mar.weights.h5", 5000)

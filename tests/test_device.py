@@ -86,20 +86,20 @@ def test_no_driver_means_no_tensorflow_import(monkeypatch):
     assert device_module._list_gpus() == []
 
 
-def test_embedder_propagates_a_missing_gpu(recognizer, monkeypatch):
+def test_embedder_propagates_a_missing_gpu(sface_recognizer, monkeypatch):
     from faceapp.embedding import runtime
 
     monkeypatch.setattr(runtime, "choose_device", lambda requested: choose_device(requested, list_gpus=list))
     with pytest.raises(ModelError, match="GPU was requested"):
-        runtime.Embedder(recognizer.card, device="gpu")
+        runtime.Embedder(sface_recognizer.card, device="gpu")
     with pytest.raises(ModelError, match="backend must be one of"):
-        runtime.Embedder(recognizer.card, device="cpu", backend="onnx")
+        runtime.Embedder(sface_recognizer.card, device="cpu", backend="onnx")
 
 
-def test_cpu_embedder_runs_litert(recognizer):
-    assert recognizer.embedder.choice.kind == "cpu"
-    assert recognizer.embedder.backend == "litert"
-    assert recognizer.embedder.device_name == "CPU (LiteRT/XNNPACK)"
+def test_cpu_embedder_runs_litert(sface_recognizer):
+    assert sface_recognizer.embedder.choice.kind == "cpu"
+    assert sface_recognizer.embedder.backend == "litert"
+    assert sface_recognizer.embedder.device_name == "CPU (LiteRT/XNNPACK)"
 
 
 def _gpus() -> list:
@@ -110,21 +110,21 @@ def _gpus() -> list:
     return tf.config.list_physical_devices("GPU")
 
 
-def test_gpu_embedding_equals_cpu(recognizer, fixture_faces):
+def test_gpu_embedding_equals_cpu(sface_recognizer, fixture_faces):
     """On a machine with a GPU: auto picks it, and its embeddings equal LiteRT's on the CPU."""
     if not _gpus():
         pytest.skip("no GPU visible to TensorFlow on this machine")
     from faceapp.embedding.runtime import Embedder
 
-    gpu = Embedder(recognizer.card, device="auto")
+    gpu = Embedder(sface_recognizer.card, device="auto")
     assert gpu.choice.kind == "gpu" and gpu.backend == "tensorflow"
     assert gpu.device_name == "GPU:0 (TensorFlow)"
     crops = np.stack([
-        recognizer.align(image, detections)[0].image
+        sface_recognizer.align(image, detections)[0].image
         for image, detections in fixture_faces.values()
         if detections
     ])
-    np.testing.assert_allclose(gpu.embed(crops), recognizer.embedder.embed(crops), atol=1e-4)
+    np.testing.assert_allclose(gpu.embed(crops), sface_recognizer.embedder.embed(crops), atol=1e-4)
 
 
 def test_missing_litert_falls_back_to_tensorflow(monkeypatch, caplog):
@@ -132,8 +132,8 @@ def test_missing_litert_falls_back_to_tensorflow(monkeypatch, caplog):
     from faceapp.embedding.modelcard import load_card
 
     monkeypatch.setattr(runtime, "litert_available", lambda: False)
-    embedder = runtime.Embedder(load_card(), device="cpu")
+    embedder = runtime.Embedder(load_card("sface"), device="cpu")
     assert embedder.backend == "tensorflow"
     assert "LiteRT is not installed" in caplog.text
     with pytest.raises(runtime.ModelError, match="LiteRT runtime is not installed"):
-        runtime.Embedder(load_card(), device="cpu", backend="litert")
+        runtime.Embedder(load_card("sface"), device="cpu", backend="litert")

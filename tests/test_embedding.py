@@ -29,9 +29,9 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def aligned_crops(recognizer, fixture_faces) -> np.ndarray:
+def aligned_crops(sface_recognizer, fixture_faces) -> np.ndarray:
     """Every face of every fixture photo, aligned: BGR uint8 (N, 112, 112, 3)."""
-    crops = [face.image for image, detections in fixture_faces.values() for face in recognizer.align(image, detections)]
+    crops = [face.image for image, detections in fixture_faces.values() for face in sface_recognizer.align(image, detections)]
     assert len(crops) >= 10
     return np.stack(crops)
 
@@ -56,14 +56,14 @@ def opencv_embeddings(sface_onnx, aligned_crops) -> np.ndarray:
     """The original model under OpenCV DNN, as OpenCV's FaceRecognizerSF runs it (BGR crop in)."""
     import cv2
 
-    recognizer = cv2.FaceRecognizerSF.create(str(sface_onnx), "")
-    return unit_rows(np.concatenate([recognizer.feature(crop).reshape(1, -1) for crop in aligned_crops]))
+    sface_recognizer = cv2.FaceRecognizerSF.create(str(sface_onnx), "")
+    return unit_rows(np.concatenate([sface_recognizer.feature(crop).reshape(1, -1) for crop in aligned_crops]))
 
 
 @pytest.fixture(scope="module")
-def tensorflow_embedder(recognizer) -> Embedder:
+def tensorflow_embedder(sface_recognizer) -> Embedder:
     """Plain TensorFlow on the CPU (the GPU code path, minus the GPU)."""
-    embedder = Embedder(recognizer.card, device="cpu", backend="tensorflow")
+    embedder = Embedder(sface_recognizer.card, device="cpu", backend="tensorflow")
     assert embedder.backend == "tensorflow" and embedder.device_name == "CPU:0 (TensorFlow)"
     return embedder
 
@@ -73,9 +73,9 @@ def test_the_two_references_agree(onnxruntime_embeddings, opencv_embeddings):
 
 
 @pytest.mark.parametrize("reference", ["onnxruntime_embeddings", "opencv_embeddings"])
-def test_litert_equals_onnx(recognizer, aligned_crops, reference, request):
+def test_litert_equals_onnx(sface_recognizer, aligned_crops, reference, request):
     """Our CPU path (Keras -> folded batch norms -> LiteRT/XNNPACK). Observed: ~2e-6."""
-    ours = recognizer.embedder.embed(aligned_crops)
+    ours = sface_recognizer.embedder.embed(aligned_crops)
     assert np.abs(unit_rows(ours) - request.getfixturevalue(reference)).max() < TOLERANCE
 
 
@@ -87,15 +87,15 @@ def test_tensorflow_equals_onnx(tensorflow_embedder, aligned_crops, reference, r
 
 
 # --------------------------------------------------------------------------- the runner
-def test_embeddings_are_unit_float32_rows(recognizer, aligned_crops):
-    embeddings = recognizer.embedder.embed(aligned_crops)
-    assert embeddings.shape == (len(aligned_crops), recognizer.card.embedding_dim)
+def test_embeddings_are_unit_float32_rows(sface_recognizer, aligned_crops):
+    embeddings = sface_recognizer.embedder.embed(aligned_crops)
+    assert embeddings.shape == (len(aligned_crops), sface_recognizer.card.embedding_dim)
     assert embeddings.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
 
 
-def test_batches_and_chunks_do_not_change_results(recognizer, aligned_crops, monkeypatch):
-    embedder = recognizer.embedder
+def test_batches_and_chunks_do_not_change_results(sface_recognizer, aligned_crops, monkeypatch):
+    embedder = sface_recognizer.embedder
     whole = embedder.embed(aligned_crops)
     one_by_one = np.concatenate([embedder.embed(crop[None]) for crop in aligned_crops])
     monkeypatch.setattr(embedder, "max_batch", 3)
@@ -104,27 +104,27 @@ def test_batches_and_chunks_do_not_change_results(recognizer, aligned_crops, mon
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
 
 
-def test_empty_batch(recognizer):
-    out = recognizer.embedder.embed(np.zeros((0, 112, 112, 3), np.uint8))
-    assert out.shape == (0, recognizer.card.embedding_dim) and out.dtype == np.float32
+def test_empty_batch(sface_recognizer):
+    out = sface_recognizer.embedder.embed(np.zeros((0, 112, 112, 3), np.uint8))
+    assert out.shape == (0, sface_recognizer.card.embedding_dim) and out.dtype == np.float32
 
 
 @pytest.mark.parametrize("shape", [(112, 112, 3), (1, 112, 112), (1, 96, 112, 3), (2, 112, 112, 4)])
-def test_rejects_wrong_shapes(recognizer, shape):
+def test_rejects_wrong_shapes(sface_recognizer, shape):
     with pytest.raises(ValueError, match=r"\(N, 112, 112, 3\)"):
-        recognizer.embedder.embed(np.zeros(shape, np.uint8))
+        sface_recognizer.embedder.embed(np.zeros(shape, np.uint8))
 
 
-def test_colour_order_matters(recognizer, aligned_crops):
+def test_colour_order_matters(sface_recognizer, aligned_crops):
     """embed() takes BGR: feeding RGB changes the embedding (so the swap is really done once)."""
-    bgr = recognizer.embedder.embed(aligned_crops[:1])
-    rgb = recognizer.embedder.embed(aligned_crops[:1, :, :, ::-1])
+    bgr = sface_recognizer.embedder.embed(aligned_crops[:1])
+    rgb = sface_recognizer.embedder.embed(aligned_crops[:1, :, :, ::-1])
     assert float(bgr[0] @ rgb[0]) < 0.999
 
 
 # --------------------------------------------------------------------------- model card and files
 def test_shipped_card():
-    card = load_card()
+    card = load_card("sface")
     assert card.model_id == "sface-2021dec" and card.architecture == "sface"
     assert card.embedding_dim == 128 and card.weights.is_file() and len(card.weights_sha256) == 64
     assert card.threshold(None) == card.default_threshold == card.threshold_presets[card.default_preset]
@@ -136,7 +136,7 @@ def test_shipped_card():
 @pytest.mark.parametrize("value", ["loose", "1.5", "nan", float("inf"), ""])
 def test_bad_thresholds(value):
     with pytest.raises(ModelError, match="threshold"):
-        load_card().threshold(value)
+        load_card("sface").threshold(value)
 
 
 def test_model_dir_override(monkeypatch, tmp_path):
@@ -183,18 +183,22 @@ def test_unreadable_card(tmp_path):
 
 
 def test_damaged_weights_are_refused(damaged_model_dir):
-    card = load_card(damaged_model_dir)
+    from faceapp.embedding.ensemble import make_embedder
+
+    card = load_card(damaged_model_dir)  # the fused default, its SFace network damaged
     with pytest.raises(ModelError, match="sha256 mismatch"):
-        Embedder(card, device="cpu")
+        make_embedder(card, device="cpu")
     with pytest.raises(ModelError, match="sha256 mismatch"):
-        load_keras_model(card)
+        load_keras_model(card.members[0])
 
 
 def test_missing_weights_are_refused(tmp_path):
     directory = copy_model_dir(tmp_path / "models")
+    from faceapp.embedding.ensemble import make_embedder
+
     load_card(directory).weights.unlink()
     with pytest.raises(ModelError, match="missing"):
-        Embedder(load_card(directory), device="cpu")
+        make_embedder(load_card(directory), device="cpu")
 
 
 def test_damaged_or_missing_detector_is_refused(tmp_path):
@@ -220,8 +224,8 @@ def test_damaged_or_missing_detector_is_refused(tmp_path):
 
 
 def test_other_card_file_name(tmp_path):
-    """A directory without sface_2021dec.json uses the first *.json with a model_id."""
+    """A directory without the default card's file uses the first *.json with a model_id."""
     directory = copy_model_dir(tmp_path / "models")
     (directory / "a-notes.json").write_text(json.dumps({"not": "a card"}))
     shutil.move(directory / DEFAULT_CARD, directory / "mine.json")
-    assert load_card(directory).model_id == "sface-2021dec"
+    assert load_card(directory).model_id == "sface-dlib-fused-v1"

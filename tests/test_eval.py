@@ -435,12 +435,15 @@ def test_ident_end_to_end(tiny_lfw: Path, recognizer, tmp_path: Path, capsys: py
     assert report["summary"]["rank1"]["mean"] == 1.0
     # The app's own decision, each preset, and the fixed threshold of before, all measured.
     decisions = report["summary"]["decisions"]
-    assert set(recognizer.card.threshold_presets) | {"fixed 0.400"} == set(decisions)
+    from faceapp.recognition.decision import DecisionRule
+
+    fixed = DecisionRule(fixed=recognizer.card.threshold_presets[recognizer.card.default_preset]).label
+    assert set(recognizer.card.threshold_presets) | {fixed} == set(decisions)
     assert report["summary"]["app_decision"]["rule"] == recognizer.decision.label == "balanced"
     assert report["summary"]["app_decision"]["target"] == pytest.approx(0.01)
     for split in report["splits"]:
         assert split["app_decision"] == split["decisions"]["balanced"]
-        assert split["at_fixed"]["threshold"] == pytest.approx(0.4)
+        assert split["at_fixed"]["threshold"] == pytest.approx(recognizer.card.threshold_presets["balanced"])
     assert (tmp_path / "ident" / "report.json").is_file()
     # The LFW layout itself, through the CLI, is the same dataset.
     with pytest.raises(SystemExit):  # a gallery of one person is no open-set test

@@ -18,9 +18,9 @@ from faceapp.vision.tf_detector import TfYuNetDetector, weights_path
 
 
 @pytest.fixture(scope="module")
-def program(recognizer):
+def program(sface_recognizer):
     detector = TfYuNetDetector(weights_path(), DetectorConfig(), device="cpu", runtime="tensorflow")
-    embedder = Embedder(recognizer.card, device="cpu", backend="tensorflow")
+    embedder = Embedder(sface_recognizer.card, device="cpu", backend="tensorflow")
     return FrameProgram(detector, embedder)
 
 
@@ -36,13 +36,28 @@ def _frames(fixture_video, size=(1280, 720), count=24):
     return frames
 
 
-def test_a_cpu_pipeline_gets_no_frame_program(recognizer):
-    assert recognizer.frame_program is None and not on_one_gpu(recognizer.detector, recognizer.embedder)
+def test_a_cpu_pipeline_gets_no_frame_program(sface_recognizer):
+    assert sface_recognizer.frame_program is None and not on_one_gpu(sface_recognizer.detector, sface_recognizer.embedder)
 
 
-def test_the_same_faces_and_names_as_the_plain_pipeline(program, recognizer, enrolled_gallery, fixture_video):
-    plain = Recognizer(recognizer.card, recognizer.detector, recognizer.embedder, gallery=enrolled_gallery)
-    fused = Recognizer(recognizer.card, program.detector, program.embedder, gallery=enrolled_gallery)
+@pytest.fixture
+def sface_gallery(sface_recognizer, fixtures_dir, tmp_path):
+    """The fixture people enrolled with SFace alone (the frame program runs one network)."""
+    from conftest import fixture_photos
+
+    from faceapp.recognition.enrollment import samples_from_files
+    from faceapp.storage.gallery import Gallery
+
+    with Gallery(tmp_path / "sface.sqlite3") as gallery:
+        for name in ("obama", "biden"):
+            samples = samples_from_files(sface_recognizer, fixture_photos(fixtures_dir, name))
+            gallery.add_person(name, [s.template(sface_recognizer.embedder.model_id) for s in samples])
+        yield gallery
+
+
+def test_the_same_faces_and_names_as_the_plain_pipeline(program, sface_recognizer, sface_gallery, fixture_video):
+    plain = Recognizer(sface_recognizer.card, sface_recognizer.detector, sface_recognizer.embedder, gallery=sface_gallery)
+    fused = Recognizer(sface_recognizer.card, program.detector, program.embedder, gallery=sface_gallery)
     fused.frame_program = program
     named = 0
     tracks = {"plain": Tracking(), "fused": Tracking()}

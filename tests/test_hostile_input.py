@@ -132,7 +132,7 @@ def _npy(array: np.ndarray) -> bytes:
 
 @pytest.mark.parametrize("damage, words", [
     ("scaled", ("not a unit vector",)),
-    ("three-numbers", ("3 numbers", "makes 128")),
+    ("three-numbers", ("3 numbers", "makes 256")),  # the fused default: 256-d
     ("nan", ("NaN",)),
     ("far-future", ("not a plausible time",)),
     ("text-quality", ("must be a finite number",)),

@@ -220,7 +220,7 @@ def test_embeddings_only_and_encryption_cover_sightings(tmp_path, capfd, obama_g
     raw = sqlite3.connect(obama_gallery).execute("SELECT thumbnail, embeddings FROM sightings").fetchall()
     assert all(t[:2] != b"\xff\xd8" for t, _ in raw)  # sealed
     with Gallery(obama_gallery, passphrase="correct horse battery") as gallery:
-        assert all(s.thumbnail[:2] == b"\xff\xd8" and s.embeddings.shape[1] == 128 for s in gallery.sightings())
+        assert all(s.thumbnail[:2] == b"\xff\xd8" and s.embeddings.shape[1] == 256 for s in gallery.sightings())
         gallery.set_embeddings_only(True)
         assert all(s.thumbnail is None for s in gallery.sightings())
 

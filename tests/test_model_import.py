@@ -30,13 +30,13 @@ def leaves_nothing(folder: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def check_crops(recognizer, fixture_faces) -> np.ndarray:
-    crops = [face.image for image, detections in fixture_faces.values() for face in recognizer.align(image, detections)]
+def check_crops(sface_recognizer, fixture_faces) -> np.ndarray:
+    crops = [face.image for image, detections in fixture_faces.values() for face in sface_recognizer.align(image, detections)]
     return np.stack(crops)
 
 
 @pytest.fixture(scope="module")
-def imported_sface(sface_onnx, tmp_path_factory, recognizer):
+def imported_sface(sface_onnx, tmp_path_factory, sface_recognizer):
     """The reference SFace ONNX file imported once (the CLI, in this process)."""
     from faceapp.cli.main import main
 
@@ -45,11 +45,11 @@ def imported_sface(sface_onnx, tmp_path_factory, recognizer):
     return out
 
 
-def test_sface_import_equals_the_shipped_model(imported_sface, sface_onnx, recognizer, check_crops):
+def test_sface_import_equals_the_shipped_model(imported_sface, sface_onnx, sface_recognizer, check_crops):
     card = load_card(imported_sface)
     assert card.model_id == "sface-mine" and card.architecture == "sface" and card.embedding_dim == 128
     assert card.license == "Apache-2.0"
-    assert card.threshold_presets == recognizer.card.threshold_presets  # the same embeddings: the same presets
+    assert card.threshold_presets == sface_recognizer.card.threshold_presets  # the same embeddings: the same presets
     data = json.loads((imported_sface / "sface-mine.json").read_text())
     assert data["provenance"]["opencv_zoo_sface_2021dec"] is True and len(data["provenance"]["source_sha256"]) == 64
     assert max(data["import_check"]["max_abs_difference_unit_embeddings"].values()) < TOLERANCE
@@ -57,7 +57,7 @@ def test_sface_import_equals_the_shipped_model(imported_sface, sface_onnx, recog
 
     mine = Recognizer.create(PipelineConfig(model_dir=imported_sface, device="cpu"))
     assert mine.embedder.model_id == "sface-mine"
-    ours, shipped = mine.embedder.embed(check_crops), recognizer.embedder.embed(check_crops)
+    ours, shipped = mine.embedder.embed(check_crops), sface_recognizer.embedder.embed(check_crops)
     assert np.abs(ours - shipped).max() < TOLERANCE
 
 
@@ -174,7 +174,7 @@ def tiny_lfw(lfw_dir: Path, folder: Path) -> Path:
     return folder
 
 
-def test_other_embeddings_need_lfw_calibration(changed_sface, recognizer, lfw_dir, capfd, tmp_path):
+def test_other_embeddings_need_lfw_calibration(changed_sface, sface_recognizer, lfw_dir, capfd, tmp_path):
     out = tmp_path / "tuned"
     refused(run_here(capfd, "model", "import", changed_sface, "--out", out, "--license", "Apache-2.0"), "--lfw")
     leaves_nothing(tmp_path, out)
@@ -184,7 +184,7 @@ def test_other_embeddings_need_lfw_calibration(changed_sface, recognizer, lfw_di
     assert "LFW (12 pairs)" in result.stdout
     card = load_card(out)
     assert card.model_id == "sface_tuned" and set(card.threshold_presets) == {"strict", "balanced", "lenient"}
-    assert card.threshold_presets != recognizer.card.threshold_presets
+    assert card.threshold_presets != sface_recognizer.card.threshold_presets
     data = json.loads((out / "sface_tuned.json").read_text())
     assert data["provenance"]["opencv_zoo_sface_2021dec"] is False and "open_set" not in data
     assert data["import_check"]["max_abs_difference_to_shipped_sface"] > TOLERANCE

@@ -63,13 +63,14 @@ def test_frame_result(make_recognizer, enrolled_gallery, fixture_faces):
     assert isinstance(result, FrameResult)
     assert result.frame_size == (image.shape[1], image.shape[0])
     (face,) = result.faces
-    assert face.embedding.shape == (128,) and abs(np.linalg.norm(face.embedding) - 1) < 1e-5
+    assert face.embedding.shape == (256,) and abs(np.linalg.norm(face.embedding) - 1) < 1e-5  # the fused default
     assert face.match.name == face.match.best_name == "obama"
     assert 0 < face.match.margin <= face.match.similarity <= 1.0001
     data = face.to_json()
     assert data["name"] == "obama" and len(data["box"]) == 4
     # The aligned crop travels with the result (enrollment reuses it) and is what was embedded.
     assert face.aligned is not None and face.aligned.image.shape == (112, 112, 3) and face.aligned.detection == face.detection
+    assert face.aligned.chip.shape == (150, 150, 3) and face.aligned.wide.shape == (224, 224, 3)
     np.testing.assert_allclose(live.embed([face.aligned])[0], face.embedding, atol=1e-5)
 
 
@@ -102,7 +103,10 @@ def test_enrollment_samples(recognizer, fixture_faces):
     samples = samples_from_images(recognizer, images)
     assert [s.source for s in samples] == ["obama/obama_1.jpg", "obama/obama_4.jpg"]
     template = samples[0].template(recognizer.embedder.model_id)
-    assert template.model_id == "sface-2021dec" and template.thumbnail[:3] == b"\xff\xd8\xff"
+    assert template.model_id == "sface-dlib-fused-v1" and template.thumbnail[:3] == b"\xff\xd8\xff"
+    import cv2
+
+    assert cv2.imdecode(np.frombuffer(template.thumbnail, np.uint8), cv2.IMREAD_COLOR).shape == (224, 224, 3)  # the wide crop
     assert 0.0 <= template.quality <= 1.0
     np.testing.assert_array_equal(template.embedding, samples[0].embedding)
 

@@ -10,7 +10,8 @@ Reports the device TensorFlow uses, and in one run:
   CPU: ms per frame, and the same faces (boxes and landmarks within 0.5 px);
 * the whole pipeline on 1280x720 frames with 6 faces (the fixture photos tiled), tracking
   on and off, GPU against CPU in alternating rounds: frames per second, the same names on
-  both, embeddings within 1e-3;
+  both, embeddings within 1e-3; with the default (fused) model, and with SFace alone
+  (``pipeline_sface``: the frame program, detection to embedding on the device);
 * the fused SFace + dlib model (``--model accurate``): its 256-d embeddings on the GPU
   against the CPU runtime (within 1e-3) and ms per face at batches 1 and 64.
 
@@ -115,7 +116,7 @@ def detector_check(device: str, frames: list[np.ndarray]) -> dict:
             "within_0.5_px": same and worst < 0.5}
 
 
-def pipeline_check(device: str, frames: list[np.ndarray], rounds: int = 3) -> dict:
+def pipeline_check(device: str, frames: list[np.ndarray], rounds: int = 3, model: str | None = None) -> dict:
     import tempfile
     from functools import partial
 
@@ -129,9 +130,9 @@ def pipeline_check(device: str, frames: list[np.ndarray], rounds: int = 3) -> di
     results, recognizers = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
         gallery = Gallery(f"{scratch}/check.sqlite3")
-        recognizers["cpu"] = Recognizer.create(PipelineConfig(device="cpu"), gallery)
+        recognizers["cpu"] = Recognizer.create(PipelineConfig(model_dir=model, device="cpu"), gallery)
         other = f"{device}_tensorflow"  # (with --allow-cpu: TensorFlow's CPU kernels, to test the script)
-        recognizers[other] = Recognizer.create(PipelineConfig(device=device, backend="tensorflow"), gallery)
+        recognizers[other] = Recognizer.create(PipelineConfig(model_dir=model, device=device, backend="tensorflow"), gallery)
         for person in ("obama", "biden"):
             samples = samples_from_files(recognizers["cpu"], sorted((fixtures_dir() / person).glob("*.jpg")))
             gallery.add_person(person, [s.template(recognizers["cpu"].embedder.model_id) for s in samples])
@@ -225,7 +226,7 @@ def main() -> int:
         print("no GPU visible to TensorFlow; nothing to check (use --allow-cpu to test the script)", file=sys.stderr)
         return 1
     device = "gpu" if gpus else "cpu"
-    card = load_card()
+    card = load_card("sface")  # the fused model has its own check below
     faces = aligned_faces(256)
     cpu = Embedder(card, device="cpu")
     fp32 = Embedder(card, device=device, backend="tensorflow", precision="float32")
@@ -245,7 +246,8 @@ def main() -> int:
     report["fused"] = fused_check(device)
     frames = crowd_frames(60)
     report["detector"] = detector_check(device, frames)
-    report["pipeline"] = pipeline_check(device, frames)
+    report["pipeline"] = pipeline_check(device, frames)  # the default, fused model: each network on the device
+    report["pipeline_sface"] = pipeline_check(device, frames, model="sface")  # one network: the frame program
     best_cpu = min(report["ms_per_face"]["cpu_litert"].values())
     report["speedup_vs_cpu_best"] = {
         name: round(best_cpu / min(values.values()), 2) for name, values in report["ms_per_face"].items()
@@ -260,6 +262,8 @@ def main() -> int:
         "detector: the same faces within 0.5 px": report["detector"]["within_0.5_px"],
         "pipeline: the same names on GPU and CPU": report["pipeline"]["same_names_gpu_cpu"],
         "pipeline: embeddings within 1e-3": report["pipeline"]["embeddings_within_1e-3"],
+        "pipeline (SFace, frame program): the same names": report["pipeline_sface"]["same_names_gpu_cpu"],
+        "pipeline (SFace, frame program): embeddings within 1e-3": report["pipeline_sface"]["embeddings_within_1e-3"],
         "fused model: embeddings within 1e-3 of the CPU's": report["fused"]["max_abs_diff_vs_cpu"] < 1e-3,
     }
     for what, passed in checks.items():

@@ -334,7 +334,7 @@ def timing(dataset: LfwDataset, data: dict[str, np.ndarray], faces: int, rounds:
     images = [read_image(dataset.images_dir / dataset.names[row]) for row in rows]
     landmarks, boxes = data["landmarks"][rows], data["boxes"][rows]
     predictor = dlib.shape_predictor(str(packaged_model(LANDMARKS_NAME)))
-    sface = Embedder(load_card(None), device="cpu")
+    sface = Embedder(load_card("sface"), device="cpu")
     run_dlib = dlib_runner()
     aligned = np.stack([align_face(image, points) for image, points in zip(images, landmarks, strict=True)])
     chips = to_model_input(np.stack([dlib_chip(image, points) for image, points in zip(images, landmarks, strict=True)]))

@@ -43,7 +43,7 @@ def _other_model_recognizer(args: argparse.Namespace, recognizer: Any, scratch: 
     if getattr(args, "no_fused", False):
         return None
     try:
-        card = load_card(None if recognizer.card.is_ensemble else "accurate")
+        card = load_card("sface" if recognizer.card.is_ensemble else "accurate")
         embedder = make_embedder(card, device=args.device)
     except ModelError as error:
         logger.info("the other model's rows are left out: %s", error)
@@ -332,7 +332,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--no-embedding", action="store_true", help="skip the embedding-only comparison")
     bench.add_argument("--no-liveness", action="store_true", help="skip the cost of the passive liveness check")
     bench.add_argument("--no-fused", action="store_true",
-                       help="skip the rows of the other embedding model (the fused SFace + dlib one, --model accurate)")
+                       help="skip the rows of the other embedding model (SFace alone when the fused default is in use, else the fused one)")
     bench.add_argument("--no-detector", action="store_true",
                        help="skip the detector-only comparison (OpenCV's DNN and ours at 640x360, 640x480 and 1280x720)")
     bench.add_argument("--json", action="store_true", help="print one object per pipeline (name, fps, per-stage ms)")

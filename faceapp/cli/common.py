@@ -38,9 +38,10 @@ def common_options(suppress_defaults: bool) -> argparse.ArgumentParser:
     group.add_argument("--gallery", metavar="PATH|URL", default=default(None), help="gallery: a file, or postgresql://USER@HOST/DB for a gallery shared on a server "
                        "(default: $FACEAPP_GALLERY, else a file in the user data directory)")
     group.add_argument("--model", metavar="DIR", default=default(None),
-                       help="model directory, a model card file (DIR/NAME.json), or 'accurate' for the fused SFace + dlib ResNet "
-                            "model (more accurate; about 1.55x the embedding time a face; galleries of its own) "
-                            "(default: $FACEAPP_MODELS, else the shipped models/: SFace)")
+                       help="model directory, a model card file (DIR/NAME.json), 'accurate' for the fused SFace + dlib ResNet "
+                            "model (the default) or 'sface' for SFace alone (faster: about 0.65x the embedding time a face; "
+                            "each model has galleries of its own) (default: $FACEAPP_MODELS, else the fused model, or the "
+                            "shipped model a gallery was made with)")
     group.add_argument("--device", choices=("auto", "cpu", "gpu"), default=default("auto"), help="where the embedding CNN runs (default: auto)")
     group.add_argument("--threshold", metavar="T", default=default(None), help="decision rule: a preset, strict, balanced or lenient (at most 0.1%%, 1%%, 5%% of strangers' faces named, "
                        "calibrated for the gallery's size), or a cosine similarity for one fixed threshold (default: balanced)")

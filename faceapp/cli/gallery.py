@@ -202,14 +202,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     reembed = actions.add_parser(
         "reembed", parents=[common],
         help="recompute every template with the model in use (--model), from the stored face thumbnails",
-        description="Recompute every template of the gallery with the model chosen by --model, from the "
-        "aligned-face thumbnails stored at enrolment, in one transaction. Templates without a thumbnail "
-        "cannot be recomputed: they are removed only with --force, and their people named (those left "
-        "with none must be enrolled again).",
+        description="Recompute every template of the gallery with the model chosen by --model (default: the "
+        "fused SFace + dlib model), from the face pictures stored at enrolment, in one transaction. Templates "
+        "without one cannot be recomputed, nor, for the fused model, those that hold only the 112x112 crop "
+        "galleries stored before it (too tight for dlib's chip): they are removed only with --force, and "
+        "their people named (those left with none must be enrolled again). Sightings follow where they can.",
     )
     reembed.add_argument("--dry-run", action="store_true", help="only say what would happen")
     reembed.add_argument("--force", action="store_true",
-                         help="also remove templates that have no stored face (and re-embed a gallery already made by this model)")
+                         help="also remove templates that have no usable stored face (and re-embed a gallery already made by this model)")
     reembed.add_argument("--json", action="store_true", help="print the report as JSON")
     copy = actions.add_parser(
         "copy", parents=[common], help="copy the whole gallery into a new one (a file or a postgresql:// URL, either way)",

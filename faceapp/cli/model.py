@@ -78,12 +78,11 @@ def check_crops(folder: Path) -> Any:
     import numpy as np
 
     from faceapp.media.imageio import read_image
-    from faceapp.paths import DEFAULT_MODEL_DIR
     from faceapp.recognition.pipeline import PipelineConfig, Recognizer
 
     if not folder.is_dir():
         raise FaceAppError(f"check images not found: {folder} (give --check-images DIR: photos with faces)")
-    recognizer = Recognizer.create(PipelineConfig(model_dir=DEFAULT_MODEL_DIR, device="cpu"))
+    recognizer = Recognizer.create(PipelineConfig(model_dir="sface", device="cpu"))
     crops = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
         image = read_image(path)
@@ -118,7 +117,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from faceapp.embedding import onnx_import
     from faceapp.embedding.modelcard import load_card
     from faceapp.embedding.runtime import Embedder
-    from faceapp.paths import DEFAULT_MODEL_DIR, fixtures_dir
+    from faceapp.paths import fixtures_dir
 
     source, out = args.onnx, args.out
     license_text = " ".join(str(args.license).split())
@@ -141,7 +140,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if reference.shape[1] != dim:
         raise ModelError(f"{source}: onnxruntime gives {reference.shape[1]} numbers a face, our conversion {dim}")
 
-    shipped = load_card(DEFAULT_MODEL_DIR)
+    shipped = load_card("sface")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:

@@ -20,7 +20,7 @@ from faceapp.paths import DEFAULT_MODEL_DIR, model_card_file, model_dir
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CARD = "sface_2021dec.json"
+DEFAULT_CARD = "sface_dlib_fused.json"  # the default model: SFace fused with dlib's ResNet
 
 __all__ = ["DEFAULT_CARD", "DEFAULT_MODEL_DIR", "EmbeddingCard", "load_card", "model_dir", "sha256_of", "verified_file"]
 
@@ -42,6 +42,9 @@ class EmbeddingCard:
     visitors: dict | None = None  # unknown visitors' clustering (faceapp.recognition.visitors)
     #: A track's same-face similarity on this model's scale (faceapp.recognition.live); None: the SFace default.
     same_face: float | None = None
+    #: Two faces of one person at least this alike add nothing to each other as templates
+    #: (None: SFace's 0.92, :data:`faceapp.recognition.corrections.TOO_SIMILAR`).
+    near_duplicate: float | None = None
     #: An ensemble's member networks (architecture "ensemble", faceapp.embedding.ensemble), and
     #: each one's fusion weight (summing to 1); empty for a single network.
     members: tuple[EmbeddingCard, ...] = ()
@@ -73,9 +76,9 @@ class EmbeddingCard:
 
 def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
     """Read the embedding model card of a model directory (the first ``*.json`` with a
-    ``model_id``; the shipped ``sface_2021dec.json`` in the default directory), or the
-    card file ``directory`` names (``models/sface_dlib_fused.json``, or ``accurate``:
-    :data:`faceapp.paths.NAMED_MODELS`)."""
+    ``model_id``; the shipped fused ``sface_dlib_fused.json`` in the default directory), or
+    the card file ``directory`` names (``models/sface_2021dec.json``, or ``sface`` /
+    ``accurate``: :data:`faceapp.paths.NAMED_MODELS`)."""
     root, named = model_dir(directory), model_card_file(directory)
     if named is not None:
         if not named.is_file():
@@ -126,6 +129,7 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
             open_set=data.get("open_set") if isinstance(data.get("open_set"), dict) else None,
             visitors=data.get("visitors") if isinstance(data.get("visitors"), dict) else None,
             same_face=float(data["tracking"]["same_face"]) if isinstance(data.get("tracking"), dict) else None,
+            near_duplicate=float(data["near_duplicate"]["similarity"]) if isinstance(data.get("near_duplicate"), dict) else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # e.g. presets not a mapping
         raise ModelError(f"model card {path} is malformed: {error!r}") from None

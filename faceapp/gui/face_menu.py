@@ -104,7 +104,7 @@ class FaceMenu:
         if face.aligned is not None:
             from faceapp.media.imageio import encode_jpeg
 
-            thumbnail = encode_jpeg(face.aligned.image)
+            thumbnail = encode_jpeg(face.aligned.picture)
         template = NewTemplate(embedding, recognizer.embedder.model_id, thumbnail=thumbnail, source="live view")
         gallery = window.gallery
         job = window.controller.gallery_jobs.submit(lambda: gallery.add_negatives(name, [template]))

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 MIN_SIGHTING_QUALITY = 0.6  # face_quality of ~80 px at a confident detection: the enrollment gate's size
 MAX_TEMPLATES = 5
-TOO_SIMILAR = 0.92  # two crops this alike add nothing to each other
+TOO_SIMILAR = 0.92  # two crops this alike add nothing to each other (SFace; a card may say: near_duplicate)
 
 
 def crop_passes(thumbnail: bytes | None, quality: float, config: QualityConfig | None = None) -> bool:
@@ -49,10 +49,11 @@ def templates_from_sightings(recognizer, sightings: Sequence) -> list[NewTemplat
     different enough from those taken), only crops that pass :func:`crop_passes`. A
     sighting's own stored embedding is used when it was made by the model in use;
     otherwise its crop is embedded again, which a model that also needs dlib's wider chip
-    (the fused one) cannot do from the 112x112 crop: such sightings are passed over."""
-    from faceapp.storage.reembed import decode_thumbnail
+    (the fused one) cannot do from an older 112x112 crop: such sightings are passed over."""
+    from faceapp.storage.reembed import decode_face, embed_stored, usable
 
     model_id, dim = recognizer.embedder.model_id, recognizer.card.embedding_dim
+    too_similar = recognizer.card.near_duplicate or TOO_SIMILAR
     chosen: list[tuple[np.ndarray, bytes, object]] = []
     for sighting in sorted(sightings, key=lambda s: -s.quality):
         if not crop_passes(sighting.thumbnail, sighting.quality):
@@ -60,11 +61,12 @@ def templates_from_sightings(recognizer, sightings: Sequence) -> list[NewTemplat
         stored = np.asarray(sighting.embeddings, np.float32)
         if sighting.model_id == model_id and stored.size and stored.size % dim == 0:
             embedding = stored.reshape(-1, dim)[0]  # the sighting's best view, already embedded
-        elif recognizer.needs_chip:
-            continue
         else:
-            embedding = recognizer.embedder.embed(decode_thumbnail(sighting.thumbnail)[None])[0]
-        if any(float(embedding @ other) >= TOO_SIMILAR for other, _, _ in chosen):
+            face = decode_face(sighting.thumbnail)
+            if not usable(face, recognizer.embedder):
+                continue
+            embedding = embed_stored(recognizer.embedder, [face])[0]
+        if any(float(embedding @ other) >= too_similar for other, _, _ in chosen):
             continue
         chosen.append((embedding, sighting.thumbnail, sighting))
         if len(chosen) == MAX_TEMPLATES:

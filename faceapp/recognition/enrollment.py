@@ -46,7 +46,7 @@ class Sample:
             embedding=self.embedding,
             model_id=model_id,
             quality=self.quality.score,
-            thumbnail=encode_jpeg(self.face.image),
+            thumbnail=encode_jpeg(self.face.picture),
             source=self.source,
         )
 

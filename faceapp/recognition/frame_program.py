@@ -102,7 +102,10 @@ class FrameProgram:
             frame = self._frame if self._frame_of is image and self._frame is not None else tf.constant(image)
             crops, embeddings = self._align_embed(frame, tf.constant(inverse))
             crops, embeddings = crops.numpy(), embeddings.numpy()
-        return [AlignedFace(crop, d) for crop, d in zip(crops, detections, strict=True)], embeddings
+        from faceapp.vision.face_crop import wide_crop
+
+        # The wide crops (for thumbnails only) are cut on the host: the frame is there too.
+        return [AlignedFace(crop, d, wide=wide_crop(image, d.landmarks)) for crop, d in zip(crops, detections, strict=True)], embeddings
 
 
 def _warp(tf, image, inverse, size: int):

@@ -182,7 +182,7 @@ class Memory:
             return  # not embedded in this frame (tracking reuses the last embedding)
         quality = face_quality(face.detection)
         if quality > track.crop_quality:
-            track.crop, track.crop_quality = face.aligned.image, quality
+            track.crop, track.crop_quality = face.aligned.picture, quality
         track.faces = sorted([*track.faces, (quality, embedding)], key=lambda item: -item[0])[:MAX_SIGHTING_EMBEDDINGS]
         if face.match.name is None and face.judged and track.owner is None:  # a stranger, not a poor view of anyone
             self._find_visitor(track, embedding)

@@ -105,6 +105,29 @@ def on_one_gpu(detector: Detector, embedder: Embedder) -> bool:
             and getattr(detector, "keras_model", None) is not None and embedder.keras_model is not None)
 
 
+def card_for_gallery(choice: str | Path | None, gallery: Gallery | None) -> EmbeddingCard:
+    """The card of the model ``choice`` names (see :func:`~faceapp.embedding.modelcard.load_card`).
+    When no model was chosen (no ``--model``, no ``$FACEAPP_MODELS``) and ``gallery`` was
+    made by another shipped model (SFace alone, before the fused model became the
+    default), that model is used instead, with a warning: the gallery keeps working, and
+    ``faceapp gallery reembed`` moves it to the default."""
+    from faceapp.paths import NAMED_MODELS, model_chosen
+
+    card = load_card(choice)
+    if gallery is None or model_chosen(choice):
+        return card
+    stored = gallery.model_id()
+    if stored is None or stored == card.model_id:
+        return card
+    for name in NAMED_MODELS:
+        other = load_card(name)
+        if other.model_id == stored:
+            logger.warning("the gallery %s was made by model %r: using it (--model %s); 'faceapp gallery reembed' "
+                           "moves the gallery to the default model %r", getattr(gallery, "path", ""), stored, name, card.model_id)
+            return other
+    return card
+
+
 def decision_rule(card: EmbeddingCard, value: DecisionRule | str | float | None) -> DecisionRule:
     """A preset name, a number (a fixed threshold; also as text) or None (the card's
     default preset) -> a DecisionRule. ModelError (one line) for anything else."""
@@ -162,7 +185,7 @@ class Recognizer:
         builder of the pipeline: the CLI, the GUI, evaluation, bench and training use it."""
         config = config or PipelineConfig()
         detector = build_detector(config)
-        card = load_card(config.model_dir)
+        card = card_for_gallery(config.model_dir, gallery)
         embedder = make_embedder(card, device=config.device, backend=config.backend)
         return cls(card, detector, embedder, decision_rule(card, config.threshold), gallery, flip=config.flip,
                    index_min_templates=config.index_min_templates, index_builds=config.index_builds)
@@ -335,13 +358,16 @@ class Recognizer:
         return bool(getattr(self.embedder, "needs_chip", False))
 
     def align(self, image: np.ndarray, detections: list[Detection]) -> list[AlignedFace]:
-        """Each detected face of the BGR ``image`` aligned (and cut as dlib's chip when
-        :attr:`needs_chip`)."""
+        """Each detected face of the BGR ``image`` aligned, its wide crop for storing (see
+        :mod:`faceapp.vision.face_crop`), and cut as dlib's chip when :attr:`needs_chip`."""
+        from faceapp.vision.face_crop import wide_crop
+
         if self.needs_chip:
             from faceapp.vision.dlib_align import dlib_chip
 
-            return [AlignedFace(align_face(image, d.landmarks), d, dlib_chip(image, d.landmarks)) for d in detections]
-        return [AlignedFace(align_face(image, d.landmarks), d) for d in detections]
+            return [AlignedFace(align_face(image, d.landmarks), d, dlib_chip(image, d.landmarks), wide_crop(image, d.landmarks))
+                    for d in detections]
+        return [AlignedFace(align_face(image, d.landmarks), d, wide=wide_crop(image, d.landmarks)) for d in detections]
 
     def embed(self, faces: list[AlignedFace]) -> np.ndarray:
         """float32 ``(len(faces), D)`` unit embeddings, all faces in one batch."""

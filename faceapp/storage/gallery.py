@@ -150,7 +150,7 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
             raise ModelMismatchError(
                 f"the templates were made by model {new.model_id!r} but the gallery holds templates from "
                 f"model {model_id!r}; re-enroll everyone with {new.model_id!r} in a new gallery, "
-                f"or use the matching model {model_id!r} (--model; 'accurate' is the fused SFace + dlib one)"
+                f"or use the matching model {model_id!r} (--model; 'accurate' is the fused SFace + dlib one, 'sface' SFace alone)"
             )
         if new.dim != dim:
             raise GalleryError(f"embedding dimension {new.dim} does not match the gallery's dimension {dim}")
@@ -296,7 +296,7 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
                 raise ModelMismatchError(
                     f"the gallery holds templates from model {other[0]!r} but model {model_id!r} is in use; "
                     f"re-enroll the gallery with {model_id!r} or use the matching model {other[0]!r} "
-                    "(--model; 'accurate' is the fused SFace + dlib one)"
+                    "(--model; 'accurate' is the fused SFace + dlib one, 'sface' SFace alone)"
                 )
             rows = conn.execute(
                 "SELECT p.name, t.embedding, t.dim, t.id, t.kind, p.threshold FROM templates t JOIN people p ON p.id = t.person_id "

@@ -19,7 +19,7 @@ import numpy as np
 from faceapp.errors import GalleryError, ModelMismatchError
 
 MAX_NAME_LENGTH = 100
-MAX_THUMBNAIL_BYTES = 1 << 20  # a 112x112 PNG/JPEG is a few tens of KiB
+MAX_THUMBNAIL_BYTES = 1 << 20  # a 224x224 PNG/JPEG is a few tens of KiB
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -52,7 +52,8 @@ class NewTemplate:
     """A template the pipeline hands in.
 
     ``embedding``: float32 (D,), L2-normalised (length 1 within 1e-3; stored as float32).
-    ``thumbnail``: PNG or JPEG encoded bytes of the aligned 112x112 face, or None.
+    ``thumbnail``: PNG or JPEG encoded bytes of the face, or None: the 224x224 wide crop
+    (:mod:`faceapp.vision.face_crop`) since the fused model, the aligned 112x112 face before.
     ``created_at``: unix time; None means "now" (archives set it to keep the original
     time). ``kind``: "positive" (the person) or "negative" (a face that is not them).
     """

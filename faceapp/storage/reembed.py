@@ -1,10 +1,12 @@
 """Move a gallery to another embedding model (``faceapp gallery reembed``).
 
-Every template whose aligned-face thumbnail (JPEG/PNG of the BGR 112x112 crop) is
-stored is embedded again with the new model; the gallery then switches to the new
-``model_id`` in one transaction (:meth:`faceapp.storage.gallery.Gallery.replace_embeddings`).
-Templates without a thumbnail cannot be recomputed: they are removed in the same
-transaction, and their people are reported, those left with no template at all as
+Every template whose face picture (the "thumbnail": JPEG/PNG of the BGR 224x224 wide crop,
+:mod:`faceapp.vision.face_crop`, or in older galleries the 112x112 ArcFace crop) is stored
+is embedded again with the new model; the gallery then switches to the new ``model_id`` in
+one transaction (:meth:`faceapp.storage.gallery.Gallery.replace_embeddings`). A model that
+also needs dlib's chip (the fused one) can only use wide crops: the older 112x112 ones are
+too tight. Templates that cannot be recomputed are removed in the same transaction (only
+with ``force``), and their people are reported, those left with no template at all as
 "must be re-enrolled". ``dry_run`` reports without writing.
 """
 
@@ -30,8 +32,9 @@ class ReembedReport:
     Attributes:
         old_model_ids: the model ids found in the gallery before.
         new_model_id: the model now used.
-        reembedded: templates recomputed from their thumbnails.
-        removed: templates without a (readable) thumbnail, removed.
+        reembedded: templates recomputed from their stored faces.
+        removed: templates without a (readable, wide enough) stored face, removed.
+        too_tight: of those, how many hold only an older 112x112 crop (the model needs more).
         must_reenroll: people left with no template: enroll them again.
         partly_reembedded: people who kept some templates but lost others.
     """
@@ -43,28 +46,69 @@ class ReembedReport:
     must_reenroll: tuple[str, ...]
     partly_reembedded: tuple[str, ...]
     dry_run: bool
+    too_tight: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "old_model_ids": list(self.old_model_ids), "new_model_id": self.new_model_id,
-            "reembedded": self.reembedded, "removed": self.removed,
+            "reembedded": self.reembedded, "removed": self.removed, "too_tight": self.too_tight,
             "must_reenroll": list(self.must_reenroll), "partly_reembedded": list(self.partly_reembedded),
             "dry_run": self.dry_run,
         }
 
 
-def decode_thumbnail(data: bytes | None) -> np.ndarray | None:
-    """A stored thumbnail -> BGR uint8 ``(112, 112, 3)``, or None if absent/unreadable."""
+@dataclass(frozen=True)
+class StoredFace:
+    """A stored face picture, decoded: ``tight`` the BGR uint8 ``(112, 112, 3)`` ArcFace crop;
+    ``chip`` dlib's BGR uint8 ``(150, 150, 3)`` chip, or None for an older 112x112 picture."""
+
+    tight: np.ndarray
+    chip: np.ndarray | None
+
+
+def _decode(data: bytes | None) -> np.ndarray | None:
     if not data:
         return None
     import cv2
 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.ndim != 3:
+    return image if image is not None and image.ndim == 3 else None
+
+
+def decode_face(data: bytes | None) -> StoredFace | None:
+    """A stored thumbnail -> :class:`StoredFace`, or None if absent/unreadable."""
+    from faceapp.vision.face_crop import chip_from_wide, is_wide, tight_from_wide
+
+    image = _decode(data)
+    if image is None:
         return None
+    if is_wide(image):
+        return StoredFace(tight_from_wide(image), chip_from_wide(image))
     if image.shape[:2] != (ALIGNED_SIZE, ALIGNED_SIZE):
+        import cv2
+
         image = cv2.resize(image, (ALIGNED_SIZE, ALIGNED_SIZE), interpolation=cv2.INTER_AREA)
-    return image
+    return StoredFace(image, None)
+
+
+def decode_thumbnail(data: bytes | None) -> np.ndarray | None:
+    """A stored thumbnail -> the BGR uint8 ``(112, 112, 3)`` ArcFace crop, or None if absent/unreadable."""
+    face = decode_face(data)
+    return None if face is None else face.tight
+
+
+def embed_stored(embedder: Any, faces: list[StoredFace]) -> np.ndarray:
+    """The embeddings (float32 ``(N, D)``) of stored faces; each must have a chip when the
+    embedder ``needs_chip``."""
+    tight = np.stack([f.tight for f in faces])
+    if getattr(embedder, "needs_chip", False):
+        return embedder.embed(tight, np.stack([f.chip for f in faces]))
+    return embedder.embed(tight)
+
+
+def usable(face: StoredFace | None, embedder: Any) -> bool:
+    """Whether ``embedder`` can embed this stored face (a fused model needs its chip)."""
+    return face is not None and (face.chip is not None or not getattr(embedder, "needs_chip", False))
 
 
 def reembed_gallery(
@@ -72,31 +116,30 @@ def reembed_gallery(
 ) -> ReembedReport:
     """Recompute every template of ``gallery`` with ``embedder`` (an
     :class:`~faceapp.embedding.runtime.Embedder`: ``embed(BGR (N,112,112,3)) -> (N, D)``,
-    ``model_id``).
+    ``model_id``; or an :class:`~faceapp.embedding.ensemble.EnsembleEmbedder`, which takes
+    dlib's chips too).
 
-    Templates without a thumbnail cannot be recomputed and must be removed: that happens
+    Templates without a stored face the model can use (none, unreadable, or for the fused
+    model an older 112x112 crop) cannot be recomputed and must be removed: that happens
     only with ``force`` (else GalleryError names who would lose templates). A gallery
     already made entirely by ``embedder``'s model is left as it is unless ``force``.
     """
     people, templates = gallery.snapshot()
     if not force and templates and all(t.model_id == embedder.model_id for t in templates):
         return ReembedReport((embedder.model_id,), embedder.model_id, 0, 0, (), (), dry_run)
-    if getattr(embedder, "needs_chip", False) and templates:
-        raise GalleryError(
-            f"model {embedder.model_id!r} also needs dlib's wider chip of each face, which the stored 112x112 "
-            "thumbnails do not hold: enroll the people again with this model in a new gallery; nothing was changed")
     names = {p.id: p.name for p in people}
-    faces, ids, missing = [], [], []
+    faces, ids, missing, tight = [], [], [], 0
     for template in templates:
-        image = decode_thumbnail(template.thumbnail)
-        if image is None:
-            missing.append(template)
-        else:
-            faces.append(image)
+        face = decode_face(template.thumbnail)
+        if usable(face, embedder):
+            faces.append(face)
             ids.append(template.id)
+        else:
+            missing.append(template)
+            tight += face is not None
     embeddings: dict[int, np.ndarray] = {}
     for start in range(0, len(faces), batch_size):
-        batch = embedder.embed(np.stack(faces[start : start + batch_size]))
+        batch = embed_stored(embedder, faces[start : start + batch_size])
         embeddings.update(zip(ids[start : start + batch_size], batch))
     # Who must be enrolled again depends on their own (positive) templates; faces marked
     # "not them" are re-embedded (or removed) alike but name nobody.
@@ -113,11 +156,14 @@ def reembed_gallery(
         must_reenroll=tuple(sorted(set(must) | set(no_template), key=str.casefold)),
         partly_reembedded=partly,
         dry_run=dry_run,
+        too_tight=tight,
     )
     if missing and not dry_run and not force:
         who = ", ".join(sorted({names[t.person_id] for t in missing}, key=str.casefold))
+        why = (f"no stored face wide enough for model {embedder.model_id!r} (older 112x112 crops, or none)"
+               if tight else "no stored face to recompute from")
         raise GalleryError(
-            f"{len(missing)} template(s) have no stored face to recompute from ({who}); "
+            f"{len(missing)} template(s) have {why} ({who}); "
             "re-run with --force to remove them (see --dry-run), nothing was changed"
         )
     if not dry_run:
@@ -128,20 +174,20 @@ def reembed_gallery(
 
 
 def _reembed_sightings(gallery: Gallery, embedder: Any, batch_size: int) -> None:
-    """Sightings follow the model too: each one with a stored crop gets that crop's
-    embedding from the new model (those without keep the old model's and are left out of
+    """Sightings follow the model too: each one with a stored crop the new model can use
+    gets that crop's embedding from it (the others keep the old model's and are left out of
     the visitors' clustering, which only compares faces of one model)."""
     sightings = [s for s in gallery.sightings() if s.model_id != embedder.model_id]
-    crops = [(s.id, decode_thumbnail(s.thumbnail)) for s in sightings]
-    crops = [(sid, image) for sid, image in crops if image is not None]
+    crops = [(s.id, decode_face(s.thumbnail)) for s in sightings]
+    crops = [(sid, face) for sid, face in crops if usable(face, embedder)]
     new: dict[int, np.ndarray] = {}
     for start in range(0, len(crops), batch_size):
         part = crops[start : start + batch_size]
-        new.update(zip((sid for sid, _ in part), embedder.embed(np.stack([image for _, image in part]))))
+        new.update(zip((sid for sid, _ in part), embed_stored(embedder, [face for _, face in part])))
     if new:
         gallery.replace_sighting_embeddings(new, embedder.model_id)
     if len(new) < len(sightings):
-        logger.warning("%d sighting(s) have no stored crop: they keep the old model's embeddings", len(sightings) - len(new))
+        logger.warning("%d sighting(s) have no stored crop this model can use: they keep the old model's embeddings", len(sightings) - len(new))
 
 
 def format_report(report: ReembedReport) -> str:
@@ -150,7 +196,8 @@ def format_report(report: ReembedReport) -> str:
     lines = [(f"{verb} {report.reembedded} template(s) with model {report.new_model_id!r} "
              f"(was {', '.join(report.old_model_ids) or 'empty'})")]
     if report.removed:
-        lines.append(f"{'would remove' if report.dry_run else 'removed'} {report.removed} template(s) without a stored face thumbnail")
+        tight = f" ({report.too_tight} hold only an older 112x112 crop, too tight for this model)" if report.too_tight else ""
+        lines.append(f"{'would remove' if report.dry_run else 'removed'} {report.removed} template(s) without a usable stored face{tight}")
     if report.partly_reembedded:
         lines.append("kept only some templates of: " + ", ".join(report.partly_reembedded))
     if report.must_reenroll:

@@ -28,7 +28,8 @@ def test_about_names_the_version_the_models_and_where_things_live(make_window, g
     window = make_window()
     dialog = window.open_about_dialog()
     text = dialog.text.text()
-    for expected in (__version__, "sface-2021dec", "Apache-2.0", "YuNet", "MIT", str(gallery.path), window.settings.location):
+    for expected in (__version__, "sface-dlib-fused-v1", "sface + dlib_resnet", "Apache-2.0", "YuNet", "MIT", str(gallery.path),
+                     window.settings.location):
         assert expected in text, expected
     dialog.reject()
 

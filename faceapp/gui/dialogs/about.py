@@ -15,6 +15,11 @@ from faceapp.paths import cache_dir
 from faceapp.vision.detection import YUNET_FILE
 
 
+def _networks(card) -> str:
+    """``sface``, or for the fused model its networks: ``sface + dlib_resnet``."""
+    return " + ".join(m.architecture for m in card.members) if card.members else card.architecture
+
+
 def about_html(card, gallery_path, settings_location: str, device: str) -> str:
     """The dialog's text, as simple HTML (everything escaped)."""
     licence = translate("AboutDialog", "licence")
@@ -22,7 +27,7 @@ def about_html(card, gallery_path, settings_location: str, device: str) -> str:
         (translate("AboutDialog", "Face detector"), f"YuNet ({YUNET_FILE}, in TensorFlow), {licence} MIT"),
         (translate("AboutDialog", "Liveness check"), f"MiniFASNetV2 + MiniFASNetV1SE (Minivision), {licence} Apache-2.0"),
         (translate("AboutDialog", "Face embedding"),
-         f"{card.model_id} ({card.architecture}, {card.embedding_dim}-d), {licence} {card.license}"),
+         f"{card.model_id} ({_networks(card)}, {card.embedding_dim}-d), {licence} {card.license}"),
         (translate("AboutDialog", "Runs on"), device),
         (translate("AboutDialog", "Gallery"), str(gallery_path)),
         (translate("AboutDialog", "Settings"), settings_location),
