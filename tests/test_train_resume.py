@@ -172,6 +172,8 @@ def test_train_from_shards_writes_a_model(fixtures_dir, lfw_dir, tmp_path, capsy
     history = json.loads((out / "run" / "history.json").read_text())["history"]
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
     assert (out / "checkpoints" / "ckpt-1.index").is_file()
+    assert report["outputs"]["report"] == str(out / "report.json") and (out / "report.png").is_file()
+    assert json.loads((out / "report.json").read_text())["counts"]["people"] == 2
 
 
 def test_from_shards_option_errors_are_one_line(tmp_path, capsys):

@@ -77,10 +77,18 @@ def test_study_in_sqlite_is_continued_pruned_and_tabulated(tiny_split, tmp_path)
 
 
 def test_search_errors_are_one_line(tmp_path, monkeypatch):
-    from faceapp.training.search import SearchError, default_storage, import_optuna, open_study, redact
+    from faceapp.training.search import SearchError, default_storage, import_optuna, open_study, redact, storage_url
 
     assert default_storage(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'study.db'}"
     assert redact("postgresql://me:secret@db.example/faceapp") == "postgresql://me:***@db.example/faceapp"
+    # PostgreSQL without a driver goes through psycopg 3 (the project's), not psycopg2.
+    assert storage_url("postgresql://me:secret@db:5432/f") == "postgresql+psycopg://me:secret@db:5432/f"
+    assert storage_url("postgres://db/f") == "postgresql+psycopg://db/f"
+    for kept in ("postgresql+psycopg2://db/f", "sqlite:///x.db", "mysql://db/f"):
+        assert storage_url(kept) == kept
+    with pytest.raises(SearchError, match=r"cannot open the study storage postgresql://me:\*\*\*@127\.0\.0\.1:1/f: ") as caught:
+        open_study("postgresql://me:secret@127.0.0.1:1/f", "s", {})  # nothing listens on port 1
+    assert "\n" not in str(caught.value) and "secret" not in str(caught.value)
     with pytest.raises(SearchError, match="cannot open the study storage nosuchdb://x") as caught:
         open_study("nosuchdb://x", "s", {})
     assert "\n" not in str(caught.value)

@@ -277,6 +277,8 @@ def format_train_report(report: dict[str, Any]) -> str:
         f"{'; no epoch beat the starting model, which is exported unchanged' if validation['best_epoch'] == 0 else ''})"),
         "thresholds: " + ", ".join(f"{k} {v:.3f}" for k, v in report["thresholds"].items()),
         f"{report['images_per_second']:.1f} images/s on {report['device']}; history plot {report['outputs']['history_plot']}",
+        *([f"run report (ROC, identification): {report['outputs']['report_plot']} and {report['outputs']['report']}"]
+          if "report_plot" in report["outputs"] else []),
     ])
 
 

@@ -2,8 +2,8 @@
 
 The training model maps ``{"face": RGB float32 (B, 112, 112, 3) in [0, 255], "label":
 int32 (B,)}`` to head logits ``(B, C)``; only the backbone (the embedding network) is
-kept. After every epoch :class:`VerificationCallback` embeds the validation people's
-faces, scores its fixed verification pairs and adds ``val_verification_accuracy``
+kept. After every epoch the ``VerificationCallback`` (:mod:`faceapp.training.validation`)
+embeds the validation people's faces, scores its fixed verification pairs and adds ``val_verification_accuracy``
 (k-fold, thresholds chosen on the other folds) and ``val_verification_auc`` to the
 logs; early stopping and the best checkpoint follow the AUC. Epoch 0 (before any
 step) is measured too, so every run says whether it helped.
@@ -27,30 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.embedding.sface import to_model_input
 from faceapp.training.checkpoints import save_weights_atomically
 from faceapp.training.config import STAGES, TrainConfig
 from faceapp.training.data import FaceSet, steps_per_epoch, train_dataset, verification_pairs
+from faceapp.training.validation import (  # MONITOR, Verification, embed_faces, verify: also importable from here
+    MONITOR,
+    Verification,
+    embed_faces,
+    plot_history,
+    tensorboard_callback,
+    verification_callback_class,
+    verify,
+)
 
 logger = logging.getLogger(__name__)
-
-MONITOR = "val_verification_auc"
-VAL_FOLDS = 5
-
-
-@dataclass(frozen=True)
-class Verification:
-    """Verification figures of one set of pairs: k-fold accuracy (mean over
-    :data:`VAL_FOLDS` folds), ROC AUC, the best single threshold, and the scores."""
-
-    accuracy: float
-    auc: float
-    threshold: float
-    scores: np.ndarray
-    same: np.ndarray
-
-    def to_json(self) -> dict[str, float]:
-        return {"accuracy": round(self.accuracy, 5), "auc": round(self.auc, 5), "threshold": round(self.threshold, 5)}
 
 
 @dataclass(frozen=True)
@@ -70,6 +60,9 @@ class TrainResult:
         epoch_seconds: wall time of each epoch's training steps (the first includes tracing).
         last_epoch_weights_sha256: multi-worker runs only: SHA-256 of the backbone's weights
             after the last epoch (before the best epoch's are loaded), equal on every worker.
+        before_embeddings: unit float32 ``(N, 128)`` embeddings of the validation faces
+            (rows of ``val_faces.images``) by the initial network, for the run report
+            (:mod:`faceapp.training.report`); None if not kept.
     """
 
     backbone: Any
@@ -84,31 +77,10 @@ class TrainResult:
     epoch_seconds: tuple[float, ...] = ()
     resumed_from_epoch: int = 0
     last_epoch_weights_sha256: str | None = None
+    before_embeddings: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- helpers
-def embed_faces(backbone, faces: np.ndarray, batch_size: int = 128) -> np.ndarray:
-    """Unit embeddings float32 ``(N, 128)`` of BGR uint8 ``(N, 112, 112, 3)`` faces
-    (inference mode: batch norms use their moving statistics)."""
-    rows = []
-    for start in range(0, len(faces), batch_size):
-        batch = to_model_input(faces[start : start + batch_size])
-        rows.append(np.asarray(backbone(batch, training=False), np.float32))
-    out = np.concatenate(rows) if rows else np.zeros((0, 128), np.float32)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-
-def verify(embeddings: np.ndarray, left: np.ndarray, right: np.ndarray, same: np.ndarray) -> Verification:
-    """Score pairs of unit embeddings (cosine) and measure them."""
-    from faceapp.evaluation.metrics import best_threshold, kfold_accuracy, roc
-
-    scores = np.clip(np.einsum("ij,ij->i", embeddings[left], embeddings[right]).astype(np.float64), -1.0, 1.0)
-    folds = np.arange(len(scores)) % VAL_FOLDS
-    kfold = kfold_accuracy(scores, same, folds)
-    threshold, _ = best_threshold(scores, same)
-    return Verification(float(kfold.mean), float(roc(scores, same).auc), float(threshold), scores, same)
-
-
 def choose_strategy():
     """``(strategy, description, gpu_count)``: MultiWorkerMirroredStrategy when ``TF_CONFIG``
     names several workers (:mod:`faceapp.training.distributed`), else MirroredStrategy over
@@ -208,7 +180,8 @@ def freeze_backbone(backbone, stages: int, freeze_batch_norm: bool) -> int:
 
 
 def build_backbone(config: TrainConfig, model_dir=None):
-    """The trainable SFace model: shipped (or ``model_dir``'s) weights, or random ones."""
+    """The trainable SFace model: shipped (or ``model_dir``'s) weights, or random ones. Of
+    the fused model (the default) its SFace network is taken."""
     from faceapp.embedding.sface import build_sface
 
     backbone = build_sface(dropout=config.dropout)
@@ -217,6 +190,8 @@ def build_backbone(config: TrainConfig, model_dir=None):
         from faceapp.embedding.runtime import load_keras_model
 
         card = load_card(model_dir)
+        if card.is_ensemble:  # the fused default: its SFace network is the one trained
+            card = card.members[0]
         backbone.set_weights(load_keras_model(card).get_weights())
         logger.info("starting from model %s", card.model_id)
     return backbone
@@ -236,90 +211,6 @@ def make_optimizer(config: TrainConfig, total_steps: int, warmup_steps: int):
     if config.optimizer == "adam":
         return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
     return keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum, weight_decay=config.weight_decay)
-
-
-def plot_history(history: dict[str, list[float]], before: Verification, path: Path) -> Path:
-    """Loss, head accuracy and validation verification per epoch, as one PNG."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(10.0, 3.6), dpi=100)
-    epochs = np.arange(1, len(history.get("loss", [])) + 1)
-    axes = figure.subplots(1, 3)
-    axes[0].plot(epochs, history.get("loss", []), marker="o")
-    axes[0].set_title("head loss")
-    axes[1].plot(epochs, history.get("accuracy", []), marker="o")
-    axes[1].set_title("head accuracy (train)")
-    all_epochs = np.concatenate([[0], epochs])
-    axes[2].plot(all_epochs, [before.accuracy] + list(history.get("val_verification_accuracy", [])), marker="o", label="accuracy")
-    axes[2].plot(all_epochs, [before.auc] + list(history.get(MONITOR, [])), marker="o", label="AUC")
-    axes[2].set_title("validation verification")
-    axes[2].legend()
-    for axis in axes:
-        axis.set_xlabel("epoch")
-        axis.grid(True, alpha=0.3)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
-
-
-@functools.cache
-def _tensorboard_installed() -> bool:
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is None:
-        logger.warning("TensorBoard logs skipped: the tensorboard package is not installed (history.csv is written)")
-        return False
-    return True
-
-
-def tensorboard_callback(log_dir: Path):
-    """Keras' TensorBoard callback, or None (logged) when the ``tensorboard`` package,
-    which ``tf.summary`` needs, is not installed (``pip install tensorboard``)."""
-    import keras
-
-    if not _tensorboard_installed():
-        return None
-    return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0)
-
-
-# --------------------------------------------------------------------------- callback
-def _verification_callback_class():
-    import keras
-
-    class VerificationCallback(keras.callbacks.Callback):
-        """After each epoch: verification on the validation pairs, into the logs; keeps
-        the best backbone weights (by AUC, then accuracy) in ``checkpoint``."""
-
-        def __init__(self, backbone, faces: FaceSet, pairs, checkpoint: Path, before: Verification, on_best=None):
-            super().__init__()
-            self.on_best = on_best
-            self.backbone = backbone
-            self.faces = faces
-            self.pairs = pairs
-            self.checkpoint = checkpoint
-            self.best = before
-            self.best_epoch = 0
-            self.epoch_seconds: list[float] = []
-            self._started = 0.0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_seconds.append(time.perf_counter() - self._started)
-            result = verify(embed_faces(self.backbone, self.faces.images), *self.pairs)
-            if logs is not None:
-                logs["val_verification_accuracy"] = result.accuracy
-                logs[MONITOR] = result.auc
-            if (result.auc, result.accuracy) > (self.best.auc, self.best.accuracy):
-                self.best, self.best_epoch = result, epoch + 1
-                save_weights_atomically(self.backbone, self.checkpoint)
-                if self.on_best is not None:
-                    self.on_best()
-            logger.info("epoch %d: validation verification accuracy %.4f, AUC %.4f", epoch + 1, result.accuracy, result.auc)
-
-    return VerificationCallback
 
 
 # --------------------------------------------------------------------------- train
@@ -371,6 +262,10 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
         with strategy.scope():
             backbone = build_backbone(config, model_dir)
             trainable = freeze_backbone(backbone, config.freeze, freeze_batch_norm=not config.from_scratch)
+            if replicas > 1:  # batch statistics over every replica's batch, so the replicas' moving statistics agree
+                for layer in backbone.layers:
+                    if isinstance(layer, keras.layers.BatchNormalization):
+                        layer.synchronized = True
             logger.info("%d trainable backbone weights (first %d of %d stages frozen)", trainable, config.freeze, STAGES)
             face = keras.Input((112, 112, 3), name="face")
             label = keras.Input((), dtype="int32", name="label")
@@ -395,7 +290,8 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
             )
             fit_under_multi_worker(model, strategy)
         pairs = verification_pairs(val_faces.labels, config.val_pairs, seed)
-        before = verify(embed_faces(backbone, val_faces.images), *pairs)
+        before_embeddings = embed_faces(backbone, val_faces.images)
+        before = verify(before_embeddings, *pairs)
         logger.info("before training: validation verification accuracy %.4f, AUC %.4f", before.accuracy, before.auc)
         checkpoint = out / "checkpoints" / "best.weights.h5"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -421,7 +317,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
                 store.write_best(checkpoint)
                 logger.info("resuming from the checkpoint of epoch %d of %d (%s)", initial_epoch, config.epochs, store.latest)
                 keras.utils.set_random_seed(ckpt.resume_seed(seed, initial_epoch))
-        verification = _verification_callback_class()(backbone, val_faces, pairs, checkpoint, before,
+        verification = verification_callback_class()(backbone, val_faces, pairs, checkpoint, before,
                                                       on_best=store.keep_best if store is not None else None)
         if saved is not None:
             best = saved["best"]
@@ -490,6 +386,7 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
         epoch_seconds=tuple(all_epoch_seconds),
         resumed_from_epoch=initial_epoch,
         last_epoch_weights_sha256=last_digest,
+        before_embeddings=before_embeddings,
         outputs={"history_plot": str(plot), "history_csv": str(out / "history.csv"),
                  "tensorboard": str(out / "tensorboard") if tensorboard is not None else None, "checkpoint": str(checkpoint), "history": str(out / "history.json"),
                  "checkpoints": str(checkpoint_dir) if checkpoint_dir is not None else None},

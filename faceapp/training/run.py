@@ -89,9 +89,12 @@ def train_and_export(data: DataConfig, config: TrainConfig, out_dir: str | os.Pa
     A checkpoint is written to ``out_dir/checkpoints/`` after every epoch; ``resume``
     continues from the newest one (see :mod:`faceapp.training.checkpoints`). In a
     multi-worker run (``TF_CONFIG``) only the chief writes to ``out_dir``; the other
-    workers write to a temporary folder, removed at the end (:mod:`faceapp.training.distributed`)."""
+    workers write to a temporary folder, removed at the end (:mod:`faceapp.training.distributed`).
+    The run report (``report.png``, ``report.json``: :mod:`faceapp.training.report`) is
+    written next to the model and listed in ``outputs``."""
     from faceapp.training import distributed
     from faceapp.training.export import calibrate_thresholds, export_model
+    from faceapp.training.report import write_report
 
     data.validate()
     config.validate()
@@ -108,9 +111,11 @@ def train_and_export(data: DataConfig, config: TrainConfig, out_dir: str | os.Pa
         thresholds = calibrate_thresholds(result.best.scores, result.best.same)
         card = export_model(result.backbone, write, thresholds=thresholds, training=record)
         write_people(write, train_names, val_names, loaded)
+        report_files = write_report(result, loaded.faces.subset(val_names), write, seed=data.seed)
     finally:
         distributed.cleanup(write, current)
-    return {"model_id": card.model_id, "model_dir": str(out), "thresholds": thresholds, **record, "outputs": result.outputs}
+    return {"model_id": card.model_id, "model_dir": str(out), "thresholds": thresholds, **record,
+            "outputs": {**result.outputs, **report_files}}
 
 
 def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
@@ -141,6 +146,7 @@ def train_from_shards_and_export(shards_dir: str | os.PathLike, data: DataConfig
 
 def _train_from_shards(shards_dir, data, config, out, write, current, train_set, val_faces, counts, model_dir, resume):
     from faceapp.training.export import calibrate_thresholds, export_model
+    from faceapp.training.report import write_report
     from faceapp.training.shards import read_manifest
 
     result = train(train_set, val_faces, config, write / "run", seed=data.seed, model_dir=model_dir,
@@ -172,4 +178,6 @@ def _train_from_shards(shards_dir, data, config, out, write, current, train_set,
     dropped = [name for name, count in counts.items() if count < data.min_images]
     (write / "people.json").write_text(json.dumps({"train": list(train_set.names), "validation": list(val_faces.names),
                                                  "dropped": dropped}, indent=1) + "\n", encoding="utf-8")
-    return {"model_id": card.model_id, "model_dir": str(out), "thresholds": thresholds, **record, "outputs": result.outputs}
+    report_files = write_report(result, val_faces, write, seed=data.seed)
+    return {"model_id": card.model_id, "model_dir": str(out), "thresholds": thresholds, **record,
+            "outputs": {**result.outputs, **report_files}}

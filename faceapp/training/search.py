@@ -7,9 +7,11 @@ the trial reports that epoch's AUC; a median pruner stops a trial whose AUC fall
 the median of the earlier trials at the same epoch.
 
 The study is kept in a database (``storage``: an SQLAlchemy URL such as
-``sqlite:///study.db`` or ``postgresql://user@host/db``; by default the SQLite file
+``sqlite:///study.db`` or ``postgresql://user:password@host:port/db``, opened with
+psycopg 3 when it names no driver, see :func:`storage_url`; by default the SQLite file
 ``OUT_DIR/study.db``), so a rerun adds trials to the same study and several machines
-pointed at one PostgreSQL database share one search. The table of all the study's
+pointed at one PostgreSQL database share one search, at the same time too (each trial
+draws with a seed of its own study-wide number). Passwords are never printed (:func:`redact`). The table of all the study's
 finished trials (those of other runs and machines included) is saved as ``search.csv``
 and ``search.json``, best first, with ``importance.png`` (optuna's parameter
 importances) once at least two trials completed; the best trial *run here* is
@@ -28,6 +30,7 @@ import math
 import os
 import re
 import socket
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +108,32 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
+#: URL schemes without a driver mapped to the driver the project ships (psycopg 3, the
+#: ``postgres`` extra); SQLAlchemy's own default for ``postgresql://`` would be psycopg2.
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def storage_url(url: str) -> str:
+    """The SQLAlchemy URL optuna opens for ``url``: ``postgresql://`` (or ``postgres://``)
+    without a driver becomes ``postgresql+psycopg://`` (psycopg 3); a URL naming its
+    driver (``postgresql+psycopg2://``), SQLite and the rest are left as they are."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in _DEFAULT_DRIVERS:
+        return f"{_DEFAULT_DRIVERS[scheme.lower()]}://{rest}"
+    return url
+
+
+def _hide_password(message: str, url: str) -> str:
+    """``message`` with ``url``'s password (should a driver quote it) replaced by ``***``."""
+    match = re.search(r"://[^:/@]*:([^@/]+)@", url)
+    if match:
+        from urllib.parse import unquote
+
+        for secret in {match.group(1), unquote(match.group(1))}:
+            message = message.replace(secret, "***")
+    return message
+
+
 def suggest(trial, space: SearchSpace, config: TrainConfig) -> dict[str, Any]:
     """The trial's ``{"learning_rate", "margin", "freeze"}`` drawn from ``space`` (margin
     0 with the softmax head, freeze 0 from scratch: those are not searched)."""
@@ -158,14 +187,15 @@ def open_study(storage: str, study_name: str, setup: dict[str, Any], pruner=None
     the study was made with another ``setup``."""
     optuna = import_optuna()
     pruner = pruner if pruner is not None else optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    url = storage_url(storage)
     try:
-        study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", load_if_exists=True,
-                                    pruner=pruner)
+        study = _create_study(optuna, url, study_name, pruner)
     except ImportError as error:
-        raise SearchError(f"cannot open the study storage {redact(storage)}: {error} (install its database driver)") from None
+        raise SearchError(f"cannot open the study storage {redact(storage)}: {_hide_password(str(error), storage)} "
+                          "(install its database driver)") from None
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's errors: one line for the user
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise SearchError(f"cannot open the study storage {redact(storage)}: {message}") from None
+        raise SearchError(f"cannot open the study storage {redact(storage)}: {_hide_password(message, storage)}") from None
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise SearchError(f"study {study_name!r} in {redact(storage)} minimises its objective: not a faceapp search")
     known = study.user_attrs.get("faceapp_setup")
@@ -182,10 +212,34 @@ def open_study(storage: str, study_name: str, setup: dict[str, Any], pruner=None
     return study
 
 
-def _sampler_seed(seed: int, trials_in_study: int) -> int:
-    # Reseeded per trial with the study's trial count: a rerun (or another machine) does
-    # not replay the same random start-up draws, and one machine's run is reproducible.
-    return (int(seed) * 1_000_003 + trials_in_study) % 2**32
+def _create_study(optuna, url: str, study_name: str, pruner, attempts: int = 4):
+    """``optuna.create_study`` on ``url`` (loading the study if it exists). A database
+    server is opened with ``pool_pre_ping`` (a connection it dropped during a long trial
+    is replaced), and the opening is retried when machines starting at once race to
+    create optuna's tables (an IntegrityError or ProgrammingError for all but one)."""
+    if url.startswith("sqlite"):
+        return optuna.create_study(storage=url, study_name=study_name, direction="maximize", load_if_exists=True,
+                                   pruner=pruner)
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts + 1):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            return optuna.create_study(storage=storage, study_name=study_name, direction="maximize", load_if_exists=True,
+                                       pruner=pruner)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            if attempt == attempts:
+                raise
+            logger.info("study storage busy (%s), retrying", type(error).__name__)
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _sampler_seed(seed: int, trial_number: int) -> int:
+    # Reseeded per trial with its number in the study (the count of trials asked before
+    # it): a rerun or another machine does not replay the same random start-up draws, not
+    # even two machines asking at the same moment, and a lone machine's run is reproducible.
+    return (int(seed) * 1_000_003 + trial_number) % 2**32
 
 
 def _row(trial) -> dict[str, Any]:
@@ -232,8 +286,9 @@ def run_search(loaded: LoadedFaces, train_names, val_names, config: TrainConfig,
     host = socket.gethostname()
     best = None  # ((auc, accuracy), result, config, number)
     for count in range(1, trials + 1):
-        study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, len(study.get_trials(deepcopy=False))))
         trial = study.ask()
+        # Seeded with the trial's number, unique in the study even when machines ask at once.
+        study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, trial.number))
         params = suggest(trial, space, config)
         trial_config = with_overrides(config, **params)
         logger.info("trial %d (%d/%d here): %s", trial.number, count, trials, params)
