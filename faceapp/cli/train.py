@@ -157,8 +157,6 @@ def cmd_train_from_shards(args, data, config) -> int:
 
     if args.folds or args.search:
         raise TrainingError("--folds and --search need DATA_DIR; --from-shards trains one model")
-    if config.balance != "none":
-        raise TrainingError("--balance is not supported with --from-shards yet")
     out = check_output_folder(args.out, "model")
     try:
         report = train_from_shards_and_export(args.from_shards, data, config, out, model_dir=args.model, resume=args.resume)
@@ -329,7 +327,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--from-scratch", action="store_true", help="random initial weights instead of --model's")
     group.add_argument("--dropout", type=float, default=0.4, help="dropout before the projection (default: 0.4)")
     group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random mirror, crop/scale, rotation, brightness/contrast, blur (default: on)")
-    group.add_argument("--balance", choices=BALANCES, default="none", help="class-balanced sampling or class weights (default: none)")
+    group.add_argument("--balance", choices=BALANCES, default="none", help="class-balanced sampling or class weights, also with --from-shards (default: none)")
     group.add_argument("--patience", type=positive_int, default=3, help="early stopping patience in epochs (default: 3)")
     group.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed float16 on a GPU with auto (default)")
     group.add_argument("--resume", action="store_true",

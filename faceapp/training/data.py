@@ -386,8 +386,15 @@ def augment_fn(config, seed: int):
 
 def class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
     """Inverse-frequency weights, float32 ``(classes,)``, mean 1 over the images."""
-    counts = np.bincount(labels, minlength=classes).astype(np.float64)
-    weights = len(labels) / (classes * np.maximum(counts, 1))
+    return count_weights(np.bincount(labels, minlength=classes)[:classes])
+
+
+def count_weights(counts: np.ndarray) -> np.ndarray:
+    """:func:`class_weights` from the images per person alone (``counts``, int ``(classes,)``):
+    ``images / (classes * count)``, float32, mean 1 over the images (the streamed
+    ``--from-shards`` path knows the counts, not the labels)."""
+    counts = np.asarray(counts).astype(np.float64)
+    weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
     return weights.astype(np.float32)
 
 

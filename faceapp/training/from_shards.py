@@ -6,7 +6,8 @@ parses only the labels counts each person's crops; people with fewer than
 ``min_images`` are left out. Training batches stream from the shards with
 :func:`faceapp.training.shards.shard_dataset` (validation people filtered out by label
 before any decoding, labels renumbered for the head); only the validation people's
-crops are held in memory, for the per-epoch verification.
+crops are held in memory, for the per-epoch verification. ``--balance`` works from the
+counts: the in-memory path's per-person loss weights, or a class-balanced stream.
 """
 
 from __future__ import annotations
@@ -56,10 +57,12 @@ class ShardTrainSet:
         return int(self.counts.sum())
 
     def dataset(self, config, seed: int):
-        if config.balance != "none":
-            raise ValueError("--balance is not supported with --from-shards yet (use none)")
+        """The training stream; ``config.balance`` as in memory, from :attr:`counts`
+        (``"weights"``: the same per-person weights; ``"sampling"``: people equally
+        often, resampled in the stream, see :func:`faceapp.training.shards.shard_dataset`)."""
         augment = augment_fn(config.augment, seed) if config.augment.enabled else None
-        return shard_dataset(self.shards_dir, batch_size=config.batch_size, augment=augment, seed=seed, relabel=self.relabel)
+        return shard_dataset(self.shards_dir, batch_size=config.batch_size, augment=augment, seed=seed, relabel=self.relabel,
+                             balance=config.balance, counts=self.counts)
 
     def head_means(self, embed) -> np.ndarray:
         """Unit mean embedding per training person, ``(128, people)``, from one plain pass;

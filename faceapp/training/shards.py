@@ -360,36 +360,108 @@ def parse_record(serialized):
             "path": example["path"], "detected": example["detected"] > 0}
 
 
+def balanced_copies(counts: np.ndarray) -> np.ndarray:
+    """``--balance sampling`` of a stream: the mean number of copies of each record of
+    person *c*, float64 ``(classes,)``: ``mean_count / counts[c]`` (0 for a person with no
+    images), so every person is expected ``mean_count`` times per pass over the shards
+    and a pass is as long as without balancing."""
+    counts = np.asarray(counts, np.float64)
+    present = counts > 0
+    if not present.any():
+        return np.zeros(len(counts))
+    mean = counts[present].mean()
+    return np.where(present, mean / np.maximum(counts, 1), 0.0)
+
+
 def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augment=None, shuffle_buffer: int = 4096,
                   seed: int = 0, repeat: bool = True, cycle_length: int = 4, drop_remainder: bool = True,
-                  relabel=None):
+                  relabel=None, balance: str = "none", counts=None):
     """A ``tf.data`` stream of batches from the shards, shaped as
     :func:`faceapp.training.data.train_dataset`'s: ``({"face": (B, 112, 112, 3) RGB float32
-    in [0, 255], "label": (B,) int32}, label, weight (B,) float32 of 1)``.
+    in [0, 255], "label": (B,) int32}, label, weight (B,) float32)``.
 
     Files are shuffled and read ``cycle_length`` at a time (interleaved), records are
     decoded in parallel and shuffled in a buffer of ``shuffle_buffer`` crops, so memory
     is bounded by the buffer, not the dataset. ``augment``: an RGB float32 image -> image
     map such as :func:`faceapp.training.data.augment_fn`'s. ``relabel``: int array, the
     manifest label -> the label to emit, -1 to leave the record out (filtered on the
-    label alone, before the image is decoded)."""
+    label alone, before the image is decoded).
+
+    ``balance`` (as :attr:`faceapp.training.config.TrainConfig.balance`) needs
+    ``counts``, the images per emitted label (what :func:`faceapp.training.from_shards.
+    split_shards` counted). ``"weights"``: the weight of an example is
+    :func:`faceapp.training.data.count_weights` of its person, exactly the in-memory
+    path's weights (mean 1 over the images); otherwise 1. ``"sampling"``: a
+    class-balanced stream by *resampling each record in the stream*: a record of person
+    *c* is emitted ``floor(r_c)`` or ``floor(r_c) + 1`` times (stochastic rounding, mean
+    ``r_c``; see :func:`balanced_copies`), before the shuffle buffer and the decoding,
+    so majority people are thinned and minority people repeated (each copy augmented
+    on its own) and every person is expected equally often. Why this and not the
+    alternatives: ``tf.data``'s ``rejection_resample`` can only drop records, so it
+    reads ``mean_count / min_count`` records per one kept (many times the data on a
+    long-tailed set such as LFW), and with ``initial_dist`` it mixes in a second
+    iterator over the whole input pipeline; one stream per person (``sample_from_datasets``)
+    means thousands of open readers, each filtering every shard, or per-person shard
+    files. Resampling in line reads every record once per pass, keeps no state but the
+    existing shuffle buffer (memory stays flat) and, unlike drawing people from a table,
+    needs no index of the records. The draw of a record is a stateless function of
+    ``seed``, the pass, the file and the record's position in it, so the same seed makes
+    the same copies whatever order the parallel reads deliver the records in."""
     import tensorflow as tf
 
+    from faceapp.training.config import BALANCES
+    from faceapp.training.data import count_weights
+
+    if balance not in BALANCES:
+        raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {balance!r}")
+    if balance != "none" and counts is None:
+        raise ValueError(f"balance {balance!r} needs the images per label (counts)")
     files = [str(path) for path in shard_files(shards_dir)]
     if not files:
         raise ShardError(f"{shards_dir}: the shards hold no faces")
     autotune = tf.data.AUTOTUNE
-    dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
-                                 num_parallel_calls=autotune, deterministic=False)
     table = None if relabel is None else tf.constant(np.asarray(relabel, np.int32))
-    if table is not None:
-        label_only = {"label": tf.io.FixedLenFeature([], tf.int64)}
-        dataset = dataset.filter(lambda s: tf.gather(table, tf.io.parse_single_example(s, label_only)["label"]) >= 0)
+    label_only = {"label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def emitted(serialized):  # the label this record is emitted with, int32 (-1: left out)
+        label = tf.cast(tf.io.parse_single_example(serialized, label_only)["label"], tf.int32)
+        return label if table is None else tf.gather(table, label)
+
+    if balance == "sampling":
+        copies = tf.constant(balanced_copies(counts), tf.float32)
+        ids = tf.data.Dataset.from_tensor_slices((tf.range(len(files), dtype=tf.int64), files))
+        ids = ids.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ids = ids.repeat()
+        ids = ids.enumerate()  # (visit, (file index, file)): pass = visit // files
+
+        def copied(stream, position, serialized):
+            label = emitted(serialized)
+            rate = tf.gather(copies, tf.maximum(label, 0))
+            key = tf.stack([tf.constant(seed, tf.int64), stream * (1 << 32) + position])
+            draw = tf.random.stateless_uniform([], seed=key, dtype=tf.float32)
+            count = tf.cast(tf.floor(rate) + tf.cast(draw < rate - tf.floor(rate), tf.float32), tf.int64)
+            count = tf.where(label >= 0, count, tf.constant(0, tf.int64))
+            return tf.data.Dataset.from_tensors(serialized).repeat(count)
+
+        def read(visit, item):  # one file's records, each repeated 0, 1, 2... times
+            index, path = item
+            stream = (visit // len(files)) * len(files) + index  # unique per (pass, file)
+            return tf.data.TFRecordDataset(path).enumerate().flat_map(lambda position, s: copied(stream, position, s))
+
+        dataset = ids.interleave(read, cycle_length=min(cycle_length, len(files)),
+                                 num_parallel_calls=autotune, deterministic=False)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
+                                     num_parallel_calls=autotune, deterministic=False)
+        if table is not None:
+            dataset = dataset.filter(lambda s: emitted(s) >= 0)
     if shuffle_buffer > 1:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    weights = tf.constant(count_weights(counts) if balance == "weights" else np.ones(1, np.float32))
 
     def load(serialized):
         record = parse_record(serialized)
@@ -397,7 +469,8 @@ def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augmen
         if augment is not None:
             image = augment(image)
         label = record["label"] if table is None else tf.gather(table, record["label"])
-        return {"face": image, "label": label}, label, tf.ones((), tf.float32)
+        weight = tf.gather(weights, label) if balance == "weights" else tf.ones((), tf.float32)
+        return {"face": image, "label": label}, label, weight
 
     return dataset.map(load, num_parallel_calls=autotune).batch(batch_size, drop_remainder=drop_remainder).prefetch(autotune)
 
