@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from faceapp.media.imageio import encode_jpeg, read_image
+from faceapp.storage.records import NewTemplate
 from faceapp.vision.alignment import align_face
 from faceapp.vision.dlib_align import dlib_chip
 from faceapp.vision.face_crop import WIDE_SIZE, chip_from_wide, is_wide, tight_from_wide, wide_crop
@@ -115,3 +116,78 @@ def test_a_gallery_made_by_sface_keeps_its_model_unless_one_is_chosen(sface, fix
         with pytest.raises(ModelMismatchError, match="sface"):
             chosen.matcher()
     assert Recognizer.create(PipelineConfig(device="cpu")).card.is_ensemble  # the default, without a gallery
+
+
+def test_force_keeps_templates_already_of_the_model_that_cannot_be_recomputed(recognizer, fixtures_dir, tmp_path):
+    """A fused gallery whose thumbnails are the old 112x112 crops (made with --model accurate
+    before the wide crop): ``reembed --force`` must not delete its valid templates."""
+    from faceapp.recognition.enrollment import samples_from_files
+    from faceapp.storage.gallery import Gallery
+    from faceapp.storage.records import NewTemplate
+    from faceapp.storage.reembed import format_report, reembed_gallery
+
+    with Gallery(tmp_path / "g.sqlite3") as gallery:
+        sample = samples_from_files(recognizer, [fixtures_dir / "obama" / "obama_1.jpg"])[0]
+        template = sample.template(recognizer.embedder.model_id)
+        gallery.add_person("obama", [NewTemplate(template.embedding, template.model_id, template.quality,
+                                                 encode_jpeg(sample.face.image))])
+        before = gallery.matrix(recognizer.embedder.model_id).embeddings.copy()
+        report = reembed_gallery(gallery, recognizer.embedder, force=True)
+        assert (report.reembedded, report.kept, report.removed, report.must_reenroll) == (0, 1, 0, ())
+        assert "kept 1 template(s)" in format_report(report)
+        assert np.array_equal(gallery.matrix(recognizer.embedder.model_id).embeddings, before)
+
+
+def test_corrections_of_sightings_of_another_model_store_no_wrong_template(recognizer, sface, fixtures_dir, tmp_path):
+    """A sighting left on SFace after ``gallery reembed`` (its crop too tight): "Not NAME" makes
+    it an unknown without a "not them" template that would not compare; "This is OTHER"
+    embeds its crop again when it can."""
+    import time
+
+    from faceapp.recognition.corrections import give_sightings
+    from faceapp.recognition.enrollment import samples_from_files
+    from faceapp.storage.gallery import Gallery
+    from faceapp.storage.memory import NewSighting
+
+    def sighting(person, crop):
+        embedding = sface.embed([sface.align(image, sface.detect(image))[0]])
+        now = time.time()
+        return NewSighting(person, None, "cam", now, now + 1, 5, 0.8, 0.9, embedding, sface.embedder.model_id, thumbnail=crop)
+
+    image = read_image(fixtures_dir / "obama" / "obama_2.jpg")
+    (face,) = recognizer.align(image, recognizer.detect(image))
+    with Gallery(tmp_path / "g.sqlite3") as gallery:
+        for name in ("obama", "biden"):
+            samples = samples_from_files(recognizer, [fixtures_dir / name / f"{name}_1.jpg"])
+            gallery.add_person(name, [s.template(recognizer.embedder.model_id) for s in samples])
+        gallery.record([sighting("obama", encode_jpeg(face.image)), sighting("biden", encode_jpeg(face.wide))])
+        tight, wide = sorted(gallery.sightings(), key=lambda s: s.id)
+        assert gallery.unassign(tight.id) == "obama"
+        assert gallery.sighting(tight.id).person is None
+        assert all(p.negative_count == 0 for p in gallery.people())  # nothing that would not compare
+        give_sightings(gallery, recognizer, [gallery.sighting(wide.id)], "obama", wrong="biden")
+        biden = next(p for p in gallery.people() if p.name == "biden")
+        assert biden.negative_count == 1  # its wide crop, embedded again with the fused model
+        gallery.matrix(recognizer.embedder.model_id)  # every template is the fused model's
+
+
+def test_an_sface_archive_imports_into_a_new_gallery_and_keeps_its_model(sface, fixtures_dir, tmp_path, capfd, monkeypatch):
+    from cli_helpers import ok, run_here
+
+    from faceapp.recognition.enrollment import samples_from_files
+    from faceapp.storage.gallery import Gallery
+
+    monkeypatch.delenv("FACEAPP_MODELS", raising=False)
+    with Gallery(tmp_path / "old.sqlite3") as gallery:
+        samples = samples_from_files(sface, [fixtures_dir / "obama" / "obama_1.jpg"])
+        gallery.add_person("obama", [s.template(sface.embedder.model_id) for s in samples])
+    ok(run_here(capfd, "--gallery", tmp_path / "old.sqlite3", "gallery", "export", tmp_path / "old.zip"))
+    ok(run_here(capfd, "--gallery", tmp_path / "new.sqlite3", "gallery", "import", tmp_path / "old.zip"))  # no --model
+    with Gallery(tmp_path / "new.sqlite3") as gallery:
+        assert gallery.model_id() == sface.embedder.model_id
+    # Into a gallery of the other model: one line saying how to go on.
+    with Gallery(tmp_path / "fused.sqlite3") as gallery:
+        gallery.add_person("biden", [NewTemplate(np.eye(1, 256, dtype=np.float32)[0], "sface-dlib-fused-v1")])
+    failed = run_here(capfd, "--gallery", tmp_path / "fused.sqlite3", "gallery", "import", tmp_path / "old.zip")
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert "gallery reembed --model sface" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1

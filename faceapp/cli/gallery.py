@@ -51,12 +51,19 @@ def _export(args, gallery) -> None:
 
 
 def _import(args, gallery) -> None:
-    from faceapp.embedding.modelcard import load_card
-    from faceapp.storage.archive import archive_is_encrypted, import_gallery
+    from faceapp.embedding.modelcard import shipped_card
+    from faceapp.paths import model_chosen
+    from faceapp.recognition.pipeline import card_for_gallery
+    from faceapp.storage.archive import archive_is_encrypted, archive_model_id, import_gallery
 
-    card = load_card(args.model)  # imported embeddings must be the model's: its id and dimension
     check_input_file(args.file, "FaceApp export (zip) file")
     passphrase = ask_passphrase(args, args.file) if archive_is_encrypted(args.file) else None
+    # Imported embeddings must be the model's: its id and dimension (the gallery's own model when none is chosen).
+    card = card_for_gallery(args.model, gallery)
+    if not model_chosen(args.model) and gallery.model_id() is None:
+        found = shipped_card(archive_model_id(args.file, passphrase))
+        if found is not None:  # an empty gallery and no --model: a shipped model's archive brings its model
+            card = found[1]
     summary = import_gallery(gallery, args.file, on_conflict=args.on_conflict, passphrase=passphrase,
                              model_id=card.model_id, dim=card.embedding_dim)
     print(

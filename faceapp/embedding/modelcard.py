@@ -145,3 +145,24 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
     if card.default_preset not in presets:
         raise ModelError(f"model card {path}: default preset {card.default_preset!r} is not defined")
     return card
+
+
+def shipped_card(model_id: str | None) -> tuple[str, EmbeddingCard] | None:
+    """``(name, card)`` of the shipped model with this id (``sface``, ``accurate``:
+    :data:`faceapp.paths.NAMED_MODELS`), or None."""
+    from faceapp.paths import NAMED_MODELS
+
+    for name in NAMED_MODELS:
+        try:
+            card = load_card(name)
+        except ModelError:
+            continue
+        if card.model_id == model_id:
+            return name, card
+    return None
+
+
+def model_option(model_id: str) -> str:
+    """What to pass as ``--model`` for a model id: the name of a shipped model, else its model directory."""
+    found = shipped_card(model_id)
+    return found[0] if found else f"the directory of model {model_id!r}"

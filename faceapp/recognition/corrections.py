@@ -107,6 +107,25 @@ def recluster_gallery(gallery, recognizer) -> str:
             f"{noise} left unclustered (join {config.join:.2f}, at least {config.min_faces} faces)")
 
 
+def _negative(recognizer, sighting, wrong: str):
+    """``(wrong, NewTemplate)``: the sighting's face as a "not them" template of ``wrong``,
+    in the model in use (its stored embedding, else its crop embedded again), or None
+    when a sighting of another model has no crop the model can use."""
+    from faceapp.storage.reembed import decode_face, embed_stored, usable
+
+    model_id = recognizer.embedder.model_id
+    if sighting.model_id == model_id:
+        embedding = sighting.embeddings[0]
+    else:
+        face = decode_face(sighting.thumbnail)
+        if not usable(face, recognizer.embedder):
+            logger.warning("sighting %s was recorded with model %r and has no crop %r can use: no 'not them' template",
+                           sighting.id, sighting.model_id, model_id)
+            return None
+        embedding = embed_stored(recognizer.embedder, [face])[0]
+    return wrong, NewTemplate(embedding, model_id, quality=sighting.quality, source="correction")
+
+
 def give_sightings(gallery, recognizer, sightings: Sequence, name: str, *, wrong: str | None = None,
                    visitor: int | None = None) -> int:
     """"This is NAME": give ``sightings`` to ``name`` (enrolling them when new) with
@@ -126,8 +145,7 @@ def give_sightings(gallery, recognizer, sightings: Sequence, name: str, *, wrong
                            "enroll them from photos instead")
     negative = None
     if wrong is not None and wrong != name:
-        first = sightings[0]
-        negative = (wrong, NewTemplate(first.embeddings[0], first.model_id, quality=first.quality, source="correction"))
+        negative = _negative(recognizer, sightings[0], wrong)
     gallery.assign([s.id for s in sightings], name, templates, negative=negative, new_person=new_person, forget_visitor=visitor)
     return len(templates)
 

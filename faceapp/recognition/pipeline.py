@@ -111,7 +111,8 @@ def card_for_gallery(choice: str | Path | None, gallery: Gallery | None) -> Embe
     made by another shipped model (SFace alone, before the fused model became the
     default), that model is used instead, with a warning: the gallery keeps working, and
     ``faceapp gallery reembed`` moves it to the default."""
-    from faceapp.paths import NAMED_MODELS, model_chosen
+    from faceapp.embedding.modelcard import shipped_card
+    from faceapp.paths import model_chosen
 
     card = load_card(choice)
     if gallery is None or model_chosen(choice):
@@ -119,12 +120,12 @@ def card_for_gallery(choice: str | Path | None, gallery: Gallery | None) -> Embe
     stored = gallery.model_id()
     if stored is None or stored == card.model_id:
         return card
-    for name in NAMED_MODELS:
-        other = load_card(name)
-        if other.model_id == stored:
-            logger.warning("the gallery %s was made by model %r: using it (--model %s); 'faceapp gallery reembed' "
-                           "moves the gallery to the default model %r", getattr(gallery, "path", ""), stored, name, card.model_id)
-            return other
+    found = shipped_card(stored)
+    if found is not None:
+        name, other = found
+        logger.warning("the gallery %s was made by model %r: using it (--model %s); 'faceapp gallery reembed' "
+                       "moves the gallery to the default model %r", getattr(gallery, "path", ""), stored, name, card.model_id)
+        return other
     return card
 
 

@@ -212,6 +212,17 @@ def archive_is_encrypted(path: str | os.PathLike[str]) -> bool:
         return False
 
 
+def archive_model_id(path: str | os.PathLike[str], passphrase: str | None = None) -> str | None:
+    """The model id an archive's templates were made by (None when it holds none); GalleryError if unreadable."""
+    src = Path(os.fspath(path))
+    try:
+        return _read_archive(src, passphrase)[1]
+    except _Bad as e:
+        raise GalleryError(f"{src} is not a valid FaceApp gallery archive: {e}") from e
+    except OSError as e:
+        raise GalleryError(f"cannot read {src}: {os_error_line(e)}") from None
+
+
 def import_gallery(
     gallery: Gallery,
     path: str | os.PathLike[str],
@@ -239,11 +250,15 @@ def import_gallery(
     except OSError as e:
         raise GalleryError(f"cannot read {src}: {os_error_line(e)}") from None
     archive_model = archive_model_id
-    for wanted, whose in ((gallery.model_id(), "the gallery holds templates from"), (model_id, "the model in use is")):
+    stored = gallery.model_id()
+    for wanted, whose in ((stored, "the gallery holds templates from"), (model_id, "the model in use is")):
         if archive_model is not None and wanted is not None and archive_model != wanted:
+            from faceapp.embedding.modelcard import model_option
+
+            how = (f"move the gallery to it first (faceapp gallery reembed --model {model_option(archive_model)}) or "
+                   "import into a new gallery" if wanted == stored else f"import it with --model {model_option(archive_model)}")
             raise ModelMismatchError(
-                f"the archive {src} holds templates from model {archive_model!r} but {whose} model {wanted!r}; "
-                f"import it with the model {archive_model!r} (--model), or re-enroll with {wanted!r}"
+                f"the archive {src} holds templates from model {archive_model!r} but {whose} model {wanted!r}; {how}"
             )
     if dim is not None:
         for record in records:

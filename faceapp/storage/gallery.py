@@ -72,6 +72,14 @@ _PEOPLE_SQL = (
 )
 
 
+
+def model_advice(gallery_model: str, wanted: str) -> str:
+    """How to go on when a gallery of ``gallery_model`` meets ``wanted``'s embeddings."""
+    from faceapp.embedding.modelcard import model_option
+
+    return (f"use the gallery's model (--model {model_option(gallery_model)}), or move the gallery to "
+            f"{wanted!r} first (faceapp gallery reembed --model {model_option(wanted)})")
+
 class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
     """A gallery: open it with ``Gallery(location, passphrase=...)`` (a file path, see
     :class:`~faceapp.storage.database.GalleryDatabase`, or a ``postgresql://`` URL, see
@@ -149,8 +157,7 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
         if new.model_id != model_id:
             raise ModelMismatchError(
                 f"the templates were made by model {new.model_id!r} but the gallery holds templates from "
-                f"model {model_id!r}; re-enroll everyone with {new.model_id!r} in a new gallery, "
-                f"or use the matching model {model_id!r} (--model; 'accurate' is the fused SFace + dlib one, 'sface' SFace alone)"
+                f"model {model_id!r}; {model_advice(model_id, new.model_id)}"
             )
         if new.dim != dim:
             raise GalleryError(f"embedding dimension {new.dim} does not match the gallery's dimension {dim}")
@@ -295,8 +302,7 @@ class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
             if other is not None:
                 raise ModelMismatchError(
                     f"the gallery holds templates from model {other[0]!r} but model {model_id!r} is in use; "
-                    f"re-enroll the gallery with {model_id!r} or use the matching model {other[0]!r} "
-                    "(--model; 'accurate' is the fused SFace + dlib one, 'sface' SFace alone)"
+                    f"{model_advice(other[0], model_id)}"
                 )
             rows = conn.execute(
                 "SELECT p.name, t.embedding, t.dim, t.id, t.kind, p.threshold FROM templates t JOIN people p ON p.id = t.person_id "

@@ -444,7 +444,9 @@ class MemoryMixin:
     def unassign(self, sighting_id: int) -> str:
         """"Not NAME" on a sighting: its person gets the sighting's best face (embedding and
         crop) as a "not them" template, and the sighting becomes an unknown (not clustered),
-        in one transaction; returns the person's name."""
+        in one transaction; returns the person's name. A sighting recorded with another
+        model than the gallery's templates (one ``gallery reembed`` could not move) gives no
+        "not them" template (its embedding would not compare); it still becomes an unknown."""
         from faceapp.storage.records import NewTemplate
 
         with self._write() as conn:
@@ -458,8 +460,13 @@ class MemoryMixin:
             rows = [dataclasses.replace(r, kind="negative") for r in prepare_all([NewTemplate(
                 sighting.embeddings[0], sighting.model_id, quality=sighting.quality, thumbnail=sighting.thumbnail,
                 source=f"sighting {sighting_id}")])]
-            self._check_compatible(conn, rows)
-            self._insert(conn, self._person_id(conn, sighting.person), rows, time.time())
+            stored = conn.execute("SELECT model_id FROM templates LIMIT 1").fetchone()
+            if stored is None or stored[0] == sighting.model_id:
+                self._check_compatible(conn, rows)
+                self._insert(conn, self._person_id(conn, sighting.person), rows, time.time())
+            else:
+                logger.warning("sighting %d was recorded with model %r, the gallery's templates are %r's: no 'not them' "
+                               "template is stored", sighting_id, sighting.model_id, stored[0])
             conn.execute("UPDATE sightings SET person_id = NULL, visitor_id = NULL WHERE id = ?", (int(sighting_id),))
             self._bump(conn, "memory_revision")
         return sighting.person

@@ -35,6 +35,8 @@ class ReembedReport:
         reembedded: templates recomputed from their stored faces.
         removed: templates without a (readable, wide enough) stored face, removed.
         too_tight: of those, how many hold only an older 112x112 crop (the model needs more).
+        kept: templates already made by the new model whose stored face cannot be
+            recomputed (``force`` on a gallery of that model): kept as they are.
         must_reenroll: people left with no template: enroll them again.
         partly_reembedded: people who kept some templates but lost others.
     """
@@ -47,11 +49,12 @@ class ReembedReport:
     partly_reembedded: tuple[str, ...]
     dry_run: bool
     too_tight: int = 0
+    kept: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "old_model_ids": list(self.old_model_ids), "new_model_id": self.new_model_id,
-            "reembedded": self.reembedded, "removed": self.removed, "too_tight": self.too_tight,
+            "reembedded": self.reembedded, "removed": self.removed, "too_tight": self.too_tight, "kept": self.kept,
             "must_reenroll": list(self.must_reenroll), "partly_reembedded": list(self.partly_reembedded),
             "dry_run": self.dry_run,
         }
@@ -129,11 +132,14 @@ def reembed_gallery(
         return ReembedReport((embedder.model_id,), embedder.model_id, 0, 0, (), (), dry_run)
     names = {p.id: p.name for p in people}
     faces, ids, missing, tight = [], [], [], 0
+    kept: dict[int, np.ndarray] = {}  # already the new model's, and nothing to recompute them from: left as they are
     for template in templates:
         face = decode_face(template.thumbnail)
         if usable(face, embedder):
             faces.append(face)
             ids.append(template.id)
+        elif template.model_id == embedder.model_id:
+            kept[template.id] = template.embedding
         else:
             missing.append(template)
             tight += face is not None
@@ -143,7 +149,7 @@ def reembed_gallery(
         embeddings.update(zip(ids[start : start + batch_size], batch))
     # Who must be enrolled again depends on their own (positive) templates; faces marked
     # "not them" are re-embedded (or removed) alike but name nobody.
-    kept_people = {t.person_id for t in templates if t.id in embeddings and t.kind == "positive"}
+    kept_people = {t.person_id for t in templates if (t.id in embeddings or t.id in kept) and t.kind == "positive"}
     lost_people = {t.person_id for t in missing if t.kind == "positive"}
     must = tuple(sorted((names[p] for p in lost_people - kept_people), key=str.casefold))
     partly = tuple(sorted((names[p] for p in lost_people & kept_people), key=str.casefold))
@@ -157,6 +163,7 @@ def reembed_gallery(
         partly_reembedded=partly,
         dry_run=dry_run,
         too_tight=tight,
+        kept=len(kept),
     )
     if missing and not dry_run and not force:
         who = ", ".join(sorted({names[t.person_id] for t in missing}, key=str.casefold))
@@ -167,7 +174,7 @@ def reembed_gallery(
             "re-run with --force to remove them (see --dry-run), nothing was changed"
         )
     if not dry_run:
-        gallery.replace_embeddings(embeddings, embedder.model_id, remove=[t.id for t in missing])
+        gallery.replace_embeddings({**embeddings, **kept}, embedder.model_id, remove=[t.id for t in missing])
         _reembed_sightings(gallery, embedder, batch_size)
     logger.info("re-embedding: %s", report)
     return report
@@ -198,8 +205,10 @@ def format_report(report: ReembedReport) -> str:
     if report.removed:
         tight = f" ({report.too_tight} hold only an older 112x112 crop, too tight for this model)" if report.too_tight else ""
         lines.append(f"{'would remove' if report.dry_run else 'removed'} {report.removed} template(s) without a usable stored face{tight}")
+    if report.kept:
+        lines.append(f"kept {report.kept} template(s) already made by this model as they are (no stored face to recompute them from)")
     if report.partly_reembedded:
         lines.append("kept only some templates of: " + ", ".join(report.partly_reembedded))
     if report.must_reenroll:
-        lines.append("must be re-enrolled (no template left): " + ", ".join(report.must_reenroll))
+        lines.append("must be enrolled again (no template left; faceapp enroll NAME PHOTO... --add): " + ", ".join(report.must_reenroll))
     return "\n".join(lines)

@@ -380,7 +380,7 @@ def test_matrix_model_mismatch(filled: Gallery) -> None:
     with pytest.raises(ModelMismatchError) as info:
         filled.matrix("other-model")
     msg = str(info.value)
-    assert "other-model" in msg and MODEL in msg and "re-enroll" in msg and "\n" not in msg
+    assert "other-model" in msg and MODEL in msg and "gallery reembed" in msg and "\n" not in msg
 
 
 
