@@ -364,7 +364,7 @@ class MainWindow(QMainWindow):
 
     def open_gallery_dialog(self) -> GalleryDialog:
         dialog = GalleryDialog(self.gallery, self.asker, add_photos=self.open_photos_dialog, jobs=self.controller.gallery_jobs,
-                               parent=self)
+                               parent=self, offered_threshold=self.recognizer.verification_threshold)
         self.gallery_dialog = dialog
         dialog.open()
         return dialog

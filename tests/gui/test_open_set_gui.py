@@ -94,16 +94,17 @@ def test_not_name_on_the_person_themselves_asks_first(qtbot, make_window, galler
 
 def test_own_threshold_in_the_gallery_dialog(qtbot, gallery_with, asker_factory, gallery_jobs):
     gallery = gallery_with("obama", "biden")
-    dialog = GalleryDialog(gallery, asker_factory(), poll_ms=50, jobs=gallery_jobs)
+    # The window offers its model's verification threshold (the fused model's 0.7012, not SFace's scale).
+    dialog = GalleryDialog(gallery, asker_factory(), poll_ms=50, jobs=gallery_jobs, offered_threshold=0.7012)
     qtbot.addWidget(dialog)
     dialog.show()
     field = dialog.threshold_field
     assert not field.isEnabled()  # nobody selected
     assert dialog.select("obama")
     assert field.isEnabled() and field.automatic.isChecked() and not field.spin.isEnabled()
-    field.automatic.setChecked(False)  # an own threshold: the value shown (0.5) ...
+    field.automatic.setChecked(False)  # an own threshold: the value shown (the model's) ...
     qtbot.waitUntil(lambda: not dialog.busy and gallery.person("obama").threshold is not None, timeout=WAIT_MS)
-    assert gallery.person("obama").threshold == pytest.approx(0.5)
+    assert gallery.person("obama").threshold == pytest.approx(0.701)
     field.spin.setValue(0.62)
     field.spin.editingFinished.emit()  # ... then typed
     qtbot.waitUntil(lambda: not dialog.busy and gallery.person("obama").threshold == pytest.approx(0.62), timeout=WAIT_MS)

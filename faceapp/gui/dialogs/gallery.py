@@ -66,7 +66,7 @@ class GalleryDialog(QDialog):
     with a person's name (or "") and this dialog, to open "add from photos" over it."""
 
     def __init__(self, gallery: Gallery, asker: Asker, add_photos=None, poll_ms: int = 1000, jobs: JobRunner | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, offered_threshold: float | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Gallery — {path}").format(path=gallery.path))
         # Changes run off the GUI thread: on the window's gallery thread, or on our own.
@@ -121,7 +121,7 @@ class GalleryDialog(QDialog):
         self.delete_template_button = QPushButton(self.tr("Delete template"))
         self.delete_template_button.clicked.connect(self.delete_selected_templates)
         right_layout.addWidget(self.delete_template_button)
-        self.threshold_field = ThresholdField()
+        self.threshold_field = ThresholdField(offered=offered_threshold)
         self.threshold_field.changed.connect(self.set_own_threshold)
         right_layout.addWidget(self.threshold_field)
 

@@ -12,17 +12,19 @@ from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QW
 
 from faceapp.storage.gallery import Person
 
-DEFAULT_OWN = 0.5  # offered when "automatic" is first unticked
+DEFAULT_OWN = 0.5  # offered when "automatic" is first unticked and the model's own value is not given (SFace's scale)
 
 
 class ThresholdField(QWidget):
     """``changed(value)``: the user set the person's own threshold (a float) or chose
-    the automatic one (None)."""
+    the automatic one (None). ``offered``: the value shown when "automatic" is unticked
+    (the model's verification threshold: each model has its own scale)."""
 
     changed = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, offered: float | None = None) -> None:
         super().__init__(parent)
+        self.offered = DEFAULT_OWN if offered is None else float(offered)
         self.automatic = QCheckBox(self.tr("Automatic"))
         self.automatic.setToolTip(self.tr("Let the decision rule choose this person's threshold for the gallery"))
         self.spin = QDoubleSpinBox()
@@ -46,7 +48,7 @@ class ThresholdField(QWidget):
         for widget in (self.automatic, self.spin):
             widget.blockSignals(True)
         self.automatic.setChecked(own is None)
-        self.spin.setValue(DEFAULT_OWN if own is None else own)
+        self.spin.setValue(self.offered if own is None else own)
         self.spin.setEnabled(own is not None)
         for widget in (self.automatic, self.spin):
             widget.blockSignals(False)
