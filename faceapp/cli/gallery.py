@@ -51,9 +51,8 @@ def _export(args, gallery) -> None:
 
 
 def _import(args, gallery) -> None:
-    from faceapp.embedding.modelcard import shipped_card
+    from faceapp.embedding.modelcard import card_for_gallery, shipped_card
     from faceapp.paths import model_chosen
-    from faceapp.recognition.pipeline import card_for_gallery
     from faceapp.storage.archive import archive_is_encrypted, archive_model_id, import_gallery
 
     check_input_file(args.file, "FaceApp export (zip) file")

@@ -13,6 +13,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from faceapp.checksums import sha256_of, verified_file
 from faceapp.errors import ModelError
@@ -166,3 +167,33 @@ def model_option(model_id: str) -> str:
     """What to pass as ``--model`` for a model id: the name of a shipped model, else its model directory."""
     found = shipped_card(model_id)
     return found[0] if found else f"the directory of model {model_id!r}"
+
+
+def model_advice(gallery_model: str, wanted: str) -> str:
+    """How to go on when a gallery of ``gallery_model`` meets ``wanted``'s embeddings."""
+    return (f"use the gallery's model (--model {model_option(gallery_model)}), or move the gallery to "
+            f"{wanted!r} first (faceapp gallery reembed --model {model_option(wanted)})")
+
+
+def card_for_gallery(choice: str | os.PathLike | None, gallery: Any) -> EmbeddingCard:
+    """The card of the model ``choice`` names (see :func:`load_card`). When no model was
+    chosen (no ``--model``, no ``$FACEAPP_MODELS``) and ``gallery`` (anything with
+    ``model_id()``, e.g. a :class:`~faceapp.storage.gallery.Gallery`, or None) was made by
+    another shipped model (SFace alone, before the fused model became the default), that
+    model is used instead, with a warning: the gallery keeps working, and ``faceapp gallery
+    reembed`` moves it to the default."""
+    from faceapp.paths import model_chosen
+
+    card = load_card(choice)
+    if gallery is None or model_chosen(choice):
+        return card
+    stored = gallery.model_id()
+    if stored is None or stored == card.model_id:
+        return card
+    found = shipped_card(stored)
+    if found is not None:
+        name, other = found
+        logger.warning("the gallery %s was made by model %r: using it (--model %s); 'faceapp gallery reembed' "
+                       "moves the gallery to the default model %r", getattr(gallery, "path", ""), stored, name, card.model_id)
+        return other
+    return card

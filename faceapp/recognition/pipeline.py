@@ -27,7 +27,7 @@ import numpy as np
 
 from faceapp.embedding.ensemble import make_embedder
 from faceapp.embedding.flip import embed_faces
-from faceapp.embedding.modelcard import EmbeddingCard, load_card
+from faceapp.embedding.modelcard import EmbeddingCard, card_for_gallery
 from faceapp.embedding.runtime import Embedder
 from faceapp.errors import ConfigError, ModelError
 from faceapp.recognition.ann import index_path
@@ -103,30 +103,6 @@ def on_one_gpu(detector: Detector, embedder: Embedder) -> bool:
     return (choice is not None and choice.kind == "gpu" and embedder.choice.kind == "gpu"
             and choice.tf_device == embedder.choice.tf_device
             and getattr(detector, "keras_model", None) is not None and embedder.keras_model is not None)
-
-
-def card_for_gallery(choice: str | Path | None, gallery: Gallery | None) -> EmbeddingCard:
-    """The card of the model ``choice`` names (see :func:`~faceapp.embedding.modelcard.load_card`).
-    When no model was chosen (no ``--model``, no ``$FACEAPP_MODELS``) and ``gallery`` was
-    made by another shipped model (SFace alone, before the fused model became the
-    default), that model is used instead, with a warning: the gallery keeps working, and
-    ``faceapp gallery reembed`` moves it to the default."""
-    from faceapp.embedding.modelcard import shipped_card
-    from faceapp.paths import model_chosen
-
-    card = load_card(choice)
-    if gallery is None or model_chosen(choice):
-        return card
-    stored = gallery.model_id()
-    if stored is None or stored == card.model_id:
-        return card
-    found = shipped_card(stored)
-    if found is not None:
-        name, other = found
-        logger.warning("the gallery %s was made by model %r: using it (--model %s); 'faceapp gallery reembed' "
-                       "moves the gallery to the default model %r", getattr(gallery, "path", ""), stored, name, card.model_id)
-        return other
-    return card
 
 
 def decision_rule(card: EmbeddingCard, value: DecisionRule | str | float | None) -> DecisionRule:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from faceapp.embedding.modelcard import model_advice
 from faceapp.errors import GalleryError, ModelMismatchError, UnknownPersonError
 from faceapp.storage.backend import BaseDatabase, Connection
 from faceapp.storage.bulk import BulkMixin
@@ -71,14 +72,6 @@ _PEOPLE_SQL = (
     "FROM people p LEFT JOIN templates t ON t.person_id = p.id"
 )
 
-
-
-def model_advice(gallery_model: str, wanted: str) -> str:
-    """How to go on when a gallery of ``gallery_model`` meets ``wanted``'s embeddings."""
-    from faceapp.embedding.modelcard import model_option
-
-    return (f"use the gallery's model (--model {model_option(gallery_model)}), or move the gallery to "
-            f"{wanted!r} first (faceapp gallery reembed --model {model_option(wanted)})")
 
 class Gallery(MemoryMixin, BulkMixin, BaseDatabase):
     """A gallery: open it with ``Gallery(location, passphrase=...)`` (a file path, see
