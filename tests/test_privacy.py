@@ -395,3 +395,16 @@ def test_recording_blurs_faces(tmp_path: Path, monkeypatch) -> None:
                                       tracking=False, blur="unknown")
         recognize.run_recognition(FakeRecognizer(), str(clip), out=str(tmp_path / "p.avi"), show_progress=False, opener=OneFrame,
                                   tracking=False, blur="all")
+
+
+def test_recordings_draw_a_face_not_judged_yet_grey_as_the_live_view_does() -> None:
+    import dataclasses
+
+    from faceapp.media.overlay import KNOWN_COLOUR, POOR_VIEW_COLOUR, UNKNOWN_COLOUR
+
+    image = np.zeros((200, 300, 3), np.uint8)
+    result = _result(((20, 60, 60, 60), None), ((120, 60, 60, 60), None), ((210, 60, 60, 60), "Ada"))
+    poor = dataclasses.replace(result.faces[0], judged=False)
+    out = render_output(image, dataclasses.replace(result, faces=(poor, *result.faces[1:])))
+    # The boxes' left edges (x = 20, 120, 210), halfway down.
+    assert tuple(out[90, 20]) == POOR_VIEW_COLOUR and tuple(out[90, 120]) == UNKNOWN_COLOUR and tuple(out[90, 210]) == KNOWN_COLOUR
