@@ -31,8 +31,12 @@ IMPORT_DESCRIPTION = """\
 Convert an ArcFace-style ONNX embedding model (112x112 faces aligned to the ArcFace
 5-point template, RGB in) to FaceApp's runtime and write a model directory: the Keras
 weights and a model card (DIR/ID.json) that every command accepts with --model DIR.
-Supported graphs: SFace (OpenCV Zoo's face_recognition_sface and models of the same
-layers, e.g. fine-tuned); other architectures are refused (they would need onnx2tf).
+SFace graphs (OpenCV Zoo's face_recognition_sface and models of the same layers, e.g.
+fine-tuned) are mapped onto our SFace network; other graphs are converted operator by
+operator (Conv incl. grouped/depthwise, BatchNormalization, Relu, PRelu, LeakyRelu,
+Sigmoid, Clip, Add, Sub, Mul, Div, MaxPool, AveragePool, GlobalAveragePool, ReduceMean,
+Flatten, Reshape, Gemm, MatMul, Transpose, Identity, Dropout, Concat, Constant) into a
+.keras model; a graph with another operator is refused, naming it.
 The result is checked against onnxruntime on the aligned faces of --check-images (both
 our LiteRT and TensorFlow paths, unit embeddings within 1e-4); a failed check writes
 nothing. Threshold presets: a model whose embeddings equal the shipped SFace's keeps its
@@ -105,7 +109,8 @@ def _card(model_id: str, architecture: str, license_text: str, weights: Path, di
         "weights": weights.name,
         "weights_sha256": sha256_of(weights),
         "embedding_dim": dim,
-        "input": shipped_data["input"],
+        "input": shipped_data["input"] if architecture == "sface" else
+        dict(shipped_data["input"], range="0..255, the ONNX graph's own scaling converted with it"),
         # Provisional (replaced before the card is final): the runtime needs presets to load.
         "thresholds": {"default": shipped.default_preset, "presets": dict(shipped.threshold_presets)},
     }
@@ -144,8 +149,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        weights = staging / f"{model_id}.weights.h5"
-        keras_model.save_weights(weights)
+        weights = staging / onnx_import.weights_file_name(architecture, model_id)
+        onnx_import.save_converted(architecture, keras_model, weights)
         card = _card(model_id, architecture, license_text, weights, dim, shipped)
         card_path = staging / f"{model_id}.json"
         card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
@@ -200,6 +205,10 @@ def _thresholds(args: argparse.Namespace, dataset: Any, staging: Path, shipped: 
         report = run_lfw(recognizer, dataset, out_dir=None, policy=FacePolicy(scales=(1.0, 2.0), pick="centre"),
                          progress=show_progress(args))
         best = report["results"][report["best_mode"]]
+        unset = sorted(name for name, value in best["presets"].items() if value is None)  # not finite
+        if unset:
+            raise FaceAppError(f"{args.onnx}: LFW ({len(dataset.pairs)} pairs) gives no {', '.join(unset)} threshold (an impostor "
+                               "pair scores highest): the model does not tell these people apart, or the pairs are too few")
         presets = {name: round(float(value), 4) for name, value in best["presets"].items()}
         print(f"LFW ({len(dataset.pairs)} pairs): {report['best_mode']} k-fold accuracy {best['accuracy_mean']:.4f}")
         card["evaluation"] = {"lfw": {"pairs": len(dataset.pairs), "best_mode": report["best_mode"], "results": report["results"]}}

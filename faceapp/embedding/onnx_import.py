@@ -8,10 +8,15 @@ ONNX file's initializers onto one of our own Keras networks, recognised by its g
   layers of :func:`~faceapp.embedding.sface.build_sface` (NCHW kernels transposed to
   Keras' NHWC, the projection's rows re-ordered for Keras' channels-last flatten).
 
-Any other graph is refused (:data:`SUPPORTED`): converting arbitrary graphs needs
-``onnx2tf``, which FaceApp does not depend on. The ``onnx`` package (a development
-dependency) and ``onnxruntime`` (the reference the result is checked against) are
-imported lazily; when missing, the error says what to install.
+* ``onnx_graph`` (any other graph): converted operator by operator into an equivalent
+  Keras model by :mod:`faceapp.embedding.onnx_graph` (our own converter of common CNN
+  operators: Conv, BatchNormalization, PRelu, pooling, Gemm, ...; not ``onnx2tf``). A
+  graph holding another operator is refused in one line naming it.
+
+SFace graphs keep the weight mapping, so that an import of OpenCV Zoo's file equals the
+shipped model exactly. The ``onnx`` package (a development dependency) and
+``onnxruntime`` (the reference the result is checked against) are imported lazily; when
+missing, the error says what to install.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import numpy as np
 
 from faceapp.errors import ModelError
 
-#: Architectures :func:`convert` recognises and converts.
-SUPPORTED = ("sface",)
+#: Architectures :func:`convert` makes: SFace's weight mapping, else the generic converter.
+SUPPORTED = ("sface", "onnx_graph")
 #: OpenCV Zoo's face_recognition_sface_2021dec.onnx (the file the shipped weights come from).
 SFACE_2021DEC_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
 #: Initializers of the SFace graph that carry no weight (scalars of its input scaling).
@@ -128,11 +133,6 @@ def detect_architecture(model: Any, weights: dict[str, np.ndarray] | None = None
     return "sface"
 
 
-def unsupported_message(path: str | os.PathLike) -> str:
-    return (f"{path}: unsupported architecture: FaceApp converts only {', '.join(SUPPORTED)} graphs "
-            "(recognised by their layers); other ONNX models need onnx2tf, which FaceApp does not use")
-
-
 def convert_sface(onnx_weights: dict[str, np.ndarray]):
     """A Keras SFace model (:func:`~faceapp.embedding.sface.build_sface`) carrying the ONNX weights."""
     from faceapp.embedding.sface import BLOCKS, build_sface
@@ -176,14 +176,32 @@ def convert_sface(onnx_weights: dict[str, np.ndarray]):
 
 
 def convert(path: str | os.PathLike) -> tuple[str, Any]:
-    """``(architecture, trainable Keras model)`` of an ONNX file; ModelError (one line)
-    for a file that is not ONNX or whose architecture is not in :data:`SUPPORTED`."""
+    """``(architecture, trainable Keras model)`` of an ONNX file: ``sface`` (our weight
+    mapping) for an SFace graph, else ``onnx_graph`` (:func:`~faceapp.embedding.onnx_graph.convert_graph`).
+    ModelError (one line) for a file that is not ONNX or a graph that cannot be converted."""
     model = load_onnx(path)
     weights = load_initializers(model)
-    name = detect_architecture(model, weights)
-    if name is None:
-        raise ModelError(unsupported_message(path))
-    return name, convert_sface(weights)
+    if detect_architecture(model, weights) == "sface":
+        return "sface", convert_sface(weights)
+    from faceapp.embedding.onnx_graph import convert_graph
+
+    return "onnx_graph", convert_graph(model, str(path))
+
+
+def weights_file_name(architecture: str, model_id: str) -> str:
+    """The name of the weights file a converted model is saved as (:func:`save_converted`)."""
+    return f"{model_id}.keras" if architecture == "onnx_graph" else f"{model_id}.weights.h5"
+
+
+def save_converted(architecture: str, keras_model: Any, path: str | os.PathLike) -> None:
+    """Write a model :func:`convert` made: SFace's weights (its layers are ours), or the
+    whole ``.keras`` model of a converted graph."""
+    if architecture == "onnx_graph":
+        from faceapp.embedding.onnx_graph import save_keras_file
+
+        save_keras_file(keras_model, path)
+    else:
+        keras_model.save_weights(path)
 
 
 def onnxruntime_embeddings(path: str | os.PathLike, faces_bgr: np.ndarray) -> np.ndarray:

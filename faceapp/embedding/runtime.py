@@ -1,4 +1,4 @@
-"""Run an embedding network (SFace, dlib's ResNet: :mod:`faceapp.embedding.architectures`) on batches of crops.
+"""Run an embedding network (SFace, dlib's ResNet, an imported ONNX graph: :mod:`faceapp.embedding.architectures`) on batches of crops.
 
 :class:`Embedder` loads the Keras model from a model directory's weights and runs it:
 
@@ -49,6 +49,8 @@ def load_keras_model(card: EmbeddingCard):
     arch = card_architecture(card)
     weights = verified_file(card.weights, card.weights_sha256, f"embedding model {card.model_id!r} weights")
     import_tensorflow()  # before Keras imports it, so that its CUDA-probing noise stays hidden
+    if arch.load_trainable is not None:  # the weights file is the whole model (onnx_graph)
+        return arch.load_trainable(weights)
     return load_weights(arch.build_trainable(), weights, "embedding weights")
 
 
