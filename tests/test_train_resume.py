@@ -105,8 +105,10 @@ def test_resume_is_refused_where_it_cannot_apply(tmp_path, capsys):
     data.mkdir()
     assert main(["train", str(data), "--shards", str(tmp_path / "s"), "--resume", "-q"]) == 1
     assert "--resume need --out" in capsys.readouterr().err
-    assert main(["train", str(data), "--out", str(tmp_path / "m"), "--folds", "3", "--resume", "-q"]) == 1
-    assert "--resume continues a plain training run" in capsys.readouterr().err
+    # --folds and --search resume too (tests/test_train_resume_folds.py); combining them still makes no sense.
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), "--folds", "3", "--search", "2", "--resume", "-q"]) == 1
+    error = capsys.readouterr().err
+    assert "--folds and --search cannot be combined" in error and error.count("\n") == 1
 
 
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path):

@@ -28,7 +28,8 @@ every epoch the verification accuracy and AUC on pairs of validation people are 
 training stops early when the AUC stops improving, and the best epoch is exported with
 thresholds calibrated on the validation pairs. A checkpoint (weights, head, optimizer,
 epoch, history) is written to MODEL_DIR/checkpoints/ after every epoch; after an
-interruption, the same command with --resume continues from the last complete one.
+interruption, the same command with --resume continues from the last complete one
+(also with --folds, keeping the finished folds, and --search, counting this run's trials).
 --folds K: K-fold cross-validation by person instead (no model is written, the table is
 saved to MODEL_DIR/crossval.json). --search N: N more trials of an optuna study over learning
 rate, margin and frozen depth, pruned on the per-epoch validation AUC (in MODEL_DIR/search/study.db
@@ -209,8 +210,6 @@ def cmd_train(args) -> int:
         raise TrainingError("--folds and --search cannot be combined")
     if (getattr(args, "study_storage", None) or getattr(args, "study_name", None)) and not args.search:
         raise TrainingError("--study-storage and --study-name need --search N")
-    if args.resume and (args.folds or args.search):
-        raise TrainingError("--resume continues a plain training run; --folds and --search are not checkpointed")
     out = check_output_folder(args.out, "model")
     from faceapp.training.data import load_faces, split_people
 
@@ -219,16 +218,18 @@ def cmd_train(args) -> int:
         print(f"{len(loaded.no_face)} image(s) without a detected face ({'centre-aligned' if data.no_face == 'centre' else 'left out'}), "
               f"e.g. {loaded.no_face[0]}; all listed in {out / 'no_face.txt'}", file=sys.stderr)
     if args.folds:
+        from faceapp.training.checkpoints import CheckpointError
         from faceapp.training.folds import cross_validate, format_crossval
 
         try:
-            report = cross_validate(loaded, config, args.folds, out, seed=data.seed, model_dir=args.model)
-        except ValueError as error:
+            report = cross_validate(loaded, config, args.folds, out, seed=data.seed, model_dir=args.model, resume=args.resume)
+        except (ValueError, CheckpointError) as error:
             raise TrainingError(str(error)) from None
         (out / "no_face.txt").write_text("".join(f"{p}\n" for p in loaded.no_face), encoding="utf-8")
         print_report(args, report, format_crossval(report))
         return 0
     if args.search:
+        from faceapp.training.checkpoints import CheckpointError
         from faceapp.training.export import calibrate_thresholds, export_model
         from faceapp.training.run import training_record, write_people
         from faceapp.training.search import format_search, run_search
@@ -236,8 +237,9 @@ def cmd_train(args) -> int:
         train_names, val_names = split_people(loaded.faces.names, data.val_fraction, data.seed)
         try:
             search = run_search(loaded, train_names, val_names, config, args.search, out / "search", seed=data.seed,
-                                model_dir=args.model, storage=getattr(args, "study_storage", None), study_name=getattr(args, "study_name", None))
-        except ValueError as error:  # SearchError included: optuna missing, bad storage, another study's settings
+                                model_dir=args.model, storage=getattr(args, "study_storage", None), study_name=getattr(args, "study_name", None),
+                                resume=args.resume)
+        except (ValueError, CheckpointError) as error:  # SearchError included: optuna missing, bad storage, another study's settings
             raise TrainingError(str(error)) from None
         result = search.result
         record = training_record(data, search.config, loaded, train_names, val_names, result,
@@ -331,7 +333,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--patience", type=positive_int, default=3, help="early stopping patience in epochs (default: 3)")
     group.add_argument("--precision", choices=PRECISIONS, default="auto", help="mixed float16 on a GPU with auto (default)")
     group.add_argument("--resume", action="store_true",
-                       help="continue from the newest checkpoint in MODEL_DIR/checkpoints/ (one is written every epoch)")
+                       help="continue an interrupted run: from the newest checkpoint in MODEL_DIR/checkpoints/ (one is "
+                            "written every epoch); with --folds, keep the finished folds (MODEL_DIR/folds/) and continue "
+                            "the interrupted one; with --search, mark this run's killed trials failed, continue them from "
+                            "their checkpoints and run only the trials still missing to reach N for this run")
     group.add_argument("--val-pairs", type=positive_int, default=600, metavar="N", help="validation pairs, half same-person (default: 600)")
     group = train.add_argument_group("several machines (tf.distribute.MultiWorkerMirroredStrategy; or set TF_CONFIG)")
     group.add_argument("--workers", metavar="HOST:PORT,...",

@@ -17,6 +17,19 @@ and ``search.json``, best first, with ``importance.png`` (optuna's parameter
 importances) once at least two trials completed; the best trial *run here* is
 returned for export (the others' weights stay on the machine that trained them).
 
+Resuming (``resume``, ``faceapp train --search N --resume``): a run has an id (host,
+process, random part) kept in ``OUT_DIR/run.json`` and set on each of its trials
+(``run_id``); ``N`` counts the finished (complete or pruned) trials *of this run*, so a
+fresh run adds N trials to the study and a resumed one runs only those still missing to
+reach N. Each trial trains with per-epoch checkpoints in ``OUT_DIR/trial_T/resume/``
+(removed once it is told). A trial killed with its process is left RUNNING in optuna's
+storage (one stopped with Ctrl-C is told FAIL, ``interrupted``): the resumed run marks
+this run's RUNNING trials FAIL (``interrupted``; a finished trial is never re-opened)
+and continues each in a new trial with the same parameters (``continues_trial``), from
+the killed one's checkpoint, with its earlier epochs' AUCs reported again. The trial
+exported is the best of this run, trials finished before the interruption included
+(rebuilt from their ``trial_T/result.json`` and best weights).
+
 optuna is imported lazily (:func:`import_optuna`): it is in the ``train`` extra.
 """
 
@@ -29,8 +42,10 @@ import logging
 import math
 import os
 import re
+import shutil
 import socket
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_STUDY_NAME = "faceapp-search"
 STUDY_FILE = "study.db"
+RUN_FILE = "run.json"
 INSTALL_HINT = "pip install -e '.[train]'"
 
 
@@ -155,12 +171,14 @@ def pruning_callback(trial):
         def __init__(self):
             super().__init__()
             self.pruned_at: int | None = None
+            self.reported: set[int] = set()
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(MONITOR)
             if value is None:
                 return
             trial.report(float(value), step=epoch + 1)
+            self.reported.add(epoch + 1)
             if trial.should_prune():
                 self.pruned_at = epoch + 1
                 self.model.stop_training = True
@@ -267,10 +285,88 @@ def _rank(row: dict[str, Any]) -> tuple[float, float]:
     return number(row["auc"]), number(row["accuracy"])
 
 
+def _this_run(out: Path, storage: str, study_name: str, trials: int, resume: bool) -> str:
+    """The run id: the earlier one of ``out`` when resuming, else a new one (``run.json``)."""
+    path = out / RUN_FILE
+    earlier = None
+    if resume and path.is_file():
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if earlier is not None and (earlier.get("storage"), earlier.get("study_name")) != (redact(storage), study_name):
+            raise SearchError(f"cannot resume the search in {out}: it used study {earlier.get('study_name')!r} in "
+                              f"{earlier.get('storage')}; rerun the original command with --resume, or leave --resume out")
+    if resume and earlier is None:
+        logger.info("no earlier search run in %s: starting a new one", out)
+    run_id = earlier["run_id"] if earlier else f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    temporary = path.with_name(f".{RUN_FILE}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps({"run_id": run_id, "storage": redact(storage), "study_name": study_name,
+                                     "trials": int(trials)}, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return run_id
+
+
+def _take_over_interrupted(optuna, study, run_id: str) -> tuple[list, list]:
+    """``(finished, to_continue)`` trials of run ``run_id``: RUNNING ones (killed with an
+    earlier process of this run) are marked FAIL (``interrupted``) first; to continue:
+    the interrupted trials no later trial of the run continues."""
+    states = optuna.trial.TrialState
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("run_id") == run_id]
+    for frozen in mine:
+        if frozen.state == states.RUNNING:
+            optuna.trial.Trial(study, frozen._trial_id).set_user_attr("interrupted", True)
+            study.tell(frozen.number, state=states.FAIL)
+            logger.warning("trial %d of this run was interrupted: marked failed, continued in a new trial", frozen.number)
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("run_id") == run_id]
+    finished = [t for t in mine if t.state in (states.COMPLETE, states.PRUNED)]
+    continued = {t.user_attrs.get("continues_trial") for t in mine}
+    pending = [t for t in mine if t.state == states.FAIL and t.user_attrs.get("interrupted") and t.number not in continued]
+    return finished, pending
+
+
+def _result_record(result) -> dict[str, Any]:
+    best = result.best
+    return {"before": result.before.to_json(), "best": {"accuracy": best.accuracy, "auc": best.auc, "threshold": best.threshold,
+                                                        "scores": [float(v) for v in best.scores],
+                                                        "same": [bool(v) for v in best.same]},
+            "best_epoch": result.best_epoch, "history": result.history, "images_per_second": result.images_per_second,
+            "seconds": result.seconds, "device": result.device, "outputs": result.outputs}
+
+
+def _load_result(trial_dir: Path, config: TrainConfig):
+    """The TrainResult of a trial finished by an earlier process: its ``result.json`` and
+    best backbone weights (``checkpoints/best.weights.h5``)."""
+    import numpy as np
+
+    from faceapp.embedding.sface import build_sface
+    from faceapp.training.loop import TrainResult
+    from faceapp.training.validation import Verification
+
+    try:
+        saved = json.loads((trial_dir / "result.json").read_text(encoding="utf-8"))
+        backbone = build_sface(dropout=config.dropout)
+        backbone.load_weights(trial_dir / "checkpoints" / "best.weights.h5")
+    except (OSError, ValueError, KeyError) as error:
+        raise SearchError(f"cannot export trial {trial_dir.name} of the interrupted run: {type(error).__name__} "
+                          f"reading {trial_dir}; leave --resume out to start again") from None
+    before, best = saved["before"], saved["best"]
+    return TrainResult(
+        backbone=backbone, history=saved["history"],
+        before=Verification(before["accuracy"], before["auc"], before["threshold"], np.zeros(0), np.zeros(0, bool)),
+        best=Verification(best["accuracy"], best["auc"], best["threshold"], np.asarray(best["scores"], np.float64),
+                          np.asarray(best["same"], bool)),
+        best_epoch=int(saved["best_epoch"]), images_per_second=float(saved["images_per_second"]),
+        seconds=float(saved["seconds"]), device=saved["device"], outputs=saved["outputs"])
+
+
 def run_search(loaded: LoadedFaces, train_names, val_names, config: TrainConfig, trials: int, out_dir: str | os.PathLike, *,
                seed: int = 0, model_dir=None, space: SearchSpace | None = None, storage: str | None = None,
-               study_name: str | None = None, pruner=None) -> SearchOutcome:
-    """Run ``trials`` more trials of the study (created or continued); see the module."""
+               study_name: str | None = None, pruner=None, resume: bool = False) -> SearchOutcome:
+    """Run ``trials`` trials in a new run of the study (created or continued), or with
+    ``resume`` those still missing to make ``trials`` in this directory's earlier run;
+    see the module."""
+    from faceapp.training.loop import MONITOR
     from faceapp.training.run import train_on_split, with_overrides
 
     optuna = import_optuna()
@@ -284,30 +380,55 @@ def run_search(loaded: LoadedFaces, train_names, val_names, config: TrainConfig,
     study_name = study_name or DEFAULT_STUDY_NAME
     study = open_study(storage, study_name, search_setup(config, seed, train_names, val_names, space), pruner)
     host = socket.gethostname()
+    run_id = _this_run(out, storage, study_name, trials, resume)
+    earlier, pending = _take_over_interrupted(optuna, study, run_id) if resume else ([], [])
+    remaining = max(0, trials - len(earlier))
+    if resume:
+        logger.info("resuming search run %s: %d of %d trials finished, %d to run (%d continued)", run_id, len(earlier),
+                    trials, remaining, min(remaining, len(pending)))
     best = None  # ((auc, accuracy), result, config, number)
-    for count in range(1, trials + 1):
+    for count in range(1, remaining + 1):
+        continues = pending[count - 1] if count <= len(pending) else None
         trial = study.ask()
         # Seeded with the trial's number, unique in the study even when machines ask at once.
         study.sampler = optuna.samplers.TPESampler(seed=_sampler_seed(seed, trial.number))
+        if continues is not None:  # the interrupted trial's parameters, all of them fixed
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PartialFixedSampler is "experimental"
+                study.sampler = optuna.samplers.PartialFixedSampler(dict(continues.params), study.sampler)
         params = suggest(trial, space, config)
         trial_config = with_overrides(config, **params)
-        logger.info("trial %d (%d/%d here): %s", trial.number, count, trials, params)
+        trial_dir = out / f"trial_{trial.number}"
+        checkpoint_dir = Path(continues.user_attrs["checkpoint_dir"]) if continues is not None else trial_dir / "resume"
+        for key, value in {"run_id": run_id, "host": host, "checkpoint_dir": str(checkpoint_dir),
+                           **({"continues_trial": continues.number} if continues is not None else {})}.items():
+            trial.set_user_attr(key, value)
+        logger.info("trial %d (%d/%d here%s): %s", trial.number, len(earlier) + count, trials,
+                    f", continuing trial {continues.number}" if continues is not None else "", params)
         callback = pruning_callback(trial)
         try:
-            result = train_on_split(loaded, train_names, val_names, trial_config, out / f"trial_{trial.number}", seed=seed,
-                                    model_dir=model_dir, callbacks=(callback,))
-        except BaseException:
+            result = train_on_split(loaded, train_names, val_names, trial_config, trial_dir, seed=seed,
+                                    model_dir=model_dir, callbacks=(callback,), checkpoint_dir=checkpoint_dir,
+                                    resume=continues is not None)
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):  # as a kill: --resume continues it from its checkpoint
+                trial.set_user_attr("interrupted", True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
+        for step, value in enumerate(result.history.get(MONITOR, []), 1):  # the epochs before a resume
+            if step not in callback.reported:
+                trial.report(float(value), step=step)
+        (trial_dir / "result.json").write_text(json.dumps(_result_record(result), default=str) + "\n", encoding="utf-8")
         for key, value in {**params, "accuracy": result.best.accuracy, "auc": result.best.auc, "best_epoch": result.best_epoch,
                            "epochs_run": len(result.history.get("loss", [])), "before_auc": result.before.auc,
-                           "before_accuracy": result.before.accuracy, "pruned_at": callback.pruned_at, "host": host,
-                           "trial_dir": str(out / f"trial_{trial.number}")}.items():
+                           "before_accuracy": result.before.accuracy, "pruned_at": callback.pruned_at,
+                           "resumed_from_epoch": result.resumed_from_epoch, "trial_dir": str(trial_dir)}.items():
             trial.set_user_attr(key, value)
         if callback.pruned_at is not None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
             study.tell(trial, result.best.auc)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # told: its checkpoints are of no more use
         key = (result.best.auc, result.best.accuracy)
         if best is None or key > best[0]:
             best = (key, result, trial_config, trial.number)
@@ -319,6 +440,15 @@ def run_search(loaded: LoadedFaces, train_names, val_names, config: TrainConfig,
     if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
         importances = param_importances(study)
         plot = plot_importances(importances, out / "importance.png") if importances else None
+    if earlier:  # trials of this run finished before the interruption: the best of them, if it beats these
+        def score(frozen) -> tuple[float, float]:
+            return _rank({"auc": float(frozen.user_attrs.get("auc", float("nan"))),
+                          "accuracy": float(frozen.user_attrs.get("accuracy", float("nan")))})
+
+        top = max(earlier, key=lambda t: (score(t), -t.number))
+        if best is None or score(top) >= best[0]:
+            top_config = with_overrides(config, **{k: top.user_attrs[k] for k in ("learning_rate", "margin", "freeze")})
+            best = (None, _load_result(Path(top.user_attrs["trial_dir"]), top_config), top_config, top.number)
     _, result, best_config, number = best
     return SearchOutcome(rows, result, best_config, number, storage, study_name, importances, plot)
 
