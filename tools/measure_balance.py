@@ -1,45 +1,67 @@
 """Effect of ``faceapp train --balance none|sampling|weights`` on a deliberately
 imbalanced split of LFW (issue 19, "Class imbalance").
 
-    python tools/measure_balance.py [--lfw DIR] [--majority 10] [--minority 60] [--seeds 0,1]
+    python tools/measure_balance.py [--lfw DIR] [--majority 12] [--minority 100] [--seeds 0,1,2]
 
 1. Builds an imbalanced dataset in a temporary folder (``NAME/*.jpg`` symlinks into
    ``--lfw``'s ``images/``): the ``--majority`` people with the most photos (at least
    ``--majority-min`` each) keep all of them; ``--minority`` further people (with at least
    ``--minority-keep`` photos, the next ones in name order after a fixed shuffle) are cut
-   to ``--minority-keep`` photos each.
-2. For every seed, runs ``faceapp train DIR --json`` (the app's own CLI, in a subprocess)
-   once per balance mode with everything else equal: same people, same split by person
-   (``--seed``), same validation pairs, same steps. The face crops are cached in the temp
-   folder after the first run, so only the first run detects faces.
-3. Prints, per run, the validation verification accuracy (k-fold) and ROC AUC that the
-   training reports before and after (best epoch), the head's last training loss, and
-   the time; then the spread of each mode over the seeds. ``--seed`` also changes the
-   split and the pairs, so the spread over seeds is data spread plus training noise.
+   to ``--minority-keep`` photos each. These are the *training* people. ``--validation``
+   further people (``--validation-min`` photos or more, kept whole) are only validated on.
+   Faces are found and aligned once by the app's loader (``load_faces``, cached in the
+   temp folder).
+2. Per seed, before training, held-out images of the training people are set aside at
+   random: ``--hold-majority`` of each majority person and ``--hold-minority`` of each
+   minority person (default 2 and 1: about 10 training images per majority person
+   against 1 per minority person, about 10:1). The rest is trained on.
+3. Per seed, the three balance modes are trained with everything else equal (same
+   people, same held-out images, same validation pairs, same seed, same steps), in this
+   process with the library's own loop (``faceapp.training.loop.train``, what
+   ``faceapp train`` runs), plus one extra Keras callback that reads the training model's
+   margin head (``margin_head``: one centre per training person; the loop does not return
+   it). At epoch 0 (head centres = each person's mean embedding, identical for the three
+   modes) and after every epoch, the held-out images are embedded by the current backbone
+   and classified by the head (argmax of the cosine with the centres, no margin): overall
+   accuracy, macro recall and macro F1 over the training people (scikit-learn), recall on
+   the minority and on the majority people, and the share of the minority's held-out
+   images that the head gives to a majority person. This is where class imbalance acts:
+   the head is what the skewed class frequencies bias.
+4. Also printed, as before: the verification accuracy (k-fold) and ROC AUC of the
+   validation people's pairs before and after (best epoch, by AUC) training.
 
-The validation people are held out (never trained on), split at random from both groups;
-the script also says how many majority/minority people landed on each side.
+The summary gives, per mode, mean ± std over the seeds at the last epoch, and the
+differences to ``none`` paired by seed (same held-out images, same seed). CPU training is
+not bit-reproducible here, so the seed spread includes run-to-run noise.
+
+Known limit: all runs share this process and its memory grows by about 1.2 GB a run
+(``keras.backend.clear_session`` does not give it back); 9 runs need about 11 GB, so on a
+small machine run a few seeds at a time (``--seeds 0``, ``--seeds 1``, ...).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 MODES = ("none", "sampling", "weights")
+HEAD_KEYS = ("acc", "macro_recall", "macro_f1", "minority_recall", "majority_recall", "minority_to_majority")
 
 
-def build_imbalanced(lfw: Path, dest: Path, majority: int, majority_min: int, minority: int, minority_keep: int) -> dict:
+def build_imbalanced(lfw: Path, dest: Path, majority: int, majority_min: int, minority: int, minority_keep: int,
+                     validation: int, validation_min: int) -> dict:
     images = lfw / "images" if (lfw / "images").is_dir() else lfw
     people: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(images.glob("*.jpg")):
@@ -51,95 +73,208 @@ def build_imbalanced(lfw: Path, dest: Path, majority: int, majority_min: int, mi
     rest = sorted(name for name, paths in people.items() if len(paths) >= minority_keep and name not in big)
     random.Random(12345).shuffle(rest)
     small = sorted(rest[:minority])
-    for name in big + small:
+    val = sorted([name for name in rest[minority:] if len(people[name]) >= validation_min][:validation])
+    for name in big + small + val:
         folder = dest / name
         folder.mkdir(parents=True)
-        for path in people[name][: None if name in big else minority_keep]:
+        for path in people[name][: minority_keep if name in small else None]:
             (folder / path.name).symlink_to(path.resolve())
-    return {"majority": {name: len(people[name]) for name in big}, "minority": {name: minority_keep for name in small}}
+    return {"majority": {name: len(people[name]) for name in big}, "minority": {name: minority_keep for name in small},
+            "validation": {name: len(people[name]) for name in val}}
 
 
-def run_training(data: Path, out: Path, mode: str, seed: int, args, cache: Path) -> dict:
-    command = [sys.executable, "-m", "faceapp", "train", str(data), "--out", str(out), "--json", "-q", "--device", "cpu",
-               "--balance", mode, "--seed", str(seed), "--epochs", str(args.epochs), "--steps-per-epoch", str(args.steps),
-               "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--freeze", str(args.freeze),
-               "--val-pairs", str(args.val_pairs), "--val-fraction", str(args.val_fraction), "--patience", "99",
-               "--cache-dir", str(cache)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
-        raise SystemExit(f"faceapp train --balance {mode} --seed {seed} failed ({done.returncode})")
-    report = json.loads(done.stdout[done.stdout.index("{"):])
-    history = json.loads(Path(report["outputs"]["history"]).read_text(encoding="utf-8"))["history"]
-    people = json.loads((out / "people.json").read_text(encoding="utf-8"))
-    return {"report": report, "history": history, "people": people, "seconds": seconds, "command": command}
+def hold_out(faces, minority: set[str], hold_majority: int, hold_minority: int, seed: int):
+    """``(fit_faces, held_images, held_labels)``: per person, ``hold_*`` random images set
+    aside (labels keep ``faces.names``' order); every person keeps at least one to train on."""
+    from faceapp.training.data import FaceSet
+
+    rng = np.random.default_rng(1000 + seed)
+    fit, held = [], []
+    for label, name in enumerate(faces.names):
+        rows = rng.permutation(np.flatnonzero(faces.labels == label))
+        count = min(hold_minority if name in minority else hold_majority, len(rows) - 1)
+        held.extend(rows[:count])
+        fit.extend(rows[count:])
+    fit, held = np.sort(np.array(fit)), np.sort(np.array(held))
+    fit_faces = FaceSet(faces.images[fit], faces.labels[fit], faces.names, tuple(faces.paths[i] for i in fit), faces.detected[fit])
+    return fit_faces, faces.images[held], faces.labels[held]
+
+
+def head_probe(held_images, held_labels, minority_mask):
+    """A Keras callback classifying the held-out images with the training model's margin
+    head at epoch 0 and after every epoch; ``probe.epochs`` is the list of metric dicts."""
+    import keras
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    from faceapp.training.validation import embed_faces
+
+    class HeadProbe(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs: list[dict] = []
+
+        def measure(self):
+            head = self.model.get_layer("margin_head")
+            backbone = next(layer for layer in self.model.layers if isinstance(layer, keras.Model))
+            cosines = np.asarray(head.cosines(embed_faces(backbone, held_images)))
+            predicted = cosines.argmax(axis=1)
+            classes = list(range(head.classes))
+            minor = minority_mask[held_labels]
+            correct = predicted == held_labels
+            self.epochs.append({
+                "acc": accuracy_score(held_labels, predicted),
+                "macro_recall": recall_score(held_labels, predicted, labels=classes, average="macro", zero_division=0),
+                "macro_f1": f1_score(held_labels, predicted, labels=classes, average="macro", zero_division=0),
+                "minority_recall": float(correct[minor].mean()),
+                "majority_recall": float(correct[~minor].mean()),
+                "minority_to_majority": float((~minority_mask[predicted[minor]]).mean()),
+            })
+
+        def on_train_begin(self, logs=None):
+            self.measure()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.measure()
+
+    return HeadProbe()
+
+
+def mean_std(values) -> str:
+    values = list(values)
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):+.4f} ± {spread:.4f}"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=Path, default=Path("/work/shared/data/lfw"))
-    parser.add_argument("--majority", type=int, default=10, help="people kept whole (default: 10)")
-    parser.add_argument("--majority-min", type=int, default=10, help="... each with at least this many photos (default: 10)")
-    parser.add_argument("--minority", type=int, default=60, help="people cut to --minority-keep photos (default: 60)")
+    parser.add_argument("--majority", type=int, default=12, help="training people kept whole (default: 12)")
+    parser.add_argument("--majority-min", type=int, default=11, help="... each with at least this many photos (default: 11)")
+    parser.add_argument("--minority", type=int, default=100, help="training people cut to --minority-keep photos (default: 100)")
     parser.add_argument("--minority-keep", type=int, default=2, help="(default: 2)")
-    parser.add_argument("--seeds", default="0", help="comma-separated (default: 0)")
+    parser.add_argument("--hold-majority", type=int, default=2, help="held-out images per majority person (default: 2)")
+    parser.add_argument("--hold-minority", type=int, default=1, help="held-out images per minority person (default: 1)")
+    parser.add_argument("--validation", type=int, default=40, help="validation-only people, kept whole (default: 40)")
+    parser.add_argument("--validation-min", type=int, default=3, help="... each with at least this many photos (default: 3)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated (default: 0,1,2)")
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=6, help="steps per epoch (default: 6)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10, help="steps per epoch (default: 10)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--freeze", type=int, default=13)
     parser.add_argument("--val-pairs", type=int, default=200)
-    parser.add_argument("--val-fraction", type=float, default=0.25)
+    parser.add_argument("--head-init", choices=("means", "random"), default="means",
+                        help="head centres start at each person's mean embedding (faceapp train's default) or random "
+                             "(Glorot, as with --from-scratch; TrainConfig.init_head_from_means=False) (default: means)")
+    parser.add_argument("--device", choices=("cpu", "auto"), default="cpu")
     parser.add_argument("--keep", type=Path, help="keep the temp folder here instead (for inspection)")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     modes = args.modes.split(",")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    if args.device == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+    from faceapp.training.config import DataConfig, TrainConfig
+    from faceapp.training.data import load_faces
+    from faceapp.training.loop import train
 
     with tempfile.TemporaryDirectory(prefix="measure-balance-") as temp:
         work = args.keep or Path(temp)
         data = work / "data"
-        groups = build_imbalanced(args.lfw, data, args.majority, args.majority_min, args.minority, args.minority_keep)
-        big, small = groups["majority"], groups["minority"]
-        print(f"imbalanced set: {len(big)} majority people with {sum(big.values())} images ({min(big.values())}-{max(big.values())} each), "
-              f"{len(small)} minority people with {args.minority_keep} images each ({sum(small.values())} images)", flush=True)
+        groups = build_imbalanced(args.lfw, data, args.majority, args.majority_min, args.minority, args.minority_keep,
+                                  args.validation, args.validation_min)
+        started = time.perf_counter()
+        loaded = load_faces(DataConfig(data_dir=data, cache_dir=work / "cache"))
+        faces = loaded.faces
+        val_names = tuple(name for name in faces.names if name in groups["validation"])
+        train_names = tuple(name for name in faces.names if name not in groups["validation"])
+        train_all, val_faces = faces.subset(train_names), faces.subset(val_names)
+        minority = set(groups["minority"]) & set(train_names)
+        minority_mask = np.array([name in minority for name in train_names])
+        counts = train_all.counts()
+        print(f"faces found in {time.perf_counter() - started:.0f} s ({len(loaded.no_face)} images without a face left out, "
+              f"{len(loaded.dropped_people)} people dropped); training people: {int((~minority_mask).sum())} majority "
+              f"({int(counts[~minority_mask].sum())} images, {counts[~minority_mask].min()}-{counts[~minority_mask].max()} each), "
+              f"{len(minority)} minority ({int(counts[minority_mask].sum())} images); validation: {len(val_names)} people, "
+              f"{len(val_faces)} images", flush=True)
         rows = []
         for seed in seeds:
+            fit_faces, held_images, held_labels = hold_out(train_all, minority, args.hold_majority, args.hold_minority, seed)
+            fit_counts = fit_faces.counts()
+            ratio = fit_counts[~minority_mask].mean() / fit_counts[minority_mask].mean()
+            print(f"seed {seed}: training on {len(fit_faces)} images (majority {fit_counts[~minority_mask].min()}-"
+                  f"{fit_counts[~minority_mask].max()} per person, minority {fit_counts[minority_mask].min()}-"
+                  f"{fit_counts[minority_mask].max()}; {ratio:.1f}:1), {len(held_labels)} held out "
+                  f"({int(minority_mask[held_labels].sum())} minority, {int((~minority_mask[held_labels]).sum())} majority)", flush=True)
             for mode in modes:
-                result = run_training(data, work / f"model-{mode}-{seed}", mode, seed, args, work / "cache")
-                report, history, people = result["report"], result["history"], result["people"]
-                validation = report["validation"]
-                train_big = sum(name in big for name in people["train"])
-                val_big = sum(name in big for name in people["validation"])
-                row = {"seed": seed, "mode": mode, "before_acc": validation["before"]["accuracy"], "before_auc": validation["before"]["auc"],
-                       "acc": validation["after"]["accuracy"], "auc": validation["after"]["auc"], "best_epoch": validation["best_epoch"],
-                       "pairs": validation["pairs"], "last_acc": history["val_verification_accuracy"][-1],
-                       "last_auc": history["val_verification_auc"][-1], "loss": history["loss"][-1], "head_acc": history["accuracy"][-1],
-                       "train": f"{train_big}+{len(people['train']) - train_big} ({report['data']['train']['images']} img)",
-                       "val": f"{val_big}+{len(people['validation']) - val_big} ({report['data']['validation']['images']} img)",
-                       "seconds": result["seconds"]}
+                config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, freeze=args.freeze,
+                                     balance=mode, patience=99, val_pairs=args.val_pairs, steps_per_epoch=args.steps, verbose=0,
+                                     init_head_from_means=args.head_init == "means")
+                probe = head_probe(held_images, held_labels, minority_mask)
+                began = time.perf_counter()
+                result = train(fit_faces, val_faces, config, work / f"run-{mode}-{seed}", seed=seed, callbacks=(probe,))
+                row = {"seed": seed, "mode": mode, "before": probe.epochs[0], "last": probe.epochs[-1],
+                       "before_acc": result.before.accuracy, "before_auc": result.before.auc, "val_acc": result.best.accuracy,
+                       "val_auc": result.best.auc, "best_epoch": result.best_epoch,
+                       "last_val_acc": result.history["val_verification_accuracy"][-1],
+                       "last_val_auc": result.history["val_verification_auc"][-1],
+                       "loss": result.history["loss"][-1], "train_acc": result.history["accuracy"][-1],
+                       "seconds": time.perf_counter() - began}
                 rows.append(row)
-                print(f"seed {seed} --balance {mode:8s}: val acc {row['before_acc']:.4f} -> {row['acc']:.4f}, "
-                      f"AUC {row['before_auc']:.5f} -> {row['auc']:.5f} (best epoch {row['best_epoch']}; last epoch {row['last_acc']:.4f}, {row['last_auc']:.5f}), "
-                      f"head loss {row['loss']:.3f}, {row['seconds']:.0f} s", flush=True)
-        print("\ncommand of each run: " + " ".join(result["command"][1:]).replace(str(work), "$TMP"))
-        print("\n| seed | balance | train people (major+minor) | val people (major+minor) | pairs | val acc before | val acc after | AUC before | AUC after | best epoch | last-epoch acc | last-epoch AUC | last head loss | head acc | s |")
+                b, h = row["before"], row["last"]
+                print(f"seed {seed} --balance {mode:8s}: held-out head acc {b['acc']:.3f} -> {h['acc']:.3f}, macro recall "
+                      f"{b['macro_recall']:.3f} -> {h['macro_recall']:.3f}, macro F1 {b['macro_f1']:.3f} -> {h['macro_f1']:.3f}, "
+                      f"minority recall {b['minority_recall']:.3f} -> {h['minority_recall']:.3f}, majority recall "
+                      f"{b['majority_recall']:.3f} -> {h['majority_recall']:.3f}, minority given to majority "
+                      f"{b['minority_to_majority']:.3f} -> {h['minority_to_majority']:.3f}; val verification acc "
+                      f"{row['before_acc']:.4f} -> {row['val_acc']:.4f}, AUC {row['before_auc']:.5f} -> {row['val_auc']:.5f} "
+                      f"(best epoch {row['best_epoch']}); loss {row['loss']:.3f}; {row['seconds']:.0f} s", flush=True)
+                del result, probe
+                keras.backend.clear_session()
+                gc.collect()
+        print(f"\neach run: {args.epochs} epochs x {args.steps} steps of {args.batch_size}, lr {args.lr}, first {args.freeze} "
+              f"of 14 stages frozen, arcface head ({args.head_init} init), augmentation on; head figures at the last epoch")
+        print("\n| seed | balance | head acc | macro recall | macro F1 | minority recall | majority recall | minority -> majority "
+              "| val acc before | val acc after (best) | AUC before | AUC after | best epoch | last loss | s |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['seed']} | {r['mode']} | {r['train']} | {r['val']} | {r['pairs']} | {r['before_acc']:.4f} | {r['acc']:.4f} | "
-                  f"{r['before_auc']:.5f} | {r['auc']:.5f} | {r['best_epoch']} | {r['last_acc']:.4f} | {r['last_auc']:.5f} | {r['loss']:.3f} | {r['head_acc']:.3f} | {r['seconds']:.0f} |")
-        if len(seeds) > 1:
-            print("\nover seeds, mean ± std of the change from before training (best epoch; last epoch):")
-            for mode in modes:
+        for seed in seeds:
+            r0 = next(r for r in rows if r["seed"] == seed)
+            b = r0["before"]
+            print(f"| {seed} | epoch 0 (all modes) | {b['acc']:.3f} | {b['macro_recall']:.3f} | {b['macro_f1']:.3f} | "
+                  f"{b['minority_recall']:.3f} | {b['majority_recall']:.3f} | {b['minority_to_majority']:.3f} | | | | | | | |")
+            for r in (r for r in rows if r["seed"] == seed):
+                h = r["last"]
+                print(f"| {seed} | {r['mode']} | {h['acc']:.3f} | {h['macro_recall']:.3f} | {h['macro_f1']:.3f} | "
+                      f"{h['minority_recall']:.3f} | {h['majority_recall']:.3f} | {h['minority_to_majority']:.3f} | "
+                      f"{r['before_acc']:.4f} | {r['val_acc']:.4f} | {r['before_auc']:.5f} | {r['val_auc']:.5f} | "
+                      f"{r['best_epoch']} | {r['loss']:.3f} | {r['seconds']:.0f} |")
+        print("\nover seeds, mean ± std (head figures: last epoch; verification: change from before, best epoch):")
+        print("| balance | " + " | ".join(HEAD_KEYS) + " | val acc change | val AUC change |")
+        print("|---|" + "---|" * (len(HEAD_KEYS) + 2))
+        print("| epoch 0 | " + " | ".join(mean_std(r["before"][k] for r in rows if r["mode"] == modes[0]) for k in HEAD_KEYS) + " | | |")
+        for mode in modes:
+            mine = [r for r in rows if r["mode"] == mode]
+            print(f"| {mode} | " + " | ".join(mean_std(r["last"][k] for r in mine) for k in HEAD_KEYS)
+                  + f" | {mean_std(r['val_acc'] - r['before_acc'] for r in mine)} | {mean_std(r['val_auc'] - r['before_auc'] for r in mine)} |")
+        if "none" in modes:
+            print("\npaired by seed, mode minus none (mean ± std over seeds; the per-seed differences in brackets):")
+            print("| balance | " + " | ".join(HEAD_KEYS) + " | val acc | val AUC |")
+            print("|---|" + "---|" * (len(HEAD_KEYS) + 2))
+            base = {r["seed"]: r for r in rows if r["mode"] == "none"}
+            for mode in (m for m in modes if m != "none"):
                 mine = [r for r in rows if r["mode"] == mode]
-                for label, acc, auc in (("best", "acc", "auc"), ("last", "last_acc", "last_auc")):
-                    dacc = [r[acc] - r["before_acc"] for r in mine]
-                    dauc = [r[auc] - r["before_auc"] for r in mine]
-                    print(f"  {mode:8s} {label}: accuracy {statistics.mean(dacc):+.4f} ± {statistics.stdev(dacc):.4f}, "
-                          f"AUC {statistics.mean(dauc):+.5f} ± {statistics.stdev(dauc):.5f}")
+                cells = []
+                for k in HEAD_KEYS:
+                    diffs = [r["last"][k] - base[r["seed"]]["last"][k] for r in mine]
+                    cells.append(f"{mean_std(diffs)} [{', '.join(f'{d:+.3f}' for d in diffs)}]")
+                for k in ("val_acc", "val_auc"):
+                    diffs = [r[k] - base[r["seed"]][k] for r in mine]
+                    cells.append(mean_std(diffs))
+                print(f"| {mode} | " + " | ".join(cells) + " |")
     return 0
 
 
