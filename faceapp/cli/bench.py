@@ -101,6 +101,9 @@ def _real_embeddings(args: argparse.Namespace, folder: Path, count: int) -> np.n
 def cmd_bench(args: argparse.Namespace) -> int:
     if getattr(args, "target", None) == "search":
         return cmd_bench_search(args)
+    from faceapp.accel.device import import_tensorflow
+
+    import_tensorflow()  # first, before OpenCV's DNN rows or Keras import it: its start-up noise stays hidden
     from faceapp.evaluation import speed
     from faceapp.paths import fixtures_dir, reference_sface_onnx
     from faceapp.recognition.live import Tracking

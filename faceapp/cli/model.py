@@ -119,6 +119,9 @@ def _card(model_id: str, architecture: str, license_text: str, weights: Path, di
 def cmd_import(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from faceapp.accel.device import import_tensorflow
+
+    import_tensorflow()  # first, before onnx or Keras import it: its start-up noise on stderr stays hidden
     from faceapp.embedding import onnx_import
     from faceapp.embedding.modelcard import load_card
     from faceapp.embedding.runtime import Embedder
