@@ -16,13 +16,13 @@ from being enlarged much.
 
 dlib's chip is cut from the wide crop by one fixed similarity transform (the least-squares
 map of the wide template onto :data:`~faceapp.vision.dlib_align.DLIB_CHIP_TEMPLATE`), not
-from the landmarks. Measured on 309 faces (300 LFW images and the fixture photos; wide
-crops stored as JPEG 90, as the gallery does): dlib's descriptors of such chips have cosine
-0.9994 on average with those of the live chip (1st percentile 0.9985, worst 0.9983), and
-SFace's of the 112 crop cut from the wide one about 0.996 (worst 0.976, on a large face
-the live warp samples coarsely) -- as close as SFace's of the JPEG 112 thumbnail stored
-before (0.995, worst 0.968). Finding the landmarks again in the wide crop does worse
-(0.9910 for dlib).
+from the landmarks. Measured on 309 faces (``python tools/measure_wide_crop.py``: 300 LFW
+images and the fixture photos; wide crops stored as JPEG 90, as the gallery does): dlib's
+descriptors of such chips have cosine 0.9994 on average with those of the live chip (1st
+percentile 0.9985, worst 0.9983), and SFace's of the 112 crop cut from the wide one 0.9971
+(1st percentile 0.9879, worst 0.9763, on a large face the live warp samples coarsely) --
+closer than SFace's of the JPEG 112 thumbnail stored before (0.9952, 0.9870, 0.9682).
+Finding the landmarks again in the wide crop did worse (0.9910 for dlib).
 
 Images: BGR uint8 ``(H, W, 3)``; landmarks: float ``(5, 2)`` ``(x, y)`` pixels in YuNet's
 order (see :mod:`faceapp.types`).
