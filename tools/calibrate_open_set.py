@@ -78,6 +78,12 @@ def card_path(model: Path) -> Path:
     for name in ("card.json", CARD.name):
         if (model / name).is_file():
             return model / name
+    for path in sorted(model.glob("*.json")):  # e.g. the NAME.json of `faceapp model import`
+        try:
+            if "model_id" in json.loads(path.read_text(encoding="utf-8")):
+                return path
+        except (OSError, ValueError):
+            continue
     sys.exit(f"no model card in {model}")
 
 
