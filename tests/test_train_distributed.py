@@ -21,7 +21,6 @@ weights bit-identical), because it takes twice as long.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from train_helpers import training_env
 
 
 def _free_ports(count: int) -> list[int]:
@@ -40,14 +40,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("TF_CONFIG", None)
-    env.update({"CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-                "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
-    return env
 
 
 EPOCHS = 3
@@ -68,7 +60,7 @@ def test_two_workers_on_localhost_agree(lfw_dir, tmp_path):
 
     out = tmp_path / "model"  # the same --out on both, as on a shared file system
     workers = ",".join(f"localhost:{port}" for port in _free_ports(2))
-    children = [subprocess.Popen(_args(lfw_dir, out, tmp_path / f"crops{index}", workers, index), env=_env(),
+    children = [subprocess.Popen(_args(lfw_dir, out, tmp_path / f"crops{index}", workers, index), env=training_env(),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in (0, 1)]
     outputs = []
     try:

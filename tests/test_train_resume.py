@@ -18,10 +18,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from train_helpers import tiny_train_args, training_env
 
 #: Run in the child: the real CLI, except that after the first checkpoint it waits to be killed.
 HOLD_AFTER_FIRST_CHECKPOINT = """
@@ -40,24 +40,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1",
-                "OMP_NUM_THREADS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"})
-    return env
-
-
-def _train_args(lfw_dir: Path, out: Path, cache: Path) -> list[str]:
-    return ["train", str(lfw_dir), "--out", str(out), "--min-images", "4", "--max-images", "4", "--max-people", "6",
-            "--val-fraction", "0.34", "--cache-dir", str(cache), "--epochs", "3", "--steps-per-epoch", "1",
-            "--batch-size", "4", "--freeze", "13", "--dropout", "0", "--no-augment", "--val-pairs", "24",
-            "--patience", "5", "--lr", "1e-3", "--device", "cpu", "-q"]
-
-
 def test_kill_9_after_the_first_checkpoint_then_resume(lfw_dir, tmp_path):
     out, cache = tmp_path / "model", tmp_path / "crops"
-    args = _train_args(lfw_dir, out, cache)
-    child = subprocess.Popen([sys.executable, "-c", HOLD_AFTER_FIRST_CHECKPOINT, *args], env=_env(),
+    args = tiny_train_args(lfw_dir, out, cache, 3)
+    child = subprocess.Popen([sys.executable, "-c", HOLD_AFTER_FIRST_CHECKPOINT, *args], env=training_env(2),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     index = out / "checkpoints" / "checkpoint"  # rewritten atomically once a checkpoint is complete
     deadline = time.monotonic() + 240
@@ -76,7 +62,7 @@ def test_kill_9_after_the_first_checkpoint_then_resume(lfw_dir, tmp_path):
     assert not (out / "model_card.json").exists() and not (out / "run" / "history.json").exists()
     assert 'ckpt-1"' in index.read_text()
 
-    resumed = subprocess.run([sys.executable, "-m", "faceapp", *args, "--resume", "--json"], env=_env(),
+    resumed = subprocess.run([sys.executable, "-m", "faceapp", *args, "--resume", "--json"], env=training_env(2),
                              capture_output=True, text=True, timeout=240, check=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     report = json.loads(resumed.stdout)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from train_helpers import tiny_train_args, training_env
 
 #: Run in the child: the real CLI, except that after the first checkpoint written in a
 #: folder whose path contains argv[1] it waits to be killed.
@@ -40,27 +41,13 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "1",
-                "OMP_NUM_THREADS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"})
-    return env
-
-
-def _train_args(lfw_dir: Path, out: Path, cache: Path) -> list[str]:
-    return ["train", str(lfw_dir), "--out", str(out), "--min-images", "4", "--max-images", "4", "--max-people", "6",
-            "--val-fraction", "0.34", "--cache-dir", str(cache), "--epochs", "2", "--steps-per-epoch", "1",
-            "--batch-size", "4", "--freeze", "13", "--dropout", "0", "--no-augment", "--val-pairs", "24",
-            "--patience", "5", "--lr", "1e-3", "--device", "cpu", "-q"]
-
-
 def _kill_after_checkpoint(args: list[str], where: str, index: Path) -> None:
     """Run the CLI with ``args`` in a child, SIGKILL it once ``index`` (a checkpoint index
     file, rewritten atomically when a checkpoint is complete) exists."""
     # The child's output goes to a file, not a pipe nobody reads while it trains (a full pipe would block it).
     log = Path(tempfile.mkdtemp(prefix="faceapp-resume-")) / f"child-{where}.log"  # outside --out
     with log.open("w") as sink:
-        child = subprocess.Popen([sys.executable, "-c", HOLD_AFTER_CHECKPOINT_IN, where, *args], env=_env(),
+        child = subprocess.Popen([sys.executable, "-c", HOLD_AFTER_CHECKPOINT_IN, where, *args], env=training_env(2),
                                  stdout=sink, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 900  # a guard against a hang on a very busy machine, not a speed target
     try:
@@ -78,7 +65,7 @@ def _kill_after_checkpoint(args: list[str], where: str, index: Path) -> None:
 
 
 def _resume(args: list[str]) -> subprocess.CompletedProcess:
-    resumed = subprocess.run([sys.executable, "-m", "faceapp", *args, "--resume", "--json", "-v"], env=_env(),
+    resumed = subprocess.run([sys.executable, "-m", "faceapp", *args, "--resume", "--json", "-v"], env=training_env(2),
                              capture_output=True, text=True, timeout=300, check=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return resumed
@@ -88,7 +75,7 @@ def test_folds_kill_9_during_fold_2_then_resume(lfw_dir, tmp_path):
     from faceapp.training.folds import summarise
 
     out, cache = tmp_path / "model", tmp_path / "crops"
-    args = [*_train_args(lfw_dir, out, cache), "--folds", "2"]
+    args = [*tiny_train_args(lfw_dir, out, cache, 2), "--folds", "2"]
     _kill_after_checkpoint(args, "fold-2", out / "folds" / "fold-2" / "checkpoint")
     first = out / "folds" / "fold-1.json"
     assert first.is_file() and not (out / "folds" / "fold-2.json").exists() and not (out / "crossval.json").exists()
@@ -112,7 +99,7 @@ def test_folds_kill_9_during_fold_2_then_resume(lfw_dir, tmp_path):
 
     # Results of other settings are refused in one line.
     other = [*args[: args.index("--lr") + 1], "3e-3", *args[args.index("--lr") + 2:]]
-    refused = subprocess.run([sys.executable, "-m", "faceapp", *other, "--resume"], env=_env(), capture_output=True,
+    refused = subprocess.run([sys.executable, "-m", "faceapp", *other, "--resume"], env=training_env(2), capture_output=True,
                              text=True, timeout=300, check=False)
     assert refused.returncode == 1
     assert "made with other settings or another split (config.learning_rate)" in refused.stderr
@@ -122,7 +109,7 @@ def test_folds_kill_9_during_fold_2_then_resume(lfw_dir, tmp_path):
 def test_search_kill_9_during_trial_2_then_resume(lfw_dir, tmp_path):
     optuna = pytest.importorskip("optuna")
     out, cache = tmp_path / "model", tmp_path / "crops"
-    args = [*_train_args(lfw_dir, out, cache), "--search", "2"]
+    args = [*tiny_train_args(lfw_dir, out, cache, 2), "--search", "2"]
     _kill_after_checkpoint(args, "trial_1", out / "search" / "trial_1" / "resume" / "checkpoint")
     storage = f"sqlite:///{out / 'search' / 'study.db'}"
     study = optuna.load_study(study_name="faceapp-search", storage=storage)

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from train_helpers import training_env
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("psycopg")
@@ -40,21 +41,13 @@ def _with_password(url: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), SECRET
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("TF_CONFIG", None)
-    env.update({"CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-                "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
-    return env
-
-
 def _train(lfw_dir: Path, out: Path, cache: Path, storage: str, trials: int, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "faceapp", "train", str(lfw_dir), "--out", str(out), "--min-images", "4", "--max-images", "4",
          "--max-people", "6", "--val-fraction", "0.34", "--cache-dir", str(cache), "--epochs", "2", "--steps-per-epoch", "1",
          "--batch-size", "8", "--dropout", "0", "--no-augment", "--val-pairs", "24", "--patience", "5", "--device", "cpu",
          "-q", "--search", str(trials), "--study-storage", storage, "--study-name", "shared", *extra],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=training_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _finish(*children: subprocess.Popen) -> list[tuple[int, str, str]]:

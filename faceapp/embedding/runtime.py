@@ -62,6 +62,9 @@ class Embedder:
     ``N`` may be 0.
     """
 
+    #: Whether ``embed`` also wants dlib's chips (only the fused model's EnsembleEmbedder does).
+    needs_chip = False
+
     def __init__(self, card: EmbeddingCard, device: str = "auto", backend: str = "auto", max_batch: int = 32, precision: str = "auto"):
         if backend not in BACKENDS:
             raise ModelError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")

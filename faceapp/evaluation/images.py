@@ -91,7 +91,7 @@ def embed_images(
 
         bar = tqdm(total=count, desc=description, unit="image", leave=False)
     try:
-        needs_chip = bool(getattr(recognizer.embedder, "needs_chip", False))
+        needs_chip = recognizer.needs_chip
         for first in range(0, count, batch_size):
             rows, faces, chips = [], [], []
             for row in range(first, min(first + batch_size, count)):

@@ -130,7 +130,7 @@ class FaceAppPipeline:
             faces = np.stack([align_face(images[row], batch.landmarks[row]) for row in rows])
             embedder = self.recognizer.embedder
             chips = (np.stack([dlib_chip(images[row], batch.landmarks[row]) for row in rows])
-                     if getattr(embedder, "needs_chip", False) else None)
+                     if self.recognizer.needs_chip else None)
             flip = bool(getattr(self.recognizer, "flip", False))
             batch.embeddings[rows] = embed_faces(embedder, faces, chips, flip)
             batch.usable[rows] = True

@@ -32,7 +32,7 @@ def draw_results(image: np.ndarray, result: FrameResult) -> np.ndarray:
     thickness = max(1, round(2 * scale))
     for face in result.faces:
         x, y, w, h = (round(v) for v in face.detection.box)
-        poor = not face.match.name and not getattr(face, "judged", True)
+        poor = not face.match.name and not face.judged
         colour = KNOWN_COLOUR if face.match.name else POOR_VIEW_COLOUR if poor else UNKNOWN_COLOUR
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
         if poor:

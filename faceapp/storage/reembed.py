@@ -103,15 +103,19 @@ def decode_thumbnail(data: bytes | None) -> np.ndarray | None:
 def embed_stored(embedder: Any, faces: list[StoredFace]) -> np.ndarray:
     """The embeddings (float32 ``(N, D)``) of stored faces; each must have a chip when the
     embedder ``needs_chip``."""
-    tight = np.stack([f.tight for f in faces])
-    if getattr(embedder, "needs_chip", False):
-        return embedder.embed(tight, np.stack([f.chip for f in faces]))
-    return embedder.embed(tight)
+    from faceapp.embedding.flip import embed_faces
+
+    chips = np.stack([f.chip for f in faces]) if _needs_chip(embedder) else None
+    return embed_faces(embedder, np.stack([f.tight for f in faces]), chips)
+
+
+def _needs_chip(embedder: Any) -> bool:
+    return bool(getattr(embedder, "needs_chip", False))  # duck-typed embedders (tests' fakes) have no attribute
 
 
 def usable(face: StoredFace | None, embedder: Any) -> bool:
     """Whether ``embedder`` can embed this stored face (a fused model needs its chip)."""
-    return face is not None and (face.chip is not None or not getattr(embedder, "needs_chip", False))
+    return face is not None and (face.chip is not None or not _needs_chip(embedder))
 
 
 def reembed_gallery(
