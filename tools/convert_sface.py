@@ -25,9 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from faceapp.checksums import sha256_of as sha256
 from faceapp.embedding.onnx_import import SFACE_2021DEC_SHA256 as SOURCE_SHA256
 from faceapp.embedding.onnx_import import convert_sface as convert
-from faceapp.embedding.onnx_import import file_sha256 as sha256
 from faceapp.embedding.onnx_import import load_initializers
 
 logger = logging.getLogger("convert_sface")

@@ -70,8 +70,6 @@ def default_model_id(path: Path) -> str:
 
 
 def _check_out(out: Path) -> None:
-    if not str(out).strip():
-        raise FaceAppError("--out names no folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FaceAppError(f"{out}: exists and is not an empty folder; the model directory must be new")
 
@@ -168,10 +166,13 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise ModelError(f"{source}: the converted model differs from onnxruntime by {worst:.1e} (> {TOLERANCE:g}); nothing written")
         vs_shipped = float(np.abs(aligner.embedder.embed(crops).astype(np.float64) - reference).max()) if dim == shipped.embedding_dim else float("inf")
         card["thresholds"] = _thresholds(args, dataset, staging, shipped, vs_shipped, card)
+        from faceapp.checksums import sha256_of
+
+        source_sha256 = sha256_of(source)
         card["provenance"] = {
             "source_file": source.name,
-            "source_sha256": onnx_import.file_sha256(source),
-            "opencv_zoo_sface_2021dec": onnx_import.file_sha256(source) == onnx_import.SFACE_2021DEC_SHA256,
+            "source_sha256": source_sha256,
+            "opencv_zoo_sface_2021dec": source_sha256 == onnx_import.SFACE_2021DEC_SHA256,
             "converted_by": "faceapp model import",
         }
         card["import_check"] = {

@@ -198,18 +198,20 @@ def cmd_train(args) -> int:
             raise TrainingError("--shards writes shards and --from-shards reads them: give one")
         if args.folds or args.search or args.resume:
             raise TrainingError("--shards only prepares the shards; --folds, --search and --resume need --out")
+        if current.multi_worker:  # every worker would write the same folder
+            raise TrainingError("--shards prepares the shards on one machine; leave out --workers (and TF_CONFIG)")
         return cmd_prepare_shards(args, data)
     if current.multi_worker:
         if args.folds or args.search:
             raise TrainingError("--folds and --search run on one machine; leave out --workers (and TF_CONFIG)")
         if config.batch_size % current.workers:
             raise TrainingError(f"--batch-size {config.batch_size} is global: it must be a multiple of the {current.workers} workers")
+    if (getattr(args, "study_storage", None) or getattr(args, "study_name", None)) and not args.search:
+        raise TrainingError("--study-storage and --study-name need --search N")
     if args.from_shards:
         return cmd_train_from_shards(args, data, config)
     if args.folds and args.search:
         raise TrainingError("--folds and --search cannot be combined")
-    if (getattr(args, "study_storage", None) or getattr(args, "study_name", None)) and not args.search:
-        raise TrainingError("--study-storage and --study-name need --search N")
     out = check_output_folder(args.out, "model")
     from faceapp.training.data import load_faces, split_people
 

@@ -190,10 +190,11 @@ class _Converter:
     # -- operators ----------------------------------------------------------------
     def op_Conv(self, node, attrs):
         x = self.feature_map(node)
-        w = np.asarray(self.constant(node, 1), np.float32)
+        w = self.constant(node, 1)
         b = self.constant(node, 2)
-        if w is None or w.ndim != 4:
+        if w is None or np.ndim(w) != 4:
             self.fail(node, "only 2-D convolutions with a constant kernel are supported")
+        w = np.asarray(w, np.float32)
         out_ch, in_per_group, kh, kw = w.shape
         channels = int(x.tensor.shape[-1])
         groups = int(attrs.get("group", 1))

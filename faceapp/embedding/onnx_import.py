@@ -21,7 +21,6 @@ missing, the error says what to install.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -36,14 +35,6 @@ SUPPORTED = ("sface", "onnx_graph")
 SFACE_2021DEC_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
 #: Initializers of the SFace graph that carry no weight (scalars of its input scaling).
 _SFACE_SCALARS = {"scalar_op1", "scalar_op2"}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _onnx():
@@ -114,13 +105,9 @@ def _input_shape(model: Any) -> tuple[Any, ...]:
     return tuple(d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims)
 
 
-def input_name(model: Any) -> str:
-    initializers = {init.name for init in model.graph.initializer}
-    return next(i.name for i in model.graph.input if i.name not in initializers)
-
-
 def detect_architecture(model: Any, weights: dict[str, np.ndarray] | None = None) -> str | None:
-    """The name in :data:`SUPPORTED` whose graph ``model`` is, else None."""
+    """``"sface"`` when ``model`` is an SFace graph (converted by our weight mapping), else
+    None (:mod:`faceapp.embedding.onnx_graph` converts it operator by operator)."""
     weights = load_initializers(model) if weights is None else weights
     shape = _input_shape(model)
     if len(shape) != 4 or tuple(shape[1:]) != (3, 112, 112):

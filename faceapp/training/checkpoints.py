@@ -117,6 +117,9 @@ class TrainingCheckpoints:
             raise CheckpointError(f"cannot resume from {path}: {str(error).splitlines()[0]}") from None
         except tf.errors.OpError as error:  # corrupt or foreign files
             raise CheckpointError(f"cannot resume from {path}: {type(error).__name__}") from None
+        if state.get("version") != STATE_VERSION:
+            raise CheckpointError(f"cannot resume from {path}: it was written by another version of FaceApp "
+                                  f"(checkpoint format {state.get('version')!r}, not {STATE_VERSION}); leave --resume out to start again")
         differences = [key for key in ("seed", "train_people", "val_people")
                        if state.get("identity", {}).get(key) != self.identity.get(key)]
         saved, wanted = _comparable(state.get("identity", {}).get("config", {})), _comparable(self.identity["config"])

@@ -61,8 +61,11 @@ class ShardTrainSet:
         (``"weights"``: the same per-person weights; ``"sampling"``: people equally
         often, resampled in the stream, see :func:`faceapp.training.shards.shard_dataset`)."""
         augment = augment_fn(config.augment, seed) if config.augment.enabled else None
+        from faceapp.training.distributed import cluster
+
+        # Several workers each keep their share of one stream: its order must be the same on all.
         return shard_dataset(self.shards_dir, batch_size=config.batch_size, augment=augment, seed=seed, relabel=self.relabel,
-                             balance=config.balance, counts=self.counts)
+                             balance=config.balance, counts=self.counts, deterministic=cluster().multi_worker)
 
     def head_means(self, embed) -> np.ndarray:
         """Unit mean embedding per training person, ``(128, people)``, from one plain pass;

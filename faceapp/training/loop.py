@@ -191,7 +191,12 @@ def build_backbone(config: TrainConfig, model_dir=None):
 
         card = load_card(model_dir)
         if card.is_ensemble:  # the fused default: its SFace network is the one trained
-            card = card.members[0]
+            card = next((m for m in card.members if m.architecture == "sface"), card)
+        if card.architecture != "sface":
+            from faceapp.training.data import TrainingDataError
+
+            raise TrainingDataError(f"training fine-tunes SFace; the model {card.model_id!r} is {card.architecture!r} "
+                                    "(give an SFace model with --model, or --from-scratch)")
         backbone.set_weights(load_keras_model(card).get_weights())
         logger.info("starting from model %s", card.model_id)
     return backbone
@@ -246,7 +251,9 @@ def train(train_faces: FaceSet, val_faces: FaceSet, config: TrainConfig, out_dir
     strategy, device, gpu_count = choose_strategy()
     replicas = int(strategy.num_replicas_in_sync)
     if config.batch_size % replicas:
-        raise ValueError(f"the batch size {config.batch_size} (global) must be a multiple of the {replicas} replicas")
+        from faceapp.training.data import TrainingDataError
+
+        raise TrainingDataError(f"the batch size {config.batch_size} (global) must be a multiple of the {replicas} replicas")
     mixed = config.precision == "mixed" or (config.precision == "auto" and gpu_count > 0)
     previous_policy = keras.config.dtype_policy()
     if mixed:

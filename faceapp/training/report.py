@@ -97,19 +97,15 @@ def closed_set_split(people: dict[str, list[int]]) -> tuple[np.ndarray, np.ndarr
 
 def rank_k_rates(similarity: np.ndarray, probe_names: np.ndarray, gallery_names: np.ndarray, ranks=RANKS) -> dict[int, float]:
     """Closed-set rank-k rates: the fraction of probes whose own person is among the ``k``
-    best-scoring people (a person's score: the best of their templates). Rank 1 is
-    :func:`faceapp.evaluation.open_set.rank1_accuracy`'s figure."""
-    from faceapp.evaluation.open_set import rank1_accuracy
-
+    best-scoring people (a person's score: the best of their templates), every k by the
+    same rule: a probe counts at rank k when fewer than k people score strictly above its
+    own (a tie counts for the probe), so rank 1 <= rank 5 always holds."""
     identities, inverse = np.unique(gallery_names, return_inverse=True)
     per_person = np.full((len(probe_names), len(identities)), -np.inf)
     np.maximum.at(per_person.T, inverse, similarity.T)
     own = per_person[np.arange(len(probe_names)), np.searchsorted(identities, probe_names)]
     better = np.count_nonzero(per_person > own[:, None], axis=1)  # people ranked above the own one
-    rates = {k: float(np.mean(better < k)) for k in ranks}
-    if 1 in rates:
-        rates[1] = rank1_accuracy(similarity, probe_names, gallery_names)
-    return rates
+    return {k: float(np.mean(better < k)) for k in ranks}
 
 
 def identification(embeddings: np.ndarray, faces: FaceSet, *, seed: int = 0, threshold: float = 0.5) -> dict[str, Any]:

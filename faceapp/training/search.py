@@ -300,7 +300,8 @@ def run_search(loaded: LoadedFaces, train_names, val_names, config: TrainConfig,
         params = suggest(trial, space, config)
         trial_config = with_overrides(config, **params)
         trial_dir = out / f"trial_{trial.number}"
-        checkpoint_dir = Path(continues.user_attrs["checkpoint_dir"]) if continues is not None else trial_dir / "resume"
+        # (a trial killed before it recorded its folder had written no checkpoint there either)
+        checkpoint_dir = Path(continues.user_attrs.get("checkpoint_dir", trial_dir / "resume")) if continues is not None else trial_dir / "resume"
         for key, value in {"run_id": run_id, "host": host, "checkpoint_dir": str(checkpoint_dir),
                            **({"continues_trial": continues.number} if continues is not None else {})}.items():
             trial.set_user_attr(key, value)

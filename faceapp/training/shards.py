@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceapp.checksums import sha256_of
 from faceapp.training.config import DataConfig
 from faceapp.training.data import CROP, TrainingDataError
 
@@ -135,7 +136,7 @@ def write_shard(path: Path, records: Iterable[tuple[np.ndarray, int, str, str, b
             for crop, label, name, source, detected in records:
                 writer.write(_example(encode_crop(crop, config), label, name, source, detected))
                 count += 1
-        digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+        digest = sha256_of(temporary)  # in chunks: a shard may be large
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -375,7 +376,7 @@ def balanced_copies(counts: np.ndarray) -> np.ndarray:
 
 def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augment=None, shuffle_buffer: int = 4096,
                   seed: int = 0, repeat: bool = True, cycle_length: int = 4, drop_remainder: bool = True,
-                  relabel=None, balance: str = "none", counts=None):
+                  relabel=None, balance: str = "none", counts=None, deterministic: bool = False):
     """A ``tf.data`` stream of batches from the shards, shaped as
     :func:`faceapp.training.data.train_dataset`'s: ``({"face": (B, 112, 112, 3) RGB float32
     in [0, 255], "label": (B,) int32}, label, weight (B,) float32)``.
@@ -385,7 +386,9 @@ def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augmen
     is bounded by the buffer, not the dataset. ``augment``: an RGB float32 image -> image
     map such as :func:`faceapp.training.data.augment_fn`'s. ``relabel``: int array, the
     manifest label -> the label to emit, -1 to leave the record out (filtered on the
-    label alone, before the image is decoded).
+    label alone, before the image is decoded). ``deterministic``: the shards' records
+    interleave in the same order on every run of the seed (slower; what workers that each
+    keep a share of one stream need), else in whatever order they are read.
 
     ``balance`` (as :attr:`faceapp.training.config.TrainConfig.balance`) needs
     ``counts``, the images per emitted label (what :func:`faceapp.training.from_shards.
@@ -450,13 +453,13 @@ def shard_dataset(shards_dir: str | os.PathLike, *, batch_size: int = 64, augmen
             return tf.data.TFRecordDataset(path).enumerate().flat_map(lambda position, s: copied(stream, position, s))
 
         dataset = ids.interleave(read, cycle_length=min(cycle_length, len(files)),
-                                 num_parallel_calls=autotune, deterministic=False)
+                                 num_parallel_calls=autotune, deterministic=deterministic)
     else:
         dataset = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         if repeat:
             dataset = dataset.repeat()
         dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
-                                     num_parallel_calls=autotune, deterministic=False)
+                                     num_parallel_calls=autotune, deterministic=deterministic)
         if table is not None:
             dataset = dataset.filter(lambda s: emitted(s) >= 0)
     if shuffle_buffer > 1:
