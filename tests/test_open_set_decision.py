@@ -97,6 +97,33 @@ def test_the_decision_grows_stricter_with_the_gallery(lfw_people, make_recognize
         assert row["rules"]["balanced"]["false_alarm_rate"] <= 0.03, row
 
 
+def test_a_fit_on_part_of_lfw_matches_the_shipped_calibration(lfw_people, recognizer):
+    """The package's fit (``faceapp model calibrate``, ``model import --lfw``) on these
+    1,200 people's faces lands near the default model's card, fitted on all of LFW."""
+    from faceapp.evaluation.open_set_fit import TooFewFaces, fit_open_set, shortfall
+    from faceapp.recognition.decision import DEFAULT_TARGETS, OpenSetCalibration
+
+    embeddings, rows = lfw_people
+    used = [row for person_rows in rows.values() for row in person_rows]
+    names = np.array([name for name, person_rows in rows.items() for _ in person_rows])
+    assert shortfall(names) is None and len(used) > 1500
+    fit = fit_open_set(embeddings[used], names)
+    card = recognizer.card
+    ours, shipped = OpenSetCalibration.from_card(fit.open_set), OpenSetCalibration.from_card(card.open_set)
+    for people in (10, 100, 1000):
+        for alpha in DEFAULT_TARGETS.values():
+            counts = np.full(people, 3)
+            assert abs(ours.gallery_threshold(counts, alpha) - shipped.gallery_threshold(counts, alpha)) < 0.01, (people, alpha)
+    assert abs(fit.open_set["floor"] - card.open_set["floor"]) < 0.01
+    assert abs(fit.tracking["same_face"] - card.same_face) < 0.01
+    assert abs(fit.visitors_join["join"] - card.visitors["join"]) < 0.02
+
+    few = names[np.isin(names, sorted(set(names))[:40])]
+    assert "impostor pairs" in shortfall(few)
+    with pytest.raises(TooFewFaces, match="too few faces"):
+        fit_open_set(embeddings[: len(few)], few)
+
+
 def _identify(capfd, gallery, photo) -> list[dict]:
     return json.loads(ok(run_here(capfd, "--gallery", gallery, "identify", photo, "--json")).stdout)["faces"]
 

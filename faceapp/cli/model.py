@@ -1,9 +1,12 @@
-"""The ``faceapp model`` commands: ``model import`` (bring your own embedding model).
+"""The ``faceapp model`` commands: ``model import`` (bring your own embedding model) and
+``model calibrate`` (fit a model's open-set decision).
 
 ``faceapp model import FILE.onnx --out DIR --license TEXT`` converts an ArcFace-style
 ONNX embedding model (112 x 112 aligned RGB faces in) to our TensorFlow/LiteRT runtime
 (:mod:`faceapp.embedding.onnx_import`), checks it against onnxruntime on aligned faces,
 and writes a model directory (weights + card) that every command accepts with ``--model DIR``.
+``faceapp model calibrate --model DIR --lfw DATA_DIR`` fits the gallery-size open-set
+decision of an imported or trained model (:mod:`faceapp.evaluation.open_set_fit`).
 """
 
 from __future__ import annotations
@@ -40,14 +43,32 @@ Flatten, Reshape, Gemm, MatMul, Transpose, Identity, Dropout, Concat, Constant) 
 The result is checked against onnxruntime on the aligned faces of --check-images (both
 our LiteRT and TensorFlow paths, unit embeddings within 1e-4); a failed check writes
 nothing. Threshold presets: a model whose embeddings equal the shipped SFace's keeps its
-calibrated presets; any other needs --lfw DATA_DIR (the presets of `faceapp eval lfw`).
+calibrated presets and open-set decision; any other needs --lfw DATA_DIR: the presets of
+`faceapp eval lfw`, and, when the set is large enough (1,000,000 impostor pairs and 30
+people with 5+ faces; the whole LFW set has 29.6 million and 260), the open-set decision
+fitted on its faces, so that the presets are false-alarm targets whatever the gallery's
+size (with a smaller set they act as fixed thresholds until `faceapp model calibrate`).
 --license is required: state the licence the model's authors give (it is copied into
 the card as written). Needs the onnx and onnxruntime packages."""
+
+CALIBRATE_DESCRIPTION = """\
+Fit the open-set decision of the model chosen by --model DIR (one made by `faceapp model
+import` or `faceapp train`) on labelled faces, and write it into the model's card: the
+presets become false-alarm targets (strict 0.1%, balanced 1%, lenient 5% of strangers'
+faces named) whose thresholds follow the gallery's size, instead of fixed similarities.
+Every image's face is embedded with the model; every pair of two people's faces is an
+impostor pair; their score distribution (a generalized Pareto tail above its 99.9th
+percentile) and how templates of one person add up make the model. The track's
+same-face and the visitors' join similarities are moved onto the model's scale too, and
+a held-out check (fitted on half of the people, measured on the other half) is printed
+and kept in the card. Needs 1,000,000 impostor pairs and 30 people with 5+ faces (the whole LFW set:
+29.6 million, 260); on 2 CPU cores the whole LFW set takes a few minutes. The shipped models
+come calibrated and are not changed."""
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``model import`` to the CLI's subparsers."""
-    model = commands.add_parser("model", help="embedding models: import your own (ONNX)")
+    model = commands.add_parser("model", help="embedding models: import your own (ONNX), fit its open-set decision")
     actions = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     imp = actions.add_parser("import", parents=[common], help="convert an ONNX embedding model into a model directory",
                              description=IMPORT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +83,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("--check-images", metavar="DIR", type=Path,
                      help="photos whose faces check the conversion (default: the shared fixture faces, $FACEAPP_FIXTURES)")
     imp.set_defaults(func=cmd_import)
+    cal = actions.add_parser("calibrate", parents=[common], help="fit a model's open-set decision on labelled faces (LFW)",
+                             description=CALIBRATE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cal.add_argument("--lfw", metavar="DATA_DIR", type=Path, required=True,
+                     help="labelled faces: an LFW folder (images/NAME_NNNN.jpg) or one folder of photos per person")
+    cal.set_defaults(func=cmd_calibrate)
 
 
 def default_model_id(path: Path) -> str:
@@ -196,18 +222,68 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lfw_open_set(embeddings: Any, dataset: Any, card: dict, out: Path) -> dict:
+    """The open-set sections fitted on the LFW faces the import embedded (only the
+    detected ones, plain embeddings: what the app matches), or none when they are too few."""
+    from faceapp.evaluation.ident import person_of
+    from faceapp.evaluation.open_set_fit import TooFewFaces, fit_open_set
+
+    keep = embeddings.detected & embeddings.usable
+    names = [person_of(Path(name)) for name, kept in zip(dataset.names, keep) if kept]
+    try:
+        fit = fit_open_set(embeddings.plain[keep], names, source=f"faceapp model import --lfw {dataset.directory}")
+    except TooFewFaces as reason:
+        print(f"the presets act as fixed thresholds in a gallery: {reason}; `faceapp model calibrate --model {out} "
+              "--lfw DATA_DIR` fits the open-set decision later")
+        return {}
+    print(fit.summary())
+    return {k: v for k, v in fit.apply(card).items() if k in ("open_set", "tracking", "visitors")}
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from faceapp.accel.device import import_tensorflow
+
+    import_tensorflow()
+    from faceapp.cli.common import build_recognizer, show_progress
+    from faceapp.embedding.modelcard import load_card
+    from faceapp.evaluation.open_set_fit import embed_people, fit_open_set, shortfall
+    from faceapp.evaluation.report import write_report
+    from faceapp.paths import DEFAULT_MODEL_DIR
+
+    card = load_card(args.model)
+    path = card.card_file
+    if path is None or path.resolve().is_relative_to(DEFAULT_MODEL_DIR.resolve()):
+        raise FaceAppError(f"model {card.model_id} is a shipped model: it comes calibrated; give --model DIR of a model "
+                           "made by `faceapp model import` or `faceapp train`")
+    recognizer = build_recognizer(args)
+    emb, names = embed_people(recognizer, args.lfw, progress=show_progress(args))
+    reason = shortfall(np.asarray(names))
+    if reason is not None:
+        raise FaceAppError(f"{args.lfw}: too few faces to fit the open-set decision: {reason}")
+    fit = fit_open_set(emb, names, source=f"faceapp model calibrate --lfw {args.lfw}")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    write_report(path, fit.apply(data))
+    load_card(path)  # the card still loads
+    print(fit.summary())
+    print(f"wrote the open-set decision into {path} (model {card.model_id}); the presets are now false-alarm targets")
+    return 0
+
+
 def _thresholds(args: argparse.Namespace, dataset: Any, staging: Path, shipped: Any, vs_shipped: float, card: dict) -> dict:
     """The card's threshold presets: LFW's when --lfw is given; else the shipped SFace's,
     but only for a model whose embeddings equal the shipped model's."""
     if dataset is not None:
         from faceapp.cli.common import show_progress
-        from faceapp.evaluation.lfw import run_lfw
+        from faceapp.evaluation.lfw import lfw_embeddings, run_lfw
         from faceapp.recognition.pipeline import PipelineConfig, Recognizer
         from faceapp.vision.faces import FacePolicy
 
         recognizer = Recognizer.create(PipelineConfig(model_dir=staging, device="cpu"))
-        report = run_lfw(recognizer, dataset, out_dir=None, policy=FacePolicy(scales=(1.0, 2.0), pick="centre"),
-                         progress=show_progress(args))
+        policy = FacePolicy(scales=(1.0, 2.0), pick="centre")
+        embeddings = lfw_embeddings(recognizer, dataset, policy, progress=show_progress(args))
+        report = run_lfw(recognizer, dataset, out_dir=None, policy=policy, embeddings=embeddings)
         best = report["results"][report["best_mode"]]
         unset = sorted(name for name, value in best["presets"].items() if value is None)  # not finite
         if unset:
@@ -216,6 +292,7 @@ def _thresholds(args: argparse.Namespace, dataset: Any, staging: Path, shipped: 
         presets = {name: round(float(value), 4) for name, value in best["presets"].items()}
         print(f"LFW ({len(dataset.pairs)} pairs): {report['best_mode']} k-fold accuracy {best['accuracy_mean']:.4f}")
         card["evaluation"] = {"lfw": {"pairs": len(dataset.pairs), "best_mode": report["best_mode"], "results": report["results"]}}
+        card.update(_lfw_open_set(embeddings, dataset, card, args.out))
         return {"default": "balanced", "presets": presets, "source": f"faceapp model import --lfw ({len(dataset.pairs)} pairs)"}
     if vs_shipped <= TOLERANCE:
         print(f"the model equals the shipped SFace ({shipped.model_id}, max difference {vs_shipped:.1e}): its calibrated presets are kept")

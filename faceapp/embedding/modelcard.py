@@ -50,6 +50,8 @@ class EmbeddingCard:
     #: each one's fusion weight (summing to 1); empty for a single network.
     members: tuple[EmbeddingCard, ...] = ()
     fusion_weights: tuple[float, ...] = ()
+    #: The card's own JSON file (None for an ensemble's member).
+    card_file: Path | None = None
 
     @property
     def is_ensemble(self) -> bool:
@@ -131,6 +133,7 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
             visitors=data.get("visitors") if isinstance(data.get("visitors"), dict) else None,
             same_face=float(data["tracking"]["same_face"]) if isinstance(data.get("tracking"), dict) else None,
             near_duplicate=float(data["near_duplicate"]["similarity"]) if isinstance(data.get("near_duplicate"), dict) else None,
+            card_file=path,
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # e.g. presets not a mapping
         raise ModelError(f"model card {path} is malformed: {error!r}") from None
@@ -142,7 +145,7 @@ def load_card(directory: str | os.PathLike | None = None) -> EmbeddingCard:
         raise ModelError(f"model card {path}: an 'ensemble' architecture lists its members, and only it does")
     if card.is_ensemble and (card.same_face is None or not card.open_set or not (card.visitors or {}).get("join")):
         raise ModelError(f"model card {path}: an ensemble's similarities are on their own scale: it needs its open_set, "
-                         "tracking.same_face and visitors.join (python tools/calibrate_open_set.py --model CARD --write)")
+                         "tracking.same_face and visitors.join (faceapp model calibrate --model DIR --lfw DATA_DIR)")
     if card.default_preset not in presets:
         raise ModelError(f"model card {path}: default preset {card.default_preset!r} is not defined")
     return card

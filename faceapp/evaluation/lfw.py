@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.evaluation.images import DatasetError, embed_images
+from faceapp.evaluation.images import DatasetError, ImageEmbeddings, embed_images
 from faceapp.evaluation.lfw_pairs import Pair, pair_arrays, read_pairs
 from faceapp.evaluation.report import plot_verification_roc, write_pair_scores, write_report
 from faceapp.evaluation.verification import pair_scores, verification_result
@@ -92,6 +92,13 @@ def load_lfw(data_dir: str | os.PathLike | None = None, pairs_file: str | os.Pat
     return LfwDataset(directory, pairs_path, images_dir, tuple(pairs), tuple(names))
 
 
+def lfw_embeddings(recognizer: Any, dataset: LfwDataset, policy: FacePolicy, *, flip: bool = True,
+                   batch_size: int = 64, progress: bool = False) -> ImageEmbeddings:
+    """Every image the pairs use (``dataset.names``, in order), embedded once."""
+    return embed_images(recognizer, [dataset.images_dir / name for name in dataset.names], policy,
+                        flip=flip, batch_size=batch_size, progress=progress, description="LFW images")
+
+
 def run_lfw(
     recognizer: Any,
     dataset: LfwDataset | None = None,
@@ -101,13 +108,16 @@ def run_lfw(
     flip: bool = True,
     batch_size: int = 64,
     progress: bool = False,
+    embeddings: ImageEmbeddings | None = None,
 ) -> dict[str, Any]:
     """Run the LFW pairs protocol and return the report (a JSON-ready dict).
 
     ``dataset`` from :func:`load_lfw` (default: ``load_lfw()``). With ``out_dir``, writes
     ``report.json`` and ``roc.png`` there. ``flip`` adds the flip-fused results (two
     network passes per face). ``recognizer`` is a :class:`~faceapp.recognition.pipeline.Recognizer`;
-    its threshold is reported as the app's.
+    its threshold is reported as the app's. ``embeddings``: the dataset's images
+    (``dataset.names``, in order) already embedded by :func:`lfw_embeddings` with this
+    ``policy`` and ``flip``, for a caller that uses them for more than the pairs.
     """
     policy = policy or FacePolicy()
     try:
@@ -124,10 +134,10 @@ def run_lfw(
         raise DatasetError(f"the pairs file has {len(np.unique(folds))} fold(s): k-fold evaluation needs 2 or more "
                            "(each fold's threshold is chosen on the others)")
 
-    embeddings = embed_images(
-        recognizer, [dataset.images_dir / name for name in names], policy,
-        flip=flip, batch_size=batch_size, progress=progress, description="LFW images",
-    )
+    if embeddings is None:
+        embeddings = lfw_embeddings(recognizer, dataset, policy, flip=flip, batch_size=batch_size, progress=progress)
+    elif len(embeddings.paths) != len(names):
+        raise ValueError(f"embeddings of {len(embeddings.paths)} images given for the {len(names)} of the pairs")
     threshold = float(recognizer.verification_threshold)  # 1:1 pairs: the card's preset value
     scores = {"plain": pair_scores(embeddings.plain, left, right, embeddings.usable)}
     if embeddings.flip is not None:
