@@ -174,3 +174,9 @@ def test_from_shards_option_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--from-shards", str(tmp_path / "none"), "--out", str(tmp_path / "m"), "-q"]) == 1
     error = capsys.readouterr().err
     assert error.startswith("faceapp: error:") and error.count("\n") == 1
+    # The options that choose faces while the shards are written are refused, not ignored.
+    assert main(["train", "--from-shards", str(tmp_path), "--out", str(tmp_path / "m"), "--max-images", "3",
+                 "--no-face", "centre", "-q"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("faceapp: error: --max-images, --no-face: the faces of a shard folder are chosen when it is written")
+    assert error.count("\n") == 1 and not (tmp_path / "m").exists()

@@ -95,6 +95,15 @@ def configs_from_args(args) -> tuple[Any, Any]:
         raise TrainingError("give either DATA_DIR or --from-shards DIR, not both")
     if not (from_shards or args.data_dir):
         raise TrainingError("DATA_DIR is required (or --from-shards DIR with --out)")
+    if from_shards:
+        chosen_when_written = [option for option, value in (
+            ("--people", args.people), ("--people-from-pairs", args.people_from_pairs),
+            ("--exclude-people-from-pairs", args.exclude_people_from_pairs), ("--max-images", args.max_images),
+            ("--max-people", args.max_people), ("--no-face", args.no_face != "skip"), ("--cache-dir", args.cache_dir)) if value]
+        if chosen_when_written:
+            raise TrainingError(f"{', '.join(chosen_when_written)}: the faces of a shard folder are chosen when it is written "
+                                "(faceapp train DATA_DIR --shards DIR ...); with --from-shards only --min-images, "
+                                "--val-fraction and --seed choose among them")
     data = DataConfig(
         data_dir=Path(args.data_dir or from_shards),
         people=_people_filter(args),
