@@ -211,6 +211,30 @@ def regular_target(path: str | os.PathLike, what: str = "output") -> Path:
     return dest
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process's umask (read from
+    /proc on Linux, else assumed 022; never changed, as os.umask would, for other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
+def write_json(path: str | os.PathLike, data: Any, *, what: str = "file", indent: int | None = 2, **dumps: Any) -> Path:
+    """Write ``data`` as UTF-8 JSON (non-ASCII kept, a final newline) completely or not at
+    all (:class:`AtomicOutput`); ``dumps``: more :func:`json.dumps` options (e.g. ``default``)."""
+    import json
+
+    text = json.dumps(data, indent=indent, ensure_ascii=False, **dumps) + "\n"
+    with AtomicOutput(path, "w", what=what, encoding="utf-8") as handle:
+        handle.write(text)
+    return Path(path)
+
+
 class AtomicOutput:
     """Write a file completely or not at all.
 
@@ -251,6 +275,8 @@ class AtomicOutput:
                 return self._handle
             descriptor, name = tempfile.mkstemp(prefix=f".{self.path.name[:100]}.", suffix=".tmp", dir=self.path.parent or ".")
             self._temporary = Path(name)
+            # mkstemp's file is private (0600): give it the mode the replaced file had, or a new file's.
+            os.fchmod(descriptor, stat.S_IMODE(existing) if existing is not None else _new_file_mode())
             self._handle = os.fdopen(descriptor, self.mode, **self.open_kwargs)
             return self._handle
         except OSError as error:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from faceapp.evaluation.lfw_pairs import Pair
+from faceapp.files import AtomicOutput, write_json
 
 if TYPE_CHECKING:
     from faceapp.evaluation.verification import VerificationResult
@@ -55,21 +54,17 @@ def write_pair_scores(path: Path, pairs: Sequence[Pair], scores: dict[str, np.nd
     (e.g. ``plain``, ``flip``), so that thresholds can be recalibrated without a rerun."""
     import csv
 
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with AtomicOutput(path, "w", what="pair scores", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["left", "right", "same", "fold", *scores])
         for row, pair in enumerate(pairs):
             writer.writerow([pair.left, pair.right, int(pair.same), pair.fold, *(f"{values[row]:.6f}" for values in scores.values())])
-    os.replace(temporary, path)
     return path
 
 
 def write_report(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented UTF-8 JSON, atomically (temporary file + rename)."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    """Write ``data`` as indented UTF-8 JSON, atomically (:func:`faceapp.files.write_json`)."""
+    write_json(path, data, what="report")
 
 
 def format_lfw_table(report: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 from faceapp.checksums import sha256_of
 from faceapp.embedding.modelcard import EmbeddingCard, load_card
 from faceapp.errors import ModelError
+from faceapp.files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,7 @@ def export_model(backbone, out_dir: str | os.PathLike, *, thresholds: dict[str, 
         },
         "training": training,
     }
-    temporary = out / (CARD_NAME + ".tmp")
-    temporary.write_text(json.dumps(card, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(temporary, out / CARD_NAME)
+    write_json(out / CARD_NAME, card, what="model card", default=_json_default)
     for old in out.glob("*.weights.h5"):  # weights of an earlier run into this folder
         if old != weights and old.parent == out:
             old.unlink()

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from faceapp.files import write_json
 from faceapp.training.checkpoints import CheckpointError
 from faceapp.training.config import TrainConfig
 from faceapp.training.data import LoadedFaces, kfold_people
@@ -76,12 +77,6 @@ def _finished_fold(path: Path, settings: dict[str, Any]) -> dict[str, Any] | Non
     return row
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def cross_validate(loaded: LoadedFaces, config: TrainConfig, folds: int, out_dir: str | os.PathLike, *,
                    seed: int = 0, model_dir=None, resume: bool = False) -> dict[str, Any]:
     """Run the K trainings; writes ``crossval.json`` in ``out_dir`` and returns it.
@@ -121,12 +116,11 @@ def cross_validate(loaded: LoadedFaces, config: TrainConfig, folds: int, out_dir
             "after": result.best.to_json(),
             "best_epoch": result.best_epoch,
         }
-        _write_atomically(result_file, json.dumps({"fingerprint": fingerprint(settings), "settings": settings, "row": row},
-                                                  indent=2) + "\n")
+        write_json(result_file, {"fingerprint": fingerprint(settings), "settings": settings, "row": row}, what="fold result")
         shutil.rmtree(checkpoints, ignore_errors=True)  # the row is kept: its checkpoints are of no more use
         rows.append(row)
     report = {"folds": folds, "seed": seed, "runs": rows, "summary": summarise(rows)}
-    (out / "crossval.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "crossval.json", report, what="cross-validation report")
     return report
 
 

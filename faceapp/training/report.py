@@ -32,7 +32,6 @@ imported only when plotting, through its Agg canvas (no GUI backend).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -41,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from faceapp.files import write_json
 from faceapp.training.data import FaceSet
 from faceapp.training.validation import MONITOR, Verification, embed_faces
 
@@ -246,9 +246,7 @@ def write_report(result: Any, val_faces: FaceSet, out_dir: str | os.PathLike, *,
     out = Path(out_dir)
     report, curves = build_report(result, val_faces, seed=seed)
     plot = plot_report(report, curves, out / REPORT_PNG)
-    temporary = out / (REPORT_JSON + ".tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, out / REPORT_JSON)
+    write_json(out / REPORT_JSON, report, what="run report")
     after = report["identification"]["after"]
     logger.info("run report written to %s (after: AUC %s, rank-1 %s, DIR@%g %s)", out / REPORT_JSON,
                 report["verification"]["after"]["auc"], after["rank1"], IDENT_FAR, after[f"dir_at_far_{IDENT_FAR:g}"])

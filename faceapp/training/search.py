@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faceapp.files import write_json
 from faceapp.training.config import STAGES, TrainConfig
 from faceapp.training.data import LoadedFaces
 from faceapp.training.study import (  # noqa: F401 -- the study's storage; also importable from here
@@ -201,10 +202,8 @@ def _this_run(out: Path, storage: str, study_name: str, trials: int, resume: boo
     if resume and earlier is None:
         logger.info("no earlier search run in %s: starting a new one", out)
     run_id = earlier["run_id"] if earlier else f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    temporary = path.with_name(f".{RUN_FILE}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps({"run_id": run_id, "storage": redact(storage), "study_name": study_name,
-                                     "trials": int(trials)}, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    write_json(path, {"run_id": run_id, "storage": redact(storage), "study_name": study_name, "trials": int(trials)},
+               what="search run file")
     return run_id
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from faceapp.checksums import sha256_of
+from faceapp.files import write_json
 from faceapp.training.config import DataConfig
 from faceapp.training.data import CROP, TrainingDataError
 
@@ -175,9 +176,7 @@ def read_manifest(shards_dir: str | os.PathLike) -> dict:
 
 
 def _write_manifest(shards_dir: Path, manifest: dict) -> None:
-    temporary = shards_dir / (MANIFEST + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    os.replace(temporary, shards_dir / MANIFEST)
+    write_json(shards_dir / MANIFEST, manifest, what="shard manifest", indent=1)
 
 
 def _open_folder(shards_dir: Path) -> None:
