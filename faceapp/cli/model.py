@@ -125,7 +125,7 @@ def check_crops(folder: Path) -> Any:
 def _card(model_id: str, architecture: str, license_text: str, weights: Path, dim: int, shipped: Any) -> dict:
     from faceapp.checksums import sha256_of
 
-    shipped_data = json.loads((shipped.directory / "sface_2021dec.json").read_text(encoding="utf-8"))
+    shipped_data = json.loads(shipped.card_file.read_text(encoding="utf-8"))
     return {
         "model_id": model_id,
         "architecture": architecture,
@@ -296,7 +296,7 @@ def _thresholds(args: argparse.Namespace, dataset: Any, staging: Path, shipped: 
         return {"default": "balanced", "presets": presets, "source": f"faceapp model import --lfw ({len(dataset.pairs)} pairs)"}
     if vs_shipped <= TOLERANCE:
         print(f"the model equals the shipped SFace ({shipped.model_id}, max difference {vs_shipped:.1e}): its calibrated presets are kept")
-        data = json.loads((shipped.directory / "sface_2021dec.json").read_text(encoding="utf-8"))
+        data = json.loads(shipped.card_file.read_text(encoding="utf-8"))
         for key in ("open_set", "visitors"):
             if key in data:
                 card[key] = data[key]

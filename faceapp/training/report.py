@@ -84,15 +84,12 @@ def _people(faces: FaceSet) -> dict[str, list[int]]:
 
 def closed_set_split(people: dict[str, list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(gallery rows, gallery names, probe rows, probe names)``: each person with >= 2
-    images enrolls their first image, the rest are probes."""
-    gallery, gallery_names, probes, probe_names = [], [], [], []
-    for name, rows in people.items():
-        if len(rows) >= 2:
-            gallery.append(rows[0])
-            gallery_names.append(name)
-            probes += rows[1:]
-            probe_names += [name] * (len(rows) - 1)
-    return np.array(gallery, np.int64), np.array(gallery_names, str), np.array(probes, np.int64), np.array(probe_names, str)
+    images enrolls their first image, the rest are probes (``eval ident``'s split with one
+    image enrolled and no strangers)."""
+    from faceapp.evaluation.ident import make_split
+
+    split = make_split(people, 1, set())
+    return split.gallery, split.gallery_labels.astype(str), split.probes, split.probe_labels.astype(str)
 
 
 def rank_k_rates(similarity: np.ndarray, probe_names: np.ndarray, gallery_names: np.ndarray, ranks=RANKS) -> dict[int, float]:
