@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from faceapp.errors import FaceAppError
+from faceapp.training.config import changed_settings
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +121,11 @@ class TrainingCheckpoints:
         if state.get("version") != STATE_VERSION:
             raise CheckpointError(f"cannot resume from {path}: it was written by another version of FaceApp "
                                   f"(checkpoint format {state.get('version')!r}, not {STATE_VERSION}); leave --resume out to start again")
-        differences = [key for key in ("seed", "train_people", "val_people")
-                       if state.get("identity", {}).get(key) != self.identity.get(key)]
-        saved, wanted = _comparable(state.get("identity", {}).get("config", {})), _comparable(self.identity["config"])
-        differences += sorted(key for key in set(saved) | set(wanted) if saved.get(key) != wanted.get(key))
+        def compared(identity: dict) -> dict:
+            return {**{key: identity.get(key) for key in ("seed", "train_people", "val_people")},
+                    "config": _comparable(identity.get("config", {}))}
+
+        differences = changed_settings(compared(state.get("identity", {})), compared(self.identity))
         if differences:
             raise CheckpointError(f"cannot resume from {path}: it was made with other settings ({', '.join(differences[:6])}); "
                                   "rerun the original command with --resume, or leave --resume out to start again")

@@ -205,3 +205,12 @@ class TrainConfig:
         data = asdict(self)
         data["margin"] = self.head_margin
         return data
+
+
+def changed_settings(saved: dict[str, Any], wanted: dict[str, Any], nested: str = "config") -> list[str]:
+    """The keys whose values differ between two runs' settings, sorted; the ``nested``
+    dict's keys are compared one by one (``config.learning_rate``). For the one-line
+    errors that refuse to resume or share a run made with other settings."""
+    keys = sorted(k for k in {*saved, *wanted} if k != nested and saved.get(k) != wanted.get(k))
+    old, new = saved.get(nested) or {}, wanted.get(nested) or {}
+    return keys + [f"{nested}.{k}" for k in sorted({*old, *new}) if old.get(k) != new.get(k)]

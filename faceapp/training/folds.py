@@ -31,7 +31,7 @@ import numpy as np
 
 from faceapp.files import write_json
 from faceapp.training.checkpoints import CheckpointError
-from faceapp.training.config import TrainConfig
+from faceapp.training.config import TrainConfig, changed_settings
 from faceapp.training.data import LoadedFaces, kfold_people
 
 logger = logging.getLogger(__name__)
@@ -54,12 +54,6 @@ def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    keys = sorted(k for k in {*saved, *wanted} if k != "config" and saved.get(k) != wanted.get(k))
-    old, new = saved.get("config", {}), wanted.get("config", {})
-    return keys + [f"config.{k}" for k in sorted({*old, *new}) if old.get(k) != new.get(k)]
-
-
 def _finished_fold(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     """The row in ``path`` (None when absent); CheckpointError if it belongs to another run."""
     if not path.is_file():
@@ -71,7 +65,7 @@ def _finished_fold(path: Path, settings: dict[str, Any]) -> dict[str, Any] | Non
         raise CheckpointError(f"cannot resume from {path}: unreadable ({type(error).__name__}); "
                               "leave --resume out to start again") from None
     if saved.get("fingerprint") != fingerprint(settings):
-        differ = _differences(saved_settings, settings) or ["fingerprint"]
+        differ = changed_settings(saved_settings, settings) or ["fingerprint"]
         raise CheckpointError(f"cannot resume from {path}: it was made with other settings or another split "
                               f"({', '.join(differ[:6])}); rerun the original command with --resume, or leave --resume out to start again")
     return row

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from faceapp.training.config import changed_settings
+
 logger = logging.getLogger(__name__)
 
 STUDY_FILE = "study.db"
@@ -95,11 +97,7 @@ def open_study(storage: str, study_name: str, setup: dict[str, Any], pruner=None
     if known is None:
         study.set_user_attr("faceapp_setup", setup)
     elif known != setup:
-        differ = sorted({*known, *setup} - {k for k in setup if known.get(k) == setup[k]})
-        if "config" in differ:
-            differ.remove("config")
-            differ += [f"config.{k}" for k in sorted({*known["config"], *setup["config"]})
-                       if known["config"].get(k) != setup["config"].get(k)]
+        differ = changed_settings(known, setup)
         raise SearchError(f"study {study_name!r} in {redact(storage)} was made with other settings ({', '.join(differ)}): "
                           "run with the same options and data, or choose another --study-name")
     return study
