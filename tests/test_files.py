@@ -36,10 +36,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     write_json(path, {"a": 1})
     with pytest.raises(TypeError):
         write_json(path, {"a": object()})  # not JSON: nothing is written
-    with pytest.raises(RuntimeError):
-        with AtomicOutput(path, "w", encoding="utf-8") as handle:
-            handle.write("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), AtomicOutput(path, "w", encoding="utf-8") as handle:
+        handle.write("half")
+        raise RuntimeError("interrupted")
     assert json.loads(path.read_text()) == {"a": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["card.json"]
     with pytest.raises(FaceAppError, match="is a folder"):

@@ -157,7 +157,7 @@ def test_calibrate_writes_the_same_fit(imported, medium_lfw, capfd, tmp_path):
         assert abs(first[preset] - second[preset]) < 0.02, (preset, first, second)
 
 
-def test_calibrate_refuses_shipped_models_and_too_few_faces(imported, lfw_dir, capfd, tmp_path):
+def test_calibrate_refuses_shipped_models_and_too_few_faces(imported, lfw_dir, medium_lfw, capfd, tmp_path):
     from faceapp.paths import DEFAULT_MODEL_DIR
 
     shipped = {p.name: file_digest(p) for p in DEFAULT_MODEL_DIR.glob("*.json")}
@@ -173,5 +173,12 @@ def test_calibrate_refuses_shipped_models_and_too_few_faces(imported, lfw_dir, c
             (few / person / path.name).symlink_to(path)
     before = file_digest(out / "sface_tuned.json")
     refused(run_here(capfd, "--model", out, "-q", "model", "calibrate", "--lfw", few), "too few faces")
-    assert file_digest(out / "sface_tuned.json") == before
     refused(run_here(capfd, "--model", out, "model", "calibrate", "--lfw", tmp_path / "missing"), "not found")
+    refused(run_here(capfd, "--model", out, "model", "calibrate", "--lfw", out / "sface_tuned.json"), "not a folder")
+    refused(run_here(capfd, "--model", out, "--flip-fusion", "model", "calibrate", "--lfw", few), "plain embeddings")
+    (out / "sface_tuned.json").chmod(0o444)  # the user's choice: refused before any work, even for root
+    try:
+        refused(run_here(capfd, "--model", out, "model", "calibrate", "--lfw", medium_lfw), "read-only")
+    finally:
+        (out / "sface_tuned.json").chmod(0o644)
+    assert file_digest(out / "sface_tuned.json") == before

@@ -100,6 +100,7 @@ def test_the_decision_grows_stricter_with_the_gallery(lfw_people, make_recognize
 def test_a_fit_on_part_of_lfw_matches_the_shipped_calibration(lfw_people, recognizer):
     """The package's fit (``faceapp model calibrate``, ``model import --lfw``) on these
     1,200 people's faces lands near the default model's card, fitted on all of LFW."""
+    from faceapp.errors import ModelError
     from faceapp.evaluation.open_set_fit import TooFewFaces, fit_open_set, shortfall
     from faceapp.recognition.decision import DEFAULT_TARGETS, OpenSetCalibration
 
@@ -122,6 +123,10 @@ def test_a_fit_on_part_of_lfw_matches_the_shipped_calibration(lfw_people, recogn
     assert "impostor pairs" in shortfall(few)
     with pytest.raises(TooFewFaces, match="too few faces"):
         fit_open_set(embeddings[: len(few)], few)
+    broken = embeddings[used].copy()
+    broken[3] = np.nan  # a diverged model's output: refused in one line, not fitted
+    with pytest.raises(ModelError, match="1 of .* embeddings are not finite"):
+        fit_open_set(broken, names)
 
 
 def _identify(capfd, gallery, photo) -> list[dict]:

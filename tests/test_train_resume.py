@@ -180,3 +180,7 @@ def test_from_shards_option_errors_are_one_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("faceapp: error: --max-images, --no-face: the faces of a shard folder are chosen when it is written")
     assert error.count("\n") == 1 and not (tmp_path / "m").exists()
+    assert main(["train", "--from-shards", str(tmp_path), "--out", str(tmp_path / "m"), "--multiple-faces", "skip", "-q"]) == 1
+    assert "--multiple-faces: the faces of a shard folder" in capsys.readouterr().err
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--exclude-folds", "9-10", "-q"]) == 1
+    assert "--exclude-folds needs --exclude-people-from-pairs" in capsys.readouterr().err

@@ -44,8 +44,9 @@ The result is checked against onnxruntime on the aligned faces of --check-images
 our LiteRT and TensorFlow paths, unit embeddings within 1e-4); a failed check writes
 nothing. Threshold presets: a model whose embeddings equal the shipped SFace's keeps its
 calibrated presets and open-set decision; any other needs --lfw DATA_DIR: the presets of
-`faceapp eval lfw`, and, when the set is large enough (1,000,000 impostor pairs and 30
-people with 5+ faces; the whole LFW set has 29.6 million and 260), the open-set decision
+`faceapp eval lfw`, and, when the set is large enough (1,000,000 impostor pairs, 30
+people with 5+ faces and 20 held-out people with 3+; the shared LFW set, the 7,701
+images of pairs.txt, has 29.6 million, 260 and about 400), the open-set decision
 fitted on its faces, so that the presets are false-alarm targets whatever the gallery's
 size (with a smaller set they act as fixed thresholds until `faceapp model calibrate`).
 --license is required: state the licence the model's authors give (it is copied into
@@ -61,9 +62,11 @@ impostor pair; their score distribution (a generalized Pareto tail above its 99.
 percentile) and how templates of one person add up make the model. The track's
 same-face and the visitors' join similarities are moved onto the model's scale too, and
 a held-out check (fitted on half of the people, measured on the other half) is printed
-and kept in the card. Needs 1,000,000 impostor pairs and 30 people with 5+ faces (the whole LFW set:
-29.6 million, 260); on 2 CPU cores the whole LFW set takes a few minutes. The shipped models
-come calibrated and are not changed."""
+and kept in the card. Needs 1,000,000 impostor pairs, 30 people with 5+ faces and 20
+held-out people with 3+ (the shared LFW set, the 7,701 images of pairs.txt: 29.6 million,
+260, about 400); on 2 CPU cores that set takes about 4 minutes. Plain embeddings (what
+galleries store): --flip-fusion is refused. A read-only card is refused before any work.
+The shipped models come calibrated and are not changed."""
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -240,6 +243,21 @@ def _lfw_open_set(embeddings: Any, dataset: Any, card: dict, out: Path) -> dict:
     return {k: v for k, v in fit.apply(card).items() if k in ("open_set", "tracking", "visitors")}
 
 
+def _check_writable(card_file: Path) -> None:
+    """A one-line error unless the card can be replaced: a read-only card (no write
+    permission: the user meant it to stay), a read-only file system or folder."""
+    import os
+    import stat
+
+    from faceapp.files import on_read_only_filesystem
+
+    target = card_file.resolve()
+    if not stat.S_IMODE(target.stat().st_mode) & 0o222 or not os.access(target, os.W_OK):
+        raise FaceAppError(f"{target}: the model card is read-only; make it writable (chmod u+w) to calibrate the model")
+    if on_read_only_filesystem(target) or not os.access(target.parent, os.W_OK):
+        raise FaceAppError(f"{target.parent}: cannot write there (read-only); copy the model directory somewhere writable")
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -249,22 +267,29 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from faceapp.cli.common import build_recognizer, show_progress
     from faceapp.embedding.modelcard import load_card
     from faceapp.evaluation.open_set_fit import embed_people, fit_open_set, shortfall
-    from faceapp.evaluation.report import write_report
+    from faceapp.files import write_json
     from faceapp.paths import DEFAULT_MODEL_DIR
+    from faceapp.vision.faces import FacePolicy
 
+    if args.flip_fusion:
+        raise FaceAppError("--flip-fusion: the open-set decision is fitted on plain embeddings (what galleries store); "
+                           "leave it out")
     card = load_card(args.model)
     path = card.card_file
     if path is None or path.resolve().is_relative_to(DEFAULT_MODEL_DIR.resolve()):
         raise FaceAppError(f"model {card.model_id} is a shipped model: it comes calibrated; give --model DIR of a model "
                            "made by `faceapp model import` or `faceapp train`")
+    _check_writable(path)  # before minutes of embedding
     recognizer = build_recognizer(args)
-    emb, names = embed_people(recognizer, args.lfw, progress=show_progress(args))
+    # The faces model import --lfw finds (a second, upscaled try; the one nearest the centre).
+    policy = FacePolicy(scales=(1.0, 2.0), pick="centre", no_face="skip")
+    emb, names = embed_people(recognizer, args.lfw, policy=policy, progress=show_progress(args))
     reason = shortfall(np.asarray(names))
     if reason is not None:
         raise FaceAppError(f"{args.lfw}: too few faces to fit the open-set decision: {reason}")
     fit = fit_open_set(emb, names, source=f"faceapp model calibrate --lfw {args.lfw}")
     data = json.loads(path.read_text(encoding="utf-8"))
-    write_report(path, fit.apply(data))
+    write_json(path, fit.apply(data), what="model card")
     load_card(path)  # the card still loads
     print(fit.summary())
     print(f"wrote the open-set decision into {path} (model {card.model_id}); the presets are now false-alarm targets")

@@ -74,6 +74,8 @@ def _people_filter(args) -> tuple[str, ...] | None:
     if args.people:
         listed = set(_read_people_file(args.people))
         people = listed if people is None else people & listed
+    if args.exclude_folds and not args.exclude_people_from_pairs:
+        raise TrainingError("--exclude-folds needs --exclude-people-from-pairs")
     if args.exclude_people_from_pairs:
         from faceapp.training.data import parse_folds as parse
 
@@ -99,7 +101,9 @@ def configs_from_args(args) -> tuple[Any, Any]:
         chosen_when_written = [option for option, value in (
             ("--people", args.people), ("--people-from-pairs", args.people_from_pairs),
             ("--exclude-people-from-pairs", args.exclude_people_from_pairs), ("--max-images", args.max_images),
-            ("--max-people", args.max_people), ("--no-face", args.no_face != "skip"), ("--cache-dir", args.cache_dir)) if value]
+            ("--max-people", args.max_people), ("--no-face", args.no_face != "skip"), ("--cache-dir", args.cache_dir),
+            ("--images-per-shard", args.images_per_shard != 1024), ("--shard-encoding", args.shard_encoding != "jpeg"),
+            ("--multiple-faces", args.multiple_faces != "pick")) if value]
         if chosen_when_written:
             raise TrainingError(f"{', '.join(chosen_when_written)}: the faces of a shard folder are chosen when it is written "
                                 "(faceapp train DATA_DIR --shards DIR ...); with --from-shards only --min-images, "

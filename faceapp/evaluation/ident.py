@@ -109,7 +109,7 @@ def discover_people(root: str | os.PathLike) -> dict[str, list[Path]]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"dataset folder not found: {root}")
+        raise DatasetError(f"{root}: not a folder (give the dataset's folder)" if root.exists() else f"dataset folder not found: {root}")
     lfw_images = root / "images"
     flat_folder = lfw_images if lfw_images.is_dir() and _images_in(lfw_images) else root
     people: dict[str, list[Path]] = {}

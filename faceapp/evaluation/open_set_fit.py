@@ -24,17 +24,21 @@ from typing import Any
 
 import numpy as np
 
-from faceapp.errors import FaceAppError
+from faceapp.errors import FaceAppError, ModelError
 from faceapp.recognition.decision import DEFAULT_TARGETS, DecisionRule, ImpostorTail, OpenSetCalibration, calibrate_gallery
 
 __all__ = ["OpenSetFit", "TooFewFaces", "embed_people", "fit_open_set", "shortfall"]
 
 BODY_GRID_START = 0.10
 TAIL_FRACTION = 1e-3
-#: The fit needs at least this many impostor pairs (1,000 of them above the tail's start)
-#: and this many people with 5+ images (the template exponent); LFW set has 29.6 million and 260.
+#: The fit needs at least this many impostor pairs (1,000 of them above the tail's start),
+#: this many people with 5+ images (the template exponent), and this many people with 3+
+#: images in the held-out half (its check); the shared LFW set (the 7,701 images of
+#: pairs.txt) has 29.6 million, 260 and about 400.
 MIN_IMPOSTOR_PAIRS = 1_000_000
 MIN_PEOPLE_WITH_5 = 30
+MIN_HELD_OUT_KNOWN = 20
+HELD_OUT_ENROLL = 2
 #: How often an impostor pair of the shipped SFace reaches the similarities the app's
 #: SFace-scale constants were set at: the decision floor (0.30), a track's same-face
 #: check (0.25: faceapp.recognition.live) and the visitors' join (0.50). Another model's
@@ -71,14 +75,25 @@ def impostor_pair_count(names: np.ndarray) -> int:
     return (n * (n - 1) - int(np.sum(counts * (counts - 1)))) // 2
 
 
+def _halves(names: np.ndarray) -> dict[str, int]:
+    """The held-out split of the people: 0 (fitted on) or 1 (held out), drawn with seed 0."""
+    people = sorted(set(names.tolist()))
+    order = np.random.default_rng(0).permutation(len(people))
+    return {people[i]: k % 2 for k, i in enumerate(order)}
+
+
 def shortfall(names: np.ndarray) -> str | None:
     """Why these faces are too few for :func:`fit_open_set` (None: enough)."""
+    names = np.asarray(names)
     pairs = impostor_pair_count(names)
-    _, counts = np.unique(names, return_counts=True)
+    people, counts = np.unique(names, return_counts=True)
     big = int(np.sum(counts >= 5))
-    if pairs < MIN_IMPOSTOR_PAIRS or big < MIN_PEOPLE_WITH_5:
-        return (f"{len(names):,} faces of {len(counts):,} people give {pairs:,} impostor pairs and {big} people with 5+ "
-                f"faces; the fit needs {MIN_IMPOSTOR_PAIRS:,} and {MIN_PEOPLE_WITH_5} (the whole LFW set has 29.6 million and 260)")
+    half = _halves(names)
+    held_out = sum(1 for person, count in zip(people.tolist(), counts) if half[person] == 1 and count > HELD_OUT_ENROLL)
+    if pairs < MIN_IMPOSTOR_PAIRS or big < MIN_PEOPLE_WITH_5 or held_out < MIN_HELD_OUT_KNOWN:
+        return (f"{len(names):,} faces of {len(counts):,} people give {pairs:,} impostor pairs, {big} people with 5+ faces "
+                f"and {held_out} held-out people with 3+; the fit needs {MIN_IMPOSTOR_PAIRS:,}, {MIN_PEOPLE_WITH_5} and "
+                f"{MIN_HELD_OUT_KNOWN} (the shared LFW set, the 7,701 images of pairs.txt: 29.6 million, 260 and about 400)")
     return None
 
 
@@ -91,24 +106,24 @@ def fit_tail(scores: np.ndarray, tail_fraction: float = TAIL_FRACTION) -> Impost
     p_u = float(np.mean(scores > u))
     shape, _, scale = genpareto.fit(scores[scores > u] - u, floc=0)
     grid = np.round(np.arange(BODY_GRID_START, u, 0.01), 2)
-    ordered = np.sort(scores)
+    ordered = scores if np.all(scores[1:] >= scores[:-1]) else np.sort(scores)
     body = tuple((float(t), float(1 - np.searchsorted(ordered, t, side="left") / len(ordered))) for t in [*grid, u])
     return ImpostorTail(body, u, p_u, float(shape), float(scale))
 
 
-def quantile_of(scores: np.ndarray, tail: ImpostorTail, rate: float) -> float:
-    """The similarity impostor ``scores`` exceed with probability ``rate``: from the scores
-    themselves, or beyond the fitted tail's start from the generalized Pareto tail."""
+def quantile_of(ordered: np.ndarray, tail: ImpostorTail, rate: float) -> float:
+    """The similarity impostor scores (``ordered``: sorted ascending) exceed with
+    probability ``rate``: from the scores themselves, or beyond the fitted tail's start
+    from the generalized Pareto tail."""
     if rate >= tail.p_u:
-        ordered = np.sort(scores)
         return round(float(ordered[int(np.ceil((1 - rate) * len(ordered))) - 1]), 4)
     return round(float(tail.threshold(rate)), 4)
 
 
-def mapped_constants(scores: np.ndarray, tail: ImpostorTail) -> dict[str, float]:
-    """The similarities this model's impostor pairs exceed as often as SFace's exceed its
-    constants (:data:`SFACE_EXCEEDANCE`)."""
-    return {name: quantile_of(scores, tail, rate) for name, rate in SFACE_EXCEEDANCE.items()}
+def mapped_constants(ordered: np.ndarray, tail: ImpostorTail) -> dict[str, float]:
+    """The similarities this model's impostor pairs (sorted) exceed as often as SFace's
+    exceed its constants (:data:`SFACE_EXCEEDANCE`)."""
+    return {name: quantile_of(ordered, tail, rate) for name, rate in SFACE_EXCEEDANCE.items()}
 
 
 def template_exponent(emb: np.ndarray, names: np.ndarray, thresholds: tuple[float, ...] = SFACE_BETA_THRESHOLDS) -> float:
@@ -130,7 +145,7 @@ def template_exponent(emb: np.ndarray, names: np.ndarray, thresholds: tuple[floa
                 hits += int((best >= threshold).sum())
                 total += len(best)
             rates[k] = hits / total
-        if rates[1] > 0 and all(rates[k] > 0 for k in (2, 3, 5)):
+        if rates[1] > 0:  # then every rates[k] > 0 too: k templates are hit at least as often
             ratios += [(np.log(k), np.log(rates[k] / rates[1])) for k in (2, 3, 5)]
     if not ratios:
         raise TooFewFaces("no impostor reaches the template exponent's thresholds: the faces are too few to fit it")
@@ -143,9 +158,7 @@ def template_exponent(emb: np.ndarray, names: np.ndarray, thresholds: tuple[floa
 def held_out_halves(emb: np.ndarray, names: np.ndarray, beta: float) -> tuple[OpenSetCalibration, dict[str, list[int]]]:
     """The held-out split: the calibration fitted on half of the people (chosen with seed
     0), and the other half's images, by person."""
-    people = sorted(set(names))
-    order = np.random.default_rng(0).permutation(len(people))
-    half = {people[i]: k % 2 for k, i in enumerate(order)}
+    half = _halves(np.asarray(names))
     part = np.array([half[n] for n in names])
     calibration = OpenSetCalibration(fit_tail(impostor_scores(emb[part == 0], names[part == 0])), template_exponent=beta)
     by: dict[str, list[int]] = defaultdict(list)
@@ -155,7 +168,7 @@ def held_out_halves(emb: np.ndarray, names: np.ndarray, beta: float) -> tuple[Op
     return calibration, by
 
 
-def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int = 2, seeds: int = 5,
+def held_out_check(emb: np.ndarray, names: np.ndarray, beta: float, enroll: int = HELD_OUT_ENROLL, seeds: int = 5,
                    fixed: float = SFACE_FIXED_THRESHOLD) -> list[dict]:
     """Calibrate on half of the people, measure on the other half (galleries of 10, 100,
     all): per gallery size and preset, the share of strangers' faces named and of known
@@ -224,10 +237,12 @@ class OpenSetFit:
                 f"in a gallery of {largest} people: {check}")
 
 
-def embed_people(recognizer: Any, root: Any, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def embed_people(recognizer: Any, root: Any, *, policy: Any = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The embeddings (float32 ``(N, D)`` unit rows) and person names of the faces found in
     a labelled folder (LFW's ``images/NAME_NNNN.jpg``, or one folder per person; see
-    :func:`faceapp.evaluation.ident.discover_people`); images without a face are left out."""
+    :func:`faceapp.evaluation.ident.discover_people`); images without a face are left out
+    (``policy``: a :class:`~faceapp.vision.faces.FacePolicy` with ``no_face="skip"``; default
+    one detection pass)."""
     from faceapp.evaluation.ident import discover_people
     from faceapp.evaluation.images import embed_images
     from faceapp.vision.faces import FacePolicy
@@ -235,7 +250,7 @@ def embed_people(recognizer: Any, root: Any, *, progress: bool = False) -> tuple
     people = discover_people(root)
     paths = [p for ps in people.values() for p in ps]
     names = np.array([name for name, ps in people.items() for _ in ps])
-    result = embed_images(recognizer, paths, FacePolicy(no_face="skip"), flip=False, progress=progress,
+    result = embed_images(recognizer, paths, policy or FacePolicy(no_face="skip"), flip=False, progress=progress,
                           description="labelled faces")
     return result.plain[result.usable], names[result.usable]
 
@@ -249,10 +264,14 @@ def fit_open_set(emb: np.ndarray, names: np.ndarray, *, sface_scale: bool = Fals
     similarities its impostors reach as often as SFace's reach them, and its same-face and
     visitors' join constants. Raises :class:`TooFewFaces` when the faces are too few."""
     names = np.asarray(names)
+    emb = np.asarray(emb)
+    broken = int(np.count_nonzero(~np.isfinite(emb).all(axis=1))) if emb.size else 0
+    if broken:
+        raise ModelError(f"{broken} of {len(emb)} embeddings are not finite numbers (NaN or infinite): the model is broken")
     reason = shortfall(names)
     if reason is not None:
         raise TooFewFaces(f"too few faces for an open-set fit: {reason}")
-    scores = impostor_scores(emb, names)
+    scores = np.sort(impostor_scores(emb, names))
     tail = fit_tail(scores)
     mapped = mapped_constants(scores, tail)
     if sface_scale:
