@@ -198,6 +198,24 @@ def sface_onnx() -> Path:
 
 
 @pytest.fixture(scope="session")
+def changed_sface(sface_onnx, tmp_path_factory) -> Path:
+    """SFace's layers with other weights (as a fine-tuned SFace would be): the embedding
+    layer's bias moved, so its embeddings (and their similarity scale) are its own."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(sface_onnx))
+    for init in model.graph.initializer:
+        if init.name == "pre_fc1_bias":
+            bias = numpy_helper.to_array(init).astype(np.float32)
+            init.CopyFrom(numpy_helper.from_array(bias + np.random.default_rng(1).normal(size=bias.shape).astype(np.float32), init.name))
+    path = tmp_path_factory.mktemp("changed") / "sface_tuned.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
 def fixture_faces(recognizer, fixtures_dir) -> dict:
     """Every fixture photo, read and detected once: ``{"obama/obama_1.jpg": (BGR image, [Detection])}``."""
     from faceapp.media.imageio import read_image

@@ -49,22 +49,6 @@ def medium_lfw(lfw_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def changed_sface(sface_onnx, tmp_path_factory) -> Path:
-    """SFace's layers with other weights: the embedding layer's bias moved."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(sface_onnx))
-    for init in model.graph.initializer:
-        if init.name == "pre_fc1_bias":
-            bias = numpy_helper.to_array(init).astype(np.float32)
-            init.CopyFrom(numpy_helper.from_array(bias + np.random.default_rng(1).normal(size=bias.shape).astype(np.float32), init.name))
-    path = tmp_path_factory.mktemp("changed") / "sface_tuned.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
 def imported(changed_sface, medium_lfw, tmp_path_factory) -> tuple[Path, str]:
     """The changed SFace imported with the two folds (the CLI, in this process) and what it printed."""
     import contextlib

@@ -266,21 +266,6 @@ def test_an_existing_folder_is_not_overwritten(capfd, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
-@pytest.fixture(scope="module")
-def changed_sface(sface_onnx, tmp_path_factory) -> Path:
-    """SFace's layers with other weights (as a fine-tuned SFace would be): its own embeddings."""
-    from onnx import numpy_helper
-
-    model = onnx.load(str(sface_onnx))
-    for init in model.graph.initializer:
-        if init.name == "pre_fc1_bias":
-            bias = numpy_helper.to_array(init).astype(np.float32)
-            init.CopyFrom(numpy_helper.from_array(bias + np.random.default_rng(1).normal(size=bias.shape).astype(np.float32), init.name))
-    path = tmp_path_factory.mktemp("changed") / "sface_tuned.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
 def tiny_lfw(lfw_dir: Path, folder: Path) -> Path:
     """The first 3 same-person and 3 different-person pairs of 2 folds of LFW."""
     lines = [line for line in (lfw_dir / "pairs.txt").read_text().splitlines()[1:] if line.strip()]
