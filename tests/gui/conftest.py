@@ -67,6 +67,16 @@ def isolated_qsettings(tmp_path_factory):
     yield root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def converted_liveness_networks(recognizer):
+    """The liveness networks converted for LiteRT before any window opens: the recognition
+    worker loads them on its first frame, and a first conversion (about 25 s on 2 cores
+    with an empty model cache, as in CI) would otherwise eat the tests' waits."""
+    from faceapp.vision.liveness import LivenessChecker
+
+    LivenessChecker(recognizer.card.directory, device="cpu")
+
+
 @pytest.fixture
 def settings(tmp_path):
     from faceapp.gui.settings import AppSettings
